@@ -1,0 +1,320 @@
+//! File classes: what a path in a candidate's repository is for.
+//!
+//! A path-only heuristic (no content is read): cheap enough to run on every
+//! file of every commit. The order of the checks matters and is documented in
+//! [`classify`].
+
+use serde::{Deserialize, Serialize};
+
+/// What a file is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileClass {
+    /// Program source.
+    Source,
+    /// Tests and their fixtures.
+    Tests,
+    /// Documentation (README, docs/, Markdown).
+    Docs,
+    /// Build configuration and dependency declarations (config+deps).
+    Config,
+    /// Jupyter notebooks.
+    Notebooks,
+    /// Data, models and other binary assets.
+    Data,
+    /// Generated or vendored files (build output, node_modules, vendor/).
+    Generated,
+    /// Anything else.
+    Other,
+}
+
+impl FileClass {
+    /// Every class, in display order.
+    pub const ALL: [FileClass; 8] = [
+        FileClass::Source,
+        FileClass::Tests,
+        FileClass::Docs,
+        FileClass::Config,
+        FileClass::Notebooks,
+        FileClass::Data,
+        FileClass::Generated,
+        FileClass::Other,
+    ];
+
+    /// The stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileClass::Source => "source",
+            FileClass::Tests => "tests",
+            FileClass::Docs => "docs",
+            FileClass::Config => "config",
+            FileClass::Notebooks => "notebooks",
+            FileClass::Data => "data",
+            FileClass::Generated => "generated",
+            FileClass::Other => "other",
+        }
+    }
+
+    /// Index into [`FileClass::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+const GENERATED_DIRS: &[&str] = &[
+    "node_modules",
+    "vendor",
+    "third_party",
+    "third-party",
+    "dist",
+    "build",
+    "target",
+    "__pycache__",
+    ".venv",
+    "venv",
+    "env",
+    "site-packages",
+    ".tox",
+    ".pytest_cache",
+    ".mypy_cache",
+    ".ipynb_checkpoints",
+    "coverage",
+    "htmlcov",
+    ".next",
+    "out",
+];
+const GENERATED_EXT: &[&str] = &[
+    "pyc", "pyo", "class", "o", "so", "dylib", "dll", "exe", "a", "map",
+];
+const DOC_EXT: &[&str] = &["md", "markdown", "rst", "adoc", "txt", "pdf", "org"];
+const CONFIG_NAMES: &[&str] = &[
+    "requirements.txt",
+    "pyproject.toml",
+    "setup.py",
+    "setup.cfg",
+    "pipfile",
+    "pipfile.lock",
+    "poetry.lock",
+    "uv.lock",
+    "environment.yml",
+    "environment.yaml",
+    "cargo.toml",
+    "cargo.lock",
+    "package.json",
+    "package-lock.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "tsconfig.json",
+    "go.mod",
+    "go.sum",
+    "pom.xml",
+    "build.gradle",
+    "makefile",
+    "dockerfile",
+    "docker-compose.yml",
+    "docker-compose.yaml",
+    ".gitignore",
+    ".gitattributes",
+    ".dockerignore",
+    "tox.ini",
+    "pytest.ini",
+    "noxfile.py",
+    ".editorconfig",
+    ".pre-commit-config.yaml",
+    "manifest.in",
+    "justfile",
+    ".python-version",
+    "rust-toolchain.toml",
+    "jest.config.js",
+    "vitest.config.ts",
+    "vite.config.ts",
+    "vite.config.js",
+    "babel.config.js",
+    ".eslintrc.json",
+    ".eslintrc.js",
+    ".prettierrc",
+    "mypy.ini",
+    ".flake8",
+    "ruff.toml",
+];
+const CONFIG_EXT: &[&str] = &["toml", "yaml", "yml", "ini", "cfg", "conf", "lock"];
+const DATA_EXT: &[&str] = &[
+    "csv",
+    "tsv",
+    "json",
+    "jsonl",
+    "ndjson",
+    "parquet",
+    "feather",
+    "arrow",
+    "xlsx",
+    "xls",
+    "pkl",
+    "pickle",
+    "joblib",
+    "h5",
+    "hdf5",
+    "npy",
+    "npz",
+    "pt",
+    "pth",
+    "ckpt",
+    "onnx",
+    "safetensors",
+    "gguf",
+    "bin",
+    "zip",
+    "gz",
+    "tgz",
+    "bz2",
+    "xz",
+    "tar",
+    "7z",
+    "png",
+    "jpg",
+    "jpeg",
+    "gif",
+    "bmp",
+    "tif",
+    "tiff",
+    "webp",
+    "svg",
+    "ico",
+    "mp3",
+    "wav",
+    "mp4",
+    "avi",
+    "mov",
+    "sqlite",
+    "db",
+    "xml",
+    "dat",
+    "model",
+    "weights",
+    "tfrecord",
+];
+const SOURCE_EXT: &[&str] = &[
+    "py", "pyx", "rs", "js", "mjs", "cjs", "ts", "tsx", "jsx", "go", "java", "kt", "kts", "scala",
+    "c", "h", "cc", "cpp", "cxx", "hpp", "hh", "cs", "fs", "rb", "php", "swift", "m", "mm", "r",
+    "jl", "lua", "pl", "pm", "sh", "bash", "zsh", "ps1", "sql", "html", "htm", "css", "scss",
+    "sass", "less", "vue", "svelte", "ex", "exs", "erl", "hs", "ml", "mli", "clj", "dart", "zig",
+    "nim", "proto", "graphql", "sol", "tf",
+];
+const TEST_DIRS: &[&str] = &[
+    "test",
+    "tests",
+    "__tests__",
+    "spec",
+    "specs",
+    "testing",
+    "test_data",
+    "testdata",
+];
+
+/// Classifies a repository path (with `/` separators). Checks, in order:
+/// generated/vendored directories and artefacts; notebooks; documentation by
+/// name or extension; configuration and dependency files; tests (by directory
+/// or by the naming conventions of pytest, Go, Jest and friends); data by
+/// extension or a `data/` directory; source by extension; otherwise other.
+pub fn classify(path: &str) -> FileClass {
+    let lower = path.to_ascii_lowercase();
+    let mut parts: Vec<&str> = lower.split('/').collect();
+    let name = parts.pop().unwrap_or("");
+    let dirs = parts;
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+
+    if dirs
+        .iter()
+        .any(|d| GENERATED_DIRS.contains(d) || d.ends_with(".egg-info"))
+        || GENERATED_EXT.contains(&ext)
+        || name.ends_with(".min.js")
+        || name.ends_with(".min.css")
+    {
+        return FileClass::Generated;
+    }
+    if ext == "ipynb" {
+        return FileClass::Notebooks;
+    }
+    let is_requirements = name.starts_with("requirements") && ext == "txt";
+    if CONFIG_NAMES.contains(&name) || is_requirements || dirs.first() == Some(&".github") {
+        return FileClass::Config;
+    }
+    let stem = name.split('.').next().unwrap_or("");
+    if (DOC_EXT.contains(&ext) && !is_requirements)
+        || matches!(
+            stem,
+            "readme"
+                | "license"
+                | "licence"
+                | "changelog"
+                | "contributing"
+                | "authors"
+                | "notice"
+                | "copying"
+        )
+        || dirs.first().is_some_and(|d| *d == "docs" || *d == "doc")
+    {
+        return FileClass::Docs;
+    }
+    let test_name = name.starts_with("test_")
+        || name == "conftest.py"
+        || stem.ends_with("_test")
+        || name.contains(".test.")
+        || name.contains(".spec.")
+        || name.ends_with("_spec.rb")
+        || ((stem.ends_with("test") || stem.ends_with("tests"))
+            && matches!(ext, "java" | "kt" | "cs" | "scala" | "swift"));
+    if test_name || dirs.iter().any(|d| TEST_DIRS.contains(d)) {
+        return FileClass::Tests;
+    }
+    if CONFIG_EXT.contains(&ext) {
+        return FileClass::Config;
+    }
+    if DATA_EXT.contains(&ext)
+        || dirs
+            .iter()
+            .any(|d| matches!(*d, "data" | "datasets" | "models" | "assets"))
+    {
+        return FileClass::Data;
+    }
+    if SOURCE_EXT.contains(&ext) || (ext.is_empty() && dirs.first() == Some(&"bin")) {
+        return FileClass::Source;
+    }
+    FileClass::Other
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(path: &str, expected: FileClass) {
+        assert_eq!(classify(path), expected, "{path}");
+    }
+
+    #[test]
+    fn classifies_common_layouts() {
+        check("src/main.rs", FileClass::Source);
+        check("churn/model.py", FileClass::Source);
+        check("tests/test_model.py", FileClass::Tests);
+        check("test_model.py", FileClass::Tests);
+        check("pkg/handler_test.go", FileClass::Tests);
+        check("web/app.test.ts", FileClass::Tests);
+        check("tests/fixtures/input.csv", FileClass::Tests);
+        check("README.md", FileClass::Docs);
+        check("docs/design.rst", FileClass::Docs);
+        check("LICENSE", FileClass::Docs);
+        check("requirements-dev.txt", FileClass::Config);
+        check("pyproject.toml", FileClass::Config);
+        check("Cargo.lock", FileClass::Config);
+        check(".github/workflows/ci.yml", FileClass::Config);
+        check("analysis.ipynb", FileClass::Notebooks);
+        check("data/train.csv", FileClass::Data);
+        check("model.pkl", FileClass::Data);
+        check("node_modules/left-pad/index.js", FileClass::Generated);
+        check("pkg/__pycache__/x.cpython-311.pyc", FileClass::Generated);
+        check("static/app.min.js", FileClass::Generated);
+        check("src/test/java/FooTest.java", FileClass::Tests);
+        check("app/FooTest.kt", FileClass::Tests);
+        check("Procfile", FileClass::Other);
+    }
+}

@@ -1,0 +1,385 @@
+//! Fetching: a bare mirror per repository under the data directory, updated
+//! incrementally, and the choice of the graded commit (ref + deadline).
+//!
+//! Everything here is blocking (libgit2); the pipeline calls it from
+//! `spawn_blocking`. No git CLI is used, so no hooks, filters or config from the
+//! candidate's repository ever run.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use git2::{
+    AutotagOption, Cred, CredentialType, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect,
+    Repository,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::source::{RemoteUrl, RepoSource};
+use crate::config::Limits;
+use crate::outcome::{Failure, OutcomeKind};
+
+/// What a fetch needs to know.
+#[derive(Debug, Clone)]
+pub struct FetchRequest<'a> {
+    /// Where the repository is.
+    pub source: &'a RepoSource,
+    /// Branch, tag or commit; `None` means the remote's HEAD.
+    pub git_ref: Option<&'a str>,
+    /// Grade the newest first-parent commit at or before this instant.
+    pub deadline: Option<DateTime<Utc>>,
+    /// The data directory (mirrors live in `DATA_DIR/mirrors`).
+    pub data_dir: &'a Path,
+    /// Size and time limits.
+    pub limits: &'a Limits,
+    /// Private key for ssh; the agent is used without one.
+    pub ssh_key: Option<&'a Path>,
+}
+
+/// The result of a fetch: a mirror holding the graded commit.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Fetched {
+    /// The bare mirror.
+    pub mirror: PathBuf,
+    /// The graded commit.
+    pub commit: String,
+    /// The ref name that was resolved (`HEAD` when none was asked for).
+    pub resolved_ref: String,
+    /// The ref's tip (differs from `commit` when a deadline cut commits off).
+    pub tip: String,
+    /// First-parent commits after the deadline, newest first (at most 1,000).
+    pub after_deadline: Vec<String>,
+    /// Bytes received over the network (0 when the mirror was up to date).
+    pub bytes_received: u64,
+}
+
+/// The directory of the mirror for `source` under `data_dir`.
+pub fn mirror_path(data_dir: &Path, source: &RepoSource) -> PathBuf {
+    let key = match source {
+        RepoSource::Local(p) => format!(
+            "local:{}",
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+        ),
+        RepoSource::Remote(r) => format!("remote:{}", r.url),
+    };
+    let digest = Sha256::digest(key.as_bytes());
+    data_dir
+        .join("mirrors")
+        .join(format!("{}.git", &hex::encode(digest)[..24]))
+}
+
+/// Fetches `req.source` into its mirror and picks the graded commit.
+pub fn fetch(req: &FetchRequest<'_>) -> Result<Fetched, Failure> {
+    let mirror = mirror_path(req.data_dir, req.source);
+    let parent = mirror.parent().expect("mirror path has a parent");
+    std::fs::create_dir_all(parent)
+        .map_err(|e| Failure::infra(format!("cannot create {}: {e}", parent.display())))?;
+    // One fetch per mirror at a time, across threads and processes.
+    let lock_path = mirror.with_extension("lock");
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Failure::infra(format!("cannot open {}: {e}", lock_path.display())))?;
+    lock.lock()
+        .map_err(|e| Failure::infra(format!("cannot lock {}: {e}", lock_path.display())))?;
+
+    let repo = open_or_init_mirror(&mirror)?;
+    let bytes_received = update_mirror(&repo, req)?;
+    let (resolved_ref, tip) = resolve_ref(&repo, req.git_ref)?;
+    let (commit, after_deadline) = apply_deadline(&repo, tip, req.deadline, req.limits.commits)?;
+    Ok(Fetched {
+        mirror,
+        commit: commit.to_string(),
+        resolved_ref,
+        tip: tip.to_string(),
+        after_deadline,
+        bytes_received,
+    })
+}
+
+fn open_or_init_mirror(mirror: &Path) -> Result<Repository, Failure> {
+    // A mirror whose creation was interrupted lacks the marker; start it again.
+    let marker = mirror.join("assay-mirror");
+    if marker.is_file() {
+        return Repository::open_bare(mirror).map_err(|e| {
+            Failure::infra(format!(
+                "cannot open mirror {}: {}",
+                mirror.display(),
+                e.message()
+            ))
+        });
+    }
+    if mirror.exists() {
+        std::fs::remove_dir_all(mirror).map_err(|e| {
+            Failure::infra(format!(
+                "cannot remove broken mirror {}: {e}",
+                mirror.display()
+            ))
+        })?;
+    }
+    let repo = Repository::init_bare(mirror).map_err(|e| {
+        Failure::infra(format!(
+            "cannot create mirror {}: {}",
+            mirror.display(),
+            e.message()
+        ))
+    })?;
+    std::fs::write(&marker, b"assay bare mirror\n")
+        .map_err(|e| Failure::infra(format!("cannot write {}: {e}", marker.display())))?;
+    Ok(repo)
+}
+
+/// Fetches every branch, tag and HEAD into the mirror; returns bytes received.
+fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failure> {
+    let url = match req.source {
+        RepoSource::Local(p) => {
+            if !p.exists() {
+                return Err(Failure::new(
+                    OutcomeKind::Unreachable,
+                    format!("{}: no such directory", p.display()),
+                ));
+            }
+            // libgit2's local transport copies objects (no hard links), like
+            // CloneLocal::None for a clone.
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        }
+        RepoSource::Remote(r) => r.url.clone(),
+    };
+    let started = Instant::now();
+    let max_time = Duration::from_secs(req.limits.fetch_seconds);
+    let max_bytes = req.limits.fetch_bytes;
+    let too_big = AtomicBool::new(false);
+    let too_slow = AtomicBool::new(false);
+    let received = std::sync::atomic::AtomicU64::new(0);
+    let mut auth_attempts = 0u32;
+
+    let mut callbacks = RemoteCallbacks::new();
+    callbacks.transfer_progress(|stats| {
+        received.store(stats.received_bytes() as u64, Ordering::Relaxed);
+        if stats.received_bytes() as u64 > max_bytes {
+            too_big.store(true, Ordering::Relaxed);
+            return false;
+        }
+        if started.elapsed() > max_time {
+            too_slow.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    });
+    callbacks.sideband_progress(|_| {
+        if started.elapsed() > max_time {
+            too_slow.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    });
+    let remote_url: Option<&RemoteUrl> = match req.source {
+        RepoSource::Remote(r) => Some(r),
+        RepoSource::Local(_) => None,
+    };
+    let ssh_key = req.ssh_key.map(Path::to_path_buf);
+    callbacks.credentials(move |_url, username_from_url, allowed| {
+        auth_attempts += 1;
+        if auth_attempts > 3 {
+            return Err(git2::Error::from_str("credentials rejected"));
+        }
+        let Some(r) = remote_url else {
+            return Err(git2::Error::from_str("no credentials for a local path"));
+        };
+        let user = r.username.as_deref().or(username_from_url).unwrap_or("git");
+        if allowed.contains(CredentialType::SSH_KEY) {
+            return match &ssh_key {
+                Some(key) => Cred::ssh_key(user, None, key, None),
+                None => Cred::ssh_key_from_agent(user),
+            };
+        }
+        if allowed.contains(CredentialType::USER_PASS_PLAINTEXT) {
+            if let Some(pw) = &r.password {
+                return Cred::userpass_plaintext(user, pw.expose());
+            }
+            if let Some(u) = &r.username {
+                // A token given as the user name alone (https://TOKEN@host/…).
+                return Cred::userpass_plaintext(u, "");
+            }
+        }
+        if allowed.contains(CredentialType::USERNAME) {
+            return Cred::username(user);
+        }
+        Err(git2::Error::from_str(
+            "the remote asks for credentials the cohort does not give",
+        ))
+    });
+
+    let mut opts = FetchOptions::new();
+    opts.remote_callbacks(callbacks);
+    opts.download_tags(AutotagOption::None);
+    // A redirect could lead to a host the SSRF check never saw.
+    opts.follow_redirects(RemoteRedirect::None);
+    let mut remote = repo
+        .remote_anonymous(&url)
+        .map_err(|e| Failure::infra(format!("cannot set up remote {url}: {}", e.message())))?;
+    let refspecs = [
+        "+refs/heads/*:refs/heads/*",
+        "+refs/tags/*:refs/tags/*",
+        "+HEAD:refs/assay/HEAD",
+    ];
+    let result = remote.fetch(&refspecs, Some(&mut opts), None);
+    drop(opts);
+    if let Err(e) = result {
+        if too_big.load(Ordering::Relaxed) {
+            return Err(Failure::new(
+                OutcomeKind::FetchTooLarge,
+                format!("{url}: fetch exceeded limits.fetch_bytes ({max_bytes} bytes)"),
+            ));
+        }
+        if too_slow.load(Ordering::Relaxed) {
+            return Err(Failure::new(
+                OutcomeKind::FetchTimeout,
+                format!(
+                    "{url}: fetch took longer than limits.fetch_seconds ({}s)",
+                    max_time.as_secs()
+                ),
+            ));
+        }
+        // An empty remote has no HEAD to fetch; that is a result, not an error.
+        if repo
+            .references()
+            .map(|mut r| r.next().is_none())
+            .unwrap_or(false)
+            && is_missing_head(&e)
+        {
+            return Err(Failure::new(
+                OutcomeKind::EmptyRepository,
+                format!("{url}: the repository has no commits"),
+            ));
+        }
+        let kind = match e.code() {
+            git2::ErrorCode::Auth => OutcomeKind::AuthFailed,
+            git2::ErrorCode::Certificate => OutcomeKind::Unreachable,
+            _ => match e.class() {
+                git2::ErrorClass::Net
+                | git2::ErrorClass::Http
+                | git2::ErrorClass::Ssh
+                | git2::ErrorClass::Os => OutcomeKind::Unreachable,
+                git2::ErrorClass::Repository | git2::ErrorClass::Reference
+                    if remote_url.is_none() =>
+                {
+                    OutcomeKind::Unreachable
+                }
+                _ => OutcomeKind::InfraError,
+            },
+        };
+        return Err(Failure::new(
+            kind,
+            format!("{url}: fetch failed: {}", e.message()),
+        ));
+    }
+    Ok(received.load(Ordering::Relaxed))
+}
+
+fn is_missing_head(e: &git2::Error) -> bool {
+    let m = e.message().to_ascii_lowercase();
+    m.contains("head")
+        || m.contains("no match")
+        || m.contains("not found")
+        || m.contains("reference")
+}
+
+/// Resolves the requested ref (or HEAD) in the mirror to a commit.
+fn resolve_ref(repo: &Repository, git_ref: Option<&str>) -> Result<(String, Oid), Failure> {
+    let empty = || {
+        repo.references()
+            .map(|mut r| r.next().is_none())
+            .unwrap_or(true)
+    };
+    let Some(name) = git_ref else {
+        return match repo
+            .find_reference("refs/assay/HEAD")
+            .and_then(|r| r.peel_to_commit())
+        {
+            Ok(c) => Ok(("HEAD".to_string(), c.id())),
+            Err(_) if empty() => Err(Failure::new(
+                OutcomeKind::EmptyRepository,
+                "the repository has no commits",
+            )),
+            Err(_) => Err(Failure::new(
+                OutcomeKind::RefNotFound,
+                "the remote has no HEAD; name a branch with ref = \"...\" in the cohort",
+            )),
+        };
+    };
+    for candidate in [
+        format!("refs/heads/{name}"),
+        format!("refs/tags/{name}"),
+        name.to_string(),
+    ] {
+        if let Ok(c) = repo
+            .find_reference(&candidate)
+            .and_then(|r| r.peel_to_commit())
+        {
+            return Ok((candidate, c.id()));
+        }
+    }
+    if name.len() >= 7 && name.chars().all(|c| c.is_ascii_hexdigit()) {
+        if let Ok(c) = repo.revparse_single(name).and_then(|o| o.peel_to_commit()) {
+            return Ok((c.id().to_string(), c.id()));
+        }
+    }
+    if empty() {
+        return Err(Failure::new(
+            OutcomeKind::EmptyRepository,
+            "the repository has no commits",
+        ));
+    }
+    Err(Failure::new(
+        OutcomeKind::RefNotFound,
+        format!("no branch, tag or commit named {name:?} in the repository"),
+    ))
+}
+
+/// Walks the first-parent chain from `tip` to the newest commit whose committer
+/// date is at or before `deadline`. Returns it and the commits skipped.
+fn apply_deadline(
+    repo: &Repository,
+    tip: Oid,
+    deadline: Option<DateTime<Utc>>,
+    max_commits: u64,
+) -> Result<(Oid, Vec<String>), Failure> {
+    let Some(deadline) = deadline else {
+        return Ok((tip, Vec::new()));
+    };
+    let limit = deadline.timestamp();
+    let mut after = Vec::new();
+    let mut current = repo
+        .find_commit(tip)
+        .map_err(|e| Failure::infra(format!("cannot read commit {tip}: {}", e.message())))?;
+    for _ in 0..max_commits {
+        if current.committer().when().seconds() <= limit {
+            return Ok((current.id(), after));
+        }
+        if after.len() < 1000 {
+            after.push(current.id().to_string());
+        }
+        match current.parent(0) {
+            Ok(p) => current = p,
+            Err(_) => break,
+        }
+    }
+    Err(Failure::new(
+        OutcomeKind::NoCommitBeforeDeadline,
+        format!(
+            "no commit of the ref is dated at or before the deadline {}",
+            deadline.to_rfc3339()
+        ),
+    ))
+}

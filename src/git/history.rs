@@ -1,0 +1,1199 @@
+//! History: how the candidate worked, read from the commits (git2 + rayon).
+//!
+//! Pure over a repository path and a commit: no network, no writes. Commits are
+//! diffed in parallel (one `Repository` per rayon worker, since git2's
+//! `Repository` is not `Sync`); everything after that is plain arithmetic over
+//! the per-commit facts, so it is easy to test with scripted histories.
+//!
+//! Every finding becomes a [`Signal`] with a stable id (`H1`, `H2`, …) assigned
+//! in a fixed order of kinds, and a one-line description that cites commits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use chrono::{DateTime, TimeZone, Utc};
+use git2::{
+    Delta, DiffOptions, ObjectType, Oid, Patch, Repository, Sort, TreeWalkMode, TreeWalkResult,
+};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::classify::{classify, FileClass};
+use super::export::is_lfs_pointer;
+use crate::outcome::{Failure, OutcomeKind};
+
+/// A gap between commits longer than this starts a new work session.
+pub const SESSION_GAP_SECS: i64 = 2 * 3600;
+/// The largest commit holding at least this share of the final lines is a single dump.
+pub const SINGLE_DUMP_SHARE: f64 = 0.8;
+/// Commits this far in the future (clock skew allowance) are flagged.
+const FUTURE_SLACK_SECS: i64 = 3600;
+/// A committer date this far before its author date is flagged as backdated.
+const BACKDATE_SECS: i64 = 3600;
+/// A first-parent step back in time by more than this is non-monotonic.
+const NON_MONOTONIC_SECS: i64 = 300;
+/// Consecutive commits authored at most this far apart belong to one burst.
+const BURST_GAP_SECS: i64 = 5;
+/// A burst this long is a replayed history.
+const BURST_MIN_COMMITS: usize = 8;
+/// At most this many commits are cited by one signal.
+const MAX_CITED: usize = 20;
+/// Growth curve points kept in the report.
+const GROWTH_POINTS: usize = 50;
+/// Blobs above this size are not counted for lines in the final tree.
+const MAX_COUNTED_BLOB: usize = 8 << 20;
+
+/// What [`analyze`] needs.
+#[derive(Debug, Clone)]
+pub struct HistoryInput<'a> {
+    /// A repository (bare or not).
+    pub repo: &'a Path,
+    /// The graded commit.
+    pub commit: &'a str,
+    /// "Now", for spotting future-dated commits.
+    pub now: DateTime<Utc>,
+    /// Most commits to read before giving up with `too_many_commits`.
+    pub max_commits: u64,
+    /// Commits after the deadline that were left out (from the fetch).
+    pub after_deadline: &'a [String],
+    /// Salt for anonymised author ids (the cohort name, say).
+    pub salt: &'a str,
+}
+
+/// Lines and files changed in one class.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassChange {
+    /// Files touched.
+    pub files: u32,
+    /// Lines added.
+    pub added: u64,
+    /// Lines removed.
+    pub removed: u64,
+}
+
+/// One commit, as the report shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommitInfo {
+    /// Full sha.
+    pub sha: String,
+    /// Anonymised author id.
+    pub author: String,
+    /// Author date (UTC).
+    pub author_time: DateTime<Utc>,
+    /// Committer date (UTC).
+    pub committer_time: DateTime<Utc>,
+    /// First line of the message, at most 200 characters.
+    pub summary: String,
+    /// A merge commit (not diffed, like `git log --numstat`).
+    pub merge: bool,
+    /// Part of a template set apart from the candidate's work.
+    pub template: bool,
+    /// Changes by file class (classes with no change left out).
+    pub changes: BTreeMap<FileClass, ClassChange>,
+    /// Message and content flags: `vague`, `conventional`, `claims_tests_without_tests`, `readme_results`.
+    pub flags: Vec<String>,
+}
+
+impl CommitInfo {
+    fn added(&self) -> u64 {
+        self.changes.values().map(|c| c.added).sum()
+    }
+    fn has(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+    fn work_added(&self) -> u64 {
+        self.changes
+            .iter()
+            .filter(|(k, _)| !matches!(k, FileClass::Generated | FileClass::Data))
+            .map(|(_, c)| c.added)
+            .sum()
+    }
+}
+
+/// A work session: commits with no gap over two hours between them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    /// First commit's author date.
+    pub start: DateTime<Utc>,
+    /// Last commit's author date.
+    pub end: DateTime<Utc>,
+    /// Commits, oldest first.
+    pub commits: Vec<String>,
+    /// Lines added in the session.
+    pub added: u64,
+    /// Lines removed in the session.
+    pub removed: u64,
+}
+
+/// One author, anonymised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthorInfo {
+    /// `a-` and eight hex digits; stable for one salt.
+    pub id: String,
+    /// Commits authored.
+    pub commits: u64,
+    /// Whose commits are a template set apart (not the candidate's work).
+    pub template: bool,
+}
+
+/// The largest commit of the candidate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LargestCommit {
+    /// Its sha.
+    pub commit: String,
+    /// Lines it added (outside generated and data files).
+    pub added: u64,
+    /// Its share of the final lines the candidate wrote, 0 to 1.
+    pub share: f64,
+}
+
+/// A point on the test-to-source growth curve.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrowthPoint {
+    /// The commit after which the counts hold.
+    pub commit: String,
+    /// Its author date.
+    pub at: DateTime<Utc>,
+    /// Net source lines so far.
+    pub source_lines: i64,
+    /// Net test lines so far.
+    pub test_lines: i64,
+}
+
+/// One finding, an evidence item with a stable id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signal {
+    /// `H1`, `H2`, …
+    pub id: String,
+    /// A stable snake_case kind.
+    pub kind: String,
+    /// One line for humans, citing commits by short sha.
+    pub description: String,
+    /// The commits it is about (at most 20).
+    pub commits: Vec<String>,
+}
+
+/// The iteration history of one repository at one commit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryReport {
+    /// Document version.
+    pub schema: String,
+    /// The graded commit.
+    pub commit: String,
+    /// Commits reachable from it.
+    pub commit_count: u64,
+    /// Authors, anonymised, most commits first.
+    pub authors: Vec<AuthorInfo>,
+    /// Work sessions of the candidate, oldest first.
+    pub sessions: Vec<Session>,
+    /// Files in the graded tree by class.
+    pub files_by_class: BTreeMap<FileClass, u64>,
+    /// Text lines in the graded tree by class.
+    pub lines_by_class: BTreeMap<FileClass, u64>,
+    /// Seconds from the candidate's first commit to the first commit with tests.
+    pub first_tests_after_s: Option<i64>,
+    /// Seconds from the candidate's first commit to the first README content on results or decisions.
+    pub first_readme_results_after_s: Option<i64>,
+    /// The candidate's largest commit.
+    pub largest_commit: Option<LargestCommit>,
+    /// Net source and test lines over time (at most 50 points).
+    pub growth: Vec<GrowthPoint>,
+    /// Git LFS pointer files in the graded tree.
+    pub lfs_pointers: Vec<String>,
+    /// Commits after the deadline that were not graded.
+    pub after_deadline: Vec<String>,
+    /// Every commit, oldest first.
+    pub commits: Vec<CommitInfo>,
+    /// Findings, in id order.
+    pub signals: Vec<Signal>,
+}
+
+/// Reads the history of `input.commit` in `input.repo`.
+pub fn analyze(input: &HistoryInput<'_>) -> Result<HistoryReport, Failure> {
+    let repo = Repository::open(input.repo).map_err(|e| {
+        Failure::infra(format!(
+            "cannot open {}: {}",
+            input.repo.display(),
+            e.message()
+        ))
+    })?;
+    let head = repo
+        .revparse_single(input.commit)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| {
+            Failure::new(
+                OutcomeKind::RefNotFound,
+                format!("no commit {:?}: {}", input.commit, e.message()),
+            )
+        })?;
+    let oids = walk(&repo, head.id(), input.max_commits)?;
+
+    let path = input.repo.to_path_buf();
+    let facts: Vec<Result<CommitFacts, Failure>> = oids
+        .par_iter()
+        .map_init(
+            || Repository::open(&path),
+            |repo, oid| match repo {
+                Ok(repo) => commit_facts(repo, *oid, input.salt),
+                Err(e) => Err(Failure::infra(format!(
+                    "cannot open {}: {}",
+                    path.display(),
+                    e.message()
+                ))),
+            },
+        )
+        .collect();
+    let facts: Vec<CommitFacts> = facts.into_iter().collect::<Result<_, _>>()?;
+    let tree = tree_facts(&repo, head.id())?;
+    let first_parent_chain = first_parent_times(&repo, head.id(), input.max_commits)?;
+    Ok(build_report(
+        input,
+        head.id(),
+        facts,
+        tree,
+        &first_parent_chain,
+    ))
+}
+
+/// Ancestors of `head`, oldest first (parents before children).
+fn walk(repo: &Repository, head: Oid, max: u64) -> Result<Vec<Oid>, Failure> {
+    let infra = |e: git2::Error| Failure::infra(format!("cannot walk history: {}", e.message()));
+    let mut walk = repo.revwalk().map_err(infra)?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME | Sort::REVERSE)
+        .map_err(infra)?;
+    walk.push(head).map_err(infra)?;
+    let mut oids = Vec::new();
+    for oid in walk {
+        oids.push(oid.map_err(infra)?);
+        if oids.len() as u64 > max {
+            return Err(Failure::new(
+                OutcomeKind::TooManyCommits,
+                format!("the history has more than limits.commits ({max}) commits"),
+            ));
+        }
+    }
+    Ok(oids)
+}
+
+/// (sha, committer seconds) along the first-parent chain, newest first.
+fn first_parent_times(
+    repo: &Repository,
+    head: Oid,
+    max: u64,
+) -> Result<Vec<(String, i64)>, Failure> {
+    let mut out = Vec::new();
+    let mut current = repo
+        .find_commit(head)
+        .map_err(|e| Failure::infra(e.message().to_string()))?;
+    loop {
+        out.push((
+            current.id().to_string(),
+            current.committer().when().seconds(),
+        ));
+        if out.len() as u64 >= max {
+            break;
+        }
+        match current.parent(0) {
+            Ok(p) => current = p,
+            Err(_) => break,
+        }
+    }
+    Ok(out)
+}
+
+/// What one commit did, before aggregation.
+#[derive(Debug, Clone)]
+struct CommitFacts {
+    info: CommitInfo,
+    email_key: String,
+}
+
+fn commit_facts(repo: &Repository, oid: Oid, salt: &str) -> Result<CommitFacts, Failure> {
+    let infra =
+        |e: git2::Error| Failure::infra(format!("cannot read commit {oid}: {}", e.message()));
+    let commit = repo.find_commit(oid).map_err(infra)?;
+    let author = commit.author();
+    let email_key = String::from_utf8_lossy(author.email_bytes())
+        .trim()
+        .to_lowercase();
+    let email_key = if email_key.is_empty() {
+        String::from_utf8_lossy(author.name_bytes()).to_lowercase()
+    } else {
+        email_key
+    };
+    let summary: String = String::from_utf8_lossy(commit.message_bytes())
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(200)
+        .collect();
+    let parents = commit.parent_count();
+    let mut changes: BTreeMap<FileClass, ClassChange> = BTreeMap::new();
+    let mut readme_results = false;
+    if parents <= 1 {
+        let new_tree = commit.tree().map_err(infra)?;
+        let old_tree = if parents == 1 {
+            Some(commit.parent(0).and_then(|p| p.tree()).map_err(infra)?)
+        } else {
+            None
+        };
+        let mut opts = DiffOptions::new();
+        opts.ignore_submodules(true).context_lines(0);
+        let diff = repo
+            .diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), Some(&mut opts))
+            .map_err(infra)?;
+        for idx in 0..diff.deltas().len() {
+            let delta = diff.get_delta(idx).expect("delta index in range");
+            let file = if delta.status() == Delta::Deleted {
+                delta.old_file()
+            } else {
+                delta.new_file()
+            };
+            let Some(path) = file
+                .path_bytes()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+            else {
+                continue;
+            };
+            let class = classify(&path);
+            let entry = changes.entry(class).or_default();
+            entry.files += 1;
+            let Some(patch) = Patch::from_diff(&diff, idx).map_err(infra)? else {
+                continue;
+            };
+            let (_, added, removed) = patch.line_stats().map_err(infra)?;
+            entry.added += added as u64;
+            entry.removed += removed as u64;
+            if !readme_results && added > 0 && is_readme(&path) {
+                readme_results = patch_adds_results(&patch);
+            }
+        }
+    }
+    let info = CommitInfo {
+        sha: oid.to_string(),
+        author: anon_id(salt, &email_key),
+        author_time: to_utc(author.when().seconds()),
+        committer_time: to_utc(commit.committer().when().seconds()),
+        flags: message_flags(&summary, &changes, readme_results),
+        summary,
+        merge: parents > 1,
+        template: false,
+        changes,
+    };
+    Ok(CommitFacts { info, email_key })
+}
+
+fn to_utc(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).single().unwrap_or_default()
+}
+
+/// `a-` and 8 hex digits of sha256(salt, identity): stable, not reversible
+/// without guessing the e-mail address.
+pub fn anon_id(salt: &str, identity: &str) -> String {
+    let digest = Sha256::digest(format!("{salt}\0{identity}").as_bytes());
+    format!("a-{}", &hex::encode(digest)[..8])
+}
+
+fn is_readme(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path).to_ascii_lowercase();
+    name.starts_with("readme")
+}
+
+/// Words that mark README content about results, decisions or trade-offs.
+const RESULTS_WORDS: &[&str] = &[
+    "result",
+    "decision",
+    "trade-off",
+    "tradeoff",
+    "trade off",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "auc",
+    "rmse",
+    "benchmark",
+    "limitation",
+    "next step",
+    "future work",
+    "what i would",
+    "why i chose",
+    "we chose",
+    "i chose",
+    "baseline",
+    "evaluation",
+    "findings",
+    "lessons",
+];
+
+fn patch_adds_results(patch: &Patch<'_>) -> bool {
+    for h in 0..patch.num_hunks() {
+        let Ok(n) = patch.num_lines_in_hunk(h) else {
+            continue;
+        };
+        for l in 0..n {
+            let Ok(line) = patch.line_in_hunk(h, l) else {
+                continue;
+            };
+            if line.origin() != '+' {
+                continue;
+            }
+            let text = String::from_utf8_lossy(line.content()).to_lowercase();
+            if RESULTS_WORDS.iter().any(|w| text.contains(w)) {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+const VAGUE: &[&str] = &[
+    "update",
+    "updates",
+    "updated",
+    "fix",
+    "fixes",
+    "fixed",
+    "wip",
+    "changes",
+    "change",
+    "stuff",
+    "commit",
+    "misc",
+    "minor",
+    "test",
+    "tests",
+    "asdf",
+    "temp",
+    "tmp",
+    "save",
+    "done",
+    "final",
+    "edit",
+    "edits",
+    "more",
+    "work",
+    "progress",
+    "add files via upload",
+    "update files",
+    "small fix",
+    "bugfix",
+    "cleanup",
+    "refactor",
+    "changes made",
+    "new",
+    "code",
+    "files",
+    "added",
+    "first",
+    "push",
+    "upload",
+];
+
+/// Whether a commit summary says nothing about what changed.
+pub fn is_vague(summary: &str) -> bool {
+    let s = summary
+        .trim()
+        .trim_end_matches(['.', '!', ' '])
+        .to_lowercase();
+    if s.chars().filter(|c| c.is_alphanumeric()).count() < 3 {
+        return true;
+    }
+    if VAGUE.contains(&s.as_str()) {
+        return true;
+    }
+    // GitHub's web editor default: "Update README.md".
+    let words: Vec<&str> = s.split_whitespace().collect();
+    words.len() == 2
+        && matches!(words[0], "update" | "create" | "delete" | "add")
+        && words[1].contains('.')
+}
+
+/// Whether a summary uses a Conventional Commits prefix such as `feat:` or `fix(api):`.
+pub fn is_conventional(summary: &str) -> bool {
+    let Some((head, _)) = summary.split_once(':') else {
+        return false;
+    };
+    let head = head.trim_end_matches('!');
+    let kind = head.split('(').next().unwrap_or("");
+    matches!(
+        kind,
+        "feat"
+            | "fix"
+            | "docs"
+            | "test"
+            | "tests"
+            | "refactor"
+            | "chore"
+            | "perf"
+            | "build"
+            | "ci"
+            | "style"
+            | "revert"
+    ) && (!head.contains('(') || head.ends_with(')'))
+}
+
+fn claims_tests(summary: &str) -> bool {
+    let s = summary.to_lowercase();
+    s.starts_with("test:")
+        || s.starts_with("tests:")
+        || s.starts_with("test(")
+        || s.starts_with("add test")
+        || s.starts_with("added test")
+        || s.starts_with("adding test")
+        || s.starts_with("write test")
+        || s.starts_with("wrote test")
+}
+
+fn message_flags(
+    summary: &str,
+    changes: &BTreeMap<FileClass, ClassChange>,
+    readme_results: bool,
+) -> Vec<String> {
+    let mut flags = Vec::new();
+    if is_vague(summary) {
+        flags.push("vague".to_string());
+    }
+    if is_conventional(summary) {
+        flags.push("conventional".to_string());
+    }
+    if claims_tests(summary) && !changes.get(&FileClass::Tests).is_some_and(|c| c.files > 0) {
+        flags.push("claims_tests_without_tests".to_string());
+    }
+    if readme_results {
+        flags.push("readme_results".to_string());
+    }
+    flags
+}
+
+/// Facts about the graded tree.
+#[derive(Debug, Default)]
+struct TreeFacts {
+    files: BTreeMap<FileClass, u64>,
+    lines: BTreeMap<FileClass, u64>,
+    lfs: Vec<String>,
+    has_readme: bool,
+}
+
+fn tree_facts(repo: &Repository, head: Oid) -> Result<TreeFacts, Failure> {
+    let infra =
+        |e: git2::Error| Failure::infra(format!("cannot read tree of {head}: {}", e.message()));
+    let tree = repo
+        .find_commit(head)
+        .and_then(|c| c.tree())
+        .map_err(infra)?;
+    let odb = repo.odb().map_err(infra)?;
+    let mut facts = TreeFacts::default();
+    tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        if entry.kind() != Some(ObjectType::Blob) || entry.filemode() == 0o120000 {
+            return TreeWalkResult::Ok;
+        }
+        let path = format!("{dir}{}", String::from_utf8_lossy(entry.name_bytes()));
+        if dir.is_empty() && is_readme(&path) {
+            facts.has_readme = true;
+        }
+        let class = classify(&path);
+        *facts.files.entry(class).or_default() += 1;
+        let Ok((size, _)) = odb.read_header(entry.id()) else {
+            return TreeWalkResult::Ok;
+        };
+        if size > MAX_COUNTED_BLOB {
+            return TreeWalkResult::Ok;
+        }
+        if let Ok(blob) = repo.find_blob(entry.id()) {
+            let data = blob.content();
+            if is_lfs_pointer(data) {
+                facts.lfs.push(path);
+            } else if !blob.is_binary() {
+                let mut lines = bytecount(data);
+                if !data.is_empty() && !data.ends_with(b"\n") {
+                    lines += 1;
+                }
+                *facts.lines.entry(class).or_default() += lines;
+            }
+        }
+        TreeWalkResult::Ok
+    })
+    .map_err(infra)?;
+    facts.lfs.sort();
+    Ok(facts)
+}
+
+fn bytecount(data: &[u8]) -> u64 {
+    data.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(7)]
+}
+
+fn cite(commits: &[&CommitInfo]) -> Vec<String> {
+    commits
+        .iter()
+        .take(MAX_CITED)
+        .map(|c| c.sha.clone())
+        .collect()
+}
+
+fn list_shas(commits: &[&CommitInfo]) -> String {
+    let mut s: Vec<&str> = commits.iter().take(5).map(|c| short(&c.sha)).collect();
+    if commits.len() > 5 {
+        s.push("…");
+    }
+    s.join(", ")
+}
+
+fn human_duration(secs: i64) -> String {
+    let secs = secs.max(0);
+    if secs < 3600 {
+        format!("{} min", secs / 60)
+    } else if secs < 2 * 86400 {
+        format!("{:.1} h", secs as f64 / 3600.0)
+    } else {
+        format!("{:.1} days", secs as f64 / 86400.0)
+    }
+}
+
+fn build_report(
+    input: &HistoryInput<'_>,
+    head: Oid,
+    facts: Vec<CommitFacts>,
+    tree: TreeFacts,
+    first_parent: &[(String, i64)],
+) -> HistoryReport {
+    // Authors: the one with most commits (then most lines) is the candidate.
+    let mut by_author: HashMap<String, (u64, u64, String)> = HashMap::new();
+    for f in &facts {
+        let e = by_author
+            .entry(f.email_key.clone())
+            .or_insert((0, 0, f.info.author.clone()));
+        e.0 += 1;
+        e.1 += f.info.added();
+    }
+    let main_key = by_author
+        .iter()
+        .max_by(|a, b| (a.1 .0, a.1 .1, b.0).cmp(&(b.1 .0, b.1 .1, a.0)))
+        .map(|(k, _)| k.clone())
+        .unwrap_or_default();
+
+    // A template: the leading commits by someone other than the candidate,
+    // when the candidate committed after them.
+    let mut commits: Vec<CommitInfo> = Vec::with_capacity(facts.len());
+    let lead = facts.iter().take_while(|f| f.email_key != main_key).count();
+    let template_count = if lead > 0 && lead < facts.len() {
+        lead
+    } else {
+        0
+    };
+    let mut template_keys: Vec<String> = Vec::new();
+    for (i, f) in facts.into_iter().enumerate() {
+        let mut info = f.info;
+        if i < template_count {
+            info.template = true;
+            if !template_keys.contains(&f.email_key) {
+                template_keys.push(f.email_key.clone());
+            }
+        }
+        commits.push(info);
+    }
+    let mut authors: Vec<AuthorInfo> = by_author
+        .iter()
+        .map(|(k, (n, _, id))| AuthorInfo {
+            id: id.clone(),
+            commits: *n,
+            template: template_keys.contains(k) && *k != main_key,
+        })
+        .collect();
+    authors.sort_by(|a, b| b.commits.cmp(&a.commits).then(a.id.cmp(&b.id)));
+
+    let work: Vec<&CommitInfo> = commits.iter().filter(|c| !c.template).collect();
+    let mut by_time: Vec<&CommitInfo> = work.clone();
+    by_time.sort_by_key(|c| c.author_time);
+
+    // Sessions over author dates.
+    let mut sessions: Vec<Session> = Vec::new();
+    for c in &by_time {
+        let (added, removed) = c
+            .changes
+            .values()
+            .fold((0, 0), |(a, r), x| (a + x.added, r + x.removed));
+        match sessions.last_mut() {
+            Some(s) if (c.author_time - s.end).num_seconds() <= SESSION_GAP_SECS => {
+                s.end = c.author_time;
+                s.commits.push(c.sha.clone());
+                s.added += added;
+                s.removed += removed;
+            }
+            _ => sessions.push(Session {
+                start: c.author_time,
+                end: c.author_time,
+                commits: vec![c.sha.clone()],
+                added,
+                removed,
+            }),
+        }
+    }
+
+    let start = by_time.first().map(|c| c.author_time);
+    let first_tests = work.iter().position(|c| {
+        c.changes
+            .get(&FileClass::Tests)
+            .is_some_and(|x| x.added > 0)
+    });
+    let first_tests_after_s = first_tests
+        .zip(start)
+        .map(|(i, s)| (work[i].author_time - s).num_seconds());
+    let first_results = work.iter().find(|c| c.has("readme_results"));
+    let first_readme_results_after_s = first_results
+        .zip(start)
+        .map(|(c, s)| (c.author_time - s).num_seconds());
+
+    // Lines the candidate wrote that survive: the final tree's lines (outside
+    // generated and data files) less what the template added. An
+    // approximation of blame that costs nothing extra.
+    let final_lines: u64 = tree
+        .lines
+        .iter()
+        .filter(|(k, _)| !matches!(k, FileClass::Generated | FileClass::Data))
+        .map(|(_, v)| v)
+        .sum();
+    let template_added: u64 = commits
+        .iter()
+        .filter(|c| c.template)
+        .map(CommitInfo::work_added)
+        .sum();
+    let candidate_lines = final_lines.saturating_sub(template_added);
+    let largest = work
+        .iter()
+        .filter(|c| !c.merge)
+        .max_by_key(|c| (c.work_added(), std::cmp::Reverse(c.author_time)));
+    let largest_commit = largest.map(|c| LargestCommit {
+        commit: c.sha.clone(),
+        added: c.work_added(),
+        share: if candidate_lines == 0 {
+            0.0
+        } else {
+            (c.work_added() as f64 / candidate_lines as f64).min(1.0)
+        },
+    });
+
+    // Growth: net source and test lines after each commit, sampled.
+    let mut growth_all: Vec<GrowthPoint> = Vec::with_capacity(work.len());
+    let (mut src, mut tst) = (0i64, 0i64);
+    for c in &work {
+        let net = |k: FileClass| {
+            c.changes
+                .get(&k)
+                .map_or(0, |x| x.added as i64 - x.removed as i64)
+        };
+        src += net(FileClass::Source);
+        tst += net(FileClass::Tests);
+        growth_all.push(GrowthPoint {
+            commit: c.sha.clone(),
+            at: c.author_time,
+            source_lines: src,
+            test_lines: tst,
+        });
+    }
+    let growth = sample(growth_all, GROWTH_POINTS);
+
+    let mut report = HistoryReport {
+        schema: "assay.history/1".to_string(),
+        commit: head.to_string(),
+        commit_count: commits.len() as u64,
+        authors,
+        sessions,
+        files_by_class: tree.files.clone(),
+        lines_by_class: tree.lines.clone(),
+        first_tests_after_s,
+        first_readme_results_after_s,
+        largest_commit,
+        growth,
+        lfs_pointers: tree.lfs.clone(),
+        after_deadline: input.after_deadline.to_vec(),
+        commits: Vec::new(),
+        signals: Vec::new(),
+    };
+    report.signals = signals(
+        input,
+        &report,
+        &commits,
+        &work,
+        &tree,
+        first_parent,
+        first_tests,
+    );
+    report.commits = commits;
+    report
+}
+
+fn sample<T: Clone>(all: Vec<T>, n: usize) -> Vec<T> {
+    if all.len() <= n {
+        return all;
+    }
+    let last = all.len() - 1;
+    (0..n).map(|i| all[i * last / (n - 1)].clone()).collect()
+}
+
+fn signals(
+    input: &HistoryInput<'_>,
+    r: &HistoryReport,
+    all: &[CommitInfo],
+    work: &[&CommitInfo],
+    tree: &TreeFacts,
+    first_parent: &[(String, i64)],
+    first_tests: Option<usize>,
+) -> Vec<Signal> {
+    let mut out: Vec<(&'static str, String, Vec<String>)> = Vec::new();
+    let n = work.len();
+
+    // The shape of the work.
+    if let (Some(first), Some(last)) = (r.sessions.first(), r.sessions.last()) {
+        let counts: Vec<usize> = r.sessions.iter().map(|s| s.commits.len()).collect();
+        let mut sorted = counts.clone();
+        sorted.sort_unstable();
+        out.push((
+            "work_sessions",
+            format!(
+                "{n} commits in {} work sessions over {} (median {} commits per session), from {} to {}",
+                r.sessions.len(),
+                human_duration((last.end - first.start).num_seconds()),
+                sorted[sorted.len() / 2],
+                short(&first.commits[0]),
+                short(last.commits.last().expect("session has commits")),
+            ),
+            vec![first.commits[0].clone(), last.commits.last().cloned().unwrap_or_default()],
+        ));
+    }
+    if let Some(l) = &r.largest_commit {
+        let pct = (l.share * 100.0).round();
+        if l.share >= SINGLE_DUMP_SHARE && l.added >= 20 {
+            out.push((
+                "single_dump",
+                format!(
+                    "commit {} added {pct}% of the final lines ({} lines) in one go",
+                    short(&l.commit),
+                    l.added
+                ),
+                vec![l.commit.clone()],
+            ));
+        } else if n > 1 {
+            out.push((
+                "largest_commit",
+                format!(
+                    "the largest commit {} added {} lines, {pct}% of the final lines",
+                    short(&l.commit),
+                    l.added
+                ),
+                vec![l.commit.clone()],
+            ));
+        }
+    }
+    let template: Vec<&CommitInfo> = all.iter().filter(|c| c.template).collect();
+    if !template.is_empty() {
+        out.push((
+            "template_commit",
+            format!(
+                "{} leading commit(s) by another author ({}) are a template, set apart from the candidate's work",
+                template.len(),
+                list_shas(&template)
+            ),
+            cite(&template),
+        ));
+    }
+
+    // Timestamps that do not add up.
+    let now = input.now.timestamp();
+    let future: Vec<&CommitInfo> = all
+        .iter()
+        .filter(|c| {
+            c.author_time.timestamp() > now + FUTURE_SLACK_SECS
+                || c.committer_time.timestamp() > now + FUTURE_SLACK_SECS
+        })
+        .collect();
+    if !future.is_empty() {
+        out.push((
+            "future_commit",
+            format!(
+                "{} commit(s) are dated in the future ({})",
+                future.len(),
+                list_shas(&future)
+            ),
+            cite(&future),
+        ));
+    }
+    let backdated: Vec<&CommitInfo> = all
+        .iter()
+        .filter(|c| c.committer_time.timestamp() < c.author_time.timestamp() - BACKDATE_SECS)
+        .collect();
+    if !backdated.is_empty() {
+        out.push((
+            "backdated_commit",
+            format!(
+                "{} commit(s) have a committer date well before their author date ({}): dates were likely set by hand",
+                backdated.len(),
+                list_shas(&backdated)
+            ),
+            cite(&backdated),
+        ));
+    }
+    let backwards: Vec<String> = first_parent
+        .windows(2)
+        .filter(|w| w[0].1 < w[1].1 - NON_MONOTONIC_SECS)
+        .map(|w| w[0].0.clone())
+        .collect();
+    if !backwards.is_empty() {
+        let shown: Vec<&str> = backwards.iter().take(5).map(|s| short(s)).collect();
+        out.push((
+            "non_monotonic_dates",
+            format!(
+                "{} commit(s) on the main line are dated before their parent ({})",
+                backwards.len(),
+                shown.join(", ")
+            ),
+            backwards.into_iter().take(MAX_CITED).collect(),
+        ));
+    }
+    let mut bursts: Vec<Vec<&CommitInfo>> = Vec::new();
+    let mut run: Vec<&CommitInfo> = Vec::new();
+    let mut ordered: Vec<&CommitInfo> = work.iter().filter(|c| !c.merge).copied().collect();
+    ordered.sort_by_key(|c| c.author_time);
+    for c in ordered {
+        if let Some(prev) = run.last() {
+            if (c.author_time - prev.author_time).num_seconds() > BURST_GAP_SECS {
+                if run.len() >= BURST_MIN_COMMITS {
+                    bursts.push(std::mem::take(&mut run));
+                }
+                run.clear();
+            }
+        }
+        run.push(c);
+    }
+    if run.len() >= BURST_MIN_COMMITS {
+        bursts.push(run);
+    }
+    for b in bursts {
+        out.push((
+            "replayed_burst",
+            format!(
+                "{} commits were authored within {} seconds ({}): the history was likely replayed, not worked",
+                b.len(),
+                (b[b.len() - 1].author_time - b[0].author_time).num_seconds(),
+                list_shas(&b)
+            ),
+            cite(&b),
+        ));
+    }
+    if !r.after_deadline.is_empty() {
+        let shown: Vec<&str> = r.after_deadline.iter().take(5).map(|s| short(s)).collect();
+        out.push((
+            "after_deadline",
+            format!(
+                "{} commit(s) after the deadline were not graded ({})",
+                r.after_deadline.len(),
+                shown.join(", ")
+            ),
+            r.after_deadline.iter().take(MAX_CITED).cloned().collect(),
+        ));
+    }
+
+    // Messages.
+    let non_merge: Vec<&CommitInfo> = work.iter().filter(|c| !c.merge).copied().collect();
+    let vague: Vec<&CommitInfo> = non_merge
+        .iter()
+        .filter(|c| c.has("vague"))
+        .copied()
+        .collect();
+    if vague.len() >= 3 && vague.len() * 10 >= non_merge.len() * 3 {
+        out.push((
+            "vague_messages",
+            format!(
+                "{} of {} commit messages say nothing about the change, e.g. {:?} ({})",
+                vague.len(),
+                non_merge.len(),
+                vague[0].summary,
+                list_shas(&vague)
+            ),
+            cite(&vague),
+        ));
+    }
+    let conventional = non_merge.iter().filter(|c| c.has("conventional")).count();
+    if non_merge.len() >= 3 && conventional * 2 >= non_merge.len() {
+        out.push((
+            "conventional_messages",
+            format!(
+                "{conventional} of {} commit messages follow Conventional Commits",
+                non_merge.len()
+            ),
+            Vec::new(),
+        ));
+    }
+    let claims: Vec<&CommitInfo> = non_merge
+        .iter()
+        .filter(|c| c.has("claims_tests_without_tests"))
+        .copied()
+        .collect();
+    if !claims.is_empty() {
+        out.push((
+            "test_claim_without_tests",
+            format!(
+                "{} commit(s) say they add tests but change no test file ({})",
+                claims.len(),
+                list_shas(&claims)
+            ),
+            cite(&claims),
+        ));
+    }
+
+    // Tests over time.
+    let final_tests = tree.files.get(&FileClass::Tests).copied().unwrap_or(0);
+    match first_tests {
+        _ if final_tests == 0 => out.push((
+            "no_tests",
+            "the graded tree has no test files".to_string(),
+            Vec::new(),
+        )),
+        None => {}
+        Some(i) => {
+            let c = work[i];
+            let after = r.first_tests_after_s.unwrap_or(0);
+            let in_first_session = r
+                .sessions
+                .first()
+                .is_some_and(|s| s.commits.contains(&c.sha));
+            let late_session = r.sessions.len() >= 2
+                && r.sessions
+                    .last()
+                    .is_some_and(|s| s.commits.contains(&c.sha));
+            let (kind, when) = if i < ((n + 3) / 4).max(2) || in_first_session {
+                ("tests_from_start", "from the start")
+            } else if i * 4 >= n * 3 || late_session {
+                ("tests_late", "only late")
+            } else {
+                ("tests_midway", "midway")
+            };
+            out.push((
+                kind,
+                format!(
+                    "tests appear {when}: first in commit {} (commit {} of {n}, {} after the first commit)",
+                    short(&c.sha),
+                    i + 1,
+                    human_duration(after)
+                ),
+                vec![c.sha.clone()],
+            ));
+        }
+    }
+    if let (Some(first), Some(last)) = (r.growth.first(), r.growth.last()) {
+        if last.source_lines > 0 && n > 1 {
+            out.push((
+                "test_growth",
+                format!(
+                    "test lines went from {} to {} while source lines went from {} to {} (tests/source {:.2} at the end)",
+                    first.test_lines,
+                    last.test_lines,
+                    first.source_lines,
+                    last.source_lines,
+                    last.test_lines.max(0) as f64 / last.source_lines as f64
+                ),
+                vec![first.commit.clone(), last.commit.clone()],
+            ));
+        }
+    }
+
+    // Communication.
+    match work.iter().find(|c| c.has("readme_results")) {
+        Some(c) => out.push((
+            "readme_results",
+            format!(
+                "the README gained content on results or decisions in commit {} ({} after the first commit)",
+                short(&c.sha),
+                human_duration(r.first_readme_results_after_s.unwrap_or(0))
+            ),
+            vec![c.sha.clone()],
+        )),
+        None if tree.has_readme => out.push((
+            "readme_no_results",
+            "the README never states results, decisions or trade-offs".to_string(),
+            Vec::new(),
+        )),
+        None => out.push(("no_readme", "the graded tree has no README at its top level".to_string(), Vec::new())),
+    }
+    if !tree.lfs.is_empty() {
+        let shown: Vec<&str> = tree.lfs.iter().take(5).map(String::as_str).collect();
+        out.push((
+            "lfs_pointer",
+            format!(
+                "{} file(s) are Git LFS pointers, not content, so they are missing from the graded tree: {}",
+                tree.lfs.len(),
+                shown.join(", ")
+            ),
+            vec![r.commit.clone()],
+        ));
+    }
+
+    out.into_iter()
+        .enumerate()
+        .map(|(i, (kind, description, commits))| Signal {
+            id: format!("H{}", i + 1),
+            kind: kind.to_string(),
+            description,
+            commits,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vague_messages() {
+        for m in [
+            "update",
+            "Fix.",
+            "wip",
+            ".",
+            "Update README.md",
+            "asdf",
+            "x",
+            "Add files via upload",
+        ] {
+            assert!(is_vague(m), "{m}");
+        }
+        for m in [
+            "Add churn baseline with logistic regression",
+            "fix: handle empty input",
+            "Update model to use class weights",
+        ] {
+            assert!(!is_vague(m), "{m}");
+        }
+    }
+
+    #[test]
+    fn conventional_prefixes() {
+        assert!(is_conventional("feat: add baseline"));
+        assert!(is_conventional("fix(api)!: reject empty"));
+        assert!(!is_conventional("Feature: nope"));
+        assert!(!is_conventional("note: todo"));
+    }
+
+    #[test]
+    fn anon_ids_are_stable_and_salted() {
+        assert_eq!(anon_id("s", "a@x"), anon_id("s", "a@x"));
+        assert_ne!(anon_id("s", "a@x"), anon_id("t", "a@x"));
+        assert!(anon_id("s", "a@x").starts_with("a-"));
+    }
+
+    #[test]
+    fn sample_keeps_ends() {
+        let v: Vec<u32> = (0..100).collect();
+        let s = sample(v, 5);
+        assert_eq!(s.first(), Some(&0));
+        assert_eq!(s.last(), Some(&99));
+        assert_eq!(s.len(), 5);
+    }
+}

@@ -1,0 +1,18 @@
+//! Git intake: where a repository comes from ([`source`]), fetching it into a
+//! mirror within limits ([`fetch`]), exporting the graded tree safely
+//! ([`export`]), and reading how the candidate worked ([`history`]).
+//!
+//! libgit2 only: no git CLI runs at grading time, so no hooks, filters or
+//! config from a candidate's repository are ever executed.
+
+pub mod classify;
+pub mod export;
+pub mod fetch;
+pub mod history;
+pub mod source;
+
+pub use classify::{classify, FileClass};
+pub use export::{export_tree, Exported};
+pub use fetch::{fetch, FetchRequest, Fetched};
+pub use history::{analyze, HistoryInput, HistoryReport, Signal};
+pub use source::{redact, RepoSource, SourcePolicy};

@@ -1,0 +1,34 @@
+//! assay grades trial-project submissions: take-home assignments and short paid
+//! micro-internships that hiring teams use instead of interviews.
+//!
+//! For every candidate repository in a cohort it fetches the repository within
+//! hard limits, reads how the candidate worked from the commits, stores every
+//! finding as evidence with a stable id, and writes reports. Later stages
+//! (sandboxed tests, reproducibility, LLM drafts, review) plug into the same
+//! pipeline and store.
+//!
+//! Module map, in data-flow order:
+//!
+//! - [`config`]: settings (`assay.toml` < `ASSAY_*` < flags).
+//! - [`cohort`], [`rubric`]: input files, validated with file:line:col errors ([`diag`]).
+//! - [`git`]: fetch (mirror, limits, SSRF policy, deadline), export, history signals.
+//! - [`evidence`]: evidence items with stable ids, built from stage outputs.
+//! - [`store`]: the `Store` trait and its SQLite implementation (sqlx).
+//! - [`pipeline`]: the worker pool: stages, semaphores, retries, cancellation, resume.
+//! - [`report`]: Markdown reports (tera).
+//! - [`bench`]: benchmarks against baselines, synthetic repositories.
+//! - [`outcome`]: the stable outcome kinds every stage ends with.
+//!
+//! See ARCHITECTURE.md for the invariants.
+
+pub mod bench;
+pub mod cohort;
+pub mod config;
+pub mod diag;
+pub mod evidence;
+pub mod git;
+pub mod outcome;
+pub mod pipeline;
+pub mod report;
+pub mod rubric;
+pub mod store;

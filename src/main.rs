@@ -1,0 +1,354 @@
+//! The `assay` command line: parses arguments, loads settings, wires the real
+//! store and calls the library. Exit codes: 0 done, 1 assay failed, 2 bad
+//! input, 130 interrupted.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use assay::cohort::Cohort;
+use assay::config::{Overrides, Settings};
+use assay::diag::InputError;
+use assay::git::{self, RepoSource, SourcePolicy};
+use assay::pipeline::{self, lock::WorkLock, Pipeline};
+use assay::report::{self, SubmissionDetail};
+use assay::store::{self, Stage};
+
+#[derive(Parser)]
+#[command(
+    name = "assay",
+    version,
+    about = "Grade trial-project submissions: history, tests, reproducibility, drafts"
+)]
+struct Cli {
+    /// Settings file (default: ./assay.toml when it exists).
+    #[arg(long, global = true, env = "ASSAY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where mirrors, exports and the default database live.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Grade every submission of a cohort and write reports.
+    Grade {
+        /// The cohort file.
+        cohort: PathBuf,
+        /// Database URL (default sqlite://DATA_DIR/assay.db).
+        #[arg(long)]
+        db: Option<String>,
+        /// Submissions processed at once.
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Directory for the reports.
+        #[arg(long, default_value = "assay-out")]
+        out: PathBuf,
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the iteration history of a repository.
+    History {
+        /// A local repository path or an https/ssh URL.
+        repo: String,
+        /// Branch, tag or commit (default: HEAD).
+        #[arg(long = "ref")]
+        git_ref: Option<String>,
+        /// Print the JSON document instead of the timeline.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Benchmarks (release builds), reported as ratios against a baseline.
+    #[command(subcommand)]
+    Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Bench {
+    /// `assay history --json` against `git log --numstat --no-renames`.
+    History {
+        /// Repository to measure (default: a generated one).
+        repo: Option<PathBuf>,
+        /// Commits in the generated repository.
+        #[arg(long, default_value_t = 5000)]
+        commits: usize,
+        /// Runs of each command; the median is reported.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+    },
+    /// Internal: run a command and print its wall time and peak memory.
+    #[command(hide = true)]
+    Exec {
+        #[arg(last = true, required = true)]
+        argv: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ASSAY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(input) = e.downcast_ref::<InputError>() {
+                eprintln!("error: {input}");
+                return ExitCode::from(2);
+            }
+            eprintln!("error: {}", git::redact(&format!("{e:#}")));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let overrides = |db: Option<String>, jobs: Option<usize>| Overrides {
+        data_dir: cli.data_dir.clone(),
+        db,
+        jobs,
+    };
+    match cli.command {
+        Command::Grade {
+            ref cohort,
+            ref db,
+            jobs,
+            ref out,
+            json,
+        } => {
+            let settings = Settings::load(cli.config.as_deref(), &overrides(db.clone(), jobs))?;
+            let cohort = Cohort::load(cohort)?;
+            runtime()?.block_on(grade(settings, cohort, out.clone(), json))
+        }
+        Command::History {
+            ref repo,
+            ref git_ref,
+            json,
+        } => {
+            let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
+            history(&settings, repo, git_ref.as_deref(), json)
+        }
+        Command::Bench(Bench::Exec { argv }) => {
+            assay::bench::exec_and_report(&argv)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(Bench::History {
+            repo,
+            commits,
+            runs,
+        }) => bench_history(repo, commits, runs),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+async fn grade(settings: Settings, cohort: Cohort, out: PathBuf, json: bool) -> Result<ExitCode> {
+    let db_url = settings.db_url();
+    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
+        format!(
+            "cannot create data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let _lock = WorkLock::acquire(&settings.data_dir, &db_url)?;
+    let store = store::open(&db_url)
+        .await
+        .with_context(|| format!("cannot open database {}", git::redact(&db_url)))?;
+
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        eprintln!(
+            "assay: stopping; stages in flight are recorded as interrupted (run again to resume)"
+        );
+        on_signal.cancel();
+    });
+
+    let pipeline = Arc::new(Pipeline::new(
+        Arc::clone(&store),
+        settings,
+        cancel.clone(),
+        pipeline::progress::auto(),
+    ));
+    let summary = pipeline.run(&cohort).await?;
+
+    let cohort_id = store
+        .cohort_id(&cohort.name)
+        .await?
+        .context("cohort vanished from the store")?;
+    let records = store.submissions(cohort_id).await?;
+    let mut details = Vec::with_capacity(records.len());
+    for rec in &records {
+        let fetch = pipeline::stage_output(store.as_ref(), rec.id, Stage::Fetch)
+            .await?
+            .and_then(|v| serde_json::from_value(v).ok());
+        let history = pipeline::history_of(store.as_ref(), rec.id).await?;
+        details.push(SubmissionDetail { fetch, history });
+    }
+    report::write_all(&out, &summary, &details)?;
+
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        println!(
+            "{:<16} {:<12} {:<26} {:<9} {:>7}",
+            "candidate", "status", "outcome", "commit", "signals"
+        );
+        for s in &summary.submissions {
+            let commit = s
+                .commit
+                .as_deref()
+                .map(|c| &c[..7.min(c.len())])
+                .unwrap_or("—");
+            println!(
+                "{:<16} {:<12} {:<26} {:<9} {:>7}",
+                s.candidate,
+                s.status,
+                s.outcome.as_str(),
+                commit,
+                s.evidence.len()
+            );
+        }
+        println!("reports: {}", out.join("summary.md").display());
+    }
+    Ok(if summary.cancelled {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn history(settings: &Settings, spec: &str, git_ref: Option<&str>, json: bool) -> Result<ExitCode> {
+    let policy = SourcePolicy {
+        remote_only: false,
+        allow_private_hosts: settings.allow_private_hosts,
+    };
+    let source = RepoSource::parse(spec, &std::env::current_dir()?, policy)?;
+    let (repo_path, commit, after) = match &source {
+        RepoSource::Local(path) => {
+            let repo = git2::Repository::discover(path).map_err(|e| {
+                InputError::file(path, format!("not a git repository: {}", e.message()))
+            })?;
+            let rev = git_ref.unwrap_or("HEAD");
+            let commit = repo
+                .revparse_single(rev)
+                .and_then(|o| o.peel_to_commit())
+                .map_err(|e| {
+                    InputError::file(path, format!("no commit {rev:?}: {}", e.message()))
+                })?;
+            (
+                repo.path().to_path_buf(),
+                commit.id().to_string(),
+                Vec::new(),
+            )
+        }
+        RepoSource::Remote(_) => {
+            source.check_host(policy)?;
+            let fetched = git::fetch(&git::FetchRequest {
+                source: &source,
+                git_ref,
+                deadline: None,
+                data_dir: &settings.data_dir,
+                limits: &settings.limits,
+                ssh_key: settings.ssh_key.as_deref(),
+            })?;
+            (fetched.mirror, fetched.commit, fetched.after_deadline)
+        }
+    };
+    let report = git::analyze(&git::HistoryInput {
+        repo: &repo_path,
+        commit: &commit,
+        now: chrono::Utc::now(),
+        max_commits: settings.limits.commits,
+        after_deadline: &after,
+        salt: "assay-history",
+    })?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", report::history_text(&source.display(), &report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench_history(repo: Option<PathBuf>, commits: usize, runs: usize) -> Result<ExitCode> {
+    let tmp = tempfile::tempdir()?;
+    let repo = match repo {
+        Some(r) => r,
+        None => {
+            let dir = tmp.path().join("bench-repo");
+            eprintln!(
+                "generating a {commits}-commit repository in {}",
+                dir.display()
+            );
+            assay::bench::generate_repo(&dir, commits)?;
+            dir
+        }
+    };
+    let exe = std::env::current_exe()?.display().to_string();
+    let repo_s = repo.display().to_string();
+    let data_dir = tmp.path().join("data").display().to_string();
+    let ours: Vec<String> = [
+        exe.as_str(),
+        "--data-dir",
+        &data_dir,
+        "history",
+        "--json",
+        &repo_s,
+    ]
+    .map(String::from)
+    .to_vec();
+    let base: Vec<String> = ["git", "-C", &repo_s, "log", "--numstat", "--no-renames"]
+        .map(String::from)
+        .to_vec();
+    let (mut ow, mut om, mut bw, mut bm) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs.max(1) {
+        let o = assay::bench::measure(&ours)?;
+        let b = assay::bench::measure(&base)?;
+        ow.push(o.wall_s);
+        om.push(o.max_rss_mib);
+        bw.push(b.wall_s);
+        bm.push(b.max_rss_mib);
+    }
+    let (ow, om, bw, bm) = (
+        assay::bench::median(&mut ow),
+        assay::bench::median(&mut om),
+        assay::bench::median(&mut bw),
+        assay::bench::median(&mut bm),
+    );
+    println!("repository: {repo_s} (median of {runs} runs)");
+    println!("{:<44} {:>9} {:>12}", "command", "wall (s)", "peak (MiB)");
+    println!("{:<44} {:>9.3} {:>12.1}", "assay history --json", ow, om);
+    println!(
+        "{:<44} {:>9.3} {:>12.1}",
+        "git log --numstat --no-renames", bw, bm
+    );
+    println!(
+        "ratio (assay / git): wall {:.2}, memory {:.2}",
+        ow / bw,
+        om / bm
+    );
+    Ok(ExitCode::SUCCESS)
+}

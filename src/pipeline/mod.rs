@@ -1,0 +1,697 @@
+//! The worker pool: moves every submission of a cohort through its stages.
+//!
+//! - Each stage is keyed by (submission, stage, stage version, input key). A
+//!   finished key is never run again; a crash loses only the stages in flight,
+//!   which were recorded `running` and are reaped as `interrupted` by the next
+//!   run (see [`lock`]). Stages are idempotent, so at-least-once is enough.
+//! - A semaphore bounds each scarce resource: submissions in flight (`jobs`),
+//!   network fetches, and CPU-heavy history reads.
+//! - Blocking work (git2, rayon) runs in `spawn_blocking`; a panic there is
+//!   caught at the stage edge and recorded as `internal_error` for that
+//!   submission only.
+//! - Cancellation (Ctrl-C) is one [`CancellationToken`]: stages in flight are
+//!   recorded `interrupted`, never `done`.
+//! - Infrastructure failures are retried with exponential backoff; outcomes the
+//!   candidate's repository caused are not.
+
+pub mod lock;
+pub mod progress;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::cohort::{Cohort, SubmissionSpec};
+use crate::config::Settings;
+use crate::evidence::{self, EvidenceItem};
+use crate::git::{self, Exported, Fetched, HistoryReport, RepoSource, SourcePolicy};
+use crate::outcome::{Failure, OutcomeKind};
+use crate::store::{
+    RunStatus, Stage, StageResult, StageRun, Store, StoreError, SubmissionRecord, SubmissionStatus,
+};
+
+pub use progress::Progress;
+
+/// What the fetch stage stores.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FetchOutput {
+    /// The fetch.
+    pub fetched: Fetched,
+    /// The export of the graded commit.
+    pub export: Exported,
+}
+
+/// What a stage body hands back on success.
+#[derive(Debug)]
+pub struct StageOk {
+    /// The output document to store.
+    pub output: serde_json::Value,
+    /// Evidence found.
+    pub evidence: Vec<EvidenceItem>,
+    /// The commit the output is about.
+    pub commit: Option<String>,
+}
+
+/// One stage's state in a summary.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StageSummary {
+    /// running, done, failed or interrupted.
+    pub status: RunStatus,
+    /// The outcome kind.
+    pub outcome: Option<OutcomeKind>,
+    /// Attempt number of the latest run.
+    pub attempt: i64,
+    /// Duration of the latest run.
+    pub duration_ms: Option<i64>,
+    /// Error message beside the outcome.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One submission's state in a summary (the `assay grade --json` contract).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SubmissionSummary {
+    /// Candidate id.
+    pub candidate: String,
+    /// Anonymised id.
+    pub anon_id: String,
+    /// Repository, credential-free.
+    pub repo: String,
+    /// Graded commit, when known.
+    pub commit: Option<String>,
+    /// done, failed or interrupted.
+    pub status: &'static str,
+    /// A stable outcome kind.
+    pub outcome: OutcomeKind,
+    /// The latest run of each stage.
+    pub stages: BTreeMap<Stage, StageSummary>,
+    /// Evidence items stored for the submission.
+    pub evidence: Vec<EvidenceItem>,
+}
+
+/// The result of grading a cohort.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GradeSummary {
+    /// Cohort name.
+    pub cohort: String,
+    /// Submissions in cohort order.
+    pub submissions: Vec<SubmissionSummary>,
+    /// Whether the run was cancelled before it finished.
+    #[serde(skip)]
+    pub cancelled: bool,
+}
+
+/// The pipeline, wired with a store and settings.
+pub struct Pipeline {
+    store: Arc<dyn Store>,
+    settings: Arc<Settings>,
+    cancel: CancellationToken,
+    progress: Arc<dyn Progress>,
+    jobs: Arc<Semaphore>,
+    fetch_slots: Arc<Semaphore>,
+    cpu_slots: Arc<Semaphore>,
+    worker: String,
+}
+
+/// Per-cohort facts every submission task needs.
+struct CohortCtx {
+    id: i64,
+    name: String,
+    deadline: Option<chrono::DateTime<Utc>>,
+}
+
+impl Pipeline {
+    /// A pipeline over `store`; cancelling `cancel` stops it gracefully.
+    pub fn new(
+        store: Arc<dyn Store>,
+        settings: Settings,
+        cancel: CancellationToken,
+        progress: Box<dyn Progress>,
+    ) -> Pipeline {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let jobs = settings.jobs;
+        Pipeline {
+            store,
+            cancel,
+            progress: Arc::from(progress),
+            jobs: Arc::new(Semaphore::new(jobs)),
+            fetch_slots: Arc::new(Semaphore::new(jobs.min(8))),
+            cpu_slots: Arc::new(Semaphore::new(cores.min(jobs).max(1))),
+            worker: worker_id(),
+            settings: Arc::new(settings),
+        }
+    }
+
+    /// Grades every submission of `cohort` that is not finished yet.
+    pub async fn run(self: &Arc<Self>, cohort: &Cohort) -> Result<GradeSummary, StoreError> {
+        let spec = json!({
+            "name": cohort.name,
+            "rubric": cohort.rubric_path,
+            "deadline": cohort.deadline,
+            "runner": cohort.runner,
+            "top": cohort.top,
+        });
+        let cohort_id = self.store.upsert_cohort(&cohort.name, &spec).await?;
+        let reaped = self.store.reap_running().await?;
+        if reaped > 0 {
+            self.store
+                .event(
+                    Some(cohort_id),
+                    None,
+                    "reaped_abandoned_runs",
+                    &json!({ "runs": reaped }),
+                )
+                .await?;
+        }
+        self.store
+            .event(
+                Some(cohort_id),
+                None,
+                "grade_started",
+                &json!({ "worker": self.worker, "submissions": cohort.submissions.len() }),
+            )
+            .await?;
+        let ctx = Arc::new(CohortCtx {
+            id: cohort_id,
+            name: cohort.name.clone(),
+            deadline: cohort.deadline,
+        });
+
+        let mut records = Vec::with_capacity(cohort.submissions.len());
+        for spec in &cohort.submissions {
+            let display = match RepoSource::parse(&spec.repo, &spec.base_dir, self.policy()) {
+                Ok(src) => src.display(),
+                Err(_) => git::redact(&spec.repo),
+            };
+            let anon = git::history::anon_id(&cohort.name, &spec.candidate);
+            let rec = self
+                .store
+                .upsert_submission(
+                    cohort_id,
+                    &spec.candidate,
+                    &anon,
+                    &display,
+                    spec.git_ref.as_deref(),
+                )
+                .await?;
+            records.push((spec.clone(), rec));
+        }
+
+        self.progress.start(records.len());
+        let mut tasks = JoinSet::new();
+        for (spec, rec) in records.iter().cloned() {
+            let this = Arc::clone(self);
+            let ctx = Arc::clone(&ctx);
+            tasks.spawn(async move {
+                let candidate = spec.candidate.clone();
+                let permit = tokio::select! {
+                    p = this.jobs.clone().acquire_owned() => p.ok(),
+                    _ = this.cancel.cancelled() => None,
+                };
+                if permit.is_none() {
+                    return (candidate, Ok(()));
+                }
+                let result = this.process(&ctx, &spec, rec).await;
+                (candidate, result)
+            });
+        }
+        let mut first_error: Option<StoreError> = None;
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                // A store failure means state could not be recorded: report it
+                // once the other submissions have finished.
+                Ok((candidate, Err(e))) => {
+                    tracing::error!(candidate, "store error: {e}");
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => tracing::error!("submission task failed: {e}"),
+            }
+        }
+        self.progress.end();
+        self.store
+            .event(
+                Some(cohort_id),
+                None,
+                "grade_finished",
+                &json!({ "cancelled": self.cancel.is_cancelled() }),
+            )
+            .await?;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let mut summary = summarize(self.store.as_ref(), &cohort.name, cohort_id).await?;
+        summary.cancelled = self.cancel.is_cancelled();
+        Ok(summary)
+    }
+
+    fn policy(&self) -> SourcePolicy {
+        SourcePolicy {
+            remote_only: self.settings.remote_only,
+            allow_private_hosts: self.settings.allow_private_hosts,
+        }
+    }
+
+    /// Runs every stage of one submission, recording how each ended.
+    async fn process(
+        &self,
+        ctx: &CohortCtx,
+        spec: &SubmissionSpec,
+        rec: SubmissionRecord,
+    ) -> Result<(), StoreError> {
+        let candidate = spec.candidate.as_str();
+        self.store
+            .set_submission(rec.id, SubmissionStatus::Running, None, None)
+            .await?;
+
+        let fetch_key = key(&[
+            &rec.repo,
+            rec.git_ref.as_deref().unwrap_or("HEAD"),
+            &ctx.deadline.map(|d| d.to_rfc3339()).unwrap_or_default(),
+        ]);
+        let fetch = {
+            let settings = Arc::clone(&self.settings);
+            let spec = spec.clone();
+            let policy = self.policy();
+            let deadline = ctx.deadline;
+            let export_dir = settings
+                .data_dir
+                .join("exports")
+                .join(&ctx.name)
+                .join(&spec.candidate);
+            let slots = Arc::clone(&self.fetch_slots);
+            self.run_stage(&rec, Stage::Fetch, &fetch_key, move || {
+                let settings = Arc::clone(&settings);
+                let spec = spec.clone();
+                let export_dir = export_dir.clone();
+                let slots = Arc::clone(&slots);
+                async move {
+                    let _permit = slots
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| Failure::infra("fetch slots closed"))?;
+                    blocking(move || {
+                        fetch_and_export(&settings, &spec, policy, deadline, &export_dir)
+                    })
+                    .await
+                }
+            })
+            .await?
+        };
+        let fetch: FetchOutput = match fetch {
+            Ok(v) => serde_json::from_value(v).map_err(|e| StoreError::Corrupt {
+                table: "stage_runs",
+                column: "output_json",
+                value: format!("fetch output: {e}"),
+            })?,
+            Err(f) => return self.fail(ctx, &rec, f, None).await,
+        };
+        let commit = fetch.fetched.commit.clone();
+
+        let history = {
+            let mirror = fetch.fetched.mirror.clone();
+            let after = fetch.fetched.after_deadline.clone();
+            let commit = commit.clone();
+            let salt = ctx.name.clone();
+            let max_commits = self.settings.limits.commits;
+            let slots = Arc::clone(&self.cpu_slots);
+            self.run_stage(&rec, Stage::History, &commit.clone(), move || {
+                let (mirror, after, commit, salt, slots) = (
+                    mirror.clone(),
+                    after.clone(),
+                    commit.clone(),
+                    salt.clone(),
+                    Arc::clone(&slots),
+                );
+                async move {
+                    let _permit = slots
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| Failure::infra("cpu slots closed"))?;
+                    blocking(move || {
+                        let report = git::analyze(&git::HistoryInput {
+                            repo: &mirror,
+                            commit: &commit,
+                            now: Utc::now(),
+                            max_commits,
+                            after_deadline: &after,
+                            salt: &salt,
+                        })?;
+                        Ok(StageOk {
+                            evidence: evidence::from_history(&report),
+                            output: serde_json::to_value(&report)
+                                .expect("history report serialises"),
+                            commit: Some(commit),
+                        })
+                    })
+                    .await
+                }
+            })
+            .await?
+        };
+        if let Err(f) = history {
+            return self.fail(ctx, &rec, f, Some(&commit)).await;
+        }
+        self.store
+            .set_submission(
+                rec.id,
+                SubmissionStatus::Done,
+                Some(OutcomeKind::Ok),
+                Some(&commit),
+            )
+            .await?;
+        self.store
+            .event(
+                Some(ctx.id),
+                Some(rec.id),
+                "submission_finished",
+                &json!({ "status": "done", "outcome": "ok", "commit": commit }),
+            )
+            .await?;
+        self.progress
+            .finished(candidate, "done", OutcomeKind::Ok.as_str());
+        Ok(())
+    }
+
+    async fn fail(
+        &self,
+        ctx: &CohortCtx,
+        rec: &SubmissionRecord,
+        f: Failure,
+        commit: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let status = if f.kind == OutcomeKind::Interrupted {
+            SubmissionStatus::Interrupted
+        } else {
+            SubmissionStatus::Failed
+        };
+        self.store
+            .set_submission(rec.id, status, Some(f.kind), commit)
+            .await?;
+        self.store
+            .event(
+                Some(ctx.id),
+                Some(rec.id),
+                "submission_finished",
+                &json!({ "status": status.as_str(), "outcome": f.kind, "error": f.message }),
+            )
+            .await?;
+        self.progress
+            .finished(&rec.candidate, status.as_str(), f.kind.as_str());
+        Ok(())
+    }
+
+    /// Runs one stage with resume, retries and cancellation. `Ok(Err(_))` is a
+    /// recorded stage failure; `Err(_)` means the store itself failed.
+    async fn run_stage<F, Fut>(
+        &self,
+        rec: &SubmissionRecord,
+        stage: Stage,
+        input_key: &str,
+        body: F,
+    ) -> Result<Result<serde_json::Value, Failure>, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<StageOk, Failure>>,
+    {
+        let candidate = rec.candidate.as_str();
+        if let Some(done) = self.store.final_run(rec.id, stage, input_key).await? {
+            return Ok(match done.status {
+                RunStatus::Done => {
+                    self.progress
+                        .stage(candidate, stage, "done earlier, skipped");
+                    Ok(done.output.unwrap_or(serde_json::Value::Null))
+                }
+                _ => {
+                    let kind = done.outcome.unwrap_or(OutcomeKind::InfraError);
+                    self.progress.stage(
+                        candidate,
+                        stage,
+                        &format!("failed earlier ({kind}), skipped"),
+                    );
+                    Err(Failure::new(kind, done.error.unwrap_or_default()))
+                }
+            });
+        }
+        let mut tries = 0u32;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Ok(Err(Failure::new(
+                    OutcomeKind::Interrupted,
+                    "cancelled before the stage started",
+                )));
+            }
+            let run = self
+                .store
+                .start_run(rec.id, stage, input_key, &self.worker)
+                .await?;
+            self.progress.stage(
+                candidate,
+                stage,
+                if run.attempt > 1 {
+                    "running (again)"
+                } else {
+                    "running"
+                },
+            );
+            let result = tokio::select! {
+                r = body() => r,
+                _ = self.cancel.cancelled() => Err(Failure::new(OutcomeKind::Interrupted, "cancelled while running")),
+            };
+            match result {
+                Ok(ok) => {
+                    self.finish(
+                        &run,
+                        RunStatus::Done,
+                        OutcomeKind::Ok,
+                        None,
+                        Some(&ok.output),
+                        ok.evidence,
+                        ok.commit,
+                    )
+                    .await?;
+                    self.progress.stage(candidate, stage, "done");
+                    return Ok(Ok(ok.output));
+                }
+                Err(f) if f.kind == OutcomeKind::Interrupted => {
+                    self.finish(
+                        &run,
+                        RunStatus::Interrupted,
+                        f.kind,
+                        Some(f.message.clone()),
+                        None,
+                        Vec::new(),
+                        None,
+                    )
+                    .await?;
+                    self.progress.stage(candidate, stage, "interrupted");
+                    return Ok(Err(f));
+                }
+                Err(f) => {
+                    self.finish(
+                        &run,
+                        RunStatus::Failed,
+                        f.kind,
+                        Some(f.message.clone()),
+                        None,
+                        Vec::new(),
+                        None,
+                    )
+                    .await?;
+                    if f.kind.is_retryable() && tries < self.settings.retries {
+                        tries += 1;
+                        let backoff = Duration::from_millis(500u64 << tries.min(6));
+                        self.progress.stage(
+                            candidate,
+                            stage,
+                            &format!("{}: retrying in {:.1}s", f.kind, backoff.as_secs_f64()),
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => continue,
+                            _ = self.cancel.cancelled() => return Ok(Err(Failure::new(OutcomeKind::Interrupted, "cancelled during backoff"))),
+                        }
+                    }
+                    self.progress
+                        .stage(candidate, stage, &format!("failed: {}", f.kind));
+                    return Ok(Err(f));
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        run: &StageRun,
+        status: RunStatus,
+        outcome: OutcomeKind,
+        error: Option<String>,
+        output: Option<&serde_json::Value>,
+        evidence: Vec<EvidenceItem>,
+        commit: Option<String>,
+    ) -> Result<(), StoreError> {
+        let result = StageResult {
+            status,
+            outcome,
+            error,
+            output: output.cloned(),
+            evidence,
+            commit,
+        };
+        self.store.finish_run(run, &result).await
+    }
+}
+
+/// Runs blocking work off the runtime; a panic becomes `internal_error`.
+async fn blocking<T, F>(f: F) -> Result<T, Failure>
+where
+    F: FnOnce() -> Result<T, Failure> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(Failure::new(
+                OutcomeKind::InternalError,
+                format!("assay panicked: {msg} (please report this)"),
+            ))
+        }
+        Err(e) => Err(Failure::infra(format!("blocking task failed: {e}"))),
+    }
+}
+
+fn fetch_and_export(
+    settings: &Settings,
+    spec: &SubmissionSpec,
+    policy: SourcePolicy,
+    deadline: Option<chrono::DateTime<Utc>>,
+    export_root: &std::path::Path,
+) -> Result<StageOk, Failure> {
+    let source = RepoSource::parse(&spec.repo, &spec.base_dir, policy)?;
+    source.check_host(policy)?;
+    let fetched = git::fetch(&git::FetchRequest {
+        source: &source,
+        git_ref: spec.git_ref.as_deref(),
+        deadline,
+        data_dir: &settings.data_dir,
+        limits: &settings.limits,
+        ssh_key: settings.ssh_key.as_deref(),
+    })?;
+    let repo = git2::Repository::open_bare(&fetched.mirror).map_err(|e| {
+        Failure::infra(format!(
+            "cannot open mirror {}: {}",
+            fetched.mirror.display(),
+            e.message()
+        ))
+    })?;
+    let dest: PathBuf = export_root.join(&fetched.commit);
+    let export = git::export_tree(&repo, &fetched.commit, &dest, &settings.limits)?;
+    let commit = fetched.commit.clone();
+    let output = FetchOutput { fetched, export };
+    Ok(StageOk {
+        output: serde_json::to_value(&output).expect("fetch output serialises"),
+        evidence: Vec::new(),
+        commit: Some(commit),
+    })
+}
+
+/// A stable key for stage inputs.
+fn key(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())[..32].to_string()
+}
+
+fn worker_id() -> String {
+    let host =
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
+    format!("{}:{}", host.trim(), std::process::id())
+}
+
+/// Builds the summary of a cohort from what the store holds.
+pub async fn summarize(
+    store: &dyn Store,
+    cohort: &str,
+    cohort_id: i64,
+) -> Result<GradeSummary, StoreError> {
+    let mut out = Vec::new();
+    for rec in store.submissions(cohort_id).await? {
+        let runs = store.runs(rec.id).await?;
+        let mut stages = BTreeMap::new();
+        for run in runs {
+            stages.insert(
+                run.stage,
+                StageSummary {
+                    status: run.status,
+                    outcome: run.outcome,
+                    attempt: run.attempt,
+                    duration_ms: run.duration_ms,
+                    error: run.error,
+                },
+            );
+        }
+        let (status, outcome) = match rec.status {
+            SubmissionStatus::Done => ("done", rec.outcome.unwrap_or(OutcomeKind::Ok)),
+            SubmissionStatus::Failed => ("failed", rec.outcome.unwrap_or(OutcomeKind::InfraError)),
+            _ => ("interrupted", OutcomeKind::Interrupted),
+        };
+        out.push(SubmissionSummary {
+            evidence: store.evidence(rec.id).await?,
+            candidate: rec.candidate,
+            anon_id: rec.anon_id,
+            repo: rec.repo,
+            commit: rec.commit,
+            status,
+            outcome,
+            stages,
+        });
+    }
+    Ok(GradeSummary {
+        cohort: cohort.to_string(),
+        submissions: out,
+        cancelled: false,
+    })
+}
+
+/// The stored output of a submission's latest done run of `stage`.
+pub async fn stage_output(
+    store: &dyn Store,
+    submission_id: i64,
+    stage: Stage,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    let runs = store.runs(submission_id).await?;
+    Ok(runs
+        .into_iter()
+        .rev()
+        .find(|r| r.stage == stage && r.status == RunStatus::Done)
+        .and_then(|r| r.output))
+}
+
+/// The history report of a submission, when its history stage is done.
+pub async fn history_of(
+    store: &dyn Store,
+    submission_id: i64,
+) -> Result<Option<HistoryReport>, StoreError> {
+    Ok(stage_output(store, submission_id, Stage::History)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok()))
+}

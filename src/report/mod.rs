@@ -1,0 +1,389 @@
+//! Reports: a Markdown file per submission and a cohort summary.
+//!
+//! Rendering is pure: it takes what the store holds (summaries, history
+//! reports) and returns text; writing files is the caller's one I/O step.
+//! Templates are compiled into the binary, so a release build needs no files
+//! beside it.
+
+use std::path::Path;
+
+use serde::Serialize;
+use tera::{Context, Tera};
+
+use crate::git::{FileClass, HistoryReport};
+use crate::pipeline::{FetchOutput, GradeSummary, SubmissionSummary};
+
+/// Commits listed in a report's timeline (the newest ones).
+const TIMELINE_MAX: usize = 200;
+
+/// Report rendering failures (a template bug, never bad input).
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// A template failed to render.
+    #[error("cannot render report template {template}: {source}")]
+    Render {
+        /// Template name.
+        template: &'static str,
+        /// The cause.
+        source: tera::Error,
+    },
+    /// A report file could not be written.
+    #[error("cannot write report {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+fn engine() -> Tera {
+    let mut tera = Tera::default();
+    tera.add_raw_templates([
+        (
+            "submission.md",
+            include_str!("templates/submission.md.tera"),
+        ),
+        ("summary.md", include_str!("templates/summary.md.tera")),
+    ])
+    .expect("embedded templates parse");
+    tera.autoescape_on(Vec::new());
+    tera
+}
+
+/// What one submission's report needs beyond its summary.
+#[derive(Debug, Clone, Default)]
+pub struct SubmissionDetail {
+    /// The fetch stage's output, when done.
+    pub fetch: Option<FetchOutput>,
+    /// The history report, when done.
+    pub history: Option<HistoryReport>,
+}
+
+#[derive(Serialize)]
+struct StageRow {
+    name: &'static str,
+    status: &'static str,
+    outcome: String,
+    attempt: i64,
+    time: String,
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SessionRow {
+    start: String,
+    end: String,
+    count: usize,
+    added: u64,
+    removed: u64,
+}
+
+#[derive(Serialize)]
+struct CommitRow {
+    short: String,
+    when: String,
+    summary: String,
+    changes: String,
+    flags: String,
+}
+
+#[derive(Serialize)]
+struct ClassRow {
+    name: &'static str,
+    files: u64,
+}
+
+/// The file name of a candidate's report.
+pub fn report_file(candidate: &str) -> String {
+    format!("{candidate}.md")
+}
+
+/// Renders one submission's Markdown report.
+pub fn render_submission(
+    cohort: &str,
+    s: &SubmissionSummary,
+    d: &SubmissionDetail,
+) -> Result<String, ReportError> {
+    let mut ctx = Context::new();
+    ctx.insert("cohort", cohort);
+    ctx.insert("s", s);
+    let stages: Vec<StageRow> = s
+        .stages
+        .iter()
+        .map(|(stage, st)| StageRow {
+            name: stage.as_str(),
+            status: st.status.as_str(),
+            outcome: st
+                .outcome
+                .map(|o| o.as_str().to_string())
+                .unwrap_or_else(|| "—".into()),
+            attempt: st.attempt,
+            time: st
+                .duration_ms
+                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_else(|| "—".into()),
+            error: st.error.clone().filter(|e| !e.is_empty()),
+        })
+        .collect();
+    ctx.insert("stages", &stages);
+    ctx.insert("export", &d.fetch.as_ref().map(|f| &f.export));
+    ctx.insert("h", &d.history);
+    if let Some(h) = &d.history {
+        let classes: Vec<ClassRow> = FileClass::ALL
+            .iter()
+            .filter_map(|c| {
+                h.files_by_class.get(c).map(|n| ClassRow {
+                    name: c.as_str(),
+                    files: *n,
+                })
+            })
+            .collect();
+        ctx.insert("classes", &classes);
+        let sessions: Vec<SessionRow> = h
+            .sessions
+            .iter()
+            .map(|x| SessionRow {
+                start: x.start.format("%Y-%m-%d %H:%M").to_string(),
+                end: x.end.format("%H:%M").to_string(),
+                count: x.commits.len(),
+                added: x.added,
+                removed: x.removed,
+            })
+            .collect();
+        ctx.insert("sessions", &sessions);
+        let skip = h.commits.len().saturating_sub(TIMELINE_MAX);
+        let commits: Vec<CommitRow> = h
+            .commits
+            .iter()
+            .skip(skip)
+            .map(|c| CommitRow {
+                short: c.sha[..7.min(c.sha.len())].to_string(),
+                when: c.author_time.format("%Y-%m-%d %H:%M").to_string(),
+                summary: c.summary.replace(['`', '*', '_', '[', ']', '<', '>'], " "),
+                changes: c
+                    .changes
+                    .iter()
+                    .map(|(k, v)| format!("{} +{}/−{}", k.as_str(), v.added, v.removed))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                flags: {
+                    let mut f = c
+                        .flags
+                        .iter()
+                        .filter(|f| *f != "conventional")
+                        .cloned()
+                        .collect::<Vec<_>>();
+                    if c.template {
+                        f.push("template".into());
+                    }
+                    if c.merge {
+                        f.push("merge".into());
+                    }
+                    f.join(", ")
+                },
+            })
+            .collect();
+        ctx.insert("commits", &commits);
+        ctx.insert("commits_left_out", &skip);
+    }
+    engine()
+        .render("submission.md", &ctx)
+        .map_err(|source| ReportError::Render {
+            template: "submission.md",
+            source,
+        })
+}
+
+#[derive(Serialize)]
+struct SummaryRow {
+    candidate: String,
+    status: &'static str,
+    outcome: String,
+    commit: Option<String>,
+    commits: String,
+    sessions: String,
+    signals: String,
+    file: String,
+}
+
+/// Renders the cohort summary.
+pub fn render_summary(
+    summary: &GradeSummary,
+    details: &[SubmissionDetail],
+) -> Result<String, ReportError> {
+    let mut ctx = Context::new();
+    ctx.insert("cohort", &summary.cohort);
+    let count = |st: &str| {
+        summary
+            .submissions
+            .iter()
+            .filter(|s| s.status == st)
+            .count()
+    };
+    ctx.insert(
+        "counts",
+        &serde_json::json!({
+            "total": summary.submissions.len(),
+            "done": count("done"),
+            "failed": count("failed"),
+            "interrupted": count("interrupted"),
+        }),
+    );
+    let rows: Vec<SummaryRow> = summary
+        .submissions
+        .iter()
+        .zip(details)
+        .map(|(s, d)| SummaryRow {
+            candidate: s.candidate.clone(),
+            status: s.status,
+            outcome: s.outcome.as_str().to_string(),
+            commit: s.commit.as_ref().map(|c| c[..7.min(c.len())].to_string()),
+            commits: d
+                .history
+                .as_ref()
+                .map_or("—".into(), |h| h.commit_count.to_string()),
+            sessions: d
+                .history
+                .as_ref()
+                .map_or("—".into(), |h| h.sessions.len().to_string()),
+            signals: d.history.as_ref().map_or("—".into(), |h| {
+                h.signals
+                    .iter()
+                    .filter(|x| {
+                        !matches!(
+                            x.kind.as_str(),
+                            "work_sessions" | "largest_commit" | "test_growth"
+                        )
+                    })
+                    .map(|x| x.kind.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
+            file: report_file(&s.candidate),
+        })
+        .collect();
+    ctx.insert("rows", &rows);
+    engine()
+        .render("summary.md", &ctx)
+        .map_err(|source| ReportError::Render {
+            template: "summary.md",
+            source,
+        })
+}
+
+/// Writes every report and `summary.json` into `out`.
+pub fn write_all(
+    out: &Path,
+    summary: &GradeSummary,
+    details: &[SubmissionDetail],
+) -> Result<(), ReportError> {
+    let write = |name: &str, text: &str| {
+        let path = out.join(name);
+        std::fs::write(&path, text).map_err(|source| ReportError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+    };
+    std::fs::create_dir_all(out).map_err(|source| ReportError::Write {
+        path: out.display().to_string(),
+        source,
+    })?;
+    for (s, d) in summary.submissions.iter().zip(details) {
+        write(
+            &report_file(&s.candidate),
+            &render_submission(&summary.cohort, s, d)?,
+        )?;
+    }
+    write("summary.md", &render_summary(summary, details)?)?;
+    write(
+        "summary.json",
+        &serde_json::to_string_pretty(summary).expect("summary serialises"),
+    )?;
+    Ok(())
+}
+
+/// Commits shown per session in the terminal timeline.
+const SESSION_COMMITS_SHOWN: usize = 12;
+
+/// The terminal timeline of `assay history`: sessions, the commits in each and
+/// what they changed, then the signals.
+pub fn history_text(repo: &str, h: &HistoryReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let authors = h.authors.iter().filter(|a| !a.template).count();
+    let _ = writeln!(
+        out,
+        "{repo} @ {} — {} commits, {} author(s), {} work session(s)",
+        &h.commit[..7.min(h.commit.len())],
+        h.commit_count,
+        authors,
+        h.sessions.len()
+    );
+    let files: Vec<String> = FileClass::ALL
+        .iter()
+        .filter_map(|c| {
+            h.files_by_class
+                .get(c)
+                .map(|n| format!("{} {n}", c.as_str()))
+        })
+        .collect();
+    let _ = writeln!(out, "files: {}", files.join(", "));
+    let by_sha: std::collections::HashMap<&str, &crate::git::history::CommitInfo> =
+        h.commits.iter().map(|c| (c.sha.as_str(), c)).collect();
+    for (i, s) in h.sessions.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "\nsession {} · {} → {} · {} commit(s) · +{} −{}",
+            i + 1,
+            s.start.format("%Y-%m-%d %H:%M"),
+            s.end.format("%H:%M"),
+            s.commits.len(),
+            s.added,
+            s.removed
+        );
+        for sha in s.commits.iter().take(SESSION_COMMITS_SHOWN) {
+            let Some(c) = by_sha.get(sha.as_str()) else {
+                continue;
+            };
+            let changes: Vec<String> = c
+                .changes
+                .iter()
+                .map(|(k, v)| format!("{} +{}/-{}", k.as_str(), v.added, v.removed))
+                .collect();
+            let summary: String = c.summary.chars().take(60).collect();
+            let flags: Vec<&str> = c
+                .flags
+                .iter()
+                .map(String::as_str)
+                .filter(|f| *f != "conventional")
+                .collect();
+            let _ = writeln!(
+                out,
+                "  {} {} {:<60} {}{}",
+                &c.sha[..7],
+                c.author_time.format("%H:%M"),
+                summary,
+                changes.join(", "),
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", flags.join(", "))
+                }
+            );
+        }
+        if s.commits.len() > SESSION_COMMITS_SHOWN {
+            let _ = writeln!(out, "  … {} more", s.commits.len() - SESSION_COMMITS_SHOWN);
+        }
+    }
+    let template: Vec<&crate::git::history::CommitInfo> =
+        h.commits.iter().filter(|c| c.template).collect();
+    if !template.is_empty() {
+        let _ = writeln!(out, "\ntemplate (set apart): {} commit(s)", template.len());
+    }
+    let _ = writeln!(out, "\nsignals");
+    for s in &h.signals {
+        let _ = writeln!(out, "  {:<4} {:<26} {}", s.id, s.kind, s.description);
+    }
+    out
+}

@@ -1,0 +1,303 @@
+//! The store: cohorts, submissions, stage runs, evidence and the audit trail.
+//!
+//! The pipeline talks to a [`Store`] trait object, in our own types only; the
+//! SQLite implementation ([`SqliteStore`]) is the default. SQL stays runtime
+//! checked (no `query!` macros) so a PostgreSQL implementation can share the
+//! shapes (sqlx's `AnyPool` cannot carry compile-checked queries).
+
+mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::evidence::EvidenceItem;
+use crate::outcome::OutcomeKind;
+
+pub use sqlite::SqliteStore;
+
+/// Store failures: always infrastructure, never the candidate's doing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database refused or failed a query.
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored value could not be read back.
+    #[error("corrupt value in {table}.{column}: {value:?}")]
+    Corrupt {
+        /// Table.
+        table: &'static str,
+        /// Column.
+        column: &'static str,
+        /// The value found.
+        value: String,
+    },
+    /// The database URL is not one assay supports.
+    #[error("unsupported database URL {0:?}: use sqlite://PATH (PostgreSQL support comes with `assay worker`)")]
+    Unsupported(String),
+}
+
+/// The stages a submission moves through, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Fetch into the mirror, pick the commit, export the tree.
+    Fetch,
+    /// Read the iteration history.
+    History,
+}
+
+impl Stage {
+    /// Every stage, in pipeline order.
+    pub const ALL: [Stage; 2] = [Stage::Fetch, Stage::History];
+
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Fetch => "fetch",
+            Stage::History => "history",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// Bumped whenever a stage's output changes shape or meaning, so stored
+    /// results of an older version are recomputed rather than reused.
+    pub fn version(self) -> i64 {
+        match self {
+            Stage::Fetch => 1,
+            Stage::History => 1,
+        }
+    }
+}
+
+/// Status of one stage attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// In flight (or its process died; see [`Store::reap_running`]).
+    Running,
+    /// Finished with a result.
+    Done,
+    /// Finished with a failure outcome.
+    Failed,
+    /// Cancelled or abandoned in flight; will run again.
+    Interrupted,
+}
+
+impl RunStatus {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Done => "done",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        [
+            RunStatus::Running,
+            RunStatus::Done,
+            RunStatus::Failed,
+            RunStatus::Interrupted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// Status of a whole submission.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubmissionStatus {
+    /// Not started.
+    Pending,
+    /// Being worked on.
+    Running,
+    /// Every stage finished.
+    Done,
+    /// A stage failed.
+    Failed,
+    /// Cancelled; the next run picks it up.
+    Interrupted,
+}
+
+impl SubmissionStatus {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubmissionStatus::Pending => "pending",
+            SubmissionStatus::Running => "running",
+            SubmissionStatus::Done => "done",
+            SubmissionStatus::Failed => "failed",
+            SubmissionStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<SubmissionStatus> {
+        [
+            SubmissionStatus::Pending,
+            SubmissionStatus::Running,
+            SubmissionStatus::Done,
+            SubmissionStatus::Failed,
+            SubmissionStatus::Interrupted,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// A stored submission.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SubmissionRecord {
+    /// Row id.
+    pub id: i64,
+    /// Cohort row id.
+    pub cohort_id: i64,
+    /// Candidate id from the cohort.
+    pub candidate: String,
+    /// Anonymised id for blind review.
+    pub anon_id: String,
+    /// Repository, credential-free.
+    pub repo: String,
+    /// Requested ref.
+    pub git_ref: Option<String>,
+    /// Graded commit, once known.
+    pub commit: Option<String>,
+    /// Overall status.
+    pub status: SubmissionStatus,
+    /// Overall outcome kind, once finished.
+    pub outcome: Option<OutcomeKind>,
+}
+
+/// One stored stage attempt.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageRun {
+    /// Row id.
+    pub id: i64,
+    /// Submission row id.
+    pub submission_id: i64,
+    /// Which stage.
+    pub stage: Stage,
+    /// Stage version it ran as.
+    pub stage_version: i64,
+    /// What the stage's input was (a hash or a commit).
+    pub input_key: String,
+    /// 1 for the first attempt at this key.
+    pub attempt: i64,
+    /// Status.
+    pub status: RunStatus,
+    /// Outcome kind, once finished.
+    pub outcome: Option<OutcomeKind>,
+    /// Error message beside the outcome (credential-free).
+    pub error: Option<String>,
+    /// The stage's output, for done runs.
+    pub output: Option<serde_json::Value>,
+    /// When it started.
+    pub started_at: DateTime<Utc>,
+    /// When it finished.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How long it took.
+    pub duration_ms: Option<i64>,
+}
+
+/// How a stage attempt ended, as handed to [`Store::finish_run`].
+#[derive(Debug, Clone)]
+pub struct StageResult {
+    /// Done, failed or interrupted.
+    pub status: RunStatus,
+    /// The outcome kind.
+    pub outcome: OutcomeKind,
+    /// A message for humans (credential-free).
+    pub error: Option<String>,
+    /// The output document (done runs).
+    pub output: Option<serde_json::Value>,
+    /// Evidence the stage found; replaces that stage's earlier evidence.
+    pub evidence: Vec<EvidenceItem>,
+    /// The commit the evidence is about.
+    pub commit: Option<String>,
+}
+
+/// Persistent state of assay. Implementations must make every write that
+/// finishes a stage atomic with its evidence.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Creates or updates a cohort by name; returns its id.
+    async fn upsert_cohort(&self, name: &str, spec: &serde_json::Value) -> Result<i64, StoreError>;
+    /// Creates or updates a submission by (cohort, candidate).
+    async fn upsert_submission(
+        &self,
+        cohort_id: i64,
+        candidate: &str,
+        anon_id: &str,
+        repo: &str,
+        git_ref: Option<&str>,
+    ) -> Result<SubmissionRecord, StoreError>;
+    /// Submissions of a cohort, in insertion order.
+    async fn submissions(&self, cohort_id: i64) -> Result<Vec<SubmissionRecord>, StoreError>;
+    /// The cohort id for a name.
+    async fn cohort_id(&self, name: &str) -> Result<Option<i64>, StoreError>;
+    /// Marks runs left `running` by a dead process as interrupted; returns how many.
+    async fn reap_running(&self) -> Result<u64, StoreError>;
+    /// The finished run for a stage key: done, or failed with an outcome that
+    /// retrying would not change.
+    async fn final_run(
+        &self,
+        submission_id: i64,
+        stage: Stage,
+        input_key: &str,
+    ) -> Result<Option<StageRun>, StoreError>;
+    /// Records the start of an attempt; the attempt number follows earlier ones.
+    async fn start_run(
+        &self,
+        submission_id: i64,
+        stage: Stage,
+        input_key: &str,
+        worker: &str,
+    ) -> Result<StageRun, StoreError>;
+    /// Records how an attempt ended, with its evidence, atomically.
+    async fn finish_run(&self, run: &StageRun, result: &StageResult) -> Result<(), StoreError>;
+    /// All attempts of a submission, oldest first.
+    async fn runs(&self, submission_id: i64) -> Result<Vec<StageRun>, StoreError>;
+    /// Sets a submission's overall state.
+    async fn set_submission(
+        &self,
+        submission_id: i64,
+        status: SubmissionStatus,
+        outcome: Option<OutcomeKind>,
+        commit: Option<&str>,
+    ) -> Result<(), StoreError>;
+    /// The evidence of a submission, in id order.
+    async fn evidence(&self, submission_id: i64) -> Result<Vec<EvidenceItem>, StoreError>;
+    /// Appends to the audit trail.
+    async fn event(
+        &self,
+        cohort_id: Option<i64>,
+        submission_id: Option<i64>,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError>;
+}
+
+/// Opens the store a URL names, creating and migrating it as needed.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        return Ok(std::sync::Arc::new(SqliteStore::open(url).await?));
+    }
+    if !url.contains("://") {
+        return Ok(std::sync::Arc::new(
+            SqliteStore::open(&format!("sqlite://{url}")).await?,
+        ));
+    }
+    Err(StoreError::Unsupported(crate::git::redact(url)))
+}

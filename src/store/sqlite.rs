@@ -1,0 +1,382 @@
+//! The SQLite store: one file, WAL with `synchronous = FULL` so a finished
+//! stage survives a crash or power loss, migrations embedded in the binary.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::Row;
+
+use super::{
+    RunStatus, Stage, StageResult, StageRun, Store, StoreError, SubmissionRecord, SubmissionStatus,
+};
+use crate::evidence::EvidenceItem;
+use crate::outcome::OutcomeKind;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+
+/// A [`Store`] in a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn parse_time(
+    table: &'static str,
+    column: &'static str,
+    s: &str,
+) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Corrupt {
+            table,
+            column,
+            value: s.to_string(),
+        })
+}
+
+fn parse_outcome(
+    table: &'static str,
+    s: Option<String>,
+) -> Result<Option<OutcomeKind>, StoreError> {
+    match s {
+        None => Ok(None),
+        Some(s) => OutcomeKind::parse(&s).map(Some).ok_or(StoreError::Corrupt {
+            table,
+            column: "outcome",
+            value: s,
+        }),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url` (`sqlite://PATH`) and
+    /// applies pending migrations.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let opts = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        if let Some(dir) = opts.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+
+    fn submission(row: &SqliteRow) -> Result<SubmissionRecord, StoreError> {
+        let status: String = row.try_get("status")?;
+        Ok(SubmissionRecord {
+            id: row.try_get("id")?,
+            cohort_id: row.try_get("cohort_id")?,
+            candidate: row.try_get("candidate")?,
+            anon_id: row.try_get("anon_id")?,
+            repo: row.try_get("repo")?,
+            git_ref: row.try_get("git_ref")?,
+            commit: row.try_get("commit_sha")?,
+            status: SubmissionStatus::parse(&status).ok_or(StoreError::Corrupt {
+                table: "submissions",
+                column: "status",
+                value: status.clone(),
+            })?,
+            outcome: parse_outcome("submissions", row.try_get("outcome")?)?,
+        })
+    }
+
+    fn run(row: &SqliteRow) -> Result<StageRun, StoreError> {
+        let stage: String = row.try_get("stage")?;
+        let status: String = row.try_get("status")?;
+        let output: Option<String> = row.try_get("output_json")?;
+        let started: String = row.try_get("started_at")?;
+        let finished: Option<String> = row.try_get("finished_at")?;
+        Ok(StageRun {
+            id: row.try_get("id")?,
+            submission_id: row.try_get("submission_id")?,
+            stage: Stage::parse(&stage).ok_or(StoreError::Corrupt {
+                table: "stage_runs",
+                column: "stage",
+                value: stage.clone(),
+            })?,
+            stage_version: row.try_get("stage_version")?,
+            input_key: row.try_get("input_key")?,
+            attempt: row.try_get("attempt")?,
+            status: RunStatus::parse(&status).ok_or(StoreError::Corrupt {
+                table: "stage_runs",
+                column: "status",
+                value: status.clone(),
+            })?,
+            outcome: parse_outcome("stage_runs", row.try_get("outcome")?)?,
+            error: row.try_get("error")?,
+            output: match output {
+                None => None,
+                Some(s) => Some(serde_json::from_str(&s).map_err(|_| StoreError::Corrupt {
+                    table: "stage_runs",
+                    column: "output_json",
+                    value: s.chars().take(80).collect(),
+                })?),
+            },
+            started_at: parse_time("stage_runs", "started_at", &started)?,
+            finished_at: finished
+                .map(|f| parse_time("stage_runs", "finished_at", &f))
+                .transpose()?,
+            duration_ms: row.try_get("duration_ms")?,
+        })
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn upsert_cohort(&self, name: &str, spec: &serde_json::Value) -> Result<i64, StoreError> {
+        let t = now();
+        let row = sqlx::query(
+            "INSERT INTO cohorts (name, spec_json, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT (name) DO UPDATE SET spec_json = excluded.spec_json, updated_at = excluded.updated_at
+             RETURNING id",
+        )
+        .bind(name)
+        .bind(spec.to_string())
+        .bind(&t)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("id")?)
+    }
+
+    async fn upsert_submission(
+        &self,
+        cohort_id: i64,
+        candidate: &str,
+        anon_id: &str,
+        repo: &str,
+        git_ref: Option<&str>,
+    ) -> Result<SubmissionRecord, StoreError> {
+        let t = now();
+        let row = sqlx::query(
+            "INSERT INTO submissions (cohort_id, candidate, anon_id, repo, git_ref, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+             ON CONFLICT (cohort_id, candidate) DO UPDATE SET
+                repo = excluded.repo, git_ref = excluded.git_ref, anon_id = excluded.anon_id,
+                updated_at = CASE WHEN submissions.repo IS excluded.repo AND submissions.git_ref IS excluded.git_ref
+                                  THEN submissions.updated_at ELSE excluded.updated_at END
+             RETURNING *",
+        )
+        .bind(cohort_id)
+        .bind(candidate)
+        .bind(anon_id)
+        .bind(repo)
+        .bind(git_ref)
+        .bind(&t)
+        .fetch_one(&self.pool)
+        .await?;
+        SqliteStore::submission(&row)
+    }
+
+    async fn submissions(&self, cohort_id: i64) -> Result<Vec<SubmissionRecord>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM submissions WHERE cohort_id = ?1 ORDER BY id")
+            .bind(cohort_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(SqliteStore::submission).collect()
+    }
+
+    async fn cohort_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT id FROM cohorts WHERE name = ?1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("id")).transpose()?)
+    }
+
+    async fn reap_running(&self) -> Result<u64, StoreError> {
+        let t = now();
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE stage_runs SET status = 'interrupted', outcome = 'interrupted',
+                error = 'abandoned: the process running it stopped', finished_at = ?1
+             WHERE status = 'running'",
+        )
+        .bind(&t)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE submissions SET status = 'interrupted', outcome = 'interrupted', updated_at = ?1 WHERE status = 'running'")
+            .bind(&t)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn final_run(
+        &self,
+        submission_id: i64,
+        stage: Stage,
+        input_key: &str,
+    ) -> Result<Option<StageRun>, StoreError> {
+        let row = sqlx::query(
+            "SELECT * FROM stage_runs
+             WHERE submission_id = ?1 AND stage = ?2 AND stage_version = ?3 AND input_key = ?4
+               AND (status = 'done'
+                    OR (status = 'failed' AND outcome NOT IN ('infra_error', 'unreachable', 'internal_error', 'interrupted')))
+             ORDER BY (status = 'done') DESC, id DESC LIMIT 1",
+        )
+        .bind(submission_id)
+        .bind(stage.as_str())
+        .bind(stage.version())
+        .bind(input_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(SqliteStore::run).transpose()
+    }
+
+    async fn start_run(
+        &self,
+        submission_id: i64,
+        stage: Stage,
+        input_key: &str,
+        worker: &str,
+    ) -> Result<StageRun, StoreError> {
+        let t = now();
+        let row = sqlx::query(
+            "INSERT INTO stage_runs (submission_id, stage, stage_version, input_key, attempt, status, worker, started_at, heartbeat_at)
+             VALUES (?1, ?2, ?3, ?4,
+                     (SELECT COUNT(*) + 1 FROM stage_runs
+                      WHERE submission_id = ?1 AND stage = ?2 AND stage_version = ?3 AND input_key = ?4),
+                     'running', ?5, ?6, ?6)
+             RETURNING *",
+        )
+        .bind(submission_id)
+        .bind(stage.as_str())
+        .bind(stage.version())
+        .bind(input_key)
+        .bind(worker)
+        .bind(&t)
+        .fetch_one(&self.pool)
+        .await?;
+        SqliteStore::run(&row)
+    }
+
+    async fn finish_run(&self, run: &StageRun, result: &StageResult) -> Result<(), StoreError> {
+        let finished = Utc::now();
+        let duration = (finished - run.started_at).num_milliseconds();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE stage_runs SET status = ?1, outcome = ?2, error = ?3, output_json = ?4, finished_at = ?5, duration_ms = ?6
+             WHERE id = ?7",
+        )
+        .bind(result.status.as_str())
+        .bind(result.outcome.as_str())
+        .bind(&result.error)
+        .bind(result.output.as_ref().map(|v| v.to_string()))
+        .bind(finished.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .bind(duration)
+        .bind(run.id)
+        .execute(&mut *tx)
+        .await?;
+        if result.status == RunStatus::Done {
+            sqlx::query("DELETE FROM evidence_items WHERE submission_id = ?1 AND stage = ?2")
+                .bind(run.submission_id)
+                .bind(run.stage.as_str())
+                .execute(&mut *tx)
+                .await?;
+            for item in &result.evidence {
+                sqlx::query(
+                    "INSERT INTO evidence_items (submission_id, commit_sha, stage, item_id, kind, source, text)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .bind(run.submission_id)
+                .bind(result.commit.as_deref().unwrap_or(""))
+                .bind(run.stage.as_str())
+                .bind(&item.id)
+                .bind(&item.kind)
+                .bind(&item.source)
+                .bind(&item.text)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn runs(&self, submission_id: i64) -> Result<Vec<StageRun>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM stage_runs WHERE submission_id = ?1 ORDER BY id")
+            .bind(submission_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(SqliteStore::run).collect()
+    }
+
+    async fn set_submission(
+        &self,
+        submission_id: i64,
+        status: SubmissionStatus,
+        outcome: Option<OutcomeKind>,
+        commit: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE submissions SET status = ?1, outcome = ?2, commit_sha = COALESCE(?3, commit_sha), updated_at = ?4 WHERE id = ?5",
+        )
+        .bind(status.as_str())
+        .bind(outcome.map(OutcomeKind::as_str))
+        .bind(commit)
+        .bind(now())
+        .bind(submission_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn evidence(&self, submission_id: i64) -> Result<Vec<EvidenceItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT item_id, kind, source, text FROM evidence_items WHERE submission_id = ?1
+             ORDER BY substr(item_id, 1, 1), CAST(substr(item_id, 2) AS INTEGER)",
+        )
+        .bind(submission_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EvidenceItem {
+                    id: r.try_get("item_id")?,
+                    kind: r.try_get("kind")?,
+                    source: r.try_get("source")?,
+                    text: r.try_get("text")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn event(
+        &self,
+        cohort_id: Option<i64>,
+        submission_id: Option<i64>,
+        kind: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO events (at, cohort_id, submission_id, actor, kind, detail_json) VALUES (?1, ?2, ?3, 'assay', ?4, ?5)")
+            .bind(now())
+            .bind(cohort_id)
+            .bind(submission_id)
+            .bind(kind)
+            .bind(detail.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

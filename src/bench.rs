@@ -16,7 +16,8 @@ use serde::Serialize;
 /// commit every few minutes in sessions. Deterministic for a given count.
 pub fn generate_repo(dir: &Path, commits: usize) -> Result<Oid, git2::Error> {
     let repo = Repository::init(dir)?;
-    let mut files: Vec<(String, Vec<String>)> = Vec::new();
+    // (path, lines, blob id); a blob is written again only when its file changes.
+    let mut files: Vec<(String, Vec<String>, Oid)> = Vec::new();
     let mut parent: Option<Oid> = None;
     let mut t: i64 = 1_700_000_000;
     let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
@@ -35,27 +36,30 @@ pub fn generate_repo(dir: &Path, commits: usize) -> Result<Oid, git2::Error> {
                 2 => format!("tests/test_module_{n}.py"),
                 _ => format!("docs/note_{n}.md"),
             };
-            let lines = (0..30)
+            let lines: Vec<String> = (0..30)
                 .map(|k| format!("line {k} of file {n} = {}", next() % 1000))
                 .collect();
-            files.push((path, lines));
+            let blob = repo.blob(format!("{}\n", lines.join("\n")).as_bytes())?;
+            files.push((path, lines, blob));
         } else {
             let f = (next() as usize) % files.len();
-            let lines = &mut files[f].1;
-            let at = (next() as usize) % lines.len();
-            lines[at] = format!("edited in commit {i}: {}", next() % 100_000);
-            if next() % 3 == 0 {
-                lines.push(format!("appended in commit {i}"));
+            let (at, append) = (next() as usize, next() % 3 == 0);
+            let edit = format!("edited in commit {i}: {}", next() % 100_000);
+            let entry = &mut files[f];
+            let len = entry.1.len();
+            entry.1[at % len] = edit;
+            if append {
+                entry.1.push(format!("appended in commit {i}"));
             }
+            entry.2 = repo.blob(format!("{}\n", entry.1.join("\n")).as_bytes())?;
         }
         let mut dirs: std::collections::BTreeMap<String, Vec<(String, Oid)>> =
             std::collections::BTreeMap::new();
-        for (path, lines) in &files {
-            let blob = repo.blob(format!("{}\n", lines.join("\n")).as_bytes())?;
+        for (path, _, blob) in &files {
             let (d, name) = path.rsplit_once('/').unwrap_or(("", path));
             dirs.entry(d.to_string())
                 .or_default()
-                .push((name.to_string(), blob));
+                .push((name.to_string(), *blob));
         }
         // Nested directories: build bottom-up.
         let tree = build_tree(&repo, &dirs, "")?;

@@ -83,6 +83,21 @@ const GENERATED_DIRS: &[&str] = &[
     ".next",
     "out",
 ];
+/// Lockfiles are written by tools, not people: counting their lines as work
+/// would make any first commit with a lockfile look like a dump.
+const LOCKFILES: &[&str] = &[
+    "cargo.lock",
+    "package-lock.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "poetry.lock",
+    "uv.lock",
+    "pipfile.lock",
+    "go.sum",
+    "composer.lock",
+    "gemfile.lock",
+    "npm-shrinkwrap.json",
+];
 const GENERATED_EXT: &[&str] = &[
     "pyc", "pyo", "class", "o", "so", "dylib", "dll", "exe", "a", "map",
 ];
@@ -93,20 +108,12 @@ const CONFIG_NAMES: &[&str] = &[
     "setup.py",
     "setup.cfg",
     "pipfile",
-    "pipfile.lock",
-    "poetry.lock",
-    "uv.lock",
     "environment.yml",
     "environment.yaml",
     "cargo.toml",
-    "cargo.lock",
     "package.json",
-    "package-lock.json",
-    "yarn.lock",
-    "pnpm-lock.yaml",
     "tsconfig.json",
     "go.mod",
-    "go.sum",
     "pom.xml",
     "build.gradle",
     "makefile",
@@ -229,6 +236,7 @@ pub fn classify(path: &str) -> FileClass {
         || GENERATED_EXT.contains(&ext)
         || name.ends_with(".min.js")
         || name.ends_with(".min.css")
+        || LOCKFILES.contains(&name)
     {
         return FileClass::Generated;
     }
@@ -305,7 +313,8 @@ mod tests {
         check("LICENSE", FileClass::Docs);
         check("requirements-dev.txt", FileClass::Config);
         check("pyproject.toml", FileClass::Config);
-        check("Cargo.lock", FileClass::Config);
+        check("Cargo.lock", FileClass::Generated);
+        check("Cargo.toml", FileClass::Config);
         check(".github/workflows/ci.yml", FileClass::Config);
         check("analysis.ipynb", FileClass::Notebooks);
         check("data/train.csv", FileClass::Data);

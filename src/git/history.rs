@@ -560,7 +560,7 @@ fn message_flags(
     if is_conventional(summary) {
         flags.push("conventional".to_string());
     }
-    if claims_tests(summary) && !changes.get(&FileClass::Tests).is_some_and(|c| c.files > 0) {
+    if claims_tests(summary) && changes.get(&FileClass::Tests).is_none_or(|c| c.files == 0) {
         flags.push("claims_tests_without_tests".to_string());
     }
     if readme_results {
@@ -1068,7 +1068,7 @@ fn signals(
                 && r.sessions
                     .last()
                     .is_some_and(|s| s.commits.contains(&c.sha));
-            let (kind, when) = if i < ((n + 3) / 4).max(2) || in_first_session {
+            let (kind, when) = if i < n.div_ceil(4).max(2) || in_first_session {
                 ("tests_from_start", "from the start")
             } else if i * 4 >= n * 3 || late_session {
                 ("tests_late", "only late")

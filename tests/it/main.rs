@@ -1,2 +1,7 @@
-#[test]
-fn placeholder_builds() {}
+//! Integration tests: one binary, real git repositories built with git2, real
+//! SQLite, the real `assay` binary where a user would run it.
+
+mod export;
+mod grade;
+mod helpers;
+mod history;

@@ -1,0 +1,443 @@
+//! `assay grade` end to end: outcomes, reports, resume, credentials.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+
+use assay::store::{RunStatus, SqliteStore, Store};
+
+use crate::helpers::*;
+
+fn by_candidate(v: &serde_json::Value) -> BTreeMap<String, serde_json::Value> {
+    v["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["candidate"].as_str().unwrap().to_string(), s.clone()))
+        .collect()
+}
+
+fn store_runs(db: &std::path::Path) -> Vec<(String, Vec<assay::store::StageRun>)> {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = SqliteStore::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let cohort = store.cohort_id("demo").await.unwrap().unwrap();
+        let mut out = Vec::new();
+        for s in store.submissions(cohort).await.unwrap() {
+            out.push((s.candidate.clone(), store.runs(s.id).await.unwrap()));
+        }
+        out
+    })
+}
+
+#[test]
+fn grade_records_every_outcome_goes_on_and_resumes_without_rework() {
+    let good = iterative();
+    let dump = single_dump();
+    let empty = tempfile::tempdir().unwrap();
+    git2::Repository::init(empty.path()).unwrap();
+    let mut huge = Scripted::new();
+    huge.put(&[("data.bin", Some(&"z".repeat(200_000)))]);
+    huge.commit("Add data", DAY1);
+    let mut dotdot = Scripted::new();
+    dotdot.put(&[("../escape.sh", Some("id\n"))]);
+    dotdot.commit("x", DAY1);
+    let mut dotgit = Scripted::new();
+    dotgit.put(&[(".GIT/config", Some("[core]\n\thooksPath = /tmp\n"))]);
+    dotgit.commit("x", DAY1);
+
+    let work = tempfile::tempdir().unwrap();
+    let p = |r: &std::path::Path| r.to_str().unwrap().to_string();
+    let cohort = write_cohort(
+        work.path(),
+        &format!(
+            r#"
+[[submission]]
+candidate = "good"
+repo = "{}"
+[[submission]]
+candidate = "dump"
+repo = "{}"
+[[submission]]
+candidate = "empty"
+repo = "{}"
+[[submission]]
+candidate = "huge"
+repo = "{}"
+[[submission]]
+candidate = "dotdot"
+repo = "{}"
+[[submission]]
+candidate = "dotgit"
+repo = "{}"
+[[submission]]
+candidate = "missing"
+repo = "does/not/exist"
+[[submission]]
+candidate = "private"
+repo = "https://127.0.0.1/repo.git"
+[[submission]]
+candidate = "fileurl"
+repo = "file:///etc"
+[[submission]]
+candidate = "badref"
+repo = "{}"
+ref = "no-such-branch"
+"#,
+            p(good.path()),
+            p(dump.path()),
+            p(empty.path()),
+            p(huge.path()),
+            p(dotdot.path()),
+            p(dotgit.path()),
+            p(good.path()),
+        ),
+    );
+    let assay = Assay::new();
+    let out_dir = work.path().join("out");
+    let run = |assay: &Assay| {
+        assay
+            .cmd()
+            .env("ASSAY_LIMITS_FILE_BYTES", "100000")
+            .args([
+                "grade",
+                cohort.to_str().unwrap(),
+                "--json",
+                "--jobs",
+                "3",
+                "--out",
+                out_dir.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap()
+    };
+    let first = json_ok(&run(&assay));
+    assert_eq!(first["cohort"], "demo");
+    let subs = by_candidate(&first);
+    let expect = [
+        ("good", "done", "ok"),
+        ("dump", "done", "ok"),
+        ("empty", "failed", "empty_repository"),
+        ("huge", "failed", "file_too_large"),
+        ("dotdot", "failed", "unsafe_path"),
+        ("dotgit", "failed", "unsafe_path"),
+        ("missing", "failed", "unreachable"),
+        ("private", "failed", "blocked_url"),
+        ("fileurl", "failed", "blocked_url"),
+        ("badref", "failed", "ref_not_found"),
+    ];
+    for (c, status, outcome) in expect {
+        let s = &subs[c];
+        assert_eq!(
+            (
+                s["status"].as_str().unwrap(),
+                s["outcome"].as_str().unwrap()
+            ),
+            (status, outcome),
+            "{c}: {s}"
+        );
+    }
+    let good_sub = &subs["good"];
+    assert_eq!(
+        good_sub["commit"],
+        good.repo.head().unwrap().target().unwrap().to_string()
+    );
+    assert_eq!(good_sub["stages"]["fetch"]["status"], "done");
+    assert_eq!(good_sub["stages"]["history"]["status"], "done");
+    assert!(good_sub["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "tests_from_start"));
+    assert!(subs["dump"]["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["kind"] == "single_dump"));
+    assert!(subs["huge"]["stages"]["fetch"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("data.bin"));
+
+    // Reports: one per submission and the summary.
+    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    for (c, _, outcome) in expect {
+        assert!(
+            summary.contains(&format!("| {c} |")) && summary.contains(outcome),
+            "{c} missing from summary"
+        );
+        assert!(out_dir.join(format!("{c}.md")).is_file(), "{c}.md");
+    }
+    let good_md = std::fs::read_to_string(out_dir.join("good.md")).unwrap();
+    assert!(
+        good_md.contains("tests_from_start") && good_md.contains("Work sessions"),
+        "{good_md}"
+    );
+    let json_summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(json_summary["submissions"].as_array().unwrap().len(), 10);
+
+    // A second run does no finished work again: no new stage runs, same
+    // results. Only the unreachable one is tried again, since a network
+    // failure may be transient.
+    let before = store_runs(&assay.db());
+    let second = json_ok(&run(&assay));
+    let after = store_runs(&assay.db());
+    let (retried, after): (Vec<_>, Vec<_>) = after.into_iter().partition(|(c, _)| c == "missing");
+    let before: Vec<_> = before.into_iter().filter(|(c, _)| c != "missing").collect();
+    assert_eq!(
+        before, after,
+        "the second run started finished stages again"
+    );
+    assert_eq!(
+        retried[0].1.iter().map(|r| r.attempt).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
+    for (c, status, outcome) in expect {
+        let s = &by_candidate(&second)[c];
+        assert_eq!(
+            (
+                s["status"].as_str().unwrap(),
+                s["outcome"].as_str().unwrap()
+            ),
+            (status, outcome),
+            "{c} on re-run"
+        );
+    }
+}
+
+#[test]
+fn deadline_grades_the_last_commit_before_it_and_records_later_ones() {
+    let mut r = Scripted::new();
+    r.put(&[("a.py", Some("1\n"))]);
+    let before = r.commit("Before the deadline", DAY1);
+    r.put(&[("a.py", Some("2\n"))]);
+    let late1 = r.commit("Late fix", DAY1 + 2 * 86400);
+    r.put(&[("a.py", Some("3\n"))]);
+    let late2 = r.commit("Later fix", DAY1 + 3 * 86400);
+    let work = tempfile::tempdir().unwrap();
+    let cohort = write_cohort(
+        work.path(),
+        &format!("deadline = \"2026-11-11T00:00:00Z\"\n[[submission]]\ncandidate = \"c1\"\nrepo = \"{}\"\n", r.path().display()),
+    );
+    let assay = Assay::new();
+    let v = json_ok(&assay.run(&[
+        "grade",
+        cohort.to_str().unwrap(),
+        "--json",
+        "--out",
+        work.path().join("out").to_str().unwrap(),
+    ]));
+    let s = &v["submissions"][0];
+    assert_eq!(s["commit"], before.to_string());
+    let after = s["evidence"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "after_deadline")
+        .expect("after_deadline evidence");
+    assert!(
+        after["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 commit(s) after the deadline"),
+        "{after}"
+    );
+    let md = std::fs::read_to_string(work.path().join("out/c1.md")).unwrap();
+    assert!(
+        md.contains(&late2.to_string()[..7]) && md.contains(&late1.to_string()[..7]),
+        "{md}"
+    );
+}
+
+#[test]
+fn malformed_cohorts_fail_with_positions_and_exit_2() {
+    let work = tempfile::tempdir().unwrap();
+    let assay = Assay::new();
+    let cases = [
+        (
+            "top = \"five\"\n[[submission]]\ncandidate = \"a\"\nrepo = \"x\"\n",
+            "cohort.toml:4:7",
+        ),
+        (
+            "[[submission]]\ncandidate = \"a\"\nrepo = \"x\"\nbranch = \"main\"\n",
+            "cohort.toml:7:1",
+        ),
+        (
+            "[[submission]]\ncandidate = \"a b\"\nrepo = \"x\"\n",
+            "cohort.toml:5:13",
+        ),
+        ("[[submission\n", "cohort.toml:4:"),
+    ];
+    for (body, at) in cases {
+        let cohort = write_cohort(work.path(), body);
+        let out = assay.run(&["grade", cohort.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{body}: {err}");
+        assert!(err.contains(at), "expected {at} in: {err}");
+    }
+}
+
+#[test]
+fn credentials_never_reach_logs_reports_or_the_database() {
+    let work = tempfile::tempdir().unwrap();
+    // A closed port on loopback (allowed here) gives a real connection error
+    // that quotes the URL, and the blocked one exercises the SSRF path.
+    let cohort = write_cohort(
+        work.path(),
+        r#"[[submission]]
+candidate = "c1"
+repo = "https://alice:hunter2SECRET@127.0.0.1:9/x.git"
+[[submission]]
+candidate = "c2"
+repo = "https://tokenSECRET42@localhost:9/y.git"
+"#,
+    );
+    let assay = Assay::new();
+    let out_dir = work.path().join("out");
+    for allow in ["true", "false"] {
+        let out = assay
+            .cmd()
+            .env("ASSAY_ALLOW_PRIVATE_HOSTS", allow)
+            .env("ASSAY_LOG", "debug")
+            .args([
+                "grade",
+                cohort.to_str().unwrap(),
+                "--json",
+                "--out",
+                out_dir.to_str().unwrap(),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for stream in [&out.stdout, &out.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(
+                !text.contains("hunter2SECRET") && !text.contains("tokenSECRET42"),
+                "leaked: {text}"
+            );
+        }
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["submissions"][0]["repo"], "https://127.0.0.1:9/x.git");
+    }
+    let mut files = vec![assay.db()];
+    files.extend(
+        ["-wal", "-shm"]
+            .iter()
+            .map(|s| assay.data.path().join(format!("assay.db{s}"))),
+    );
+    files.extend(
+        std::fs::read_dir(&out_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path()),
+    );
+    for f in files.iter().filter(|f| f.exists()) {
+        let bytes = std::fs::read(f).unwrap();
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(
+            !text.contains("hunter2SECRET") && !text.contains("tokenSECRET42"),
+            "leaked into {}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn sigkill_mid_run_then_rerun_finishes_everything_exactly_once() {
+    let repo = tempfile::tempdir().unwrap();
+    assay::bench::generate_repo(repo.path(), 1500).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let mut body = String::new();
+    for i in 0..8 {
+        body.push_str(&format!(
+            "[[submission]]\ncandidate = \"c{i}\"\nrepo = \"{}\"\n",
+            repo.path().display()
+        ));
+    }
+    let cohort = write_cohort(work.path(), &body);
+    let assay = Assay::new();
+    let out_dir = work.path().join("out");
+    let args = [
+        "grade",
+        cohort.to_str().unwrap(),
+        "--jobs",
+        "1",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+
+    let mut child = assay
+        .cmd()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Kill as soon as the first submission is done: the rest are pending or in flight.
+    let mut seen = Vec::new();
+    loop {
+        let line = lines
+            .next()
+            .expect("assay ended before any submission finished")
+            .unwrap();
+        seen.push(line.clone());
+        if line.contains(": done (ok)") {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = store_runs(&assay.db());
+    let done_before: usize = partial
+        .iter()
+        .filter(|(_, runs)| {
+            runs.iter()
+                .any(|r| r.stage == assay::store::Stage::History && r.status == RunStatus::Done)
+        })
+        .count();
+    assert!(
+        (1..8).contains(&done_before),
+        "kill was not mid-run: {done_before} done\n{}",
+        seen.join("\n")
+    );
+
+    let out = assay.cmd().args(args).arg("--json").output().unwrap();
+    let v = json_ok(&out);
+    for s in v["submissions"].as_array().unwrap() {
+        assert_eq!(s["status"], "done", "{s}");
+    }
+    let runs = store_runs(&assay.db());
+    assert_eq!(runs.len(), 8);
+    for (candidate, runs) in &runs {
+        for stage in assay::store::Stage::ALL {
+            let done = runs
+                .iter()
+                .filter(|r| r.stage == stage && r.status == RunStatus::Done)
+                .count();
+            assert_eq!(done, 1, "{candidate} {stage:?}: {runs:#?}");
+        }
+        // Nothing is left looking like it is still running.
+        assert!(
+            runs.iter().all(|r| r.status != RunStatus::Running),
+            "{candidate}: {runs:#?}"
+        );
+    }
+    // The submission done before the kill was not worked again.
+    let (first, first_runs) = partial
+        .iter()
+        .find(|(_, runs)| {
+            runs.iter()
+                .any(|r| r.stage == assay::store::Stage::History && r.status == RunStatus::Done)
+        })
+        .unwrap();
+    let now = &runs.iter().find(|(c, _)| c == first).unwrap().1;
+    assert_eq!(first_runs, now, "{first} was re-run");
+}

@@ -1,0 +1,284 @@
+//! `assay history`: signals from scripted histories, through the binary.
+
+use crate::helpers::*;
+
+fn history(repo: &std::path::Path) -> serde_json::Value {
+    let assay = Assay::new();
+    json_ok(&assay.run(&["history", "--json", repo.to_str().unwrap()]))
+}
+
+#[test]
+fn iterative_candidate_has_sessions_tests_from_start_and_readme_results() {
+    let r = iterative();
+    let h = history(r.path());
+    assert_eq!(h["commit_count"], 11);
+    assert_eq!(
+        h["commit"],
+        r.repo.head().unwrap().target().unwrap().to_string()
+    );
+    let k = kinds(&h);
+    assert!(k.contains(&"tests_from_start".to_string()), "{k:?}");
+    assert!(k.contains(&"readme_results".to_string()), "{k:?}");
+    for bad in [
+        "single_dump",
+        "vague_messages",
+        "replayed_burst",
+        "backdated_commit",
+        "future_commit",
+        "no_tests",
+    ] {
+        assert!(!k.contains(&bad.to_string()), "{bad} in {k:?}");
+    }
+    // Gaps of 20 h split the work into four sessions.
+    assert_eq!(
+        h["sessions"].as_array().unwrap().len(),
+        4,
+        "{}",
+        h["sessions"]
+    );
+    assert_eq!(h["files_by_class"]["tests"], 2);
+    assert_eq!(h["files_by_class"]["source"], 2);
+    // Ids are H1..Hn in order, and every cited commit is a full sha of this history.
+    let shas: Vec<&str> = h["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["sha"].as_str().unwrap())
+        .collect();
+    for (i, s) in h["signals"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(s["id"], format!("H{}", i + 1));
+        for c in s["commits"].as_array().unwrap() {
+            assert!(shas.contains(&c.as_str().unwrap()), "{s}");
+        }
+    }
+}
+
+#[test]
+fn single_dump_is_flagged_and_cites_the_commit() {
+    let r = single_dump();
+    let h = history(r.path());
+    let s = signal(&h, "single_dump");
+    assert_eq!(
+        s["commits"][0],
+        r.repo.head().unwrap().target().unwrap().to_string()
+    );
+    assert!(h["largest_commit"]["share"].as_f64().unwrap() >= 0.8);
+    assert!(kinds(&h).contains(&"no_tests".to_string()));
+    assert!(kinds(&h).contains(&"readme_no_results".to_string()));
+}
+
+#[test]
+fn backdated_and_future_commits_are_flagged() {
+    let mut r = Scripted::new();
+    r.put(&[("a.py", Some("a = 1\n"))]);
+    r.commit("Start", DAY1);
+    r.put(&[("a.py", Some("a = 2\n"))]);
+    // Committed three days before it was authored: dates set by hand.
+    let back = r.commit_full(
+        "Sam",
+        "sam@example.org",
+        DAY1 + 4 * 86400,
+        DAY1 + 86400,
+        "Tweak a",
+    );
+    r.put(&[("a.py", Some("a = 3\n"))]);
+    let future = r.commit_full(
+        "Sam",
+        "sam@example.org",
+        4_102_444_800,
+        4_102_444_800,
+        "From 2100",
+    );
+    let h = history(r.path());
+    assert_eq!(
+        signal(&h, "backdated_commit")["commits"][0],
+        back.to_string()
+    );
+    assert_eq!(
+        signal(&h, "future_commit")["commits"][0],
+        future.to_string()
+    );
+    // Committer dates still rise along the main line (day 1, day 2, 2100).
+    assert!(
+        !kinds(&h).contains(&"non_monotonic_dates".to_string()),
+        "{:?}",
+        kinds(&h)
+    );
+}
+
+#[test]
+fn non_monotonic_main_line_is_flagged() {
+    let mut r = Scripted::new();
+    r.put(&[("a.py", Some("1\n"))]);
+    r.commit("One", DAY1 + 86400);
+    r.put(&[("a.py", Some("2\n"))]);
+    let odd = r.commit("Two, dated a day before its parent", DAY1);
+    let h = history(r.path());
+    assert_eq!(
+        signal(&h, "non_monotonic_dates")["commits"][0],
+        odd.to_string()
+    );
+}
+
+#[test]
+fn replayed_burst_is_flagged() {
+    let mut r = Scripted::new();
+    for i in 0..12 {
+        r.put(&[("a.py", Some(&format!("v = {i}\n")))]);
+        r.commit(&format!("Step {i} of the model"), DAY1 + i * 2);
+    }
+    let h = history(r.path());
+    let s = signal(&h, "replayed_burst");
+    assert_eq!(s["commits"].as_array().unwrap().len(), 12);
+}
+
+#[test]
+fn vague_messages_and_empty_test_claims_are_flagged() {
+    let mut r = Scripted::new();
+    for (i, m) in ["update", "wip", "fix", ".", "test: add tests"]
+        .iter()
+        .enumerate()
+    {
+        r.put(&[("a.py", Some(&format!("v = {i}\n")))]);
+        r.commit(m, DAY1 + i as i64 * HOUR);
+    }
+    let h = history(r.path());
+    assert!(
+        signal(&h, "vague_messages")["commits"]
+            .as_array()
+            .unwrap()
+            .len()
+            >= 4
+    );
+    assert_eq!(
+        signal(&h, "test_claim_without_tests")["commits"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn template_commit_by_another_author_is_set_apart() {
+    let mut r = Scripted::new();
+    let big: String = (0..400).map(|k| format!("# template line {k}\n")).collect();
+    r.put(&[
+        ("starter/skeleton.py", Some(&big)),
+        ("README.md", Some("# Assignment\n")),
+    ]);
+    let template = r.commit_full(
+        "Hiring Team",
+        "jobs@company.example",
+        DAY1 - 86400,
+        DAY1 - 86400,
+        "Starter code",
+    );
+    let mut t = DAY1;
+    for i in 0..6 {
+        t += 30 * 60;
+        let body: String = (0..=i)
+            .map(|k| format!("def f{k}():\n    return {k}\n"))
+            .collect();
+        r.put(&[
+            ("solution.py", Some(&body)),
+            (
+                "tests/test_solution.py",
+                Some("def test_x():\n    assert True\n"),
+            ),
+        ]);
+        r.commit(&format!("Implement step {i}"), t);
+    }
+    let h = history(r.path());
+    assert_eq!(
+        signal(&h, "template_commit")["commits"][0],
+        template.to_string()
+    );
+    // The template's 400 lines do not make the candidate a single dump.
+    assert!(
+        !kinds(&h).contains(&"single_dump".to_string()),
+        "{:?}",
+        kinds(&h)
+    );
+    let authors = h["authors"].as_array().unwrap();
+    assert_eq!(authors.len(), 2);
+    assert_eq!(authors.iter().filter(|a| a["template"] == true).count(), 1);
+    // Identities are anonymised everywhere in the document.
+    let text = h.to_string();
+    assert!(
+        !text.contains("company.example")
+            && !text.contains("Hiring Team")
+            && !text.contains("sam@example.org")
+    );
+    // The first session starts with the candidate, not the template.
+    assert_ne!(h["sessions"][0]["commits"][0], template.to_string());
+}
+
+#[test]
+fn lfs_pointers_are_flagged() {
+    let mut r = Scripted::new();
+    r.put(&[
+        ("data/train.csv", Some("version https://git-lfs.github.com/spec/v1\noid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\nsize 12345\n")),
+        ("main.py", Some("print(1)\n")),
+    ]);
+    r.commit("Add data via LFS", DAY1);
+    let h = history(r.path());
+    assert_eq!(h["lfs_pointers"][0], "data/train.csv");
+    assert!(signal(&h, "lfs_pointer")["description"]
+        .as_str()
+        .unwrap()
+        .contains("data/train.csv"));
+}
+
+#[test]
+fn five_thousand_commits_are_read_and_the_commit_limit_is_an_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    assay::bench::generate_repo(dir.path(), 5000).unwrap();
+    let h = history(dir.path());
+    assert_eq!(h["commit_count"], 5000);
+    assert_eq!(h["commits"].as_array().unwrap().len(), 5000);
+    assert!(h["growth"].as_array().unwrap().len() <= 50);
+
+    let assay = Assay::new();
+    let out = assay
+        .cmd()
+        .env("ASSAY_LIMITS_COMMITS", "1000")
+        .args(["history", "--json", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("too_many_commits") && err.contains("limits.commits"),
+        "{err}"
+    );
+}
+
+#[test]
+fn timeline_text_shows_sessions_and_signals() {
+    let r = iterative();
+    let assay = Assay::new();
+    let out = assay.run(&["history", r.path().to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("session 1") && text.contains("session 4"),
+        "{text}"
+    );
+    assert!(text.contains("Add baseline model"), "{text}");
+    assert!(text.contains("tests_from_start"), "{text}");
+}
+
+#[test]
+fn history_of_a_non_repository_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let assay = Assay::new();
+    let out = assay.run(&["history", dir.path().to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a git repository"));
+}

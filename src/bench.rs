@@ -53,13 +53,10 @@ pub fn generate_repo(dir: &Path, commits: usize) -> Result<Oid, git2::Error> {
             }
             entry.2 = repo.blob(format!("{}\n", entry.1.join("\n")).as_bytes())?;
         }
-        let mut dirs: std::collections::BTreeMap<String, Vec<(String, Oid)>> =
-            std::collections::BTreeMap::new();
+        let mut dirs: std::collections::BTreeMap<String, Vec<(String, Oid)>> = std::collections::BTreeMap::new();
         for (path, _, blob) in &files {
             let (d, name) = path.rsplit_once('/').unwrap_or(("", path));
-            dirs.entry(d.to_string())
-                .or_default()
-                .push((name.to_string(), *blob));
+            dirs.entry(d.to_string()).or_default().push((name.to_string(), *blob));
         }
         // Nested directories: build bottom-up.
         let tree = build_tree(&repo, &dirs, "")?;
@@ -71,11 +68,7 @@ pub fn generate_repo(dir: &Path, commits: usize) -> Result<Oid, git2::Error> {
         t += gap;
         let sig = Signature::new("Sam Candidate", "sam@example.org", &Time::new(t, 0))?;
         let tree = repo.find_tree(tree)?;
-        let parents: Vec<git2::Commit<'_>> = parent
-            .map(|p| repo.find_commit(p))
-            .transpose()?
-            .into_iter()
-            .collect();
+        let parents: Vec<git2::Commit<'_>> = parent.map(|p| repo.find_commit(p)).transpose()?.into_iter().collect();
         let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
         let msg = format!("Change {i}: adjust module behaviour");
         let oid = repo.commit(Some("refs/heads/main"), &sig, &sig, &msg, &tree, &refs)?;
@@ -104,8 +97,7 @@ fn build_tree(
             } else {
                 d.strip_prefix(prefix).and_then(|r| r.strip_prefix('/'))
             };
-            rest.filter(|r| !r.is_empty())
-                .map(|r| r.split('/').next().unwrap_or(r))
+            rest.filter(|r| !r.is_empty()).map(|r| r.split('/').next().unwrap_or(r))
         })
         .collect();
     children.sort_unstable();
@@ -151,14 +143,8 @@ pub fn measure(argv: &[String]) -> std::io::Result<Measurement> {
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut parts = text.split_whitespace();
-    let wall_s: f64 = parts
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN);
-    let rss_kib: f64 = parts
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(f64::NAN);
+    let wall_s: f64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+    let rss_kib: f64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
     Ok(Measurement {
         wall_s,
         max_rss_mib: rss_kib / 1024.0,

@@ -96,17 +96,16 @@ pub fn is_plain_id(s: &str) -> bool {
 impl Cohort {
     /// Reads and validates a cohort file, and the rubric it names.
     pub fn load(path: &Path) -> Result<Cohort, InputError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| InputError::file(path, format!("cannot read cohort: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| InputError::file(path, format!("cannot read cohort: {e}")))?;
         Cohort::parse(path, &text)
     }
 
     /// Parses and validates cohort text; relative paths resolve against `path`'s directory.
     pub fn parse(path: &Path, text: &str) -> Result<Cohort, InputError> {
         let raw: RawCohort = toml::from_str(text).map_err(|e| {
-            InputError::from_toml(path, text, &e).with_hint(
-                "a cohort has one [assignment] table and [[submission]] tables; see README.md",
-            )
+            InputError::from_toml(path, text, &e)
+                .with_hint("a cohort has one [assignment] table and [[submission]] tables; see README.md")
         })?;
         let at = |span: std::ops::Range<usize>, msg: String| InputError::at(path, text, span, msg);
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -127,8 +126,11 @@ impl Cohort {
 
         let rubric_path = base_dir.join(a.rubric.get_ref());
         if !rubric_path.is_file() {
-            return Err(at(a.rubric.span(), format!("rubric file {} does not exist", rubric_path.display()))
-                .with_hint("paths are relative to the cohort file; the default rubric is rubrics/trial-project.toml"));
+            return Err(at(
+                a.rubric.span(),
+                format!("rubric file {} does not exist", rubric_path.display()),
+            )
+            .with_hint("paths are relative to the cohort file; the default rubric is rubrics/trial-project.toml"));
         }
         let rubric = Rubric::load(&rubric_path)?;
 
@@ -148,9 +150,7 @@ impl Cohort {
                 let parsed = DateTime::parse_from_rfc3339(&text_value).map_err(|e| {
                     at(
                         d.span(),
-                        format!(
-                            "deadline {text_value:?} is not an RFC 3339 date-time with offset: {e}"
-                        ),
+                        format!("deadline {text_value:?} is not an RFC 3339 date-time with offset: {e}"),
                     )
                     .with_hint("write it like \"2026-11-20T23:59:00Z\"")
                 })?;
@@ -161,12 +161,7 @@ impl Cohort {
         let runner = match &a.runner {
             None => "auto".to_string(),
             Some(r) if is_plain_id(r.get_ref()) => r.get_ref().clone(),
-            Some(r) => {
-                return Err(at(
-                    r.span(),
-                    format!("runner {:?} is not a runner name", r.get_ref()),
-                ))
-            }
+            Some(r) => return Err(at(r.span(), format!("runner {:?} is not a runner name", r.get_ref()))),
         };
 
         let hidden_tests = match &a.hidden_tests {
@@ -186,12 +181,7 @@ impl Cohort {
         let top = match &a.top {
             None => 5,
             Some(t) if (0..=100_000).contains(t.get_ref()) => *t.get_ref() as u32,
-            Some(t) => {
-                return Err(at(
-                    t.span(),
-                    format!("top must be 0 or more, found {}", t.get_ref()),
-                ))
-            }
+            Some(t) => return Err(at(t.span(), format!("top must be 0 or more, found {}", t.get_ref()))),
         };
 
         if raw.submissions.is_empty() {
@@ -205,25 +195,18 @@ impl Cohort {
             if !is_plain_id(&candidate) {
                 return Err(at(
                     s.candidate.span(),
-                    format!(
-                        "candidate {candidate:?} must be 1-64 letters, digits, '-', '_' or '.'"
-                    ),
+                    format!("candidate {candidate:?} must be 1-64 letters, digits, '-', '_' or '.'"),
                 )
                 .with_hint("use an opaque id such as \"c-017\"; names are not needed"));
             }
             if submissions.iter().any(|k| k.candidate == candidate) {
-                return Err(at(
-                    s.candidate.span(),
-                    format!("candidate {candidate:?} appears twice"),
-                ));
+                return Err(at(s.candidate.span(), format!("candidate {candidate:?} appears twice")));
             }
             if s.repo.get_ref().trim().is_empty() {
                 return Err(at(s.repo.span(), "repo is empty".into()));
             }
             let git_ref = match s.git_ref {
-                Some(r) if r.get_ref().trim().is_empty() => {
-                    return Err(at(r.span(), "ref is empty".into()))
-                }
+                Some(r) if r.get_ref().trim().is_empty() => return Err(at(r.span(), "ref is empty".into())),
                 Some(r) => Some(r.into_inner()),
                 None => None,
             };
@@ -278,10 +261,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.name, "churn");
-        assert_eq!(
-            c.deadline.unwrap().to_rfc3339(),
-            "2026-11-20T23:59:00+00:00"
-        );
+        assert_eq!(c.deadline.unwrap().to_rfc3339(), "2026-11-20T23:59:00+00:00");
         assert_eq!(c.submissions[0].git_ref.as_deref(), Some("main"));
         assert_eq!(c.top, 5);
     }
@@ -291,9 +271,7 @@ mod tests {
         let head = "[assignment]\nname = \"churn\"\nrubric = \"r.toml\"\n";
         check_err(&format!("{head}colour = 1\n"), 4, 1, "colour");
         check_err(
-            &format!(
-                "{head}deadline = \"tomorrow\"\n[[submission]]\ncandidate = \"a\"\nrepo = \"x\"\n"
-            ),
+            &format!("{head}deadline = \"tomorrow\"\n[[submission]]\ncandidate = \"a\"\nrepo = \"x\"\n"),
             4,
             12,
             "RFC 3339",

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::diag::InputError;
 
 /// Hard limits on what one submission may cost us. Each, when hit, becomes a
-/// recorded outcome kind on the submission (see [`crate::git::FetchOutcome`]).
+/// recorded outcome kind on the submission (see [`crate::outcome::OutcomeKind`]).
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
@@ -155,12 +155,7 @@ impl Settings {
                 InputError::file(Path::new(key), format!("expected {what}, found {value:?}"))
                     .with_hint(format!("set {key} to {what} or unset it"))
             };
-            let num = || {
-                value
-                    .trim()
-                    .parse::<u64>()
-                    .map_err(|_| bad("a whole number"))
-            };
+            let num = || value.trim().parse::<u64>().map_err(|_| bad("a whole number"));
             let flag = || match value.trim() {
                 "1" | "true" | "yes" => Ok(true),
                 "0" | "false" | "no" | "" => Ok(false),
@@ -190,11 +185,10 @@ impl Settings {
     fn validate(&self, file: Option<&Path>) -> Result<(), InputError> {
         let origin = file.unwrap_or(Path::new("settings"));
         if self.jobs == 0 || self.jobs > 256 {
-            return Err(InputError::file(
-                origin,
-                format!("jobs must be 1..=256, found {}", self.jobs),
-            )
-            .with_hint("set jobs in assay.toml, ASSAY_JOBS or --jobs"));
+            return Err(
+                InputError::file(origin, format!("jobs must be 1..=256, found {}", self.jobs))
+                    .with_hint("set jobs in assay.toml, ASSAY_JOBS or --jobs"),
+            );
         }
         let l = &self.limits;
         for (name, v) in [
@@ -206,10 +200,8 @@ impl Settings {
             ("commits", l.commits),
         ] {
             if v == 0 {
-                return Err(
-                    InputError::file(origin, format!("limits.{name} must be above 0"))
-                        .with_hint("remove the key to use the default"),
-                );
+                return Err(InputError::file(origin, format!("limits.{name} must be above 0"))
+                    .with_hint("remove the key to use the default"));
             }
         }
         Ok(())
@@ -229,10 +221,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -271,8 +260,7 @@ mod tests {
 
     #[test]
     fn bad_env_value_names_the_variable() {
-        let e = Settings::load_from(None, &env(&[("ASSAY_JOBS", "many")]), &Overrides::default())
-            .unwrap_err();
+        let e = Settings::load_from(None, &env(&[("ASSAY_JOBS", "many")]), &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("ASSAY_JOBS"), "{e}");
     }
 }

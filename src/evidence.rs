@@ -48,10 +48,7 @@ pub fn from_history(report: &HistoryReport) -> Vec<EvidenceItem> {
                 [one] => format!("commit {}", &one[..one.len().min(7)]),
                 many => format!(
                     "commits {}",
-                    many.iter()
-                        .map(|c| &c[..c.len().min(7)])
-                        .collect::<Vec<_>>()
-                        .join(" ")
+                    many.iter().map(|c| &c[..c.len().min(7)]).collect::<Vec<_>>().join(" ")
                 ),
             },
             text: bound(&s.description, MAX_TEXT),

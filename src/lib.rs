@@ -16,7 +16,7 @@
 //! - [`store`]: the `Store` trait and its SQLite implementation (sqlx).
 //! - [`pipeline`]: the worker pool: stages, semaphores, retries, cancellation, resume.
 //! - [`report`]: Markdown reports (tera).
-//! - [`bench`]: benchmarks against baselines, synthetic repositories.
+//! - [`mod@bench`]: benchmarks against baselines, synthetic repositories.
 //! - [`outcome`]: the stable outcome kinds every stage ends with.
 //!
 //! See ARCHITECTURE.md for the invariants.

@@ -143,11 +143,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             assay::bench::exec_and_report(&argv)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Bench(Bench::History {
-            repo,
-            commits,
-            runs,
-        }) => bench_history(repo, commits, runs),
+        Command::Bench(Bench::History { repo, commits, runs }) => bench_history(repo, commits, runs),
     }
 }
 
@@ -160,12 +156,8 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 async fn grade(settings: Settings, cohort: Cohort, out: PathBuf, json: bool) -> Result<ExitCode> {
     let db_url = settings.db_url();
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-        format!(
-            "cannot create data directory {}",
-            settings.data_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
     let _lock = WorkLock::acquire(&settings.data_dir, &db_url)?;
     let store = store::open(&db_url)
         .await
@@ -174,15 +166,12 @@ async fn grade(settings: Settings, cohort: Cohort, out: PathBuf, json: bool) -> 
     let cancel = CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
-        eprintln!(
-            "assay: stopping; stages in flight are recorded as interrupted (run again to resume)"
-        );
+        eprintln!("assay: stopping; stages in flight are recorded as interrupted (run again to resume)");
         on_signal.cancel();
     });
 
@@ -217,11 +206,7 @@ async fn grade(settings: Settings, cohort: Cohort, out: PathBuf, json: bool) -> 
             "candidate", "status", "outcome", "commit", "signals"
         );
         for s in &summary.submissions {
-            let commit = s
-                .commit
-                .as_deref()
-                .map(|c| &c[..7.min(c.len())])
-                .unwrap_or("—");
+            let commit = s.commit.as_deref().map(|c| &c[..7.min(c.len())]).unwrap_or("—");
             println!(
                 "{:<16} {:<12} {:<26} {:<9} {:>7}",
                 s.candidate,
@@ -248,21 +233,14 @@ fn history(settings: &Settings, spec: &str, git_ref: Option<&str>, json: bool) -
     let source = RepoSource::parse(spec, &std::env::current_dir()?, policy)?;
     let (repo_path, commit, after) = match &source {
         RepoSource::Local(path) => {
-            let repo = git2::Repository::discover(path).map_err(|e| {
-                InputError::file(path, format!("not a git repository: {}", e.message()))
-            })?;
+            let repo = git2::Repository::discover(path)
+                .map_err(|e| InputError::file(path, format!("not a git repository: {}", e.message())))?;
             let rev = git_ref.unwrap_or("HEAD");
             let commit = repo
                 .revparse_single(rev)
                 .and_then(|o| o.peel_to_commit())
-                .map_err(|e| {
-                    InputError::file(path, format!("no commit {rev:?}: {}", e.message()))
-                })?;
-            (
-                repo.path().to_path_buf(),
-                commit.id().to_string(),
-                Vec::new(),
-            )
+                .map_err(|e| InputError::file(path, format!("no commit {rev:?}: {}", e.message())))?;
+            (repo.path().to_path_buf(), commit.id().to_string(), Vec::new())
         }
         RepoSource::Remote(_) => {
             source.check_host(policy)?;
@@ -299,10 +277,7 @@ fn bench_history(repo: Option<PathBuf>, commits: usize, runs: usize) -> Result<E
         Some(r) => r,
         None => {
             let dir = tmp.path().join("bench-repo");
-            eprintln!(
-                "generating a {commits}-commit repository in {}",
-                dir.display()
-            );
+            eprintln!("generating a {commits}-commit repository in {}", dir.display());
             assay::bench::generate_repo(&dir, commits)?;
             dir
         }
@@ -310,16 +285,9 @@ fn bench_history(repo: Option<PathBuf>, commits: usize, runs: usize) -> Result<E
     let exe = std::env::current_exe()?.display().to_string();
     let repo_s = repo.display().to_string();
     let data_dir = tmp.path().join("data").display().to_string();
-    let ours: Vec<String> = [
-        exe.as_str(),
-        "--data-dir",
-        &data_dir,
-        "history",
-        "--json",
-        &repo_s,
-    ]
-    .map(String::from)
-    .to_vec();
+    let ours: Vec<String> = [exe.as_str(), "--data-dir", &data_dir, "history", "--json", &repo_s]
+        .map(String::from)
+        .to_vec();
     let base: Vec<String> = ["git", "-C", &repo_s, "log", "--numstat", "--no-renames"]
         .map(String::from)
         .to_vec();
@@ -341,14 +309,7 @@ fn bench_history(repo: Option<PathBuf>, commits: usize, runs: usize) -> Result<E
     println!("repository: {repo_s} (median of {runs} runs)");
     println!("{:<44} {:>9} {:>12}", "command", "wall (s)", "peak (MiB)");
     println!("{:<44} {:>9.3} {:>12.1}", "assay history --json", ow, om);
-    println!(
-        "{:<44} {:>9.3} {:>12.1}",
-        "git log --numstat --no-renames", bw, bm
-    );
-    println!(
-        "ratio (assay / git): wall {:.2}, memory {:.2}",
-        ow / bw,
-        om / bm
-    );
+    println!("{:<44} {:>9.3} {:>12.1}", "git log --numstat --no-renames", bw, bm);
+    println!("ratio (assay / git): wall {:.2}, memory {:.2}", ow / bw, om / bm);
     Ok(ExitCode::SUCCESS)
 }

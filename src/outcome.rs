@@ -17,6 +17,9 @@ pub enum OutcomeKind {
     BlockedUrl,
     /// The repository could not be reached (DNS, connection, HTTP error).
     Unreachable,
+    /// The repository does not exist (a local path that is not a repository,
+    /// or a remote that answers "not found").
+    RepoNotFound,
     /// The remote refused our credentials.
     AuthFailed,
     /// The named branch, tag or commit does not exist.
@@ -55,6 +58,7 @@ impl OutcomeKind {
             OutcomeKind::Ok => "ok",
             OutcomeKind::BlockedUrl => "blocked_url",
             OutcomeKind::Unreachable => "unreachable",
+            OutcomeKind::RepoNotFound => "repo_not_found",
             OutcomeKind::AuthFailed => "auth_failed",
             OutcomeKind::RefNotFound => "ref_not_found",
             OutcomeKind::EmptyRepository => "empty_repository",
@@ -128,10 +132,7 @@ mod tests {
             OutcomeKind::UnsafePath,
         ] {
             assert_eq!(OutcomeKind::parse(k.as_str()), Some(k));
-            assert_eq!(
-                serde_json::to_string(&k).unwrap(),
-                format!("\"{}\"", k.as_str())
-            );
+            assert_eq!(serde_json::to_string(&k).unwrap(), format!("\"{}\"", k.as_str()));
         }
     }
 }

@@ -79,25 +79,21 @@ struct RawLevel {
 impl Rubric {
     /// Reads and validates a rubric file.
     pub fn load(path: &Path) -> Result<Rubric, InputError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| InputError::file(path, format!("cannot read rubric: {e}")))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| InputError::file(path, format!("cannot read rubric: {e}")))?;
         Rubric::parse(path, &text)
     }
 
     /// Parses and validates rubric text; `path` is used in errors only.
     pub fn parse(path: &Path, text: &str) -> Result<Rubric, InputError> {
-        let raw: RawRubric =
-            toml::from_str(text).map_err(|e| InputError::from_toml(path, text, &e))?;
+        let raw: RawRubric = toml::from_str(text).map_err(|e| InputError::from_toml(path, text, &e))?;
         let err = |span: std::ops::Range<usize>, msg: String| InputError::at(path, text, span, msg);
         if raw.name.get_ref().trim().is_empty() {
             return Err(err(raw.name.span(), "rubric name is empty".into()));
         }
         if raw.criteria.is_empty() {
-            return Err(
-                InputError::file(path, "rubric has no [[criterion]]").with_hint(
-                    "add at least one [[criterion]] table with id, title, description, weight",
-                ),
-            );
+            return Err(InputError::file(path, "rubric has no [[criterion]]")
+                .with_hint("add at least one [[criterion]] table with id, title, description, weight"));
         }
         let mut criteria: Vec<Criterion> = Vec::new();
         for c in raw.criteria {
@@ -111,17 +107,11 @@ impl Rubric {
                 ));
             }
             if criteria.iter().any(|k| k.id == id) {
-                return Err(err(
-                    c.id.span(),
-                    format!("criterion id {id:?} is used twice"),
-                ));
+                return Err(err(c.id.span(), format!("criterion id {id:?} is used twice")));
             }
             let weight = *c.weight.get_ref();
             if !(weight.is_finite() && weight > 0.0) {
-                return Err(err(
-                    c.weight.span(),
-                    format!("weight must be above 0, found {weight}"),
-                ));
+                return Err(err(c.weight.span(), format!("weight must be above 0, found {weight}")));
             }
             let mut levels: Vec<Level> = Vec::new();
             for l in c.levels {

@@ -98,9 +98,7 @@ const LOCKFILES: &[&str] = &[
     "gemfile.lock",
     "npm-shrinkwrap.json",
 ];
-const GENERATED_EXT: &[&str] = &[
-    "pyc", "pyo", "class", "o", "so", "dylib", "dll", "exe", "a", "map",
-];
+const GENERATED_EXT: &[&str] = &["pyc", "pyo", "class", "o", "so", "dylib", "dll", "exe", "a", "map"];
 const DOC_EXT: &[&str] = &["md", "markdown", "rst", "adoc", "txt", "pdf", "org"];
 const CONFIG_NAMES: &[&str] = &[
     "requirements.txt",
@@ -201,11 +199,10 @@ const DATA_EXT: &[&str] = &[
     "tfrecord",
 ];
 const SOURCE_EXT: &[&str] = &[
-    "py", "pyx", "rs", "js", "mjs", "cjs", "ts", "tsx", "jsx", "go", "java", "kt", "kts", "scala",
-    "c", "h", "cc", "cpp", "cxx", "hpp", "hh", "cs", "fs", "rb", "php", "swift", "m", "mm", "r",
-    "jl", "lua", "pl", "pm", "sh", "bash", "zsh", "ps1", "sql", "html", "htm", "css", "scss",
-    "sass", "less", "vue", "svelte", "ex", "exs", "erl", "hs", "ml", "mli", "clj", "dart", "zig",
-    "nim", "proto", "graphql", "sol", "tf",
+    "py", "pyx", "rs", "js", "mjs", "cjs", "ts", "tsx", "jsx", "go", "java", "kt", "kts", "scala", "c", "h", "cc",
+    "cpp", "cxx", "hpp", "hh", "cs", "fs", "rb", "php", "swift", "m", "mm", "r", "jl", "lua", "pl", "pm", "sh", "bash",
+    "zsh", "ps1", "sql", "html", "htm", "css", "scss", "sass", "less", "vue", "svelte", "ex", "exs", "erl", "hs", "ml",
+    "mli", "clj", "dart", "zig", "nim", "proto", "graphql", "sol", "tf",
 ];
 const TEST_DIRS: &[&str] = &[
     "test",
@@ -251,14 +248,7 @@ pub fn classify(path: &str) -> FileClass {
     if (DOC_EXT.contains(&ext) && !is_requirements)
         || matches!(
             stem,
-            "readme"
-                | "license"
-                | "licence"
-                | "changelog"
-                | "contributing"
-                | "authors"
-                | "notice"
-                | "copying"
+            "readme" | "license" | "licence" | "changelog" | "contributing" | "authors" | "notice" | "copying"
         )
         || dirs.first().is_some_and(|d| *d == "docs" || *d == "doc")
     {

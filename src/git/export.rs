@@ -68,7 +68,9 @@ pub fn is_safe_component(name: &[u8]) -> bool {
     };
     let visible: String = s
         .chars()
-        .filter(|c| !matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{206A}'..='\u{206F}' | '\u{FEFF}'))
+        .filter(
+            |c| !matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{206A}'..='\u{206F}' | '\u{FEFF}'),
+        )
         .collect();
     let trimmed = visible.trim_end_matches(['.', ' ']).to_ascii_lowercase();
     !(trimmed == ".git" || trimmed == "git~1")
@@ -76,14 +78,8 @@ pub fn is_safe_component(name: &[u8]) -> bool {
 
 /// Exports `commit`'s tree from `repo` into `dest`, which must not exist yet
 /// unless it holds a finished export of the same commit (then it is reused).
-pub fn export_tree(
-    repo: &Repository,
-    commit: &str,
-    dest: &Path,
-    limits: &Limits,
-) -> Result<Exported, Failure> {
-    let oid = Oid::from_str(commit)
-        .map_err(|e| Failure::infra(format!("bad commit id {commit}: {e}")))?;
+pub fn export_tree(repo: &Repository, commit: &str, dest: &Path, limits: &Limits) -> Result<Exported, Failure> {
+    let oid = Oid::from_str(commit).map_err(|e| Failure::infra(format!("bad commit id {commit}: {e}")))?;
     let marker = dest.join(EXPORT_MARKER);
     if let Ok(text) = std::fs::read_to_string(&marker) {
         if let Ok(done) = serde_json::from_str::<Exported>(&text) {
@@ -91,8 +87,7 @@ pub fn export_tree(
         }
     }
     if dest.exists() {
-        std::fs::remove_dir_all(dest)
-            .map_err(|e| Failure::infra(format!("cannot clear {}: {e}", dest.display())))?;
+        std::fs::remove_dir_all(dest).map_err(|e| Failure::infra(format!("cannot clear {}: {e}", dest.display())))?;
     }
     let partial = dest.with_extension("partial");
     if partial.exists() {
@@ -114,17 +109,11 @@ pub fn export_tree(
         .map_err(|e| Failure::infra(format!("cannot move export to {}: {e}", dest.display())))?;
     exported.dir = dest.to_path_buf();
     let json = serde_json::to_string(&exported).expect("export summary serialises");
-    std::fs::write(&marker, json)
-        .map_err(|e| Failure::infra(format!("cannot write {}: {e}", marker.display())))?;
+    std::fs::write(&marker, json).map_err(|e| Failure::infra(format!("cannot write {}: {e}", marker.display())))?;
     Ok(exported)
 }
 
-fn write_tree(
-    repo: &Repository,
-    commit: Oid,
-    root: &Path,
-    limits: &Limits,
-) -> Result<Exported, Failure> {
+fn write_tree(repo: &Repository, commit: Oid, root: &Path, limits: &Limits) -> Result<Exported, Failure> {
     let tree = repo
         .find_commit(commit)
         .and_then(|c| c.tree())
@@ -151,16 +140,15 @@ fn write_tree(
             ));
             return TreeWalkResult::Abort;
         }
-        let rel: PathBuf = Path::new(std::ffi::OsStr::from_bytes(dir.as_bytes()))
-            .join(std::ffi::OsStr::from_bytes(name));
+        let rel: PathBuf =
+            Path::new(std::ffi::OsStr::from_bytes(dir.as_bytes())).join(std::ffi::OsStr::from_bytes(name));
         let path = root.join(&rel);
         let mode = entry.filemode();
         let step = (|| -> Result<(), Failure> {
             match entry.kind() {
                 Some(ObjectType::Tree) => {
-                    std::fs::create_dir(&path).map_err(|e| {
-                        Failure::infra(format!("cannot create {}: {e}", path.display()))
-                    })?;
+                    std::fs::create_dir(&path)
+                        .map_err(|e| Failure::infra(format!("cannot create {}: {e}", path.display())))?;
                 }
                 Some(ObjectType::Commit) => {
                     out.submodules.push(SubmoduleInfo {
@@ -169,9 +157,9 @@ fn write_tree(
                     });
                 }
                 Some(ObjectType::Blob) => {
-                    let (size, _) = odb.read_header(entry.id()).map_err(|e| {
-                        Failure::infra(format!("cannot read {display}: {}", e.message()))
-                    })?;
+                    let (size, _) = odb
+                        .read_header(entry.id())
+                        .map_err(|e| Failure::infra(format!("cannot read {display}: {}", e.message())))?;
                     let size = size as u64;
                     if size > limits.file_bytes {
                         return Err(Failure::new(
@@ -196,15 +184,12 @@ fn write_tree(
                     if out.bytes > limits.export_bytes {
                         return Err(Failure::new(
                             OutcomeKind::ExportTooLarge,
-                            format!(
-                                "the tree is over limits.export_bytes ({} bytes)",
-                                limits.export_bytes
-                            ),
+                            format!("the tree is over limits.export_bytes ({} bytes)", limits.export_bytes),
                         ));
                     }
-                    let blob = repo.find_blob(entry.id()).map_err(|e| {
-                        Failure::infra(format!("cannot read {display}: {}", e.message()))
-                    })?;
+                    let blob = repo
+                        .find_blob(entry.id())
+                        .map_err(|e| Failure::infra(format!("cannot read {display}: {}", e.message())))?;
                     if mode == 0o120000 {
                         symlinks.push((rel.clone(), display.clone(), blob.content().to_vec()));
                         return Ok(());
@@ -212,14 +197,11 @@ fn write_tree(
                     if is_lfs_pointer(blob.content()) {
                         out.lfs_pointers.push(display.clone());
                     }
-                    std::fs::write(&path, blob.content()).map_err(|e| {
-                        Failure::infra(format!("cannot write {}: {e}", path.display()))
-                    })?;
+                    std::fs::write(&path, blob.content())
+                        .map_err(|e| Failure::infra(format!("cannot write {}: {e}", path.display())))?;
                     let perm = if mode == 0o100755 { 0o755 } else { 0o644 };
                     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(perm))
-                        .map_err(|e| {
-                            Failure::infra(format!("cannot chmod {}: {e}", path.display()))
-                        })?;
+                        .map_err(|e| Failure::infra(format!("cannot chmod {}: {e}", path.display())))?;
                 }
                 _ => {}
             }
@@ -249,9 +231,8 @@ fn write_tree(
             continue;
         }
         let path = root.join(&rel);
-        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path).map_err(|e| {
-            Failure::infra(format!("cannot create symlink {}: {e}", path.display()))
-        })?;
+        std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
+            .map_err(|e| Failure::infra(format!("cannot create symlink {}: {e}", path.display())))?;
         written.push((path, display, target_str));
     }
     let real_root = root
@@ -263,14 +244,10 @@ fn write_tree(
             if std::fs::symlink_metadata(path).is_err() {
                 continue;
             }
-            let inside = path
-                .canonicalize()
-                .map(|p| p.starts_with(&real_root))
-                .unwrap_or(true);
+            let inside = path.canonicalize().map(|p| p.starts_with(&real_root)).unwrap_or(true);
             if !inside {
-                std::fs::remove_file(path).map_err(|e| {
-                    Failure::infra(format!("cannot remove {}: {e}", path.display()))
-                })?;
+                std::fs::remove_file(path)
+                    .map_err(|e| Failure::infra(format!("cannot remove {}: {e}", path.display())))?;
                 out.skipped_symlinks.push((display.clone(), target.clone()));
                 removed = true;
             }
@@ -285,10 +262,7 @@ fn write_tree(
 /// Whether `target`, read relative to the directory of `link` (both relative to
 /// the tree root), stays inside the tree.
 fn lexically_inside(link: &Path, target: &Path) -> bool {
-    let mut depth: Vec<&std::ffi::OsStr> = link
-        .parent()
-        .map(|p| p.iter().collect())
-        .unwrap_or_default();
+    let mut depth: Vec<&std::ffi::OsStr> = link.parent().map(|p| p.iter().collect()).unwrap_or_default();
     for c in target.components() {
         match c {
             Component::Normal(n) => depth.push(n),
@@ -323,11 +297,7 @@ mod tests {
             ".g\u{200C}it".as_bytes(),
             b"",
         ] {
-            assert!(
-                !is_safe_component(bad),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+            assert!(!is_safe_component(bad), "{:?}", String::from_utf8_lossy(bad));
         }
         for ok in [&b".github"[..], b".gitignore", b"git", b"src", b"..."] {
             assert!(is_safe_component(ok), "{:?}", String::from_utf8_lossy(ok));
@@ -336,10 +306,7 @@ mod tests {
 
     #[test]
     fn symlink_targets_are_checked_against_the_link_directory() {
-        assert!(lexically_inside(
-            Path::new("docs/readme"),
-            Path::new("../README.md")
-        ));
+        assert!(lexically_inside(Path::new("docs/readme"), Path::new("../README.md")));
         assert!(!lexically_inside(
             Path::new("docs/readme"),
             Path::new("../../etc/passwd")

@@ -11,10 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use git2::{
-    AutotagOption, Cred, CredentialType, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect,
-    Repository,
-};
+use git2::{AutotagOption, Cred, CredentialType, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect, Repository};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -61,9 +58,7 @@ pub fn mirror_path(data_dir: &Path, source: &RepoSource) -> PathBuf {
     let key = match source {
         RepoSource::Local(p) => format!(
             "local:{}",
-            std::path::absolute(p)
-                .unwrap_or_else(|_| p.clone())
-                .display()
+            std::path::absolute(p).unwrap_or_else(|_| p.clone()).display()
         ),
         RepoSource::Remote(r) => format!("remote:{}", r.url),
     };
@@ -77,8 +72,7 @@ pub fn mirror_path(data_dir: &Path, source: &RepoSource) -> PathBuf {
 pub fn fetch(req: &FetchRequest<'_>) -> Result<Fetched, Failure> {
     let mirror = mirror_path(req.data_dir, req.source);
     let parent = mirror.parent().expect("mirror path has a parent");
-    std::fs::create_dir_all(parent)
-        .map_err(|e| Failure::infra(format!("cannot create {}: {e}", parent.display())))?;
+    std::fs::create_dir_all(parent).map_err(|e| Failure::infra(format!("cannot create {}: {e}", parent.display())))?;
     // One fetch per mirror at a time, across threads and processes.
     let lock_path = mirror.with_extension("lock");
     let lock = File::options()
@@ -108,29 +102,15 @@ fn open_or_init_mirror(mirror: &Path) -> Result<Repository, Failure> {
     // A mirror whose creation was interrupted lacks the marker; start it again.
     let marker = mirror.join("assay-mirror");
     if marker.is_file() {
-        return Repository::open_bare(mirror).map_err(|e| {
-            Failure::infra(format!(
-                "cannot open mirror {}: {}",
-                mirror.display(),
-                e.message()
-            ))
-        });
+        return Repository::open_bare(mirror)
+            .map_err(|e| Failure::infra(format!("cannot open mirror {}: {}", mirror.display(), e.message())));
     }
     if mirror.exists() {
-        std::fs::remove_dir_all(mirror).map_err(|e| {
-            Failure::infra(format!(
-                "cannot remove broken mirror {}: {e}",
-                mirror.display()
-            ))
-        })?;
+        std::fs::remove_dir_all(mirror)
+            .map_err(|e| Failure::infra(format!("cannot remove broken mirror {}: {e}", mirror.display())))?;
     }
-    let repo = Repository::init_bare(mirror).map_err(|e| {
-        Failure::infra(format!(
-            "cannot create mirror {}: {}",
-            mirror.display(),
-            e.message()
-        ))
-    })?;
+    let repo = Repository::init_bare(mirror)
+        .map_err(|e| Failure::infra(format!("cannot create mirror {}: {}", mirror.display(), e.message())))?;
     std::fs::write(&marker, b"assay bare mirror\n")
         .map_err(|e| Failure::infra(format!("cannot write {}: {e}", marker.display())))?;
     Ok(repo)
@@ -142,7 +122,7 @@ fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failu
         RepoSource::Local(p) => {
             if !p.exists() {
                 return Err(Failure::new(
-                    OutcomeKind::Unreachable,
+                    OutcomeKind::RepoNotFound,
                     format!("{}: no such directory", p.display()),
                 ));
             }
@@ -252,61 +232,43 @@ fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failu
             ));
         }
         // An empty remote has no HEAD to fetch; that is a result, not an error.
-        if repo
-            .references()
-            .map(|mut r| r.next().is_none())
-            .unwrap_or(false)
-            && is_missing_head(&e)
-        {
+        if repo.references().map(|mut r| r.next().is_none()).unwrap_or(false) && is_missing_head(&e) {
             return Err(Failure::new(
                 OutcomeKind::EmptyRepository,
                 format!("{url}: the repository has no commits"),
             ));
         }
+        let message = e.message().to_ascii_lowercase();
         let kind = match e.code() {
             git2::ErrorCode::Auth => OutcomeKind::AuthFailed,
             git2::ErrorCode::Certificate => OutcomeKind::Unreachable,
+            git2::ErrorCode::NotFound => OutcomeKind::RepoNotFound,
+            _ if message.contains("404") || message.contains("repository not found") => OutcomeKind::RepoNotFound,
             _ => match e.class() {
-                git2::ErrorClass::Net
-                | git2::ErrorClass::Http
-                | git2::ErrorClass::Ssh
-                | git2::ErrorClass::Os => OutcomeKind::Unreachable,
-                git2::ErrorClass::Repository | git2::ErrorClass::Reference
-                    if remote_url.is_none() =>
-                {
+                git2::ErrorClass::Repository | git2::ErrorClass::Reference if remote_url.is_none() => {
+                    OutcomeKind::RepoNotFound
+                }
+                git2::ErrorClass::Net | git2::ErrorClass::Http | git2::ErrorClass::Ssh | git2::ErrorClass::Os => {
                     OutcomeKind::Unreachable
                 }
                 _ => OutcomeKind::InfraError,
             },
         };
-        return Err(Failure::new(
-            kind,
-            format!("{url}: fetch failed: {}", e.message()),
-        ));
+        return Err(Failure::new(kind, format!("{url}: fetch failed: {}", e.message())));
     }
     Ok(received.load(Ordering::Relaxed))
 }
 
 fn is_missing_head(e: &git2::Error) -> bool {
     let m = e.message().to_ascii_lowercase();
-    m.contains("head")
-        || m.contains("no match")
-        || m.contains("not found")
-        || m.contains("reference")
+    m.contains("head") || m.contains("no match") || m.contains("not found") || m.contains("reference")
 }
 
 /// Resolves the requested ref (or HEAD) in the mirror to a commit.
 fn resolve_ref(repo: &Repository, git_ref: Option<&str>) -> Result<(String, Oid), Failure> {
-    let empty = || {
-        repo.references()
-            .map(|mut r| r.next().is_none())
-            .unwrap_or(true)
-    };
+    let empty = || repo.references().map(|mut r| r.next().is_none()).unwrap_or(true);
     let Some(name) = git_ref else {
-        return match repo
-            .find_reference("refs/assay/HEAD")
-            .and_then(|r| r.peel_to_commit())
-        {
+        return match repo.find_reference("refs/assay/HEAD").and_then(|r| r.peel_to_commit()) {
             Ok(c) => Ok(("HEAD".to_string(), c.id())),
             Err(_) if empty() => Err(Failure::new(
                 OutcomeKind::EmptyRepository,
@@ -323,10 +285,7 @@ fn resolve_ref(repo: &Repository, git_ref: Option<&str>) -> Result<(String, Oid)
         format!("refs/tags/{name}"),
         name.to_string(),
     ] {
-        if let Ok(c) = repo
-            .find_reference(&candidate)
-            .and_then(|r| r.peel_to_commit())
-        {
+        if let Ok(c) = repo.find_reference(&candidate).and_then(|r| r.peel_to_commit()) {
             return Ok((candidate, c.id()));
         }
     }

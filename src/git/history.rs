@@ -12,9 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use chrono::{DateTime, TimeZone, Utc};
-use git2::{
-    Delta, DiffOptions, ObjectType, Oid, Patch, Repository, Sort, TreeWalkMode, TreeWalkResult,
-};
+use git2::{Delta, DiffOptions, ObjectType, Oid, Patch, Repository, Sort, TreeWalkMode, TreeWalkResult};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -211,13 +209,8 @@ pub struct HistoryReport {
 
 /// Reads the history of `input.commit` in `input.repo`.
 pub fn analyze(input: &HistoryInput<'_>) -> Result<HistoryReport, Failure> {
-    let repo = Repository::open(input.repo).map_err(|e| {
-        Failure::infra(format!(
-            "cannot open {}: {}",
-            input.repo.display(),
-            e.message()
-        ))
-    })?;
+    let repo = Repository::open(input.repo)
+        .map_err(|e| Failure::infra(format!("cannot open {}: {}", input.repo.display(), e.message())))?;
     let head = repo
         .revparse_single(input.commit)
         .and_then(|o| o.peel_to_commit())
@@ -247,13 +240,7 @@ pub fn analyze(input: &HistoryInput<'_>) -> Result<HistoryReport, Failure> {
     let facts: Vec<CommitFacts> = facts.into_iter().collect::<Result<_, _>>()?;
     let tree = tree_facts(&repo, head.id())?;
     let first_parent_chain = first_parent_times(&repo, head.id(), input.max_commits)?;
-    Ok(build_report(
-        input,
-        head.id(),
-        facts,
-        tree,
-        &first_parent_chain,
-    ))
+    Ok(build_report(input, head.id(), facts, tree, &first_parent_chain))
 }
 
 /// Ancestors of `head`, oldest first (parents before children).
@@ -277,20 +264,13 @@ fn walk(repo: &Repository, head: Oid, max: u64) -> Result<Vec<Oid>, Failure> {
 }
 
 /// (sha, committer seconds) along the first-parent chain, newest first.
-fn first_parent_times(
-    repo: &Repository,
-    head: Oid,
-    max: u64,
-) -> Result<Vec<(String, i64)>, Failure> {
+fn first_parent_times(repo: &Repository, head: Oid, max: u64) -> Result<Vec<(String, i64)>, Failure> {
     let mut out = Vec::new();
     let mut current = repo
         .find_commit(head)
         .map_err(|e| Failure::infra(e.message().to_string()))?;
     loop {
-        out.push((
-            current.id().to_string(),
-            current.committer().when().seconds(),
-        ));
+        out.push((current.id().to_string(), current.committer().when().seconds()));
         if out.len() as u64 >= max {
             break;
         }
@@ -310,13 +290,10 @@ struct CommitFacts {
 }
 
 fn commit_facts(repo: &Repository, oid: Oid, salt: &str) -> Result<CommitFacts, Failure> {
-    let infra =
-        |e: git2::Error| Failure::infra(format!("cannot read commit {oid}: {}", e.message()));
+    let infra = |e: git2::Error| Failure::infra(format!("cannot read commit {oid}: {}", e.message()));
     let commit = repo.find_commit(oid).map_err(infra)?;
     let author = commit.author();
-    let email_key = String::from_utf8_lossy(author.email_bytes())
-        .trim()
-        .to_lowercase();
+    let email_key = String::from_utf8_lossy(author.email_bytes()).trim().to_lowercase();
     let email_key = if email_key.is_empty() {
         String::from_utf8_lossy(author.name_bytes()).to_lowercase()
     } else {
@@ -352,10 +329,7 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str) -> Result<CommitFacts, 
             } else {
                 delta.new_file()
             };
-            let Some(path) = file
-                .path_bytes()
-                .map(|p| String::from_utf8_lossy(p).into_owned())
-            else {
+            let Some(path) = file.path_bytes().map(|p| String::from_utf8_lossy(p).into_owned()) else {
                 continue;
             };
             let class = classify(&path);
@@ -403,19 +377,14 @@ fn is_readme(path: &str) -> bool {
 }
 
 /// Words that mark README content about results, decisions or trade-offs.
+/// Metric names alone (accuracy, recall) are left out: a README states its
+/// success metric up front, before there are results.
 const RESULTS_WORDS: &[&str] = &[
     "result",
     "decision",
     "trade-off",
     "tradeoff",
     "trade off",
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "auc",
-    "rmse",
-    "benchmark",
     "limitation",
     "next step",
     "future work",
@@ -423,10 +392,10 @@ const RESULTS_WORDS: &[&str] = &[
     "why i chose",
     "we chose",
     "i chose",
-    "baseline",
-    "evaluation",
     "findings",
-    "lessons",
+    "lessons learned",
+    "evaluation",
+    "benchmark",
 ];
 
 fn patch_adds_results(patch: &Patch<'_>) -> bool {
@@ -495,10 +464,7 @@ const VAGUE: &[&str] = &[
 
 /// Whether a commit summary says nothing about what changed.
 pub fn is_vague(summary: &str) -> bool {
-    let s = summary
-        .trim()
-        .trim_end_matches(['.', '!', ' '])
-        .to_lowercase();
+    let s = summary.trim().trim_end_matches(['.', '!', ' ']).to_lowercase();
     if s.chars().filter(|c| c.is_alphanumeric()).count() < 3 {
         return true;
     }
@@ -507,9 +473,7 @@ pub fn is_vague(summary: &str) -> bool {
     }
     // GitHub's web editor default: "Update README.md".
     let words: Vec<&str> = s.split_whitespace().collect();
-    words.len() == 2
-        && matches!(words[0], "update" | "create" | "delete" | "add")
-        && words[1].contains('.')
+    words.len() == 2 && matches!(words[0], "update" | "create" | "delete" | "add") && words[1].contains('.')
 }
 
 /// Whether a summary uses a Conventional Commits prefix such as `feat:` or `fix(api):`.
@@ -548,11 +512,7 @@ fn claims_tests(summary: &str) -> bool {
         || s.starts_with("wrote test")
 }
 
-fn message_flags(
-    summary: &str,
-    changes: &BTreeMap<FileClass, ClassChange>,
-    readme_results: bool,
-) -> Vec<String> {
+fn message_flags(summary: &str, changes: &BTreeMap<FileClass, ClassChange>, readme_results: bool) -> Vec<String> {
     let mut flags = Vec::new();
     if is_vague(summary) {
         flags.push("vague".to_string());
@@ -579,12 +539,8 @@ struct TreeFacts {
 }
 
 fn tree_facts(repo: &Repository, head: Oid) -> Result<TreeFacts, Failure> {
-    let infra =
-        |e: git2::Error| Failure::infra(format!("cannot read tree of {head}: {}", e.message()));
-    let tree = repo
-        .find_commit(head)
-        .and_then(|c| c.tree())
-        .map_err(infra)?;
+    let infra = |e: git2::Error| Failure::infra(format!("cannot read tree of {head}: {}", e.message()));
+    let tree = repo.find_commit(head).and_then(|c| c.tree()).map_err(infra)?;
     let odb = repo.odb().map_err(infra)?;
     let mut facts = TreeFacts::default();
     tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
@@ -631,11 +587,7 @@ fn short(sha: &str) -> &str {
 }
 
 fn cite(commits: &[&CommitInfo]) -> Vec<String> {
-    commits
-        .iter()
-        .take(MAX_CITED)
-        .map(|c| c.sha.clone())
-        .collect()
+    commits.iter().take(MAX_CITED).map(|c| c.sha.clone()).collect()
 }
 
 fn list_shas(commits: &[&CommitInfo]) -> String {
@@ -683,11 +635,7 @@ fn build_report(
     // when the candidate committed after them.
     let mut commits: Vec<CommitInfo> = Vec::with_capacity(facts.len());
     let lead = facts.iter().take_while(|f| f.email_key != main_key).count();
-    let template_count = if lead > 0 && lead < facts.len() {
-        lead
-    } else {
-        0
-    };
+    let template_count = if lead > 0 && lead < facts.len() { lead } else { 0 };
     let mut template_keys: Vec<String> = Vec::new();
     for (i, f) in facts.into_iter().enumerate() {
         let mut info = f.info;
@@ -738,18 +686,14 @@ fn build_report(
     }
 
     let start = by_time.first().map(|c| c.author_time);
-    let first_tests = work.iter().position(|c| {
-        c.changes
-            .get(&FileClass::Tests)
-            .is_some_and(|x| x.added > 0)
-    });
+    let first_tests = work
+        .iter()
+        .position(|c| c.changes.get(&FileClass::Tests).is_some_and(|x| x.added > 0));
     let first_tests_after_s = first_tests
         .zip(start)
         .map(|(i, s)| (work[i].author_time - s).num_seconds());
     let first_results = work.iter().find(|c| c.has("readme_results"));
-    let first_readme_results_after_s = first_results
-        .zip(start)
-        .map(|(c, s)| (c.author_time - s).num_seconds());
+    let first_readme_results_after_s = first_results.zip(start).map(|(c, s)| (c.author_time - s).num_seconds());
 
     // Lines the candidate wrote that survive: the final tree's lines (outside
     // generated and data files) less what the template added. An
@@ -760,11 +704,7 @@ fn build_report(
         .filter(|(k, _)| !matches!(k, FileClass::Generated | FileClass::Data))
         .map(|(_, v)| v)
         .sum();
-    let template_added: u64 = commits
-        .iter()
-        .filter(|c| c.template)
-        .map(CommitInfo::work_added)
-        .sum();
+    let template_added: u64 = commits.iter().filter(|c| c.template).map(CommitInfo::work_added).sum();
     let candidate_lines = final_lines.saturating_sub(template_added);
     let largest = work
         .iter()
@@ -784,11 +724,7 @@ fn build_report(
     let mut growth_all: Vec<GrowthPoint> = Vec::with_capacity(work.len());
     let (mut src, mut tst) = (0i64, 0i64);
     for c in &work {
-        let net = |k: FileClass| {
-            c.changes
-                .get(&k)
-                .map_or(0, |x| x.added as i64 - x.removed as i64)
-        };
+        let net = |k: FileClass| c.changes.get(&k).map_or(0, |x| x.added as i64 - x.removed as i64);
         src += net(FileClass::Source);
         tst += net(FileClass::Tests);
         growth_all.push(GrowthPoint {
@@ -817,15 +753,7 @@ fn build_report(
         commits: Vec::new(),
         signals: Vec::new(),
     };
-    report.signals = signals(
-        input,
-        &report,
-        &commits,
-        &work,
-        &tree,
-        first_parent,
-        first_tests,
-    );
+    report.signals = signals(input, &report, &commits, &work, &tree, first_parent, first_tests);
     report.commits = commits;
     report
 }
@@ -865,7 +793,10 @@ fn signals(
                 short(&first.commits[0]),
                 short(last.commits.last().expect("session has commits")),
             ),
-            vec![first.commits[0].clone(), last.commits.last().cloned().unwrap_or_default()],
+            vec![
+                first.commits[0].clone(),
+                last.commits.last().cloned().unwrap_or_default(),
+            ],
         ));
     }
     if let Some(l) = &r.largest_commit {
@@ -1002,11 +933,7 @@ fn signals(
 
     // Messages.
     let non_merge: Vec<&CommitInfo> = work.iter().filter(|c| !c.merge).copied().collect();
-    let vague: Vec<&CommitInfo> = non_merge
-        .iter()
-        .filter(|c| c.has("vague"))
-        .copied()
-        .collect();
+    let vague: Vec<&CommitInfo> = non_merge.iter().filter(|c| c.has("vague")).copied().collect();
     if vague.len() >= 3 && vague.len() * 10 >= non_merge.len() * 3 {
         out.push((
             "vague_messages",
@@ -1051,24 +978,16 @@ fn signals(
     // Tests over time.
     let final_tests = tree.files.get(&FileClass::Tests).copied().unwrap_or(0);
     match first_tests {
-        _ if final_tests == 0 => out.push((
-            "no_tests",
-            "the graded tree has no test files".to_string(),
-            Vec::new(),
-        )),
+        _ if final_tests == 0 => out.push(("no_tests", "the graded tree has no test files".to_string(), Vec::new())),
         None => {}
         Some(i) => {
             let c = work[i];
             let after = r.first_tests_after_s.unwrap_or(0);
-            let in_first_session = r
-                .sessions
-                .first()
-                .is_some_and(|s| s.commits.contains(&c.sha));
-            let late_session = r.sessions.len() >= 2
-                && r.sessions
-                    .last()
-                    .is_some_and(|s| s.commits.contains(&c.sha));
-            let (kind, when) = if i < n.div_ceil(4).max(2) || in_first_session {
+            let in_first_session = r.sessions.first().is_some_and(|s| s.commits.contains(&c.sha));
+            let late_session = r.sessions.len() >= 2 && r.sessions.last().is_some_and(|s| s.commits.contains(&c.sha));
+            // "From the start" means the first work session, or the first
+            // quarter of a history long enough for quarters to mean something.
+            let (kind, when) = if in_first_session || (n >= 8 && i < n / 4) {
                 ("tests_from_start", "from the start")
             } else if i * 4 >= n * 3 || late_session {
                 ("tests_late", "only late")
@@ -1120,7 +1039,11 @@ fn signals(
             "the README never states results, decisions or trade-offs".to_string(),
             Vec::new(),
         )),
-        None => out.push(("no_readme", "the graded tree has no README at its top level".to_string(), Vec::new())),
+        None => out.push((
+            "no_readme",
+            "the graded tree has no README at its top level".to_string(),
+            Vec::new(),
+        )),
     }
     if !tree.lfs.is_empty() {
         let shown: Vec<&str> = tree.lfs.iter().take(5).map(String::as_str).collect();

@@ -1,6 +1,6 @@
 //! Git intake: where a repository comes from ([`source`]), fetching it into a
-//! mirror within limits ([`fetch`]), exporting the graded tree safely
-//! ([`export`]), and reading how the candidate worked ([`history`]).
+//! mirror within limits ([`mod@fetch`]), exporting the graded tree safely
+//! ([`mod@export`]), and reading how the candidate worked ([`history`]).
 //!
 //! libgit2 only: no git CLI runs at grading time, so no hooks, filters or
 //! config from a candidate's repository are ever executed.

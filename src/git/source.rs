@@ -69,8 +69,7 @@ impl RepoSource {
     /// resolves DNS and so must run off the async runtime.
     pub fn parse(spec: &str, base_dir: &Path, policy: SourcePolicy) -> Result<RepoSource, Failure> {
         let spec = spec.trim();
-        let blocked =
-            |why: &str| Failure::new(OutcomeKind::BlockedUrl, format!("{}: {why}", redact(spec)));
+        let blocked = |why: &str| Failure::new(OutcomeKind::BlockedUrl, format!("{}: {why}", redact(spec)));
         let lower = spec.to_ascii_lowercase();
         if lower.starts_with("file:") {
             return Err(blocked(
@@ -89,22 +88,16 @@ impl RepoSource {
                     "only https:// and ssh:// URLs (or user@host:path) are accepted",
                 ));
             }
-            let mut url =
-                Url::parse(spec).map_err(|e| blocked(&format!("not a valid URL: {e}")))?;
+            let mut url = Url::parse(spec).map_err(|e| blocked(&format!("not a valid URL: {e}")))?;
             return RepoSource::from_url(&mut url, &scheme).map_err(|why| blocked(&why));
         }
         if let Some((userhost, path)) = scp_like(spec) {
-            let mut url = Url::parse(&format!(
-                "ssh://{userhost}/{}",
-                path.trim_start_matches('/')
-            ))
-            .map_err(|e| blocked(&format!("not a valid ssh address: {e}")))?;
+            let mut url = Url::parse(&format!("ssh://{userhost}/{}", path.trim_start_matches('/')))
+                .map_err(|e| blocked(&format!("not a valid ssh address: {e}")))?;
             return RepoSource::from_url(&mut url, "ssh").map_err(|why| blocked(&why));
         }
         if policy.remote_only {
-            return Err(blocked(
-                "local paths are refused (settings: remote_only = true)",
-            ));
+            return Err(blocked("local paths are refused (settings: remote_only = true)"));
         }
         Ok(RepoSource::Local(base_dir.join(spec)))
     }
@@ -131,10 +124,7 @@ impl RepoSource {
         };
         Ok(RepoSource::Remote(RemoteUrl {
             url: url.to_string(),
-            host: host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_string(),
+            host: host.trim_start_matches('[').trim_end_matches(']').to_string(),
             port: url.port(),
             scheme: scheme.to_string(),
             username,
@@ -273,8 +263,7 @@ mod tests {
 
     #[test]
     fn credentials_are_held_apart_from_the_url() {
-        let RepoSource::Remote(r) = parse("https://bob:s3cr%40t@git.example.org/x.git").unwrap()
-        else {
+        let RepoSource::Remote(r) = parse("https://bob:s3cr%40t@git.example.org/x.git").unwrap() else {
             panic!("not remote")
         };
         assert_eq!(r.url, "https://git.example.org/x.git");

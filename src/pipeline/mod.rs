@@ -36,9 +36,7 @@ use crate::config::Settings;
 use crate::evidence::{self, EvidenceItem};
 use crate::git::{self, Exported, Fetched, HistoryReport, RepoSource, SourcePolicy};
 use crate::outcome::{Failure, OutcomeKind};
-use crate::store::{
-    RunStatus, Stage, StageResult, StageRun, Store, StoreError, SubmissionRecord, SubmissionStatus,
-};
+use crate::store::{RunStatus, Stage, StageResult, StageRun, Store, StoreError, SubmissionRecord, SubmissionStatus};
 
 pub use progress::Progress;
 
@@ -196,13 +194,7 @@ impl Pipeline {
             let anon = git::history::anon_id(&cohort.name, &spec.candidate);
             let rec = self
                 .store
-                .upsert_submission(
-                    cohort_id,
-                    &spec.candidate,
-                    &anon,
-                    &display,
-                    spec.git_ref.as_deref(),
-                )
+                .upsert_submission(cohort_id, &spec.candidate, &anon, &display, spec.git_ref.as_deref())
                 .await?;
             records.push((spec.clone(), rec));
         }
@@ -263,12 +255,7 @@ impl Pipeline {
     }
 
     /// Runs every stage of one submission, recording how each ended.
-    async fn process(
-        &self,
-        ctx: &CohortCtx,
-        spec: &SubmissionSpec,
-        rec: SubmissionRecord,
-    ) -> Result<(), StoreError> {
+    async fn process(&self, ctx: &CohortCtx, spec: &SubmissionSpec, rec: SubmissionRecord) -> Result<(), StoreError> {
         let candidate = spec.candidate.as_str();
         self.store
             .set_submission(rec.id, SubmissionStatus::Running, None, None)
@@ -284,11 +271,7 @@ impl Pipeline {
             let spec = spec.clone();
             let policy = self.policy();
             let deadline = ctx.deadline;
-            let export_dir = settings
-                .data_dir
-                .join("exports")
-                .join(&ctx.name)
-                .join(&spec.candidate);
+            let export_dir = settings.data_dir.join("exports").join(&ctx.name).join(&spec.candidate);
             let slots = Arc::clone(&self.fetch_slots);
             self.run_stage(&rec, Stage::Fetch, &fetch_key, move || {
                 let settings = Arc::clone(&settings);
@@ -300,10 +283,7 @@ impl Pipeline {
                         .acquire_owned()
                         .await
                         .map_err(|_| Failure::infra("fetch slots closed"))?;
-                    blocking(move || {
-                        fetch_and_export(&settings, &spec, policy, deadline, &export_dir)
-                    })
-                    .await
+                    blocking(move || fetch_and_export(&settings, &spec, policy, deadline, &export_dir)).await
                 }
             })
             .await?
@@ -349,8 +329,7 @@ impl Pipeline {
                         })?;
                         Ok(StageOk {
                             evidence: evidence::from_history(&report),
-                            output: serde_json::to_value(&report)
-                                .expect("history report serialises"),
+                            output: serde_json::to_value(&report).expect("history report serialises"),
                             commit: Some(commit),
                         })
                     })
@@ -363,12 +342,7 @@ impl Pipeline {
             return self.fail(ctx, &rec, f, Some(&commit)).await;
         }
         self.store
-            .set_submission(
-                rec.id,
-                SubmissionStatus::Done,
-                Some(OutcomeKind::Ok),
-                Some(&commit),
-            )
+            .set_submission(rec.id, SubmissionStatus::Done, Some(OutcomeKind::Ok), Some(&commit))
             .await?;
         self.store
             .event(
@@ -378,8 +352,7 @@ impl Pipeline {
                 &json!({ "status": "done", "outcome": "ok", "commit": commit }),
             )
             .await?;
-        self.progress
-            .finished(candidate, "done", OutcomeKind::Ok.as_str());
+        self.progress.finished(candidate, "done", OutcomeKind::Ok.as_str());
         Ok(())
     }
 
@@ -395,9 +368,7 @@ impl Pipeline {
         } else {
             SubmissionStatus::Failed
         };
-        self.store
-            .set_submission(rec.id, status, Some(f.kind), commit)
-            .await?;
+        self.store.set_submission(rec.id, status, Some(f.kind), commit).await?;
         self.store
             .event(
                 Some(ctx.id),
@@ -406,8 +377,7 @@ impl Pipeline {
                 &json!({ "status": status.as_str(), "outcome": f.kind, "error": f.message }),
             )
             .await?;
-        self.progress
-            .finished(&rec.candidate, status.as_str(), f.kind.as_str());
+        self.progress.finished(&rec.candidate, status.as_str(), f.kind.as_str());
         Ok(())
     }
 
@@ -428,17 +398,13 @@ impl Pipeline {
         if let Some(done) = self.store.final_run(rec.id, stage, input_key).await? {
             return Ok(match done.status {
                 RunStatus::Done => {
-                    self.progress
-                        .stage(candidate, stage, "done earlier, skipped");
+                    self.progress.stage(candidate, stage, "done earlier, skipped");
                     Ok(done.output.unwrap_or(serde_json::Value::Null))
                 }
                 _ => {
                     let kind = done.outcome.unwrap_or(OutcomeKind::InfraError);
-                    self.progress.stage(
-                        candidate,
-                        stage,
-                        &format!("failed earlier ({kind}), skipped"),
-                    );
+                    self.progress
+                        .stage(candidate, stage, &format!("failed earlier ({kind}), skipped"));
                     Err(Failure::new(kind, done.error.unwrap_or_default()))
                 }
             });
@@ -451,18 +417,11 @@ impl Pipeline {
                     "cancelled before the stage started",
                 )));
             }
-            let run = self
-                .store
-                .start_run(rec.id, stage, input_key, &self.worker)
-                .await?;
+            let run = self.store.start_run(rec.id, stage, input_key, &self.worker).await?;
             self.progress.stage(
                 candidate,
                 stage,
-                if run.attempt > 1 {
-                    "running (again)"
-                } else {
-                    "running"
-                },
+                if run.attempt > 1 { "running (again)" } else { "running" },
             );
             let result = tokio::select! {
                 r = body() => r,
@@ -521,8 +480,7 @@ impl Pipeline {
                             _ = self.cancel.cancelled() => return Ok(Err(Failure::new(OutcomeKind::Interrupted, "cancelled during backoff"))),
                         }
                     }
-                    self.progress
-                        .stage(candidate, stage, &format!("failed: {}", f.kind));
+                    self.progress.stage(candidate, stage, &format!("failed: {}", f.kind));
                     return Ok(Err(f));
                 }
             }
@@ -622,17 +580,12 @@ fn key(parts: &[&str]) -> String {
 }
 
 fn worker_id() -> String {
-    let host =
-        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
     format!("{}:{}", host.trim(), std::process::id())
 }
 
 /// Builds the summary of a cohort from what the store holds.
-pub async fn summarize(
-    store: &dyn Store,
-    cohort: &str,
-    cohort_id: i64,
-) -> Result<GradeSummary, StoreError> {
+pub async fn summarize(store: &dyn Store, cohort: &str, cohort_id: i64) -> Result<GradeSummary, StoreError> {
     let mut out = Vec::new();
     for rec in store.submissions(cohort_id).await? {
         let runs = store.runs(rec.id).await?;
@@ -687,10 +640,7 @@ pub async fn stage_output(
 }
 
 /// The history report of a submission, when its history stage is done.
-pub async fn history_of(
-    store: &dyn Store,
-    submission_id: i64,
-) -> Result<Option<HistoryReport>, StoreError> {
+pub async fn history_of(store: &dyn Store, submission_id: i64) -> Result<Option<HistoryReport>, StoreError> {
     Ok(stage_output(store, submission_id, Stage::History)
         .await?
         .and_then(|v| serde_json::from_value(v).ok()))

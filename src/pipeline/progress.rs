@@ -79,13 +79,8 @@ impl Progress for Bars {
     fn stage(&self, candidate: &str, stage: Stage, state: &str) {
         let mut active = self.active.lock().expect("progress lock");
         let bar = active.entry(candidate.to_string()).or_insert_with(|| {
-            let b = self
-                .multi
-                .insert_before(&self.main, ProgressBar::new_spinner());
-            b.set_style(
-                ProgressStyle::with_template("{spinner} {prefix:>12} {msg}")
-                    .expect("valid template"),
-            );
+            let b = self.multi.insert_before(&self.main, ProgressBar::new_spinner());
+            b.set_style(ProgressStyle::with_template("{spinner} {prefix:>12} {msg}").expect("valid template"));
             b.set_prefix(candidate.to_string());
             b.enable_steady_tick(Duration::from_millis(120));
             b
@@ -97,8 +92,7 @@ impl Progress for Bars {
             bar.finish_and_clear();
         }
         self.main.inc(1);
-        self.multi
-            .suspend(|| eprintln!("{candidate}: {status} ({outcome})"));
+        self.multi.suspend(|| eprintln!("{candidate}: {status} ({outcome})"));
     }
     fn end(&self) {
         self.main.finish_and_clear();

@@ -40,15 +40,31 @@ pub enum ReportError {
 fn engine() -> Tera {
     let mut tera = Tera::default();
     tera.add_raw_templates([
-        (
-            "submission.md",
-            include_str!("templates/submission.md.tera"),
-        ),
+        ("submission.md", include_str!("templates/submission.md.tera")),
         ("summary.md", include_str!("templates/summary.md.tera")),
     ])
     .expect("embedded templates parse");
     tera.autoescape_on(Vec::new());
     tera
+}
+
+/// Collapses the blank-line runs that optional template sections leave behind.
+fn tidy(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut blank = 0;
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            blank += 1;
+            if blank > 1 {
+                continue;
+            }
+        } else {
+            blank = 0;
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 /// What one submission's report needs beyond its summary.
@@ -100,11 +116,7 @@ pub fn report_file(candidate: &str) -> String {
 }
 
 /// Renders one submission's Markdown report.
-pub fn render_submission(
-    cohort: &str,
-    s: &SubmissionSummary,
-    d: &SubmissionDetail,
-) -> Result<String, ReportError> {
+pub fn render_submission(cohort: &str, s: &SubmissionSummary, d: &SubmissionDetail) -> Result<String, ReportError> {
     let mut ctx = Context::new();
     ctx.insert("cohort", cohort);
     ctx.insert("s", s);
@@ -114,10 +126,7 @@ pub fn render_submission(
         .map(|(stage, st)| StageRow {
             name: stage.as_str(),
             status: st.status.as_str(),
-            outcome: st
-                .outcome
-                .map(|o| o.as_str().to_string())
-                .unwrap_or_else(|| "—".into()),
+            outcome: st.outcome.map(|o| o.as_str().to_string()).unwrap_or_else(|| "—".into()),
             attempt: st.attempt,
             time: st
                 .duration_ms
@@ -208,19 +217,10 @@ struct SummaryRow {
 }
 
 /// Renders the cohort summary.
-pub fn render_summary(
-    summary: &GradeSummary,
-    details: &[SubmissionDetail],
-) -> Result<String, ReportError> {
+pub fn render_summary(summary: &GradeSummary, details: &[SubmissionDetail]) -> Result<String, ReportError> {
     let mut ctx = Context::new();
     ctx.insert("cohort", &summary.cohort);
-    let count = |st: &str| {
-        summary
-            .submissions
-            .iter()
-            .filter(|s| s.status == st)
-            .count()
-    };
+    let count = |st: &str| summary.submissions.iter().filter(|s| s.status == st).count();
     ctx.insert(
         "counts",
         &serde_json::json!({
@@ -239,23 +239,12 @@ pub fn render_summary(
             status: s.status,
             outcome: s.outcome.as_str().to_string(),
             commit: s.commit.as_ref().map(|c| c[..7.min(c.len())].to_string()),
-            commits: d
-                .history
-                .as_ref()
-                .map_or("—".into(), |h| h.commit_count.to_string()),
-            sessions: d
-                .history
-                .as_ref()
-                .map_or("—".into(), |h| h.sessions.len().to_string()),
+            commits: d.history.as_ref().map_or("—".into(), |h| h.commit_count.to_string()),
+            sessions: d.history.as_ref().map_or("—".into(), |h| h.sessions.len().to_string()),
             signals: d.history.as_ref().map_or("—".into(), |h| {
                 h.signals
                     .iter()
-                    .filter(|x| {
-                        !matches!(
-                            x.kind.as_str(),
-                            "work_sessions" | "largest_commit" | "test_growth"
-                        )
-                    })
+                    .filter(|x| !matches!(x.kind.as_str(), "work_sessions" | "largest_commit" | "test_growth"))
                     .map(|x| x.kind.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
@@ -273,11 +262,7 @@ pub fn render_summary(
 }
 
 /// Writes every report and `summary.json` into `out`.
-pub fn write_all(
-    out: &Path,
-    summary: &GradeSummary,
-    details: &[SubmissionDetail],
-) -> Result<(), ReportError> {
+pub fn write_all(out: &Path, summary: &GradeSummary, details: &[SubmissionDetail]) -> Result<(), ReportError> {
     let write = |name: &str, text: &str| {
         let path = out.join(name);
         std::fs::write(&path, text).map_err(|source| ReportError::Write {
@@ -290,10 +275,7 @@ pub fn write_all(
         source,
     })?;
     for (s, d) in summary.submissions.iter().zip(details) {
-        write(
-            &report_file(&s.candidate),
-            &render_submission(&summary.cohort, s, d)?,
-        )?;
+        write(&report_file(&s.candidate), &render_submission(&summary.cohort, s, d)?)?;
     }
     write("summary.md", &render_summary(summary, details)?)?;
     write(
@@ -322,11 +304,7 @@ pub fn history_text(repo: &str, h: &HistoryReport) -> String {
     );
     let files: Vec<String> = FileClass::ALL
         .iter()
-        .filter_map(|c| {
-            h.files_by_class
-                .get(c)
-                .map(|n| format!("{} {n}", c.as_str()))
-        })
+        .filter_map(|c| h.files_by_class.get(c).map(|n| format!("{} {n}", c.as_str())))
         .collect();
     let _ = writeln!(out, "files: {}", files.join(", "));
     let by_sha: std::collections::HashMap<&str, &crate::git::history::CommitInfo> =
@@ -376,8 +354,7 @@ pub fn history_text(repo: &str, h: &HistoryReport) -> String {
             let _ = writeln!(out, "  … {} more", s.commits.len() - SESSION_COMMITS_SHOWN);
         }
     }
-    let template: Vec<&crate::git::history::CommitInfo> =
-        h.commits.iter().filter(|c| c.template).collect();
+    let template: Vec<&crate::git::history::CommitInfo> = h.commits.iter().filter(|c| c.template).collect();
     if !template.is_empty() {
         let _ = writeln!(out, "\ntemplate (set apart): {} commit(s)", template.len());
     }

@@ -7,14 +7,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::Row;
 
-use super::{
-    RunStatus, Stage, StageResult, StageRun, Store, StoreError, SubmissionRecord, SubmissionStatus,
-};
+use super::{RunStatus, Stage, StageResult, StageRun, Store, StoreError, SubmissionRecord, SubmissionStatus};
 use crate::evidence::EvidenceItem;
 use crate::outcome::OutcomeKind;
 
@@ -30,11 +27,7 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn parse_time(
-    table: &'static str,
-    column: &'static str,
-    s: &str,
-) -> Result<DateTime<Utc>, StoreError> {
+fn parse_time(table: &'static str, column: &'static str, s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| StoreError::Corrupt {
@@ -44,10 +37,7 @@ fn parse_time(
         })
 }
 
-fn parse_outcome(
-    table: &'static str,
-    s: Option<String>,
-) -> Result<Option<OutcomeKind>, StoreError> {
+fn parse_outcome(table: &'static str, s: Option<String>) -> Result<Option<OutcomeKind>, StoreError> {
     match s {
         None => Ok(None),
         Some(s) => OutcomeKind::parse(&s).map(Some).ok_or(StoreError::Corrupt {
@@ -73,10 +63,7 @@ impl SqliteStore {
                 std::fs::create_dir_all(dir).map_err(|e| StoreError::Db(sqlx::Error::Io(e)))?;
             }
         }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
         MIGRATOR.run(&pool).await?;
         Ok(SqliteStore { pool })
     }

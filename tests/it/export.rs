@@ -6,13 +6,7 @@ use assay::outcome::OutcomeKind;
 
 use crate::helpers::*;
 
-fn export(
-    r: &Scripted,
-    limits: &Limits,
-) -> (
-    tempfile::TempDir,
-    Result<assay::git::Exported, assay::outcome::Failure>,
-) {
+fn export(r: &Scripted, limits: &Limits) -> (tempfile::TempDir, Result<assay::git::Exported, assay::outcome::Failure>) {
     let out = tempfile::tempdir().unwrap();
     let head = r.repo.head().unwrap().target().unwrap().to_string();
     let res = export_tree(&r.repo, &head, &out.path().join("x"), limits);
@@ -22,10 +16,7 @@ fn export(
 #[test]
 fn symlinks_outside_the_tree_are_not_written() {
     let mut r = Scripted::new();
-    r.put(&[
-        ("README.md", Some("hi\n")),
-        ("docs/guide.md", Some("guide\n")),
-    ]);
+    r.put(&[("README.md", Some("hi\n")), ("docs/guide.md", Some("guide\n"))]);
     r.put_entry("results.xml", b"/etc/passwd", 0o120000);
     r.put_entry("docs/up", b"../../../etc", 0o120000);
     r.put_entry("docs/readme", b"../README.md", 0o120000);
@@ -39,15 +30,9 @@ fn symlinks_outside_the_tree_are_not_written() {
     let skipped: Vec<&str> = x.skipped_symlinks.iter().map(|(p, _)| p.as_str()).collect();
     for p in ["results.xml", "docs/up", "sneaky"] {
         assert!(skipped.contains(&p), "{p} not skipped: {skipped:?}");
-        assert!(
-            std::fs::symlink_metadata(root.join(p)).is_err(),
-            "{p} was written"
-        );
+        assert!(std::fs::symlink_metadata(root.join(p)).is_err(), "{p} was written");
     }
-    assert_eq!(
-        std::fs::read_to_string(root.join("docs/readme")).unwrap(),
-        "hi\n"
-    );
+    assert_eq!(std::fs::read_to_string(root.join("docs/readme")).unwrap(), "hi\n");
     assert!(root.join(assay::git::export::EXPORT_MARKER).is_file());
 }
 

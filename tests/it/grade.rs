@@ -20,9 +20,7 @@ fn by_candidate(v: &serde_json::Value) -> BTreeMap<String, serde_json::Value> {
 fn store_runs(db: &std::path::Path) -> Vec<(String, Vec<assay::store::StageRun>)> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = SqliteStore::open(&format!("sqlite://{}", db.display()))
-            .await
-            .unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
         let cohort = store.cohort_id("demo").await.unwrap().unwrap();
         let mut out = Vec::new();
         for s in store.submissions(cohort).await.unwrap() {
@@ -76,6 +74,9 @@ repo = "{}"
 candidate = "missing"
 repo = "does/not/exist"
 [[submission]]
+candidate = "nodns"
+repo = "https://nonexistent.invalid/x.git"
+[[submission]]
 candidate = "private"
 repo = "https://127.0.0.1/repo.git"
 [[submission]]
@@ -123,7 +124,8 @@ ref = "no-such-branch"
         ("huge", "failed", "file_too_large"),
         ("dotdot", "failed", "unsafe_path"),
         ("dotgit", "failed", "unsafe_path"),
-        ("missing", "failed", "unreachable"),
+        ("missing", "failed", "repo_not_found"),
+        ("nodns", "failed", "unreachable"),
         ("private", "failed", "blocked_url"),
         ("fileurl", "failed", "blocked_url"),
         ("badref", "failed", "ref_not_found"),
@@ -131,10 +133,7 @@ ref = "no-such-branch"
     for (c, status, outcome) in expect {
         let s = &subs[c];
         assert_eq!(
-            (
-                s["status"].as_str().unwrap(),
-                s["outcome"].as_str().unwrap()
-            ),
+            (s["status"].as_str().unwrap(), s["outcome"].as_str().unwrap()),
             (status, outcome),
             "{c}: {s}"
         );
@@ -176,33 +175,23 @@ ref = "no-such-branch"
         "{good_md}"
     );
     let json_summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap())
-            .unwrap();
-    assert_eq!(json_summary["submissions"].as_array().unwrap().len(), 10);
+        serde_json::from_str(&std::fs::read_to_string(out_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(json_summary["submissions"].as_array().unwrap().len(), 11);
 
     // A second run does no finished work again: no new stage runs, same
     // results. Only the unreachable one is tried again, since a network
-    // failure may be transient.
+    // failure may be transient; a missing repository is final.
     let before = store_runs(&assay.db());
     let second = json_ok(&run(&assay));
     let after = store_runs(&assay.db());
-    let (retried, after): (Vec<_>, Vec<_>) = after.into_iter().partition(|(c, _)| c == "missing");
-    let before: Vec<_> = before.into_iter().filter(|(c, _)| c != "missing").collect();
-    assert_eq!(
-        before, after,
-        "the second run started finished stages again"
-    );
-    assert_eq!(
-        retried[0].1.iter().map(|r| r.attempt).collect::<Vec<_>>(),
-        vec![1, 2]
-    );
+    let (retried, after): (Vec<_>, Vec<_>) = after.into_iter().partition(|(c, _)| c == "nodns");
+    let before: Vec<_> = before.into_iter().filter(|(c, _)| c != "nodns").collect();
+    assert_eq!(before, after, "the second run started finished stages again");
+    assert_eq!(retried[0].1.iter().map(|r| r.attempt).collect::<Vec<_>>(), vec![1, 2]);
     for (c, status, outcome) in expect {
         let s = &by_candidate(&second)[c];
         assert_eq!(
-            (
-                s["status"].as_str().unwrap(),
-                s["outcome"].as_str().unwrap()
-            ),
+            (s["status"].as_str().unwrap(), s["outcome"].as_str().unwrap()),
             (status, outcome),
             "{c} on re-run"
         );
@@ -221,7 +210,10 @@ fn deadline_grades_the_last_commit_before_it_and_records_later_ones() {
     let work = tempfile::tempdir().unwrap();
     let cohort = write_cohort(
         work.path(),
-        &format!("deadline = \"2026-11-11T00:00:00Z\"\n[[submission]]\ncandidate = \"c1\"\nrepo = \"{}\"\n", r.path().display()),
+        &format!(
+            "deadline = \"2026-11-11T00:00:00Z\"\n[[submission]]\ncandidate = \"c1\"\nrepo = \"{}\"\n",
+            r.path().display()
+        ),
     );
     let assay = Assay::new();
     let v = json_ok(&assay.run(&[
@@ -312,11 +304,7 @@ repo = "https://tokenSECRET42@localhost:9/y.git"
             ])
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         for stream in [&out.stdout, &out.stderr] {
             let text = String::from_utf8_lossy(stream);
             assert!(
@@ -333,11 +321,7 @@ repo = "https://tokenSECRET42@localhost:9/y.git"
             .iter()
             .map(|s| assay.data.path().join(format!("assay.db{s}"))),
     );
-    files.extend(
-        std::fs::read_dir(&out_dir)
-            .unwrap()
-            .map(|e| e.unwrap().path()),
-    );
+    files.extend(std::fs::read_dir(&out_dir).unwrap().map(|e| e.unwrap().path()));
     for f in files.iter().filter(|f| f.exists()) {
         let bytes = std::fs::read(f).unwrap();
         let text = String::from_utf8_lossy(&bytes);
@@ -440,4 +424,64 @@ fn sigkill_mid_run_then_rerun_finishes_everything_exactly_once() {
         .unwrap();
     let now = &runs.iter().find(|(c, _)| c == first).unwrap().1;
     assert_eq!(first_runs, now, "{first} was re-run");
+}
+
+#[test]
+fn example_cohort_grades_as_the_readme_says() {
+    let work = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let examples = work.path().join("examples");
+    std::fs::create_dir_all(work.path().join("rubrics")).unwrap();
+    std::fs::create_dir_all(&examples).unwrap();
+    std::fs::copy(
+        root.join("rubrics/trial-project.toml"),
+        work.path().join("rubrics/trial-project.toml"),
+    )
+    .unwrap();
+    std::fs::copy(root.join("examples/cohort.toml"), examples.join("cohort.toml")).unwrap();
+    let made = std::process::Command::new("bash")
+        .arg(root.join("examples/make-repos.sh"))
+        .arg(examples.join("repos"))
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+
+    let assay = Assay::new();
+    let out_dir = work.path().join("out");
+    let cohort = examples.join("cohort.toml");
+    let v = json_ok(&assay.run(&[
+        "grade",
+        cohort.to_str().unwrap(),
+        "--json",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]));
+    assert_eq!(v["cohort"], "churn-demo");
+    let subs = by_candidate(&v);
+    let kinds = |c: &str| -> Vec<String> {
+        subs[c]["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(subs["c-001"]["status"], "done");
+    let good = kinds("c-001");
+    assert!(
+        good.contains(&"tests_from_start".into()) && good.contains(&"readme_results".into()),
+        "{good:?}"
+    );
+    assert!(!good.contains(&"single_dump".into()), "{good:?}");
+    let dump = kinds("c-002");
+    assert!(
+        dump.contains(&"single_dump".into()) && dump.contains(&"tests_late".into()),
+        "{dump:?}"
+    );
+    assert!(kinds("c-003").contains(&"vague_messages".into()));
+    assert_eq!(subs["c-004"]["outcome"], "repo_not_found");
+    // Fixed dates and identities: the demo grades the same commit everywhere.
+    assert_eq!(subs["c-001"]["commit"], "1debd2b0d53488b382eeacef61db0f97a5d04d3f");
+    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(!summary.contains("\n\n\n"));
 }

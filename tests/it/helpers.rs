@@ -82,14 +82,7 @@ impl Scripted {
     }
 
     /// Commits with full control over identity and dates.
-    pub fn commit_full(
-        &mut self,
-        name: &str,
-        email: &str,
-        author_time: i64,
-        committer_time: i64,
-        msg: &str,
-    ) -> Oid {
+    pub fn commit_full(&mut self, name: &str, email: &str, author_time: i64, committer_time: i64, msg: &str) -> Oid {
         let tree = write_tree(&self.repo, &self.files);
         let tree = self.repo.find_tree(tree).unwrap();
         let author = Signature::new(name, email, &Time::new(author_time, 0)).unwrap();
@@ -102,14 +95,7 @@ impl Scripted {
         let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
         let oid = self
             .repo
-            .commit(
-                Some("refs/heads/main"),
-                &author,
-                &committer,
-                msg,
-                &tree,
-                &refs,
-            )
+            .commit(Some("refs/heads/main"), &author, &committer, msg, &tree, &refs)
             .unwrap();
         self.repo.set_head("refs/heads/main").unwrap();
         self.parent = Some(oid);
@@ -137,11 +123,7 @@ pub fn write_tree(repo: &Repository, files: &BTreeMap<String, Entry>) -> Oid {
         }
     }
     for (dir, children) in &sub {
-        here.push((
-            dir.as_bytes().to_vec(),
-            0o040000,
-            write_tree(repo, children),
-        ));
+        here.push((dir.as_bytes().to_vec(), 0o040000, write_tree(repo, children)));
     }
     // Git orders entries by name, a directory as if it ended in '/'.
     here.sort_by(|a, b| {
@@ -169,15 +151,18 @@ pub fn write_tree(repo: &Repository, files: &BTreeMap<String, Entry>) -> Oid {
 pub fn iterative() -> Scripted {
     let mut r = Scripted::new();
     r.put(&[
-        ("README.md", Some("# Churn\n\nPredict churn. Success metric: recall at 10% FPR.\n")),
+        (
+            "README.md",
+            Some("# Churn\n\nPredict churn. Success metric: recall at 10% FPR.\n"),
+        ),
         ("churn/model.py", Some("def predict(x):\n    return 0\n")),
-        ("tests/test_model.py", Some("from churn.model import predict\n\ndef test_predict():\n    assert predict(1) == 0\n")),
+        (
+            "tests/test_model.py",
+            Some("from churn.model import predict\n\ndef test_predict():\n    assert predict(1) == 0\n"),
+        ),
         ("requirements.txt", Some("scikit-learn==1.5.0\n")),
     ]);
-    r.commit(
-        "Add baseline model that predicts no churn, with a test",
-        DAY1,
-    );
+    r.commit("Add baseline model that predicts no churn, with a test", DAY1);
     let mut t = DAY1;
     for i in 0..9 {
         t += if i % 3 == 2 { 20 * HOUR } else { 40 * 60 };
@@ -257,12 +242,8 @@ pub fn json_ok(out: &Output) -> serde_json::Value {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "stdout is not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
 /// Writes a cohort file (with the default rubric copied beside it).

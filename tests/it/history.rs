@@ -12,10 +12,7 @@ fn iterative_candidate_has_sessions_tests_from_start_and_readme_results() {
     let r = iterative();
     let h = history(r.path());
     assert_eq!(h["commit_count"], 11);
-    assert_eq!(
-        h["commit"],
-        r.repo.head().unwrap().target().unwrap().to_string()
-    );
+    assert_eq!(h["commit"], r.repo.head().unwrap().target().unwrap().to_string());
     let k = kinds(&h);
     assert!(k.contains(&"tests_from_start".to_string()), "{k:?}");
     assert!(k.contains(&"readme_results".to_string()), "{k:?}");
@@ -30,12 +27,7 @@ fn iterative_candidate_has_sessions_tests_from_start_and_readme_results() {
         assert!(!k.contains(&bad.to_string()), "{bad} in {k:?}");
     }
     // Gaps of 20 h split the work into four sessions.
-    assert_eq!(
-        h["sessions"].as_array().unwrap().len(),
-        4,
-        "{}",
-        h["sessions"]
-    );
+    assert_eq!(h["sessions"].as_array().unwrap().len(), 4, "{}", h["sessions"]);
     assert_eq!(h["files_by_class"]["tests"], 2);
     assert_eq!(h["files_by_class"]["source"], 2);
     // Ids are H1..Hn in order, and every cited commit is a full sha of this history.
@@ -58,10 +50,7 @@ fn single_dump_is_flagged_and_cites_the_commit() {
     let r = single_dump();
     let h = history(r.path());
     let s = signal(&h, "single_dump");
-    assert_eq!(
-        s["commits"][0],
-        r.repo.head().unwrap().target().unwrap().to_string()
-    );
+    assert_eq!(s["commits"][0], r.repo.head().unwrap().target().unwrap().to_string());
     assert!(h["largest_commit"]["share"].as_f64().unwrap() >= 0.8);
     assert!(kinds(&h).contains(&"no_tests".to_string()));
     assert!(kinds(&h).contains(&"readme_no_results".to_string()));
@@ -74,30 +63,12 @@ fn backdated_and_future_commits_are_flagged() {
     r.commit("Start", DAY1);
     r.put(&[("a.py", Some("a = 2\n"))]);
     // Committed three days before it was authored: dates set by hand.
-    let back = r.commit_full(
-        "Sam",
-        "sam@example.org",
-        DAY1 + 4 * 86400,
-        DAY1 + 86400,
-        "Tweak a",
-    );
+    let back = r.commit_full("Sam", "sam@example.org", DAY1 + 4 * 86400, DAY1 + 86400, "Tweak a");
     r.put(&[("a.py", Some("a = 3\n"))]);
-    let future = r.commit_full(
-        "Sam",
-        "sam@example.org",
-        4_102_444_800,
-        4_102_444_800,
-        "From 2100",
-    );
+    let future = r.commit_full("Sam", "sam@example.org", 4_102_444_800, 4_102_444_800, "From 2100");
     let h = history(r.path());
-    assert_eq!(
-        signal(&h, "backdated_commit")["commits"][0],
-        back.to_string()
-    );
-    assert_eq!(
-        signal(&h, "future_commit")["commits"][0],
-        future.to_string()
-    );
+    assert_eq!(signal(&h, "backdated_commit")["commits"][0], back.to_string());
+    assert_eq!(signal(&h, "future_commit")["commits"][0], future.to_string());
     // Committer dates still rise along the main line (day 1, day 2, 2100).
     assert!(
         !kinds(&h).contains(&"non_monotonic_dates".to_string()),
@@ -114,10 +85,7 @@ fn non_monotonic_main_line_is_flagged() {
     r.put(&[("a.py", Some("2\n"))]);
     let odd = r.commit("Two, dated a day before its parent", DAY1);
     let h = history(r.path());
-    assert_eq!(
-        signal(&h, "non_monotonic_dates")["commits"][0],
-        odd.to_string()
-    );
+    assert_eq!(signal(&h, "non_monotonic_dates")["commits"][0], odd.to_string());
 }
 
 #[test]
@@ -135,21 +103,12 @@ fn replayed_burst_is_flagged() {
 #[test]
 fn vague_messages_and_empty_test_claims_are_flagged() {
     let mut r = Scripted::new();
-    for (i, m) in ["update", "wip", "fix", ".", "test: add tests"]
-        .iter()
-        .enumerate()
-    {
+    for (i, m) in ["update", "wip", "fix", ".", "test: add tests"].iter().enumerate() {
         r.put(&[("a.py", Some(&format!("v = {i}\n")))]);
         r.commit(m, DAY1 + i as i64 * HOUR);
     }
     let h = history(r.path());
-    assert!(
-        signal(&h, "vague_messages")["commits"]
-            .as_array()
-            .unwrap()
-            .len()
-            >= 4
-    );
+    assert!(signal(&h, "vague_messages")["commits"].as_array().unwrap().len() >= 4);
     assert_eq!(
         signal(&h, "test_claim_without_tests")["commits"]
             .as_array()
@@ -177,39 +136,23 @@ fn template_commit_by_another_author_is_set_apart() {
     let mut t = DAY1;
     for i in 0..6 {
         t += 30 * 60;
-        let body: String = (0..=i)
-            .map(|k| format!("def f{k}():\n    return {k}\n"))
-            .collect();
+        let body: String = (0..=i).map(|k| format!("def f{k}():\n    return {k}\n")).collect();
         r.put(&[
             ("solution.py", Some(&body)),
-            (
-                "tests/test_solution.py",
-                Some("def test_x():\n    assert True\n"),
-            ),
+            ("tests/test_solution.py", Some("def test_x():\n    assert True\n")),
         ]);
         r.commit(&format!("Implement step {i}"), t);
     }
     let h = history(r.path());
-    assert_eq!(
-        signal(&h, "template_commit")["commits"][0],
-        template.to_string()
-    );
+    assert_eq!(signal(&h, "template_commit")["commits"][0], template.to_string());
     // The template's 400 lines do not make the candidate a single dump.
-    assert!(
-        !kinds(&h).contains(&"single_dump".to_string()),
-        "{:?}",
-        kinds(&h)
-    );
+    assert!(!kinds(&h).contains(&"single_dump".to_string()), "{:?}", kinds(&h));
     let authors = h["authors"].as_array().unwrap();
     assert_eq!(authors.len(), 2);
     assert_eq!(authors.iter().filter(|a| a["template"] == true).count(), 1);
     // Identities are anonymised everywhere in the document.
     let text = h.to_string();
-    assert!(
-        !text.contains("company.example")
-            && !text.contains("Hiring Team")
-            && !text.contains("sam@example.org")
-    );
+    assert!(!text.contains("company.example") && !text.contains("Hiring Team") && !text.contains("sam@example.org"));
     // The first session starts with the candidate, not the template.
     assert_ne!(h["sessions"][0]["commits"][0], template.to_string());
 }
@@ -261,10 +204,7 @@ fn timeline_text_shows_sessions_and_signals() {
     let out = assay.run(&["history", r.path().to_str().unwrap()]);
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(
-        text.contains("session 1") && text.contains("session 4"),
-        "{text}"
-    );
+    assert!(text.contains("session 1") && text.contains("session 4"), "{text}");
     assert!(text.contains("Add baseline model"), "{text}");
     assert!(text.contains("tests_from_start"), "{text}");
 }
@@ -274,11 +214,6 @@ fn history_of_a_non_repository_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let assay = Assay::new();
     let out = assay.run(&["history", dir.path().to_str().unwrap()]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a git repository"));
 }

@@ -198,6 +198,7 @@ pub fn render_submission(cohort: &str, s: &SubmissionSummary, d: &SubmissionDeta
     }
     engine()
         .render("submission.md", &ctx)
+        .map(|t| tidy(&t))
         .map_err(|source| ReportError::Render {
             template: "submission.md",
             source,
@@ -255,6 +256,7 @@ pub fn render_summary(summary: &GradeSummary, details: &[SubmissionDetail]) -> R
     ctx.insert("rows", &rows);
     engine()
         .render("summary.md", &ctx)
+        .map(|t| tidy(&t))
         .map_err(|source| ReportError::Render {
             template: "summary.md",
             source,

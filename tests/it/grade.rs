@@ -482,6 +482,8 @@ fn example_cohort_grades_as_the_readme_says() {
     assert_eq!(subs["c-004"]["outcome"], "repo_not_found");
     // Fixed dates and identities: the demo grades the same commit everywhere.
     assert_eq!(subs["c-001"]["commit"], "1debd2b0d53488b382eeacef61db0f97a5d04d3f");
-    let summary = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
-    assert!(!summary.contains("\n\n\n"));
+    for f in ["summary.md", "c-001.md", "c-004.md"] {
+        let text = std::fs::read_to_string(out_dir.join(f)).unwrap();
+        assert!(!text.contains("\n\n\n"), "{f} has blank-line runs:\n{text}");
+    }
 }

@@ -266,7 +266,12 @@ fn history(settings: &Settings, spec: &str, git_ref: Option<&str>, json: bool) -
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", report::history_text(&source.display(), &report));
+        // Show a local path as the user wrote it, a URL without credentials.
+        let shown = match &source {
+            RepoSource::Local(_) => spec.to_string(),
+            RepoSource::Remote(r) => r.url.clone(),
+        };
+        print!("{}", report::history_text(&shown, &report));
     }
     Ok(ExitCode::SUCCESS)
 }

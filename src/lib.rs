@@ -31,4 +31,5 @@ pub mod outcome;
 pub mod pipeline;
 pub mod report;
 pub mod rubric;
+pub mod runner;
 pub mod store;

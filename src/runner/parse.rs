@@ -1,0 +1,311 @@
+//! Test result parsers: JUnit XML, libtest output, `go test -json`, and plain
+//! counts ("3 passed, 1 failed") for runners that print nothing richer.
+//!
+//! Pure: text in, [`TestReport`] out. Candidate output is untrusted: parsers
+//! never panic on garbage, and case ids are bounded.
+
+use serde::{Deserialize, Serialize};
+
+/// Longest test id kept, in characters.
+const MAX_ID: usize = 300;
+/// Most cases kept in a report.
+const MAX_CASES: usize = 5_000;
+
+/// How one test ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    /// Passed.
+    Passed,
+    /// An assertion failed.
+    Failed,
+    /// Skipped or ignored.
+    Skipped,
+    /// The test could not run (collection or setup error).
+    Error,
+}
+
+/// One test case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestCase {
+    /// A stable id (`tests/test_x.py::test_y`, `module::test`, `pkg/TestX`).
+    pub id: String,
+    /// How it ended.
+    pub status: CaseStatus,
+    /// Seconds, when reported.
+    pub time_s: Option<f64>,
+}
+
+/// Counts and cases of one test run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TestReport {
+    /// Passed tests.
+    pub passed: u64,
+    /// Failed tests.
+    pub failed: u64,
+    /// Skipped tests.
+    pub skipped: u64,
+    /// Tests that errored.
+    pub errors: u64,
+    /// Individual cases, when the format has them.
+    pub cases: Vec<TestCase>,
+}
+
+impl TestReport {
+    /// Tests that ran or were skipped.
+    pub fn total(&self) -> u64 {
+        self.passed + self.failed + self.skipped + self.errors
+    }
+
+    fn push(&mut self, id: &str, status: CaseStatus, time_s: Option<f64>) {
+        match status {
+            CaseStatus::Passed => self.passed += 1,
+            CaseStatus::Failed => self.failed += 1,
+            CaseStatus::Skipped => self.skipped += 1,
+            CaseStatus::Error => self.errors += 1,
+        }
+        if self.cases.len() < MAX_CASES {
+            self.cases.push(TestCase {
+                id: id.chars().take(MAX_ID).collect(),
+                status,
+                time_s,
+            });
+        }
+    }
+}
+
+/// Parses JUnit XML (pytest, jest-junit, vitest). `None` when it is not XML
+/// with at least one `<testcase>`.
+pub fn junit(xml: &str) -> Option<TestReport> {
+    use quick_xml::events::Event;
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut report = TestReport::default();
+    let mut current: Option<(String, Option<f64>, CaseStatus)> = None;
+    let mut seen = false;
+    loop {
+        let event = reader.read_event().ok()?;
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(event, Event::Empty(_));
+                match e.local_name().as_ref() {
+                    b"testcase" => {
+                        seen = true;
+                        let mut class = String::new();
+                        let mut name = String::new();
+                        let mut time = None;
+                        for a in e.attributes().flatten() {
+                            let v = a.unescape_value().map(|v| v.into_owned()).unwrap_or_default();
+                            match a.key.local_name().as_ref() {
+                                b"classname" => class = v,
+                                b"name" => name = v,
+                                b"time" => time = v.parse::<f64>().ok(),
+                                _ => {}
+                            }
+                        }
+                        let id = if class.is_empty() {
+                            name
+                        } else {
+                            format!("{class}::{name}")
+                        };
+                        if empty {
+                            report.push(&id, CaseStatus::Passed, time);
+                        } else {
+                            current = Some((id, time, CaseStatus::Passed));
+                        }
+                    }
+                    b"failure" => set_status(&mut current, CaseStatus::Failed),
+                    b"error" => set_status(&mut current, CaseStatus::Error),
+                    b"skipped" => set_status(&mut current, CaseStatus::Skipped),
+                    _ => {}
+                }
+            }
+            Event::End(ref e) if e.local_name().as_ref() == b"testcase" => {
+                if let Some((id, time, status)) = current.take() {
+                    report.push(&id, status, time);
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    seen.then_some(report)
+}
+
+fn set_status(current: &mut Option<(String, Option<f64>, CaseStatus)>, status: CaseStatus) {
+    if let Some(c) = current.as_mut() {
+        // An error outranks a failure, which outranks a skip.
+        let rank = |s: CaseStatus| match s {
+            CaseStatus::Passed => 0,
+            CaseStatus::Skipped => 1,
+            CaseStatus::Failed => 2,
+            CaseStatus::Error => 3,
+        };
+        if rank(status) > rank(c.2) {
+            c.2 = status;
+        }
+    }
+}
+
+/// Parses libtest output (`cargo test`): `test path ... ok|FAILED|ignored`.
+pub fn libtest(output: &str) -> TestReport {
+    let mut report = TestReport::default();
+    for line in output.lines() {
+        let Some(rest) = line.strip_prefix("test ") else {
+            continue;
+        };
+        let Some((id, outcome)) = rest.rsplit_once(" ... ") else {
+            continue;
+        };
+        let status = match outcome.trim() {
+            "ok" => CaseStatus::Passed,
+            "FAILED" => CaseStatus::Failed,
+            o if o.starts_with("ignored") => CaseStatus::Skipped,
+            _ => continue,
+        };
+        report.push(id.trim(), status, None);
+    }
+    report
+}
+
+#[derive(Deserialize)]
+struct GoEvent {
+    #[serde(rename = "Action")]
+    action: String,
+    #[serde(rename = "Package", default)]
+    package: String,
+    #[serde(rename = "Test")]
+    test: Option<String>,
+    #[serde(rename = "Elapsed")]
+    elapsed: Option<f64>,
+}
+
+/// Parses `go test -json` output. A package that fails without a test event
+/// (a build failure) counts as one error.
+pub fn go_json(output: &str) -> TestReport {
+    let mut report = TestReport::default();
+    let mut failed_packages_with_tests = std::collections::HashSet::new();
+    let mut failed_packages = Vec::new();
+    for line in output.lines() {
+        let Ok(e) = serde_json::from_str::<GoEvent>(line) else {
+            continue;
+        };
+        let status = match e.action.as_str() {
+            "pass" => CaseStatus::Passed,
+            "fail" => CaseStatus::Failed,
+            "skip" => CaseStatus::Skipped,
+            _ => continue,
+        };
+        match e.test {
+            Some(t) => {
+                if status == CaseStatus::Failed {
+                    failed_packages_with_tests.insert(e.package.clone());
+                }
+                report.push(&format!("{}/{t}", e.package), status, e.elapsed);
+            }
+            None if status == CaseStatus::Failed => failed_packages.push(e.package),
+            None => {}
+        }
+    }
+    for p in failed_packages {
+        if !failed_packages_with_tests.contains(&p) {
+            report.push(&p, CaseStatus::Error, None);
+        }
+    }
+    report
+}
+
+/// Reads summary counts from free-form output: node's test runner (`# pass 3`),
+/// jest (`Tests: 1 failed, 3 passed, 4 total`), vitest, mocha, pytest-style
+/// lines. The last summary seen wins.
+pub fn counts(output: &str) -> TestReport {
+    let mut report = TestReport::default();
+    for line in output.lines() {
+        let l = line.trim().trim_start_matches('#').trim().to_ascii_lowercase();
+        // node --test / TAP: "# pass 3", "# fail 1", "# skipped 0"
+        for (word, slot) in [("pass ", 0), ("fail ", 1), ("skipped ", 2), ("todo ", 2)] {
+            if let Some(n) = l.strip_prefix(word).and_then(|n| n.trim().parse::<u64>().ok()) {
+                match slot {
+                    0 => report.passed = n,
+                    1 => report.failed = n,
+                    _ => report.skipped += n,
+                }
+            }
+        }
+        // jest/vitest/pytest/mocha-like: "Tests: 1 failed, 3 passed, 4 total",
+        // "3 passed, 1 failed", "5 passing". Each field found replaces the
+        // one seen before, so the final summary line wins.
+        let words: Vec<&str> = l
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let mut skipped: Option<u64> = None;
+        for w in words.windows(2) {
+            let Ok(n) = w[0].parse::<u64>() else { continue };
+            match w[1] {
+                "passed" | "passing" => report.passed = n,
+                "failed" | "failing" => report.failed = n,
+                "skipped" | "pending" => skipped = Some(skipped.unwrap_or(0) + n),
+                _ => {}
+            }
+        }
+        if let Some(n) = skipped {
+            report.skipped = n;
+        }
+    }
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn junit_from_pytest() {
+        let xml = r#"<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" errors="0" failures="1" skipped="1" tests="4">
+<testcase classname="tests.test_a" name="test_ok" time="0.001" />
+<testcase classname="tests.test_a" name="test_bad" time="0.002"><failure message="assert 1 == 2">x</failure></testcase>
+<testcase classname="tests.test_a" name="test_skip" time="0.000"><skipped message="later" /></testcase>
+<testcase classname="tests.test_b" name="test_err" time="0.000"><error message="fixture">y</error></testcase>
+</testsuite></testsuites>"#;
+        let r = junit(xml).unwrap();
+        assert_eq!((r.passed, r.failed, r.skipped, r.errors), (1, 1, 1, 1));
+        assert_eq!(r.cases[1].id, "tests.test_a::test_bad");
+        assert_eq!(r.cases[0].time_s, Some(0.001));
+        assert!(junit("not xml at all").is_none());
+        assert!(junit("<testsuites></testsuites>").is_none());
+    }
+
+    #[test]
+    fn libtest_lines() {
+        let out = "running 3 tests\ntest a::b ... ok\ntest a::c ... FAILED\ntest d ... ignored, slow\n\ntest result: FAILED. 1 passed; 1 failed; 1 ignored";
+        let r = libtest(out);
+        assert_eq!((r.passed, r.failed, r.skipped), (1, 1, 1));
+        assert_eq!(r.cases[1].id, "a::c");
+    }
+
+    #[test]
+    fn go_json_events() {
+        let out = r#"{"Action":"run","Package":"ex","Test":"TestA"}
+{"Action":"pass","Package":"ex","Test":"TestA","Elapsed":0.01}
+{"Action":"fail","Package":"ex","Test":"TestB","Elapsed":0}
+{"Action":"fail","Package":"ex"}
+{"Action":"fail","Package":"broken"}
+garbage"#;
+        let r = go_json(out);
+        assert_eq!((r.passed, r.failed, r.errors), (1, 1, 1));
+        assert_eq!(r.cases[0].id, "ex/TestA");
+    }
+
+    #[test]
+    fn counts_from_common_runners() {
+        let c = |s: &str| {
+            let r = counts(s);
+            (r.passed, r.failed, r.skipped)
+        };
+        assert_eq!(c("# tests 4\n# pass 3\n# fail 1\n# skipped 0"), (3, 1, 0));
+        assert_eq!(c("Tests:       1 failed, 3 passed, 4 total"), (3, 1, 0));
+        assert_eq!(c(" Tests  2 passed | 1 skipped (3)"), (2, 0, 1));
+        assert_eq!(c("  5 passing (12ms)\n  2 failing"), (5, 2, 0));
+        assert_eq!(c("nothing here"), (0, 0, 0));
+    }
+}

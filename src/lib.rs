@@ -22,6 +22,7 @@
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod bench;
+pub mod check;
 pub mod cohort;
 pub mod config;
 pub mod diag;
@@ -32,4 +33,5 @@ pub mod pipeline;
 pub mod report;
 pub mod rubric;
 pub mod runner;
+pub mod sandbox;
 pub mod store;

@@ -65,9 +65,42 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Install and test a repository in the sandbox: the candidate's pre-submission check.
+    Check {
+        /// A local repository path or an https/ssh URL.
+        repo: String,
+        /// Force a runner (python, rust, node, go) instead of detecting one.
+        #[arg(long)]
+        runner: Option<String>,
+        /// Directory for report.md.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Lower the test phase's wall time (seconds).
+        #[arg(long)]
+        test_timeout: Option<u64>,
+        /// Print the JSON document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runner images.
+    #[command(subcommand)]
+    Images(Images),
     /// Benchmarks (release builds), reported as ratios against a baseline.
     #[command(subcommand)]
     Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum Images {
+    /// Build the runner images through the Docker engine.
+    Build {
+        /// Base image (a debootstrap import by docker/make-base.sh, or debian:bookworm-slim).
+        #[arg(long, default_value = "assay-base:bookworm")]
+        base: String,
+        /// Only these runners (default: all).
+        #[arg(long = "runner")]
+        runners: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -139,6 +172,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
             history(&settings, repo, git_ref.as_deref(), json)
         }
+        Command::Check {
+            ref repo,
+            ref runner,
+            ref out,
+            test_timeout,
+            json,
+        } => {
+            let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
+            runtime()?.block_on(check(
+                &settings,
+                repo,
+                runner.as_deref(),
+                out.as_deref(),
+                test_timeout,
+                json,
+            ))
+        }
+        Command::Images(Images::Build { ref base, ref runners }) => runtime()?.block_on(images_build(base, runners)),
         Command::Bench(Bench::Exec { argv }) => {
             assay::bench::exec_and_report(&argv)?;
             Ok(ExitCode::SUCCESS)
@@ -272,6 +323,101 @@ fn history(settings: &Settings, spec: &str, git_ref: Option<&str>, json: bool) -
             RepoSource::Remote(r) => r.url.clone(),
         };
         print!("{}", report::history_text(&shown, &report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Exports the graded tree of `spec` (HEAD of a local repository, or a fetched URL).
+fn export_for_check(settings: &Settings, spec: &str, dest: &std::path::Path) -> Result<String> {
+    let policy = SourcePolicy {
+        remote_only: false,
+        allow_private_hosts: settings.allow_private_hosts,
+    };
+    let source = RepoSource::parse(spec, &std::env::current_dir()?, policy)?;
+    let (repo, commit) = match &source {
+        RepoSource::Local(path) => {
+            let repo = git2::Repository::discover(path)
+                .map_err(|e| InputError::file(path, format!("not a git repository: {}", e.message())))?;
+            let commit = repo
+                .head()
+                .and_then(|h| h.peel_to_commit())
+                .map_err(|e| InputError::file(path, format!("no commit at HEAD: {}", e.message())))?
+                .id()
+                .to_string();
+            (repo, commit)
+        }
+        RepoSource::Remote(_) => {
+            source.check_host(policy)?;
+            let fetched = git::fetch(&git::FetchRequest {
+                source: &source,
+                git_ref: None,
+                deadline: None,
+                data_dir: &settings.data_dir,
+                limits: &settings.limits,
+                ssh_key: settings.ssh_key.as_deref(),
+            })?;
+            (git2::Repository::open_bare(&fetched.mirror)?, fetched.commit)
+        }
+    };
+    git::export_tree(&repo, &commit, dest, &settings.limits)?;
+    Ok(commit)
+}
+
+async fn check(
+    settings: &Settings,
+    spec: &str,
+    runner: Option<&str>,
+    out: Option<&std::path::Path>,
+    test_timeout: Option<u64>,
+    json: bool,
+) -> Result<ExitCode> {
+    let tmp = tempfile::tempdir()?;
+    let tree = tmp.path().join("tree");
+    let (settings_c, spec_c, tree_c) = (settings.clone(), spec.to_string(), tree.clone());
+    let commit = tokio::task::spawn_blocking(move || export_for_check(&settings_c, &spec_c, &tree_c)).await??;
+    let sandbox = assay::sandbox::docker::DockerSandbox::connect()
+        .await
+        .context("cannot reach the Docker engine (is dockerd running? DOCKER_HOST is honoured)")?;
+    use assay::sandbox::Sandbox as _;
+    sandbox.reap_orphans().await?;
+    let mut limits = assay::sandbox::SandboxLimits::default();
+    if let Some(t) = test_timeout {
+        // Limits can only be lowered per run.
+        limits.test_seconds = limits.test_seconds.min(t.max(1));
+    }
+    let job = format!("check-{}-{}", &commit[..12], std::process::id());
+    let report = assay::check::check_tree(&sandbox, &tree, runner, limits, &job).await?;
+    let markdown = report::check_markdown(spec, &commit, &report);
+    if let Some(out) = out {
+        std::fs::create_dir_all(out)?;
+        std::fs::write(out.join("report.md"), &markdown)?;
+    }
+    if json {
+        let mut doc = serde_json::to_value(&report)?;
+        if let Some(obj) = doc.as_object_mut() {
+            obj.remove("sandbox");
+        }
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", report::check_text(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn images_build(base: &str, runners: &[String]) -> Result<ExitCode> {
+    let sandbox = assay::sandbox::docker::DockerSandbox::connect()
+        .await
+        .context("cannot reach the Docker engine (is dockerd running? DOCKER_HOST is honoured)")?;
+    for spec in assay::runner::builtin() {
+        if !runners.is_empty() && !runners.contains(&spec.name) {
+            continue;
+        }
+        eprintln!("building {} from {base}", spec.image);
+        assay::sandbox::images::build(&sandbox, &spec.name, &spec.image, base, |line| {
+            tracing::info!("{line}");
+        })
+        .await?;
+        eprintln!("built {}", spec.image);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -43,6 +43,22 @@ pub enum OutcomeKind {
     UnsafePath,
     /// The history has more commits than `limits.commits`.
     TooManyCommits,
+    /// The tests ran and passed.
+    Passed,
+    /// The tests ran and some failed.
+    TestsFailed,
+    /// Installing the project's dependencies failed.
+    InstallFailed,
+    /// A sandbox phase ran past its wall time and was killed.
+    Timeout,
+    /// A sandbox phase ran out of memory.
+    Oom,
+    /// The tests printed more than the output cap.
+    OutputTruncated,
+    /// No tests were found or none ran.
+    NoTests,
+    /// No runner recognises the repository (and none was forced).
+    NoRunner,
     /// Something on our side failed (disk, database, Docker); retried.
     InfraError,
     /// A bug in assay (a panic); not retried, reported.
@@ -70,6 +86,14 @@ impl OutcomeKind {
             OutcomeKind::FileTooLarge => "file_too_large",
             OutcomeKind::UnsafePath => "unsafe_path",
             OutcomeKind::TooManyCommits => "too_many_commits",
+            OutcomeKind::Passed => "passed",
+            OutcomeKind::TestsFailed => "tests_failed",
+            OutcomeKind::InstallFailed => "install_failed",
+            OutcomeKind::Timeout => "timeout",
+            OutcomeKind::Oom => "oom",
+            OutcomeKind::OutputTruncated => "output_truncated",
+            OutcomeKind::NoTests => "no_tests",
+            OutcomeKind::NoRunner => "no_runner",
             OutcomeKind::InfraError => "infra_error",
             OutcomeKind::InternalError => "internal_error",
             OutcomeKind::Interrupted => "interrupted",

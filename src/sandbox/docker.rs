@@ -1,0 +1,461 @@
+//! [`Sandbox`] on a Docker engine, through bollard only.
+//!
+//! Every container is labelled `assay.job`, created fresh for one phase, and
+//! removed afterwards whatever happened; [`Sandbox::reap_orphans`] removes what
+//! a killed process left. `DOCKER_HOST` is honoured and the API version is
+//! negotiated (Debian's engine speaks 1.41).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, UploadToContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::StreamExt;
+
+use super::{CappedOutput, Phase, PhaseResult, PhaseSpec, ResultFile, Sandbox, SandboxError, SandboxLimits, Work};
+
+/// The label on everything assay creates.
+pub const LABEL: &str = "assay.job";
+/// The label naming the process that created a container (`host:pid`).
+pub const OWNER_LABEL: &str = "assay.owner";
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn owner() -> String {
+    format!("{}:{}", hostname(), std::process::id())
+}
+
+/// Whether the process named by an owner label is alive on this host; an
+/// owner on another host is assumed alive (its own process reaps it).
+fn owner_alive(label: Option<&String>) -> bool {
+    let Some((host, pid)) = label.and_then(|l| l.rsplit_once(':')) else {
+        return false;
+    };
+    if host != hostname() {
+        return true;
+    }
+    pid.parse::<u32>()
+        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+}
+
+/// The non-root user tests run as (created in every runner image).
+pub const RUNNER_UID: u64 = 10001;
+
+/// A Docker engine.
+#[derive(Debug, Clone)]
+pub struct DockerSandbox {
+    docker: Docker,
+}
+
+impl DockerSandbox {
+    /// Connects (honouring `DOCKER_HOST`) and negotiates the API version.
+    pub async fn connect() -> Result<DockerSandbox, SandboxError> {
+        let docker = Docker::connect_with_defaults()?.negotiate_version().await?;
+        docker.ping().await?;
+        Ok(DockerSandbox { docker })
+    }
+
+    /// The bollard client, for image builds.
+    pub fn client(&self) -> &Docker {
+        &self.docker
+    }
+
+    async fn remove_container(&self, id: &str) {
+        let opts = RemoveContainerOptionsBuilder::default().force(true).v(false).build();
+        if let Err(e) = self.docker.remove_container(id, Some(opts)).await {
+            tracing::warn!("cannot remove container {id}: {e}");
+        }
+    }
+
+    fn labels(job: &str) -> HashMap<String, String> {
+        HashMap::from([(LABEL.to_string(), job.to_string()), (OWNER_LABEL.to_string(), owner())])
+    }
+}
+
+/// Packs `dir` as a tar stream owned by the runner user.
+fn pack(dir: &Path) -> Result<Vec<u8>, SandboxError> {
+    let io = |e: std::io::Error| SandboxError::Io(format!("cannot pack {}: {e}", dir.display()));
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    builder.mode(tar::HeaderMode::Deterministic);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            let path = entry.path();
+            let rel = path.strip_prefix(dir).expect("inside dir");
+            if rel.as_os_str() == crate::git::export::EXPORT_MARKER {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&path).map_err(io)?;
+            let mut header = tar::Header::new_gnu();
+            header.set_uid(RUNNER_UID);
+            header.set_gid(RUNNER_UID);
+            header.set_mtime(0);
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path).map_err(io)?;
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                header.set_mode(0o777);
+                builder.append_link(&mut header, rel, &target).map_err(io)?;
+            } else if meta.is_dir() {
+                header.set_entry_type(tar::EntryType::Directory);
+                header.set_size(0);
+                header.set_mode(0o755);
+                builder.append_data(&mut header, rel, std::io::empty()).map_err(io)?;
+                stack.push(path);
+            } else if meta.is_file() {
+                use std::os::unix::fs::PermissionsExt;
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(meta.len());
+                header.set_mode(if meta.permissions().mode() & 0o111 != 0 {
+                    0o755
+                } else {
+                    0o644
+                });
+                let f = std::fs::File::open(&path).map_err(io)?;
+                builder.append_data(&mut header, rel, f).map_err(io)?;
+            }
+        }
+    }
+    builder.into_inner().map_err(io)
+}
+
+/// Reads a tar stream entry by entry: regular files only, links never
+/// followed, counts and sizes capped.
+pub fn unpack_results(tar_bytes: &[u8], limits: &SandboxLimits) -> (Vec<ResultFile>, Vec<String>) {
+    use std::io::Read;
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    let mut total: u64 = 0;
+    let mut archive = tar::Archive::new(tar_bytes);
+    let Ok(entries) = archive.entries() else {
+        return (files, vec!["<unreadable archive>".into()]);
+    };
+    for entry in entries {
+        let Ok(mut entry) = entry else {
+            skipped.push("<unreadable entry>".into());
+            break;
+        };
+        let path = entry
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| "<bad path>".into());
+        // Docker names entries after the directory copied: strip that first component.
+        let rel = path.split_once('/').map(|(_, r)| r.to_string()).unwrap_or_default();
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        if !kind.is_file() {
+            skipped.push(format!("{rel} (not a regular file)"));
+            continue;
+        }
+        let size = entry.header().size().unwrap_or(u64::MAX);
+        if files.len() >= limits.result_files || total.saturating_add(size) > limits.result_bytes {
+            skipped.push(format!("{rel} (over the copy-out caps)"));
+            continue;
+        }
+        let mut data = Vec::with_capacity(size.min(1 << 20) as usize);
+        if (&mut entry).take(size).read_to_end(&mut data).is_err() {
+            skipped.push(format!("{rel} (unreadable)"));
+            continue;
+        }
+        total += data.len() as u64;
+        files.push(ResultFile { path: rel, data });
+    }
+    (files, skipped)
+}
+
+#[async_trait]
+impl Sandbox for DockerSandbox {
+    async fn prepare(&self, job: &str, image: &str, source: &Path) -> Result<Work, SandboxError> {
+        if self.docker.inspect_image(image).await.is_err() {
+            return Err(SandboxError::MissingImage(image.to_string()));
+        }
+        let volume = format!("assay-work-{job}");
+        self.docker
+            .create_volume(VolumeCreateRequest {
+                name: Some(volume.clone()),
+                labels: Some(DockerSandbox::labels(job)),
+                ..Default::default()
+            })
+            .await?;
+        let work = Work {
+            volume: volume.clone(),
+            job: job.to_string(),
+        };
+        let source = source.to_path_buf();
+        let tar = tokio::task::spawn_blocking(move || pack(&source))
+            .await
+            .map_err(|e| SandboxError::Io(format!("packing task failed: {e}")))??;
+        // A container that never starts, only to copy the source into the volume.
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["true".into()]),
+            user: Some(format!("{RUNNER_UID}:{RUNNER_UID}")),
+            labels: Some(DockerSandbox::labels(job)),
+            network_disabled: Some(true),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![Mount {
+                    target: Some("/work".into()),
+                    source: Some(volume),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
+            .await?;
+        let upload = self
+            .docker
+            .upload_to_container(
+                &created.id,
+                Some(UploadToContainerOptionsBuilder::default().path("/work").build()),
+                bollard::body_full(tar.into()),
+            )
+            .await;
+        self.remove_container(&created.id).await;
+        upload?;
+        Ok(work)
+    }
+
+    async fn run(&self, work: &Work, spec: &PhaseSpec, limits: &SandboxLimits) -> Result<PhaseResult, SandboxError> {
+        let install = spec.phase == Phase::Install;
+        let mut mounts = vec![Mount {
+            target: Some("/work".into()),
+            source: Some(work.volume.clone()),
+            typ: Some(MountType::VOLUME),
+            ..Default::default()
+        }];
+        for dir in &spec.cache_dirs {
+            let name = format!(
+                "assay-cache-{}-{}",
+                spec.runner,
+                dir.trim_matches('/').replace('/', "-")
+            );
+            mounts.push(Mount {
+                target: Some(dir.clone()),
+                source: Some(name),
+                typ: Some(MountType::VOLUME),
+                // Dependency caches are writable only while installing.
+                read_only: Some(!install),
+                ..Default::default()
+            });
+        }
+        let mut env = spec.env.clone();
+        env.push("HOME=/tmp/home".into());
+        let script = format!("mkdir -p /tmp/home /work/.assay\n{}", spec.script);
+        let body = ContainerCreateBody {
+            image: Some(spec.image.clone()),
+            cmd: Some(vec!["bash".into(), "-c".into(), script]),
+            user: Some(format!("{RUNNER_UID}:{RUNNER_UID}")),
+            working_dir: Some("/work".into()),
+            env: Some(env),
+            labels: Some(DockerSandbox::labels(&work.job)),
+            network_disabled: Some(!install),
+            host_config: Some(HostConfig {
+                mounts: Some(mounts),
+                network_mode: Some(if install { "bridge".into() } else { "none".into() }),
+                memory: Some(spec.memory),
+                memory_swap: Some(spec.memory),
+                nano_cpus: Some((limits.cpus * 1e9) as i64),
+                pids_limit: Some(spec.pids),
+                readonly_rootfs: Some(true),
+                tmpfs: Some(HashMap::from([(
+                    "/tmp".to_string(),
+                    format!("rw,nosuid,nodev,size={}", limits.tmpfs_bytes),
+                )])),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                init: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self
+            .docker
+            .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
+            .await?;
+        let id = created.id;
+        let result = self.run_created(&id, spec, limits).await;
+        self.remove_container(&id).await;
+        result
+    }
+
+    async fn cleanup(&self, work: &Work) -> Result<(), SandboxError> {
+        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL}={}", work.job)])]);
+        let list = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await?;
+        for c in list {
+            if let Some(id) = c.id {
+                self.remove_container(&id).await;
+            }
+        }
+        self.docker
+            .remove_volume(
+                &work.volume,
+                Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
+            )
+            .await?;
+        Ok(())
+    }
+
+    async fn reap_orphans(&self) -> Result<usize, SandboxError> {
+        let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
+        let list = self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await?;
+        let mut n = 0;
+        for c in list {
+            if owner_alive(c.labels.as_ref().and_then(|l| l.get(OWNER_LABEL))) {
+                continue;
+            }
+            if let Some(id) = c.id {
+                self.remove_container(&id).await;
+                n += 1;
+            }
+        }
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filters).build()))
+            .await?;
+        for v in volumes.volumes.unwrap_or_default() {
+            if owner_alive(v.labels.get(OWNER_LABEL)) {
+                continue;
+            }
+            let _ = self
+                .docker
+                .remove_volume(&v.name, Some(RemoveVolumeOptionsBuilder::default().force(true).build()))
+                .await;
+        }
+        Ok(n)
+    }
+}
+
+impl DockerSandbox {
+    async fn run_created(
+        &self,
+        id: &str,
+        spec: &PhaseSpec,
+        limits: &SandboxLimits,
+    ) -> Result<PhaseResult, SandboxError> {
+        let started = Instant::now();
+        self.docker
+            .start_container(id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await?;
+        let mut stdout = CappedOutput::new(limits.output_bytes);
+        let mut stderr = CappedOutput::new(limits.output_bytes);
+        let logs = self.docker.logs(
+            id,
+            Some(
+                LogsOptionsBuilder::default()
+                    .follow(true)
+                    .stdout(true)
+                    .stderr(true)
+                    .build(),
+            ),
+        );
+        let collect = async {
+            let mut logs = std::pin::pin!(logs);
+            while let Some(item) = logs.next().await {
+                match item {
+                    Ok(bollard::container::LogOutput::StdErr { message }) => stderr.push(&message),
+                    Ok(out) => stdout.push(&out.into_bytes()),
+                    Err(_) => break,
+                }
+            }
+            let mut wait = std::pin::pin!(self
+                .docker
+                .wait_container(id, Some(WaitContainerOptionsBuilder::default().build())));
+            // The wait stream reports a non-zero exit as an error value; the
+            // exit code is read from inspect below either way.
+            let _ = wait.next().await;
+        };
+        let timed_out = tokio::time::timeout(spec.timeout, collect).await.is_err();
+        if timed_out {
+            let _ = self
+                .docker
+                .kill_container(
+                    id,
+                    Some(KillContainerOptionsBuilder::default().signal("SIGKILL").build()),
+                )
+                .await;
+        }
+        let inspect = self
+            .docker
+            .inspect_container(id, None::<bollard::query_parameters::InspectContainerOptions>)
+            .await?;
+        let state = inspect.state.unwrap_or_default();
+        let mut result = PhaseResult {
+            exit_code: if timed_out { None } else { state.exit_code },
+            timed_out,
+            oom_killed: state.oom_killed.unwrap_or(false),
+            output_truncated: stdout.truncated() || stderr.truncated(),
+            output_bytes: stdout.total() + stderr.total(),
+            stdout: stdout.text(),
+            stderr: stderr.text(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            files: Vec::new(),
+            skipped_files: Vec::new(),
+        };
+        if let Some(dir) = &spec.collect {
+            let path = format!("/work/{}", dir.trim_matches('/'));
+            let mut stream = self.docker.download_from_container(
+                id,
+                Some(DownloadFromContainerOptionsBuilder::default().path(&path).build()),
+            );
+            let mut buf = Vec::new();
+            // Stop reading once the archive is larger than the caps could use.
+            let ceiling = limits.result_bytes + 1024 * (limits.result_files as u64 + 1) + (1 << 20);
+            while let Some(chunk) = stream.next().await {
+                match chunk {
+                    Ok(bytes) => {
+                        buf.extend_from_slice(&bytes);
+                        if buf.len() as u64 > ceiling {
+                            result.skipped_files.push("<archive over the copy-out cap>".into());
+                            break;
+                        }
+                    }
+                    // A missing directory means no results: the caller decides what that means.
+                    Err(_) => break,
+                }
+            }
+            let limits = limits.clone();
+            let (files, skipped) = tokio::task::spawn_blocking(move || unpack_results(&buf, &limits))
+                .await
+                .map_err(|e| SandboxError::Io(format!("unpack task failed: {e}")))?;
+            result.files = files;
+            result.skipped_files.extend(skipped);
+        }
+        Ok(result)
+    }
+}

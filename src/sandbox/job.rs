@@ -1,0 +1,275 @@
+//! One submission's sandbox job: install once, run the tests (twice for the
+//! reproducibility check, each in a fresh container), and classify what
+//! happened into an outcome kind and a test report.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Phase, PhaseResult, PhaseSpec, Sandbox, SandboxError, SandboxLimits};
+use crate::outcome::OutcomeKind;
+use crate::runner::{self, CaseStatus, RunnerSpec, TestReport};
+
+/// Where test commands write their results, under /work.
+pub const RESULTS_DIR: &str = ".assay";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct JobRequest<'a> {
+    /// Job id: names the volume and labels the containers.
+    pub job: String,
+    /// The exported tree.
+    pub source: &'a Path,
+    /// The runner.
+    pub runner: &'a RunnerSpec,
+    /// Limits in force.
+    pub limits: SandboxLimits,
+    /// How many times the tests run (2 for the flakiness check).
+    pub test_runs: u32,
+}
+
+/// One test run, classified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestRun {
+    /// How the run ended.
+    pub outcome: OutcomeKind,
+    /// Counts and cases.
+    pub report: TestReport,
+    /// The container run (output capped).
+    pub phase: PhaseResult,
+}
+
+/// What the sandbox found for one submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxReport {
+    /// Runner used.
+    pub runner: String,
+    /// The submission's sandbox outcome: the install's failure, or the first test run's outcome.
+    pub outcome: OutcomeKind,
+    /// The install phase.
+    pub install: PhaseResult,
+    /// The test runs, in order.
+    pub runs: Vec<TestRun>,
+    /// Test ids whose result differed between runs.
+    pub flaky: Vec<String>,
+}
+
+/// Runs the job; the volume is removed whatever happens.
+pub async fn run_job(sandbox: &dyn Sandbox, req: &JobRequest<'_>) -> Result<SandboxReport, SandboxError> {
+    let image = req.runner.image.clone();
+    let work = sandbox.prepare(&req.job, &image, req.source).await?;
+    let result = run_phases(sandbox, &work, req).await;
+    if let Err(e) = sandbox.cleanup(&work).await {
+        tracing::warn!("cannot clean up {}: {e}", work.volume);
+    }
+    result
+}
+
+async fn run_phases(
+    sandbox: &dyn Sandbox,
+    work: &super::Work,
+    req: &JobRequest<'_>,
+) -> Result<SandboxReport, SandboxError> {
+    let r = req.runner;
+    let l = &req.limits;
+    let spec = |phase: Phase| PhaseSpec {
+        phase,
+        image: r.image.clone(),
+        script: if phase == Phase::Install {
+            r.install.clone()
+        } else {
+            r.test.clone()
+        },
+        env: r.env.clone(),
+        cache_dirs: r.cache.clone(),
+        runner: r.name.clone(),
+        collect: (phase == Phase::Test).then(|| RESULTS_DIR.to_string()),
+        timeout: Duration::from_secs(if phase == Phase::Install {
+            l.install_seconds
+        } else {
+            l.test_seconds
+        }),
+        memory: if phase == Phase::Install {
+            l.install_memory
+        } else {
+            l.test_memory
+        },
+        pids: if phase == Phase::Install {
+            l.install_pids
+        } else {
+            l.test_pids
+        },
+    };
+    let install = sandbox.run(work, &spec(Phase::Install), l).await?;
+    if let Some(kind) = install_failure(&install) {
+        return Ok(SandboxReport {
+            runner: r.name.clone(),
+            outcome: kind,
+            install,
+            runs: Vec::new(),
+            flaky: Vec::new(),
+        });
+    }
+    let mut runs = Vec::new();
+    for _ in 0..req.test_runs.max(1) {
+        let phase = sandbox.run(work, &spec(Phase::Test), l).await?;
+        let (outcome, report) = classify_test(r, &phase);
+        runs.push(TestRun { outcome, report, phase });
+    }
+    let flaky = flaky(&runs);
+    Ok(SandboxReport {
+        runner: r.name.clone(),
+        outcome: runs[0].outcome,
+        install,
+        runs,
+        flaky,
+    })
+}
+
+/// The install's failure kind, if it failed.
+pub fn install_failure(p: &PhaseResult) -> Option<OutcomeKind> {
+    if p.timed_out {
+        Some(OutcomeKind::Timeout)
+    } else if p.oom_killed {
+        Some(OutcomeKind::Oom)
+    } else if p.exit_code != Some(0) {
+        Some(OutcomeKind::InstallFailed)
+    } else {
+        None
+    }
+}
+
+/// Reads a test phase's results and decides its outcome. A missing results
+/// file or zero tests is `no_tests`, never a pass.
+pub fn classify_test(r: &RunnerSpec, p: &PhaseResult) -> (OutcomeKind, TestReport) {
+    let output = format!("{}\n{}", p.stdout, p.stderr);
+    let report = match (&r.results.junit, r.results.parser.as_deref()) {
+        (Some(junit), _) => {
+            let name = junit.trim_start_matches(RESULTS_DIR).trim_start_matches('/');
+            p.files
+                .iter()
+                .find(|f| f.path == name)
+                .and_then(|f| runner::parse::junit(&String::from_utf8_lossy(&f.data)))
+                .or_else(|| runner::parse::unittest(&output))
+        }
+        (None, Some("libtest")) => Some(runner::parse::libtest(&output)),
+        (None, Some("go-json")) => Some(runner::parse::go_json(&p.stdout)),
+        (None, _) => Some(runner::parse::counts(&output)),
+    }
+    .unwrap_or_default();
+    let kind = if p.timed_out {
+        OutcomeKind::Timeout
+    } else if p.oom_killed {
+        OutcomeKind::Oom
+    } else if p.output_truncated {
+        OutcomeKind::OutputTruncated
+    } else if report.failed + report.errors > 0 || (p.exit_code != Some(0) && report.total() > 0) {
+        OutcomeKind::TestsFailed
+    } else if report.passed == 0 {
+        OutcomeKind::NoTests
+    } else {
+        OutcomeKind::Passed
+    };
+    (kind, report)
+}
+
+/// Ids whose status differs between runs (a case missing from a run counts as differing).
+pub fn flaky(runs: &[TestRun]) -> Vec<String> {
+    let Some(first) = runs.first() else { return Vec::new() };
+    let mut out: Vec<String> = Vec::new();
+    for other in &runs[1..] {
+        for c in &first.report.cases {
+            let status = other.report.cases.iter().find(|o| o.id == c.id).map(|o| o.status);
+            let differs = match status {
+                Some(s) => s != c.status && !(is_bad(s) && is_bad(c.status)),
+                None => true,
+            };
+            if differs && !out.contains(&c.id) {
+                out.push(c.id.clone());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn is_bad(s: CaseStatus) -> bool {
+    matches!(s, CaseStatus::Failed | CaseStatus::Error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::TestCase;
+    use crate::sandbox::ResultFile;
+
+    fn python() -> RunnerSpec {
+        runner::by_name("python").unwrap()
+    }
+
+    fn phase(exit: i64, junit: Option<&str>) -> PhaseResult {
+        PhaseResult {
+            exit_code: Some(exit),
+            files: junit
+                .map(|x| {
+                    vec![ResultFile {
+                        path: "results.xml".into(),
+                        data: x.as_bytes().to_vec(),
+                    }]
+                })
+                .unwrap_or_default(),
+            ..PhaseResult::default()
+        }
+    }
+
+    const PASS: &str = r#"<testsuite><testcase classname="t" name="a"/></testsuite>"#;
+    const FAIL: &str = r#"<testsuite><testcase classname="t" name="a"><failure/></testcase></testsuite>"#;
+
+    #[test]
+    fn outcomes_of_test_runs() {
+        let r = python();
+        assert_eq!(classify_test(&r, &phase(0, Some(PASS))).0, OutcomeKind::Passed);
+        assert_eq!(classify_test(&r, &phase(1, Some(FAIL))).0, OutcomeKind::TestsFailed);
+        // No results file and nothing parseable: never a pass.
+        assert_eq!(classify_test(&r, &phase(0, None)).0, OutcomeKind::NoTests);
+        let mut p = phase(0, Some(PASS));
+        p.output_truncated = true;
+        assert_eq!(classify_test(&r, &p).0, OutcomeKind::OutputTruncated);
+        p.timed_out = true;
+        assert_eq!(classify_test(&r, &p).0, OutcomeKind::Timeout);
+        let mut p = phase(137, None);
+        p.oom_killed = true;
+        assert_eq!(classify_test(&r, &p).0, OutcomeKind::Oom);
+    }
+
+    #[test]
+    fn flaky_ids_are_those_that_changed() {
+        let run = |statuses: &[(&str, CaseStatus)]| TestRun {
+            outcome: OutcomeKind::Passed,
+            report: TestReport {
+                cases: statuses
+                    .iter()
+                    .map(|(id, s)| TestCase {
+                        id: id.to_string(),
+                        status: *s,
+                        time_s: None,
+                    })
+                    .collect(),
+                ..TestReport::default()
+            },
+            phase: PhaseResult::default(),
+        };
+        let a = run(&[
+            ("x", CaseStatus::Passed),
+            ("y", CaseStatus::Passed),
+            ("z", CaseStatus::Failed),
+        ]);
+        let b = run(&[
+            ("x", CaseStatus::Passed),
+            ("y", CaseStatus::Failed),
+            ("z", CaseStatus::Error),
+        ]);
+        assert_eq!(flaky(&[a, b]), vec!["y".to_string()]);
+    }
+}

@@ -1,0 +1,257 @@
+//! The sandbox: runs a candidate's install and test commands in Docker, with
+//! the limits of the sandbox policy (shared/DESIGN.md).
+//!
+//! The pipeline holds a [`Sandbox`] trait object that speaks our own types
+//! ([`PhaseSpec`], [`PhaseResult`]); [`docker::DockerSandbox`] implements it
+//! with bollard. A job's files live in a named volume: the source is uploaded
+//! once, the install phase writes dependencies next to it (network on), and
+//! each test phase runs in a fresh container on the same volume with no
+//! network, a read-only root and dropped capabilities.
+
+pub mod docker;
+pub mod images;
+pub mod job;
+
+use std::path::Path;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Policy limits. A runner or a cohort may lower them; only settings raise them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SandboxLimits {
+    /// Install phase wall time.
+    pub install_seconds: u64,
+    /// Install phase memory (= memory + swap), bytes.
+    pub install_memory: i64,
+    /// Install phase process limit.
+    pub install_pids: i64,
+    /// Test phase wall time (host-side timer).
+    pub test_seconds: u64,
+    /// Test phase memory (= memory + swap), bytes.
+    pub test_memory: i64,
+    /// Test phase process limit.
+    pub test_pids: i64,
+    /// CPUs per container.
+    pub cpus: f64,
+    /// Size of the /tmp tmpfs, bytes.
+    pub tmpfs_bytes: u64,
+    /// stdout and stderr kept per phase, bytes (head and tail halves).
+    pub output_bytes: usize,
+    /// Result files copied out, at most.
+    pub result_files: usize,
+    /// Result bytes copied out, at most.
+    pub result_bytes: u64,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            install_seconds: 600,
+            install_memory: 2 << 30,
+            install_pids: 512,
+            test_seconds: 300,
+            test_memory: 1 << 30,
+            test_pids: 256,
+            cpus: 1.0,
+            tmpfs_bytes: 256 << 20,
+            output_bytes: 1 << 20,
+            result_files: 100,
+            result_bytes: 16 << 20,
+        }
+    }
+}
+
+/// Which phase a container runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Dependencies: network on, caches writable.
+    Install,
+    /// Tests: no network, caches read-only.
+    Test,
+}
+
+/// One container run.
+#[derive(Debug, Clone)]
+pub struct PhaseSpec {
+    /// Install or test.
+    pub phase: Phase,
+    /// Image to run.
+    pub image: String,
+    /// Bash script run in /work.
+    pub script: String,
+    /// Environment, `KEY=VALUE`.
+    pub env: Vec<String>,
+    /// Cache directories (named volumes per runner).
+    pub cache_dirs: Vec<String>,
+    /// Runner name (names the cache volumes).
+    pub runner: String,
+    /// Directory under /work whose regular files are copied out afterwards.
+    pub collect: Option<String>,
+    /// Wall time.
+    pub timeout: Duration,
+    /// Memory (= memory + swap), bytes.
+    pub memory: i64,
+    /// Process limit.
+    pub pids: i64,
+}
+
+/// A file copied out of a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultFile {
+    /// Path relative to the collected directory.
+    pub path: String,
+    /// Content (capped).
+    pub data: Vec<u8>,
+}
+
+/// What one container run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseResult {
+    /// Exit status, when the process exited by itself.
+    pub exit_code: Option<i64>,
+    /// Killed by the host-side timer.
+    pub timed_out: bool,
+    /// Killed by the kernel's OOM killer.
+    pub oom_killed: bool,
+    /// stdout (head and tail when capped).
+    pub stdout: String,
+    /// stderr (head and tail when capped).
+    pub stderr: String,
+    /// Output was cut to the cap.
+    pub output_truncated: bool,
+    /// Total output bytes seen.
+    pub output_bytes: u64,
+    /// Wall time.
+    pub duration_ms: u64,
+    /// Regular files from the collected directory.
+    pub files: Vec<ResultFile>,
+    /// Entries of the collected directory left out (links, devices, over the caps).
+    pub skipped_files: Vec<String>,
+}
+
+/// Sandbox failures on our side (infrastructure): the engine is down, an
+/// image is missing. Never caused by the candidate; retried by the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// The Docker engine refused or failed a request.
+    #[error("docker: {0}")]
+    Docker(#[from] bollard::errors::Error),
+    /// The runner image is not built.
+    #[error("image {0} is missing; build it with `assay images build`")]
+    MissingImage(String),
+    /// Local I/O (packing the source).
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A job's working volume, created by [`Sandbox::prepare`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Work {
+    /// Volume name.
+    pub volume: String,
+    /// Job id (labels).
+    pub job: String,
+}
+
+/// Runs phases in isolation.
+#[async_trait]
+pub trait Sandbox: Send + Sync {
+    /// Creates the job's volume and copies `source` into it as /work.
+    async fn prepare(&self, job: &str, image: &str, source: &Path) -> Result<Work, SandboxError>;
+    /// Runs one phase in a fresh container on the job's volume.
+    async fn run(&self, work: &Work, spec: &PhaseSpec, limits: &SandboxLimits) -> Result<PhaseResult, SandboxError>;
+    /// Removes the job's volume (and any container left on it).
+    async fn cleanup(&self, work: &Work) -> Result<(), SandboxError>;
+    /// Removes containers and volumes that a dead assay process left behind.
+    async fn reap_orphans(&self) -> Result<usize, SandboxError>;
+}
+
+/// Keeps the head and the tail of a stream, up to `cap` bytes in all.
+#[derive(Debug, Clone)]
+pub struct CappedOutput {
+    cap: usize,
+    head: Vec<u8>,
+    tail: std::collections::VecDeque<u8>,
+    total: u64,
+}
+
+impl CappedOutput {
+    /// A buffer keeping at most `cap` bytes.
+    pub fn new(cap: usize) -> Self {
+        CappedOutput {
+            cap,
+            head: Vec::new(),
+            tail: std::collections::VecDeque::new(),
+            total: 0,
+        }
+    }
+
+    /// Appends bytes.
+    pub fn push(&mut self, data: &[u8]) {
+        self.total += data.len() as u64;
+        let half = self.cap / 2;
+        let mut rest = data;
+        if self.head.len() < half {
+            let take = (half - self.head.len()).min(rest.len());
+            self.head.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+        }
+        let tail_cap = self.cap - half;
+        if rest.len() >= tail_cap {
+            self.tail.clear();
+            self.tail.extend(&rest[rest.len() - tail_cap..]);
+        } else {
+            let overflow = (self.tail.len() + rest.len()).saturating_sub(tail_cap);
+            self.tail.drain(..overflow);
+            self.tail.extend(rest);
+        }
+    }
+
+    /// Whether bytes were dropped.
+    pub fn truncated(&self) -> bool {
+        self.total > (self.head.len() + self.tail.len()) as u64
+    }
+
+    /// Bytes seen in all.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// The kept text, with a marker where bytes were dropped.
+    pub fn text(&self) -> String {
+        let mut out = String::from_utf8_lossy(&self.head).into_owned();
+        if self.truncated() {
+            let dropped = self.total - (self.head.len() + self.tail.len()) as u64;
+            out.push_str(&format!("\n[… {dropped} bytes cut by assay …]\n"));
+        }
+        let tail: Vec<u8> = self.tail.iter().copied().collect();
+        out.push_str(&String::from_utf8_lossy(&tail));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_output_keeps_head_and_tail() {
+        let mut c = CappedOutput::new(10);
+        c.push(b"0123");
+        c.push(b"456789abcdef");
+        c.push(b"XYZ");
+        assert!(c.truncated());
+        assert_eq!(c.total(), 19);
+        let t = c.text();
+        assert!(t.starts_with("01234"), "{t}");
+        assert!(t.ends_with("efXYZ"), "{t}");
+        assert!(t.contains("9 bytes cut"), "{t}");
+        let mut small = CappedOutput::new(100);
+        small.push(b"hello");
+        assert!(!small.truncated());
+        assert_eq!(small.text(), "hello");
+    }
+}

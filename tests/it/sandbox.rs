@@ -1,0 +1,215 @@
+//! The Docker sandbox through `assay check` and the library, against the real
+//! engine and the runner images built by .ci/run.
+
+use std::path::Path;
+
+use assay::sandbox::docker::DockerSandbox;
+use assay::sandbox::{Phase, PhaseSpec, Sandbox, SandboxLimits};
+
+use crate::helpers::*;
+
+/// A Python project with `files`, committed.
+fn python_repo(files: &[(&str, &str)]) -> Scripted {
+    let mut r = Scripted::new();
+    let owned: Vec<(&str, Option<&str>)> = files.iter().map(|(p, c)| (*p, Some(*c))).collect();
+    r.put(&owned);
+    r.commit("Add project", DAY1);
+    r
+}
+
+fn check(repo: &Path, extra: &[&str]) -> serde_json::Value {
+    let assay = Assay::new();
+    let mut args = vec!["check", repo.to_str().unwrap(), "--json"];
+    args.extend_from_slice(extra);
+    json_ok(&assay.run(&args))
+}
+
+const CALC: &str = "def add(a, b):\n    return a + b\n";
+
+#[test]
+fn python_passing_project_passes_with_cases() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        ("calc.py", CALC),
+        ("tests/test_calc.py", "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n\ndef test_add_neg():\n    assert add(-1, 1) == 0\n"),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "passed", "{v}");
+    assert_eq!(v["runner"], "python");
+    assert_eq!(v["tests"]["passed"], 2);
+    assert_eq!(v["tests"]["cases"].as_array().unwrap().len(), 2);
+    assert!(v["flaky"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn python_failing_test_is_tests_failed_with_a_finding() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        ("calc.py", CALC),
+        ("tests/test_calc.py", "from calc import add\n\ndef test_ok():\n    assert add(1, 2) == 3\n\ndef test_wrong():\n    assert add(2, 2) == 5\n"),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "tests_failed", "{v}");
+    assert_eq!(
+        (v["tests"]["passed"].as_u64(), v["tests"]["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let f = &v["findings"][0];
+    assert_eq!(f["kind"], "tests_failed");
+    assert!(f["message"].as_str().unwrap().contains("test_wrong"), "{f}");
+    assert!(!f["fix"].as_str().unwrap().is_empty());
+}
+
+#[test]
+fn undeclared_dependency_fails_the_tests() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        ("app.py", "import yaml_not_declared_anywhere\n"),
+        (
+            "tests/test_app.py",
+            "import app\n\ndef test_import():\n    assert app\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "tests_failed", "{v}");
+    assert_eq!(v["tests"]["errors"], 1, "{v}");
+}
+
+#[test]
+fn a_project_without_tests_is_no_tests_never_a_pass() {
+    let r = python_repo(&[("requirements.txt", "pytest\n"), ("calc.py", CALC)]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "no_tests", "{v}");
+}
+
+#[test]
+fn an_endless_test_is_killed_as_timeout() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        (
+            "tests/test_loop.py",
+            "def test_forever():\n    while True:\n        pass\n",
+        ),
+    ]);
+    let v = check(r.path(), &["--test-timeout", "5"]);
+    assert_eq!(v["outcome"], "timeout", "{v}");
+}
+
+#[test]
+fn network_access_during_tests_fails() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        (
+            "tests/test_net.py",
+            "import socket\n\ndef test_reach_the_internet():\n    socket.create_connection(('151.101.0.223', 443), timeout=3)\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "tests_failed", "{v}");
+}
+
+#[test]
+fn a_memory_hog_is_oom() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        (
+            "tests/test_mem.py",
+            "def test_hog():\n    blocks = []\n    while True:\n        blocks.append(bytearray(64 << 20))\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "oom", "{v}");
+}
+
+#[test]
+fn fifty_megabytes_of_output_is_output_truncated() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        // pytest captures output and replays it for a failing test: 50 MB of it.
+        (
+            "tests/test_noise.py",
+            "def test_noise():\n    print('x' * (50 << 20))\n    assert False\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "output_truncated", "{v}");
+}
+
+#[test]
+fn a_test_failing_every_other_run_is_flaky() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        (
+            "tests/test_flip.py",
+            "from pathlib import Path\n\ndef test_flip():\n    p = Path('/work/.flip')\n    n = int(p.read_text()) if p.exists() else 0\n    p.write_text(str(n + 1))\n    assert n % 2 == 0\n\ndef test_steady():\n    assert True\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["flaky"], serde_json::json!(["tests.test_flip::test_flip"]), "{v}");
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "flaky_tests"),
+        "{v}"
+    );
+}
+
+#[test]
+fn a_fork_bomb_is_contained_and_the_host_is_fine() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        (
+            "tests/test_bomb.py",
+            "import os\n\ndef test_bomb():\n    while True:\n        try:\n            os.fork()\n        except OSError:\n            pass\n",
+        ),
+    ]);
+    let v = check(r.path(), &["--test-timeout", "10"]);
+    assert_eq!(v["outcome"], "timeout", "{v}");
+    // The host can still start processes.
+    assert!(std::process::Command::new("true").status().unwrap().success());
+}
+
+#[test]
+fn copy_out_keeps_regular_files_and_never_follows_links() {
+    let r = python_repo(&[("requirements.txt", "pytest\n")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let sandbox = DockerSandbox::connect().await.unwrap();
+        let export = tempfile::tempdir().unwrap();
+        let head = r.repo.head().unwrap().target().unwrap().to_string();
+        let dest = export.path().join("tree");
+        assay::git::export_tree(&r.repo, &head, &dest, &assay::config::Limits::default()).unwrap();
+        let job = format!("it-copyout-{}", std::process::id());
+        let work = sandbox.prepare(&job, "assay-runner-python", &dest).await.unwrap();
+        let spec = PhaseSpec {
+            phase: Phase::Test,
+            image: "assay-runner-python".into(),
+            script: "echo '<testsuite/>' > /work/.assay/real.xml; ln -s /etc/passwd /work/.assay/results.xml; id -u"
+                .into(),
+            env: Vec::new(),
+            cache_dirs: Vec::new(),
+            runner: "python".into(),
+            collect: Some(".assay".into()),
+            timeout: std::time::Duration::from_secs(60),
+            memory: 256 << 20,
+            pids: 64,
+        };
+        let res = sandbox.run(&work, &spec, &SandboxLimits::default()).await.unwrap();
+        sandbox.cleanup(&work).await.unwrap();
+        assert_eq!(res.exit_code, Some(0), "{res:?}");
+        // Non-root inside the container.
+        assert_eq!(res.stdout.trim(), "10001");
+        let names: Vec<&str> = res.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(names, ["real.xml"], "{res:?}");
+        assert!(
+            res.skipped_files.iter().any(|s| s.starts_with("results.xml")),
+            "{res:?}"
+        );
+        assert!(!res
+            .files
+            .iter()
+            .any(|f| String::from_utf8_lossy(&f.data).contains("root:x:0:0")));
+    });
+}

@@ -279,7 +279,9 @@ impl Sandbox for DockerSandbox {
                 readonly_rootfs: Some(true),
                 tmpfs: Some(HashMap::from([(
                     "/tmp".to_string(),
-                    format!("rw,nosuid,nodev,size={}", limits.tmpfs_bytes),
+                    // exec: /work is executable anyway, and Go and some Python builds run
+                    // what they compile in /tmp.
+                    format!("rw,exec,nosuid,nodev,size={}", limits.tmpfs_bytes),
                 )])),
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),

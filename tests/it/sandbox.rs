@@ -213,3 +213,63 @@ fn copy_out_keeps_regular_files_and_never_follows_links() {
             .any(|f| String::from_utf8_lossy(&f.data).contains("root:x:0:0")));
     });
 }
+
+fn repo_with(files: &[(&str, &str)]) -> Scripted {
+    python_repo(files)
+}
+
+#[test]
+fn rust_passing_project_passes() {
+    let r = repo_with(&[
+        ("Cargo.toml", "[package]\nname = \"calc\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
+        ("Cargo.lock", "version = 3\n\n[[package]]\nname = \"calc\"\nversion = \"0.1.0\"\n"),
+        (
+            "src/lib.rs",
+            "pub fn add(a: i32, b: i32) -> i32 { a + b }\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() { assert_eq!(super::add(1, 2), 3); }\n    #[test]\n    fn adds_negative() { assert_eq!(super::add(-1, 1), 0); }\n}\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "passed", "{v}");
+    assert_eq!(v["runner"], "rust");
+    assert_eq!(v["tests"]["passed"], 2, "{v}");
+}
+
+#[test]
+fn node_passing_project_passes_and_a_missing_lockfile_is_a_finding() {
+    let r = repo_with(&[
+        ("package.json", "{\"name\":\"calc\",\"version\":\"1.0.0\",\"scripts\":{\"test\":\"node --test\"}}\n"),
+        ("calc.js", "exports.add = (a, b) => a + b;\n"),
+        (
+            "test/calc.test.js",
+            "const test = require('node:test');\nconst assert = require('node:assert');\nconst { add } = require('../calc');\ntest('adds', () => assert.strictEqual(add(1, 2), 3));\ntest('adds again', () => assert.strictEqual(add(2, 2), 4));\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "passed", "{v}");
+    assert_eq!(v["runner"], "node");
+    assert_eq!(v["tests"]["passed"], 2, "{v}");
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "no_lockfile"),
+        "{v}"
+    );
+}
+
+#[test]
+fn go_passing_project_passes() {
+    let r = repo_with(&[
+        ("go.mod", "module example.com/calc\n\ngo 1.19\n"),
+        ("calc.go", "package calc\n\nfunc Add(a, b int) int { return a + b }\n"),
+        (
+            "calc_test.go",
+            "package calc\n\nimport \"testing\"\n\nfunc TestAdd(t *testing.T) {\n\tif Add(1, 2) != 3 {\n\t\tt.Fatal(\"bad\")\n\t}\n}\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "passed", "{v}");
+    assert_eq!(v["runner"], "go");
+    assert_eq!(v["tests"]["cases"][0]["id"], "example.com/calc/TestAdd", "{v}");
+}

@@ -26,19 +26,15 @@ pub struct TestsSummary {
     pub cases: Vec<TestCase>,
 }
 
-/// One finding, with how to fix it.
+pub use crate::repro::{Badge, BadgeLevel, Finding};
+
+/// The hidden tests' result.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Finding {
-    /// `R1`, `R2`, …
-    pub id: String,
-    /// Stable kind.
-    pub kind: String,
-    /// `error`, `warning` or `info`.
-    pub severity: String,
-    /// What is wrong.
-    pub message: String,
-    /// How to fix it.
-    pub fix: String,
+pub struct HiddenSummary {
+    /// passed, tests_failed, no_tests (a failure), timeout, oom.
+    pub outcome: OutcomeKind,
+    /// Counts and cases.
+    pub tests: TestsSummary,
 }
 
 /// The `assay check` document.
@@ -50,10 +46,15 @@ pub struct CheckReport {
     pub runner: Option<String>,
     /// Test counts of the first run.
     pub tests: TestsSummary,
-    /// Findings.
+    /// The reproducibility badge and the reason for its level.
+    pub badge: Badge,
+    /// Findings (`R1`, `R2`, …), each with how to fix it.
     pub findings: Vec<Finding>,
     /// Tests whose result changed between the two runs.
     pub flaky: Vec<String>,
+    /// The hidden tests, apart from the candidate's (only with hidden tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<HiddenSummary>,
     /// The full sandbox report (install and test output, capped).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxReport>,
@@ -66,128 +67,32 @@ pub async fn check_tree(
     forced_runner: Option<&str>,
     limits: SandboxLimits,
     job_id: &str,
+    lfs_pointers: &[String],
+    hidden_tests: Option<&Path>,
 ) -> Result<CheckReport, CheckError> {
     let spec = match forced_runner {
-        Some(name) => runner::by_name(name).map_err(CheckError::UnknownRunner)?,
-        None => match runner::detect(tree) {
-            Some(r) => r,
-            None => {
-                return Ok(CheckReport {
-                    outcome: OutcomeKind::NoRunner,
-                    runner: None,
-                    tests: TestsSummary::default(),
-                    findings: vec![Finding {
-                        id: "R1".into(),
-                        kind: "no_runner".into(),
-                        severity: "error".into(),
-                        message: "no pyproject.toml, requirements*.txt, setup.py, Cargo.toml, package.json or go.mod at the top level".into(),
-                        fix: "declare the project's dependencies at the repository root, or pass --runner NAME".into(),
-                    }],
-                    flaky: Vec::new(),
-                    sandbox: None,
-                })
-            }
-        },
+        Some(name) => Some(runner::by_name(name).map_err(CheckError::UnknownRunner)?),
+        None => runner::detect(tree),
     };
-    let report = job::run_job(
-        sandbox,
-        &JobRequest {
-            job: job_id.to_string(),
-            source: tree,
-            runner: &spec,
-            limits,
-            test_runs: 2,
-        },
-    )
-    .await?;
-    Ok(build(tree, report))
-}
-
-fn build(tree: &Path, s: SandboxReport) -> CheckReport {
-    let mut findings: Vec<(String, &str, String, String)> = Vec::new();
-    let first = s.runs.first();
-    match s.outcome {
-        OutcomeKind::InstallFailed => findings.push((
-            "install_failed".into(),
-            "error",
-            format!(
-                "installing dependencies failed: {}",
-                last_lines(&s.install.stderr, &s.install.stdout)
-            ),
-            "run the install from a clean checkout and declare every dependency".into(),
-        )),
-        OutcomeKind::NoTests => findings.push((
-            "no_tests".into(),
-            "error",
-            "no tests ran".into(),
-            "add tests that the runner's default command finds (e.g. tests/test_*.py for pytest)".into(),
-        )),
-        OutcomeKind::TestsFailed => {
-            let failing: Vec<&str> = first
-                .map(|r| {
-                    r.report
-                        .cases
-                        .iter()
-                        .filter(|c| c.status != runner::CaseStatus::Passed && c.status != runner::CaseStatus::Skipped)
-                        .map(|c| c.id.as_str())
-                        .take(5)
-                        .collect()
-                })
-                .unwrap_or_default();
-            findings.push((
-                "tests_failed".into(),
-                "error",
-                format!(
-                    "tests fail in a clean environment: {}",
-                    if failing.is_empty() {
-                        "see the output".into()
-                    } else {
-                        failing.join(", ")
-                    }
-                ),
-                "run the tests from a fresh clone with only the declared dependencies".into(),
-            ))
-        }
-        OutcomeKind::Timeout => findings.push((
-            "timeout".into(),
-            "error",
-            "a phase ran past its time limit and was stopped".into(),
-            "make the tests finish within the limit; look for endless loops or network waits".into(),
-        )),
-        OutcomeKind::Oom => findings.push((
-            "oom".into(),
-            "error",
-            "a phase ran out of memory".into(),
-            "reduce the memory the tests need, e.g. smaller fixtures".into(),
-        )),
-        OutcomeKind::OutputTruncated => findings.push((
-            "output_truncated".into(),
-            "warning",
-            "the tests printed more than the output cap".into(),
-            "print less from tests".into(),
-        )),
-        _ => {}
-    }
-    if !s.flaky.is_empty() {
-        findings.push((
-            "flaky_tests".into(),
-            "warning",
-            format!(
-                "{} test(s) gave different results in two clean runs: {}",
-                s.flaky.len(),
-                s.flaky.join(", ")
-            ),
-            "remove dependence on time, randomness, ordering or leftover state".into(),
-        ));
-    }
-    if s.runner == "node" && !tree.join("package-lock.json").is_file() && !tree.join("npm-shrinkwrap.json").is_file() {
-        findings.push((
-            "no_lockfile".into(),
-            "warning",
-            "package.json without package-lock.json: npm install resolves versions anew each time".into(),
-            "commit package-lock.json".into(),
-        ));
-    }
+    let sandbox_report = match &spec {
+        Some(spec) => Some(
+            job::run_job(
+                sandbox,
+                &JobRequest {
+                    job: job_id.to_string(),
+                    source: tree,
+                    runner: spec,
+                    limits,
+                    test_runs: 2,
+                    hidden_tests,
+                },
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let repro = crate::repro::assess(tree, sandbox_report.as_ref(), lfs_pointers);
+    let first = sandbox_report.as_ref().and_then(|s| s.runs.first());
     let tests = first
         .map(|r| TestsSummary {
             passed: r.report.passed,
@@ -197,34 +102,28 @@ fn build(tree: &Path, s: SandboxReport) -> CheckReport {
             cases: r.report.cases.clone(),
         })
         .unwrap_or_default();
-    CheckReport {
-        outcome: s.outcome,
-        runner: Some(s.runner.clone()),
+    Ok(CheckReport {
+        outcome: sandbox_report.as_ref().map_or(OutcomeKind::NoRunner, |s| s.outcome),
+        runner: spec.map(|s| s.name),
         tests,
-        findings: findings
-            .into_iter()
-            .enumerate()
-            .map(|(i, (kind, severity, message, fix))| Finding {
-                id: format!("R{}", i + 1),
-                kind,
-                severity: severity.into(),
-                message,
-                fix,
-            })
-            .collect(),
-        flaky: s.flaky.clone(),
-        sandbox: Some(s),
-    }
-}
-
-fn last_lines(a: &str, b: &str) -> String {
-    let text = if a.trim().is_empty() { b } else { a };
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(3)..]
-        .join(" / ")
-        .chars()
-        .take(400)
-        .collect()
+        badge: repro.badge,
+        findings: repro.findings,
+        flaky: sandbox_report.as_ref().map(|s| s.flaky.clone()).unwrap_or_default(),
+        hidden: sandbox_report
+            .as_ref()
+            .and_then(|s| s.hidden.as_ref())
+            .map(|h| HiddenSummary {
+                outcome: h.outcome,
+                tests: TestsSummary {
+                    passed: h.report.passed,
+                    failed: h.report.failed,
+                    skipped: h.report.skipped,
+                    errors: h.report.errors,
+                    cases: h.report.cases.clone(),
+                },
+            }),
+        sandbox: sandbox_report,
+    })
 }
 
 /// Why a check could not run.

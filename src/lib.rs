@@ -31,6 +31,7 @@ pub mod git;
 pub mod outcome;
 pub mod pipeline;
 pub mod report;
+pub mod repro;
 pub mod rubric;
 pub mod runner;
 pub mod sandbox;

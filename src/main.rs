@@ -78,6 +78,9 @@ enum Command {
         /// Lower the test phase's wall time (seconds).
         #[arg(long)]
         test_timeout: Option<u64>,
+        /// Also run these hidden tests (a directory), after the candidate's.
+        #[arg(long)]
+        hidden_tests: Option<PathBuf>,
         /// Print the JSON document.
         #[arg(long)]
         json: bool,
@@ -177,17 +180,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ref runner,
             ref out,
             test_timeout,
+            ref hidden_tests,
             json,
         } => {
             let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
-            runtime()?.block_on(check(
-                &settings,
-                repo,
-                runner.as_deref(),
-                out.as_deref(),
+            if let Some(h) = hidden_tests {
+                if !h.is_dir() {
+                    return Err(InputError::file(h, "hidden tests directory does not exist").into());
+                }
+            }
+            let opts = CheckOpts {
+                runner: runner.as_deref(),
+                out: out.as_deref(),
                 test_timeout,
+                hidden: hidden_tests.as_deref(),
                 json,
-            ))
+            };
+            runtime()?.block_on(check(&settings, repo, opts))
         }
         Command::Images(Images::Build { ref base, ref runners }) => runtime()?.block_on(images_build(base, runners)),
         Command::Bench(Bench::Exec { argv }) => {
@@ -328,7 +337,7 @@ fn history(settings: &Settings, spec: &str, git_ref: Option<&str>, json: bool) -
 }
 
 /// Exports the graded tree of `spec` (HEAD of a local repository, or a fetched URL).
-fn export_for_check(settings: &Settings, spec: &str, dest: &std::path::Path) -> Result<String> {
+fn export_for_check(settings: &Settings, spec: &str, dest: &std::path::Path) -> Result<(String, Vec<String>)> {
     let policy = SourcePolicy {
         remote_only: false,
         allow_private_hosts: settings.allow_private_hosts,
@@ -359,22 +368,30 @@ fn export_for_check(settings: &Settings, spec: &str, dest: &std::path::Path) -> 
             (git2::Repository::open_bare(&fetched.mirror)?, fetched.commit)
         }
     };
-    git::export_tree(&repo, &commit, dest, &settings.limits)?;
-    Ok(commit)
+    let exported = git::export_tree(&repo, &commit, dest, &settings.limits)?;
+    Ok((commit, exported.lfs_pointers))
 }
 
-async fn check(
-    settings: &Settings,
-    spec: &str,
-    runner: Option<&str>,
-    out: Option<&std::path::Path>,
+struct CheckOpts<'a> {
+    runner: Option<&'a str>,
+    out: Option<&'a std::path::Path>,
     test_timeout: Option<u64>,
+    hidden: Option<&'a std::path::Path>,
     json: bool,
-) -> Result<ExitCode> {
+}
+
+async fn check(settings: &Settings, spec: &str, opts: CheckOpts<'_>) -> Result<ExitCode> {
+    let CheckOpts {
+        runner,
+        out,
+        test_timeout,
+        hidden,
+        json,
+    } = opts;
     let tmp = tempfile::tempdir()?;
     let tree = tmp.path().join("tree");
     let (settings_c, spec_c, tree_c) = (settings.clone(), spec.to_string(), tree.clone());
-    let commit = tokio::task::spawn_blocking(move || export_for_check(&settings_c, &spec_c, &tree_c)).await??;
+    let (commit, lfs) = tokio::task::spawn_blocking(move || export_for_check(&settings_c, &spec_c, &tree_c)).await??;
     let sandbox = assay::sandbox::docker::DockerSandbox::connect()
         .await
         .context("cannot reach the Docker engine (is dockerd running? DOCKER_HOST is honoured)")?;
@@ -386,7 +403,7 @@ async fn check(
         limits.test_seconds = limits.test_seconds.min(t.max(1));
     }
     let job = format!("check-{}-{}", &commit[..12], std::process::id());
-    let report = assay::check::check_tree(&sandbox, &tree, runner, limits, &job).await?;
+    let report = assay::check::check_tree(&sandbox, &tree, runner, limits, &job, &lfs, hidden).await?;
     let markdown = report::check_markdown(spec, &commit, &report);
     if let Some(out) = out {
         std::fs::create_dir_all(out)?;

@@ -386,6 +386,14 @@ pub fn check_text(r: &crate::check::CheckReport) -> String {
     if !r.flaky.is_empty() {
         let _ = writeln!(out, "flaky: {}", r.flaky.join(", "));
     }
+    if let Some(h) = &r.hidden {
+        let t = &h.tests;
+        let _ = writeln!(
+            out,
+            "hidden tests: {} — {} passed, {} failed, {} errors",
+            h.outcome, t.passed, t.failed, t.errors
+        );
+    }
     for f in &r.findings {
         let _ = writeln!(
             out,

@@ -47,6 +47,9 @@ pub struct RunnerSpec {
     pub install: String,
     /// Test script (bash), network off.
     pub test: String,
+    /// Hidden-test script (bash), network off; writes JUnit XML to
+    /// `.assay/hidden.xml`. Runners without one cannot run hidden tests.
+    pub hidden: Option<String>,
     /// Result collection.
     pub results: ResultsSpec,
 }

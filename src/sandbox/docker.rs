@@ -83,12 +83,22 @@ impl DockerSandbox {
     }
 }
 
-/// Packs `dir` as a tar stream owned by the runner user.
-fn pack(dir: &Path) -> Result<Vec<u8>, SandboxError> {
+/// Packs `dir` as a tar stream owned by the runner user, its entries under
+/// `prefix` (empty: at the top).
+fn pack(dir: &Path, prefix: &str) -> Result<Vec<u8>, SandboxError> {
     let io = |e: std::io::Error| SandboxError::Io(format!("cannot pack {}: {e}", dir.display()));
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
     builder.mode(tar::HeaderMode::Deterministic);
+    if !prefix.is_empty() {
+        let mut header = tar::Header::new_gnu();
+        header.set_uid(RUNNER_UID);
+        header.set_gid(RUNNER_UID);
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        header.set_mode(0o755);
+        builder.append_data(&mut header, prefix, std::io::empty()).map_err(io)?;
+    }
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).map_err(io)? {
@@ -98,6 +108,7 @@ fn pack(dir: &Path) -> Result<Vec<u8>, SandboxError> {
             if rel.as_os_str() == crate::git::export::EXPORT_MARKER {
                 continue;
             }
+            let rel = &Path::new(prefix).join(rel);
             let meta = std::fs::symlink_metadata(&path).map_err(io)?;
             let mut header = tar::Header::new_gnu();
             header.set_uid(RUNNER_UID);
@@ -193,24 +204,30 @@ impl Sandbox for DockerSandbox {
             })
             .await?;
         let work = Work {
-            volume: volume.clone(),
+            volume,
             job: job.to_string(),
         };
+        self.upload(&work, image, source, "").await?;
+        Ok(work)
+    }
+
+    async fn upload(&self, work: &Work, image: &str, source: &Path, dest: &str) -> Result<(), SandboxError> {
         let source = source.to_path_buf();
-        let tar = tokio::task::spawn_blocking(move || pack(&source))
+        let prefix = dest.trim_matches('/').to_string();
+        let tar = tokio::task::spawn_blocking(move || pack(&source, &prefix))
             .await
             .map_err(|e| SandboxError::Io(format!("packing task failed: {e}")))??;
-        // A container that never starts, only to copy the source into the volume.
+        // A container that never starts, only to copy files into the volume.
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             cmd: Some(vec!["true".into()]),
             user: Some(format!("{RUNNER_UID}:{RUNNER_UID}")),
-            labels: Some(DockerSandbox::labels(job)),
+            labels: Some(DockerSandbox::labels(&work.job)),
             network_disabled: Some(true),
             host_config: Some(HostConfig {
                 mounts: Some(vec![Mount {
                     target: Some("/work".into()),
-                    source: Some(volume),
+                    source: Some(work.volume.clone()),
                     typ: Some(MountType::VOLUME),
                     ..Default::default()
                 }]),
@@ -232,7 +249,7 @@ impl Sandbox for DockerSandbox {
             .await;
         self.remove_container(&created.id).await;
         upload?;
-        Ok(work)
+        Ok(())
     }
 
     async fn run(&self, work: &Work, spec: &PhaseSpec, limits: &SandboxLimits) -> Result<PhaseResult, SandboxError> {

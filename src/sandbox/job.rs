@@ -27,7 +27,12 @@ pub struct JobRequest<'a> {
     pub limits: SandboxLimits,
     /// How many times the tests run (2 for the flakiness check).
     pub test_runs: u32,
+    /// The assignment's hidden tests, run after the candidate's.
+    pub hidden_tests: Option<&'a Path>,
 }
+
+/// Where hidden tests are copied, under /work.
+pub const HIDDEN_DIR: &str = ".assay-hidden";
 
 /// One test run, classified.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +58,10 @@ pub struct SandboxReport {
     pub runs: Vec<TestRun>,
     /// Test ids whose result differed between runs.
     pub flaky: Vec<String>,
+    /// The hidden tests' run, reported apart from the candidate's. Zero
+    /// tests or no results file is `no_tests`, which counts as a failure.
+    #[serde(default)]
+    pub hidden: Option<TestRun>,
 }
 
 /// Runs the job; the volume is removed whatever happens.
@@ -109,6 +118,7 @@ async fn run_phases(
             install,
             runs: Vec::new(),
             flaky: Vec::new(),
+            hidden: None,
         });
     }
     let mut runs = Vec::new();
@@ -118,12 +128,33 @@ async fn run_phases(
         runs.push(TestRun { outcome, report, phase });
     }
     let flaky = flaky(&runs);
+    let hidden = match (req.hidden_tests, &r.hidden) {
+        (None, _) => None,
+        (Some(dir), Some(script)) => {
+            // Copied in only now: the candidate's install and tests never see them.
+            sandbox.upload(work, &r.image, dir, HIDDEN_DIR).await?;
+            let mut s = spec(Phase::Test);
+            s.script = script.clone();
+            let phase = sandbox.run(work, &s, l).await?;
+            let (outcome, report) = classify_hidden(&phase);
+            Some(TestRun { outcome, report, phase })
+        }
+        (Some(_), None) => Some(TestRun {
+            outcome: OutcomeKind::NoTests,
+            report: TestReport::default(),
+            phase: PhaseResult {
+                stderr: format!("the {} runner cannot run hidden tests", r.name),
+                ..PhaseResult::default()
+            },
+        }),
+    };
     Ok(SandboxReport {
         runner: r.name.clone(),
         outcome: runs[0].outcome,
         install,
         runs,
         flaky,
+        hidden,
     })
 }
 
@@ -168,6 +199,29 @@ pub fn classify_test(r: &RunnerSpec, p: &PhaseResult) -> (OutcomeKind, TestRepor
         OutcomeKind::TestsFailed
     } else if report.passed == 0 {
         OutcomeKind::NoTests
+    } else {
+        OutcomeKind::Passed
+    };
+    (kind, report)
+}
+
+/// Classifies a hidden-test run: only its own JUnit file counts; a missing
+/// file or zero tests is `no_tests`.
+pub fn classify_hidden(p: &PhaseResult) -> (OutcomeKind, TestReport) {
+    let report = p
+        .files
+        .iter()
+        .find(|f| f.path == "hidden.xml")
+        .and_then(|f| runner::parse::junit(&String::from_utf8_lossy(&f.data)))
+        .unwrap_or_default();
+    let kind = if p.timed_out {
+        OutcomeKind::Timeout
+    } else if p.oom_killed {
+        OutcomeKind::Oom
+    } else if report.total() == 0 {
+        OutcomeKind::NoTests
+    } else if report.failed + report.errors > 0 || p.exit_code != Some(0) {
+        OutcomeKind::TestsFailed
     } else {
         OutcomeKind::Passed
     };

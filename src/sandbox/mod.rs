@@ -161,6 +161,9 @@ pub struct Work {
 pub trait Sandbox: Send + Sync {
     /// Creates the job's volume and copies `source` into it as /work.
     async fn prepare(&self, job: &str, image: &str, source: &Path) -> Result<Work, SandboxError>;
+    /// Copies `source` into the job's volume at `/work/<dest>` (after install:
+    /// hidden tests).
+    async fn upload(&self, work: &Work, image: &str, source: &Path, dest: &str) -> Result<(), SandboxError>;
     /// Runs one phase in a fresh container on the job's volume.
     async fn run(&self, work: &Work, spec: &PhaseSpec, limits: &SandboxLimits) -> Result<PhaseResult, SandboxError>;
     /// Removes the job's volume (and any container left on it).

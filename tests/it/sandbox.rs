@@ -27,9 +27,10 @@ fn check(repo: &Path, extra: &[&str]) -> serde_json::Value {
 const CALC: &str = "def add(a, b):\n    return a + b\n";
 
 #[test]
-fn python_passing_project_passes_with_cases() {
+fn python_passing_project_passes_with_cases_and_is_reproduced() {
     let r = python_repo(&[
-        ("requirements.txt", "pytest\n"),
+        ("README.md", "# Calc\n\n    pip install -r requirements.txt\n    pytest\n"),
+        ("requirements.txt", "pytest==7.2.1\n"),
         ("calc.py", CALC),
         ("tests/test_calc.py", "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n\ndef test_add_neg():\n    assert add(-1, 1) == 0\n"),
     ]);
@@ -39,6 +40,8 @@ fn python_passing_project_passes_with_cases() {
     assert_eq!(v["tests"]["passed"], 2);
     assert_eq!(v["tests"]["cases"].as_array().unwrap().len(), 2);
     assert!(v["flaky"].as_array().unwrap().is_empty());
+    assert!(v["findings"].as_array().unwrap().is_empty(), "{v}");
+    assert_eq!(v["badge"]["level"], "reproduced", "{v}");
 }
 
 #[test]
@@ -56,6 +59,7 @@ fn python_failing_test_is_tests_failed_with_a_finding() {
     );
     let f = &v["findings"][0];
     assert_eq!(f["kind"], "tests_failed");
+    assert_eq!(v["badge"]["level"], "available", "{v}");
     assert!(f["message"].as_str().unwrap().contains("test_wrong"), "{f}");
     assert!(!f["fix"].as_str().unwrap().is_empty());
 }
@@ -73,6 +77,19 @@ fn undeclared_dependency_fails_the_tests() {
     let v = check(r.path(), &[]);
     assert_eq!(v["outcome"], "tests_failed", "{v}");
     assert_eq!(v["tests"]["errors"], 1, "{v}");
+    let undeclared = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "undeclared_imports")
+        .expect("undeclared_imports");
+    assert!(
+        undeclared["message"]
+            .as_str()
+            .unwrap()
+            .contains("yaml_not_declared_anywhere"),
+        "{undeclared}"
+    );
 }
 
 #[test]
@@ -272,4 +289,45 @@ fn go_passing_project_passes() {
     assert_eq!(v["outcome"], "passed", "{v}");
     assert_eq!(v["runner"], "go");
     assert_eq!(v["tests"]["cases"][0]["id"], "example.com/calc/TestAdd", "{v}");
+}
+
+/// A conftest.py that turns every failure into a pass.
+const CHEATING_CONFTEST: &str = "import pytest\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n    outcome = yield\n    report = outcome.get_result()\n    report.outcome = 'passed'\n";
+
+#[test]
+fn hidden_tests_still_fail_when_a_conftest_forces_every_test_to_pass() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest==7.2.1\n"),
+        ("conftest.py", CHEATING_CONFTEST),
+        ("calc.py", "def add(a, b):\n    return a - b\n"),
+        (
+            "tests/test_calc.py",
+            "from calc import add\n\ndef test_add():\n    assert add(2, 2) == 4\n",
+        ),
+    ]);
+    let hidden = tempfile::tempdir().unwrap();
+    std::fs::write(
+        hidden.path().join("test_hidden.py"),
+        "from calc import add\n\ndef test_add_hidden():\n    assert add(2, 3) == 5\n\ndef test_zero():\n    assert add(0, 0) == 0\n",
+    )
+    .unwrap();
+    let v = check(r.path(), &["--hidden-tests", hidden.path().to_str().unwrap()]);
+    // The candidate's own run is fooled by their conftest…
+    assert_eq!(v["outcome"], "passed", "{v}");
+    // …the hidden tests, run without it, are not; and they are reported apart.
+    assert_eq!(v["hidden"]["outcome"], "tests_failed", "{v}");
+    assert_eq!(
+        (
+            v["hidden"]["tests"]["failed"].as_u64(),
+            v["hidden"]["tests"]["passed"].as_u64()
+        ),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+
+    // A hidden directory with no tests is a failure, never a pass.
+    let empty = tempfile::tempdir().unwrap();
+    std::fs::write(empty.path().join("README.txt"), "nothing here\n").unwrap();
+    let v = check(r.path(), &["--hidden-tests", empty.path().to_str().unwrap()]);
+    assert_eq!(v["hidden"]["outcome"], "no_tests", "{v}");
 }

@@ -1,0 +1,917 @@
+//! Reproducibility: would a teammate get this project running from a clean
+//! checkout, and get the same results?
+//!
+//! Pure over the exported tree (read only) and the sandbox report: static
+//! checks (dependencies declared and pinned, README instructions that match
+//! the project, absolute paths, committed secrets, large or binary artefacts,
+//! notebooks with outputs, LFS pointers) plus what the sandbox saw (install,
+//! tests, a second run that disagrees). Every finding is an evidence item
+//! `R1`, `R2`, … with how to fix it; a badge in the spirit of the ACM artifact
+//! badges sums it up.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::outcome::OutcomeKind;
+use crate::sandbox::job::SandboxReport;
+
+/// Files above this size are "large data".
+const LARGE_FILE: u64 = 10 << 20;
+/// Model binaries above this size are flagged.
+const MODEL_FILE: u64 = 1 << 20;
+/// Text files above this size are not scanned for paths and secrets.
+const MAX_SCANNED: u64 = 1 << 20;
+/// Findings of one kind listed at most.
+const MAX_PER_KIND: usize = 10;
+
+/// One finding, with how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// `R1`, `R2`, …
+    pub id: String,
+    /// Stable snake_case kind.
+    pub kind: String,
+    /// `error`, `warning` or `info`.
+    pub severity: String,
+    /// What is wrong (and where).
+    pub message: String,
+    /// How to fix it.
+    pub fix: String,
+}
+
+/// The badge level, lowest to highest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BadgeLevel {
+    /// Not even the source could be had.
+    None,
+    /// The source is there.
+    Available,
+    /// It installs and its tests run and pass from a clean checkout.
+    Functional,
+    /// …twice, identically, with declared and pinned dependencies and no errors.
+    Reproduced,
+}
+
+/// A badge with the reason for its level.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Badge {
+    /// The level.
+    pub level: BadgeLevel,
+    /// Why this level and not the next.
+    pub reason: String,
+}
+
+/// Findings and badge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReproReport {
+    /// The badge.
+    pub badge: Badge,
+    /// Findings in a fixed order of kinds.
+    pub findings: Vec<Finding>,
+}
+
+struct Draft {
+    kind: &'static str,
+    severity: &'static str,
+    message: String,
+    fix: &'static str,
+}
+
+fn draft(kind: &'static str, severity: &'static str, message: String, fix: &'static str) -> Draft {
+    Draft {
+        kind,
+        severity,
+        message,
+        fix,
+    }
+}
+
+/// Assesses `tree` with the sandbox's report (absent when no runner matched).
+pub fn assess(tree: &Path, sandbox: Option<&SandboxReport>, lfs_pointers: &[String]) -> ReproReport {
+    let files = list_files(tree);
+    let runner = sandbox.map(|s| s.runner.as_str());
+    let mut out: Vec<Draft> = Vec::new();
+
+    // What the sandbox saw.
+    match sandbox {
+        None => out.push(draft(
+            "no_runner",
+            "error",
+            "no pyproject.toml, requirements*.txt, setup.py, Cargo.toml, package.json or go.mod at the top level"
+                .into(),
+            "declare the project's dependencies at the repository root",
+        )),
+        Some(s) => sandbox_findings(s, &mut out),
+    }
+
+    // Dependencies declared and pinned.
+    dependency_findings(tree, &files, runner, &mut out);
+
+    // README instructions.
+    readme_findings(tree, &files, runner, &mut out);
+
+    // Content that should not be in the repository.
+    content_findings(tree, &files, lfs_pointers, &mut out);
+
+    let findings: Vec<Finding> = out
+        .into_iter()
+        .enumerate()
+        .map(|(i, d)| Finding {
+            id: format!("R{}", i + 1),
+            kind: d.kind.to_string(),
+            severity: d.severity.to_string(),
+            message: d.message,
+            fix: d.fix.to_string(),
+        })
+        .collect();
+    let badge = badge(sandbox, &findings);
+    ReproReport { badge, findings }
+}
+
+fn sandbox_findings(s: &SandboxReport, out: &mut Vec<Draft>) {
+    let first = s.runs.first();
+    match s.outcome {
+        OutcomeKind::InstallFailed => out.push(draft(
+            "install_failed",
+            "error",
+            format!(
+                "installing dependencies failed: {}",
+                last_lines(&s.install.stderr, &s.install.stdout)
+            ),
+            "run the install from a clean checkout and declare every dependency",
+        )),
+        OutcomeKind::NoTests => out.push(draft(
+            "no_tests",
+            "error",
+            "no tests ran".into(),
+            "add tests that the runner's default command finds (e.g. tests/test_*.py for pytest)",
+        )),
+        OutcomeKind::TestsFailed => {
+            let failing: Vec<&str> = first
+                .map(|r| {
+                    r.report
+                        .cases
+                        .iter()
+                        .filter(|c| {
+                            matches!(
+                                c.status,
+                                crate::runner::CaseStatus::Failed | crate::runner::CaseStatus::Error
+                            )
+                        })
+                        .map(|c| c.id.as_str())
+                        .take(5)
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(draft(
+                "tests_failed",
+                "error",
+                format!(
+                    "tests fail in a clean environment: {}",
+                    if failing.is_empty() {
+                        "see the output".to_string()
+                    } else {
+                        failing.join(", ")
+                    }
+                ),
+                "run the tests from a fresh clone with only the declared dependencies",
+            ))
+        }
+        OutcomeKind::Timeout => out.push(draft(
+            "timeout",
+            "error",
+            "a phase ran past its time limit and was stopped".into(),
+            "make the tests finish within the limit; look for endless loops or waits on the network",
+        )),
+        OutcomeKind::Oom => out.push(draft(
+            "oom",
+            "error",
+            "a phase ran out of memory".into(),
+            "reduce the memory the tests need, e.g. smaller fixtures",
+        )),
+        OutcomeKind::OutputTruncated => out.push(draft(
+            "output_truncated",
+            "warning",
+            "the tests printed more than the output cap".into(),
+            "print less from tests",
+        )),
+        _ => {}
+    }
+    if let Some(h) = &s.hidden {
+        if h.outcome != OutcomeKind::Passed {
+            out.push(draft(
+                "hidden_tests_failed",
+                "error",
+                format!(
+                    "the assignment's hidden tests did not pass ({}): {} passed, {} failed, {} errors",
+                    h.outcome, h.report.passed, h.report.failed, h.report.errors
+                ),
+                "make the solution meet the assignment's specification, not only the candidate's own tests",
+            ));
+        }
+    }
+    if !s.flaky.is_empty() {
+        out.push(draft(
+            "flaky_tests",
+            "warning",
+            format!(
+                "{} test(s) gave different results in two clean runs: {}",
+                s.flaky.len(),
+                s.flaky.join(", ")
+            ),
+            "remove dependence on time, randomness, test order or leftover state",
+        ));
+    }
+}
+
+fn dependency_findings(tree: &Path, files: &[(String, u64)], runner: Option<&str>, out: &mut Vec<Draft>) {
+    let has = |name: &str| tree.join(name).is_file();
+    match runner {
+        Some("python") => {
+            let reqs: Vec<&String> = files
+                .iter()
+                .map(|(p, _)| p)
+                .filter(|p| !p.contains('/') && p.starts_with("requirements") && p.ends_with(".txt"))
+                .collect();
+            let lock = has("poetry.lock") || has("uv.lock") || has("Pipfile.lock") || has("pdm.lock");
+            let mut declared: BTreeSet<String> = BTreeSet::new();
+            let mut unpinned: Vec<String> = Vec::new();
+            for r in &reqs {
+                let text = std::fs::read_to_string(tree.join(r)).unwrap_or_default();
+                for line in text.lines().map(|l| l.split('#').next().unwrap_or("").trim()) {
+                    if line.is_empty() || line.starts_with('-') {
+                        continue;
+                    }
+                    let name: String = line
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                        .collect();
+                    declared.insert(normalise(&name));
+                    if !line.contains("==") && !line.contains(" @ ") {
+                        unpinned.push(name);
+                    }
+                }
+            }
+            for f in ["pyproject.toml", "setup.py", "setup.cfg", "Pipfile"] {
+                if let Ok(text) = std::fs::read_to_string(tree.join(f)) {
+                    for word in text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+                        declared.insert(normalise(word));
+                    }
+                }
+            }
+            if !unpinned.is_empty() && !lock {
+                unpinned.truncate(MAX_PER_KIND);
+                out.push(draft(
+                    "unpinned_dependencies",
+                    "warning",
+                    format!("dependencies without an exact version: {}", unpinned.join(", ")),
+                    "pin versions (name==1.2.3) or commit a lockfile, so a rerun installs the same code",
+                ));
+            }
+            let missing = undeclared_imports(tree, files, &declared);
+            if !missing.is_empty() {
+                out.push(draft(
+                    "undeclared_imports",
+                    "error",
+                    format!("imported but not declared: {}", missing.join(", ")),
+                    "add them to requirements.txt or pyproject.toml",
+                ));
+            }
+        }
+        Some("rust") if !has("Cargo.lock") => out.push(draft(
+            "no_lockfile",
+            "warning",
+            "Cargo.toml without Cargo.lock: dependency versions are resolved anew each time".into(),
+            "commit Cargo.lock",
+        )),
+        Some("node") if !has("package-lock.json") && !has("npm-shrinkwrap.json") => out.push(draft(
+            "no_lockfile",
+            "warning",
+            "package.json without package-lock.json: npm install resolves versions anew each time".into(),
+            "commit package-lock.json (npm install writes it)",
+        )),
+        Some("go") => {
+            let text = std::fs::read_to_string(tree.join("go.mod")).unwrap_or_default();
+            if text.contains("require") && !has("go.sum") {
+                out.push(draft(
+                    "no_lockfile",
+                    "warning",
+                    "go.mod requires modules but go.sum is missing".into(),
+                    "commit go.sum (go mod tidy writes it)",
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// PyPI names compare case-insensitively with `-`, `_` and `.` alike.
+fn normalise(name: &str) -> String {
+    name.to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// Import names whose distribution has another name.
+const IMPORT_ALIASES: &[(&str, &str)] = &[
+    ("sklearn", "scikit-learn"),
+    ("cv2", "opencv-python"),
+    ("pil", "pillow"),
+    ("yaml", "pyyaml"),
+    ("bs4", "beautifulsoup4"),
+    ("dateutil", "python-dateutil"),
+    ("dotenv", "python-dotenv"),
+    ("jwt", "pyjwt"),
+    ("skimage", "scikit-image"),
+    ("attr", "attrs"),
+    ("google", "protobuf"),
+    ("serial", "pyserial"),
+    ("magic", "python-magic"),
+];
+
+/// Standard library modules (CPython 3.11) commonly imported.
+const STDLIB: &[&str] = &[
+    "__future__",
+    "abc",
+    "argparse",
+    "array",
+    "ast",
+    "asyncio",
+    "base64",
+    "bisect",
+    "builtins",
+    "bz2",
+    "calendar",
+    "cmath",
+    "collections",
+    "concurrent",
+    "configparser",
+    "contextlib",
+    "contextvars",
+    "copy",
+    "csv",
+    "ctypes",
+    "dataclasses",
+    "datetime",
+    "decimal",
+    "difflib",
+    "dis",
+    "email",
+    "enum",
+    "errno",
+    "faulthandler",
+    "fnmatch",
+    "fractions",
+    "functools",
+    "gc",
+    "getpass",
+    "gettext",
+    "glob",
+    "gzip",
+    "hashlib",
+    "heapq",
+    "hmac",
+    "html",
+    "http",
+    "importlib",
+    "inspect",
+    "io",
+    "ipaddress",
+    "itertools",
+    "json",
+    "keyword",
+    "logging",
+    "lzma",
+    "math",
+    "mimetypes",
+    "multiprocessing",
+    "numbers",
+    "operator",
+    "os",
+    "pathlib",
+    "pdb",
+    "pickle",
+    "platform",
+    "pprint",
+    "queue",
+    "random",
+    "re",
+    "secrets",
+    "select",
+    "shlex",
+    "shutil",
+    "signal",
+    "socket",
+    "sqlite3",
+    "ssl",
+    "stat",
+    "statistics",
+    "string",
+    "struct",
+    "subprocess",
+    "sys",
+    "sysconfig",
+    "tarfile",
+    "tempfile",
+    "textwrap",
+    "threading",
+    "time",
+    "timeit",
+    "tkinter",
+    "token",
+    "tokenize",
+    "tomllib",
+    "traceback",
+    "types",
+    "typing",
+    "unicodedata",
+    "unittest",
+    "urllib",
+    "uuid",
+    "venv",
+    "warnings",
+    "weakref",
+    "xml",
+    "zipfile",
+    "zlib",
+    "zoneinfo",
+    "codecs",
+    "locale",
+    "atexit",
+    "binascii",
+    "cProfile",
+    "profile",
+    "pstats",
+    "copyreg",
+    "graphlib",
+    "selectors",
+    "socketserver",
+    "wsgiref",
+    "xmlrpc",
+    "optparse",
+    "readline",
+    "resource",
+    "grp",
+    "pwd",
+    "termios",
+];
+
+/// Top-level modules imported by the project's Python files that are neither
+/// standard library, nor the project's own, nor declared.
+fn undeclared_imports(tree: &Path, files: &[(String, u64)], declared: &BTreeSet<String>) -> Vec<String> {
+    let re =
+        Regex::new(r"(?m)^\s*(?:from\s+([A-Za-z_][A-Za-z0-9_]*)[\w.]*\s+import|import\s+([A-Za-z_][A-Za-z0-9_]*))")
+            .expect("valid regex");
+    // The project's own modules: top-level names of files and directories,
+    // and any directory holding Python files (src/ layouts, packages).
+    let mut local: BTreeSet<String> = BTreeSet::new();
+    for (p, _) in files {
+        for part in p.split('/') {
+            local.insert(part.trim_end_matches(".py").to_ascii_lowercase());
+        }
+    }
+    let mut missing: BTreeSet<String> = BTreeSet::new();
+    for (p, size) in files {
+        if !p.ends_with(".py") || *size > MAX_SCANNED {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(tree.join(p)) else {
+            continue;
+        };
+        for cap in re.captures_iter(&text) {
+            let Some(m) = cap.get(1).or_else(|| cap.get(2)) else {
+                continue;
+            };
+            let name = m.as_str();
+            let lower = name.to_ascii_lowercase();
+            if STDLIB.contains(&name) || local.contains(&lower) || matches!(lower.as_str(), "pytest" | "setuptools") {
+                continue;
+            }
+            let dist = IMPORT_ALIASES
+                .iter()
+                .find(|(i, _)| *i == lower)
+                .map(|(_, d)| *d)
+                .unwrap_or(&lower);
+            if !declared.contains(&normalise(dist)) && !declared.contains(&normalise(&lower)) {
+                missing.insert(name.to_string());
+            }
+        }
+    }
+    missing.into_iter().take(MAX_PER_KIND).collect()
+}
+
+fn readme_findings(tree: &Path, files: &[(String, u64)], runner: Option<&str>, out: &mut Vec<Draft>) {
+    let readme = files
+        .iter()
+        .map(|(p, _)| p)
+        .find(|p| !p.contains('/') && p.to_ascii_lowercase().starts_with("readme"));
+    let Some(readme) = readme else {
+        out.push(draft(
+            "no_readme",
+            "error",
+            "there is no README at the top level".into(),
+            "add a README.md with how to install, how to run the tests, and what the results are",
+        ));
+        return;
+    };
+    let text = std::fs::read_to_string(tree.join(readme)).unwrap_or_default();
+    let lower = text.to_ascii_lowercase();
+    let install_words = [
+        "pip install",
+        "poetry install",
+        "uv sync",
+        "cargo build",
+        "npm install",
+        "npm ci",
+        "go build",
+        "go mod",
+        "make install",
+        "conda env",
+        "requirements",
+    ];
+    let test_words = [
+        "pytest",
+        "python -m unittest",
+        "cargo test",
+        "npm test",
+        "npm run test",
+        "go test",
+        "make test",
+        "tox",
+        "nox",
+    ];
+    if !install_words.iter().any(|w| lower.contains(w)) {
+        out.push(draft(
+            "readme_no_setup",
+            "warning",
+            format!("{readme} does not say how to install the project"),
+            "add the install command (e.g. pip install -r requirements.txt)",
+        ));
+    }
+    let documented: Vec<&&str> = test_words.iter().filter(|w| lower.contains(**w)).collect();
+    if documented.is_empty() {
+        out.push(draft(
+            "readme_no_test_command",
+            "warning",
+            format!("{readme} does not say how to run the tests"),
+            "add the test command (e.g. pytest)",
+        ));
+    }
+    // A documented command that cannot work in this project.
+    let mismatched: Vec<String> = documented
+        .iter()
+        .filter(|w| match (***w, runner) {
+            ("pytest" | "python -m unittest" | "tox" | "nox", Some(r)) => r != "python",
+            ("cargo test", Some(r)) => r != "rust",
+            ("npm test" | "npm run test", Some(r)) => r != "node" || !package_has_test(tree),
+            ("go test", Some(r)) => r != "go",
+            ("make test", _) => !tree.join("Makefile").is_file(),
+            _ => false,
+        })
+        .map(|w| w.to_string())
+        .collect();
+    if !mismatched.is_empty() {
+        out.push(draft(
+            "readme_test_command_mismatch",
+            "warning",
+            format!(
+                "{readme} documents `{}`, which this project cannot run",
+                mismatched.join("`, `")
+            ),
+            "document the test command that actually runs the tests",
+        ));
+    }
+}
+
+fn package_has_test(tree: &Path) -> bool {
+    std::fs::read_to_string(tree.join("package.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+        .is_some_and(|v| v["scripts"]["test"].is_string())
+}
+
+fn content_findings(tree: &Path, files: &[(String, u64)], lfs: &[String], out: &mut Vec<Draft>) {
+    let abs = Regex::new(r#"(/home/[A-Za-z0-9._-]+/|/Users/[A-Za-z0-9._-]+/|[A-Za-z]:\\\\?Users\\\\?[A-Za-z0-9._-]+)"#)
+        .expect("valid regex");
+    let secrets: Vec<(&str, Regex)> = [
+        ("an AWS access key", r"AKIA[0-9A-Z]{16}"),
+        (
+            "a private key",
+            r"-----BEGIN (?:RSA |EC |OPENSSH |DSA )?PRIVATE KEY-----",
+        ),
+        (
+            "a GitHub token",
+            r"(?:ghp|gho|ghs|ghu)_[A-Za-z0-9]{36}|github_pat_[A-Za-z0-9_]{40,}",
+        ),
+        ("an OpenAI-style API key", r"sk-[A-Za-z0-9_-]{32,}"),
+        ("a Slack token", r"xox[baprs]-[A-Za-z0-9-]{10,}"),
+        ("a Google API key", r"AIza[0-9A-Za-z_-]{35}"),
+    ]
+    .into_iter()
+    .map(|(n, r)| (n, Regex::new(r).expect("valid regex")))
+    .collect();
+
+    let mut abs_hits: Vec<String> = Vec::new();
+    let mut secret_hits: Vec<String> = Vec::new();
+    let mut large: Vec<String> = Vec::new();
+    let mut models: Vec<String> = Vec::new();
+    let mut notebooks: Vec<String> = Vec::new();
+    for (p, size) in files {
+        let lower = p.to_ascii_lowercase();
+        let ext = lower.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+        if matches!(
+            ext,
+            "pt" | "pth" | "onnx" | "h5" | "pkl" | "pickle" | "joblib" | "safetensors" | "gguf" | "ckpt"
+        ) && *size > MODEL_FILE
+        {
+            models.push(format!("{p} ({} MB)", size >> 20));
+        } else if *size > LARGE_FILE {
+            large.push(format!("{p} ({} MB)", size >> 20));
+        }
+        if *size > MAX_SCANNED {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(tree.join(p)) else {
+            continue;
+        };
+        if ext == "ipynb" && notebook_has_outputs(&text) {
+            notebooks.push(p.clone());
+        }
+        let is_doc = matches!(ext, "md" | "rst" | "txt");
+        for (n, line) in text.lines().enumerate() {
+            if !is_doc && abs_hits.len() < MAX_PER_KIND && abs.is_match(line) {
+                abs_hits.push(format!("{p}:{}", n + 1));
+            }
+            if secret_hits.len() < MAX_PER_KIND {
+                if let Some((what, _)) = secrets.iter().find(|(_, re)| re.is_match(line)) {
+                    // Where, never the secret itself.
+                    secret_hits.push(format!("{what} at {p}:{}", n + 1));
+                }
+            }
+        }
+    }
+    if !secret_hits.is_empty() {
+        out.push(draft(
+            "committed_secret",
+            "error",
+            format!("committed secrets: {}", secret_hits.join("; ")),
+            "revoke the credential now, remove it from the history, and read it from the environment instead",
+        ));
+    }
+    if !abs_hits.is_empty() {
+        out.push(draft(
+            "absolute_paths",
+            "warning",
+            format!("paths to the author's machine: {}", abs_hits.join(", ")),
+            "use paths relative to the repository (pathlib.Path(__file__).parent) or a setting",
+        ));
+    }
+    if !large.is_empty() {
+        out.push(draft(
+            "large_files",
+            "warning",
+            format!("large files committed: {}", large.join(", ")),
+            "keep data out of git: document where to download it, or use a small sample",
+        ));
+    }
+    if !models.is_empty() {
+        out.push(draft(
+            "model_binaries",
+            "warning",
+            format!("model binaries committed: {}", models.join(", ")),
+            "publish trained models as release artefacts and document how to get or rebuild them",
+        ));
+    }
+    if !notebooks.is_empty() {
+        out.push(draft(
+            "notebook_outputs",
+            "info",
+            format!("notebooks committed with outputs: {}", notebooks.join(", ")),
+            "clear outputs before committing (jupyter nbconvert --clear-output) and put results in the README",
+        ));
+    }
+    if !lfs.is_empty() {
+        out.push(draft(
+            "lfs_pointers",
+            "error",
+            format!(
+                "Git LFS pointers instead of content: {}",
+                lfs.iter().take(MAX_PER_KIND).cloned().collect::<Vec<_>>().join(", ")
+            ),
+            "commit the files themselves (if small) or document how to fetch them; graders do not run git lfs",
+        ));
+    }
+}
+
+fn notebook_has_outputs(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).ok().is_some_and(|v| {
+        v["cells"].as_array().is_some_and(|cells| {
+            cells
+                .iter()
+                .any(|c| c["outputs"].as_array().is_some_and(|o| !o.is_empty()))
+        })
+    })
+}
+
+fn badge(sandbox: Option<&SandboxReport>, findings: &[Finding]) -> Badge {
+    let Some(s) = sandbox else {
+        return Badge {
+            level: BadgeLevel::Available,
+            reason: "the source is available, but no runner could install it".into(),
+        };
+    };
+    let passed_runs = s.runs.iter().filter(|r| r.outcome == OutcomeKind::Passed).count();
+    if s.outcome != OutcomeKind::Passed {
+        return Badge {
+            level: BadgeLevel::Available,
+            reason: format!(
+                "the source is available, but in a clean environment the result was {}",
+                s.outcome
+            ),
+        };
+    }
+    let blocking: Vec<&str> = findings
+        .iter()
+        .filter(|f| {
+            f.severity == "error" || matches!(f.kind.as_str(), "flaky_tests" | "unpinned_dependencies" | "no_lockfile")
+        })
+        .map(|f| f.kind.as_str())
+        .collect();
+    if passed_runs == s.runs.len() && s.runs.len() >= 2 && blocking.is_empty() {
+        return Badge {
+            level: BadgeLevel::Reproduced,
+            reason: format!(
+                "installed and passed {} clean runs with identical results and pinned dependencies",
+                s.runs.len()
+            ),
+        };
+    }
+    Badge {
+        level: BadgeLevel::Functional,
+        reason: format!(
+            "installs and its tests pass from a clean checkout; not reproduced because of: {}",
+            if blocking.is_empty() {
+                "a run that did not pass".to_string()
+            } else {
+                blocking.join(", ")
+            }
+        ),
+    }
+}
+
+fn last_lines(a: &str, b: &str) -> String {
+    let text = if a.trim().is_empty() { b } else { a };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(3)..]
+        .join(" / ")
+        .chars()
+        .take(400)
+        .collect()
+}
+
+/// Regular files under `root` (relative paths, sizes), skipping what the
+/// sandbox itself writes.
+fn list_files(root: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            let rel = path
+                .strip_prefix(root)
+                .map(|p| p.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if rel == crate::git::export::EXPORT_MARKER || rel.starts_with(".assay") {
+                continue;
+            }
+            if meta.is_dir() {
+                stack.push(path);
+            } else if meta.is_file() {
+                out.push((rel, meta.len()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (p, c) in files {
+            let path = dir.path().join(p);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, c).unwrap();
+        }
+        dir
+    }
+
+    fn kinds(r: &ReproReport) -> Vec<&str> {
+        r.findings.iter().map(|f| f.kind.as_str()).collect()
+    }
+
+    fn python_sandbox() -> SandboxReport {
+        SandboxReport {
+            runner: "python".into(),
+            outcome: OutcomeKind::Passed,
+            install: Default::default(),
+            runs: vec![
+                crate::sandbox::job::TestRun {
+                    outcome: OutcomeKind::Passed,
+                    report: Default::default(),
+                    phase: Default::default(),
+                },
+                crate::sandbox::job::TestRun {
+                    outcome: OutcomeKind::Passed,
+                    report: Default::default(),
+                    phase: Default::default(),
+                },
+            ],
+            flaky: vec![],
+            hidden: None,
+        }
+    }
+
+    #[test]
+    fn a_tidy_python_project_is_reproduced() {
+        let t = tree(&[
+            ("README.md", "# X\n\npip install -r requirements.txt\n\npytest\n"),
+            ("requirements.txt", "numpy==1.26.4\nscikit-learn==1.5.0\n"),
+            ("app/model.py", "import numpy as np\nfrom sklearn.linear_model import LogisticRegression\nimport os\nfrom app import util\n"),
+            ("app/util.py", "x = 1\n"),
+        ]);
+        let r = assess(t.path(), Some(&python_sandbox()), &[]);
+        assert!(r.findings.is_empty(), "{:?}", r.findings);
+        assert_eq!(r.badge.level, BadgeLevel::Reproduced, "{}", r.badge.reason);
+    }
+
+    #[test]
+    fn undeclared_imports_unpinned_deps_and_readme_gaps_are_found() {
+        let t = tree(&[
+            ("README.md", "# X\n\nRun `cargo test`.\n"),
+            ("requirements.txt", "numpy\n"),
+            ("main.py", "import numpy\nimport pandas as pd\nimport yaml\n"),
+        ]);
+        let r = assess(t.path(), Some(&python_sandbox()), &[]);
+        let k = kinds(&r);
+        assert!(k.contains(&"unpinned_dependencies"), "{k:?}");
+        let missing = r.findings.iter().find(|f| f.kind == "undeclared_imports").unwrap();
+        assert!(
+            missing.message.contains("pandas") && missing.message.contains("yaml"),
+            "{}",
+            missing.message
+        );
+        assert!(
+            k.contains(&"readme_no_setup") && k.contains(&"readme_test_command_mismatch"),
+            "{k:?}"
+        );
+        assert_eq!(r.badge.level, BadgeLevel::Functional);
+        // Ids are R1.. in order.
+        assert!(r
+            .findings
+            .iter()
+            .enumerate()
+            .all(|(i, f)| f.id == format!("R{}", i + 1)));
+    }
+
+    #[test]
+    fn secrets_paths_notebooks_and_binaries_are_found_without_echoing_secrets() {
+        let key = format!("AKIA{}", "ABCDEFGHIJKLMNOP");
+        let t = tree(&[
+            ("README.md", "pip install -r requirements.txt\npytest\n"),
+            ("requirements.txt", "pytest==8.0.0\n"),
+            (
+                "config.py",
+                &format!("KEY = '{key}'\nDATA = '/home/sam/data/train.csv'\n"),
+            ),
+            (
+                "analysis.ipynb",
+                r#"{"cells":[{"cell_type":"code","outputs":[{"text":"42"}],"source":[]}]}"#,
+            ),
+        ]);
+        std::fs::write(t.path().join("model.pkl"), vec![0u8; 2 << 20]).unwrap();
+        let r = assess(t.path(), Some(&python_sandbox()), &["data/big.csv".to_string()]);
+        let k = kinds(&r);
+        for want in [
+            "committed_secret",
+            "absolute_paths",
+            "model_binaries",
+            "notebook_outputs",
+            "lfs_pointers",
+        ] {
+            assert!(k.contains(&want), "{want} missing from {k:?}");
+        }
+        let text = serde_json::to_string(&r).unwrap();
+        assert!(!text.contains(&key), "the secret itself was echoed");
+        assert!(text.contains("config.py:1") && text.contains("config.py:2"));
+    }
+}

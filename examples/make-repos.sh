@@ -33,6 +33,11 @@ cat > "$g/README.md" <<'MD'
 Predict which customers leave next month. Success metric: recall at a 10%
 false-positive rate, because retention offers are cheap but not free.
 Assumption: the snapshot in data/ is representative of next month.
+
+## Run
+
+    pip install -r requirements.txt
+    pytest
 MD
 cat > "$g/requirements.txt" <<'TXT'
 pytest==8.3.3
@@ -95,7 +100,14 @@ cat >> "$g/churn/features.py" <<'PY'
 def support_pressure(tickets, months):
     return tickets / max(months, 1)
 PY
-cat >> "$g/tests/test_features.py" <<'PY'
+cat > "$g/tests/test_features.py" <<'PY'
+from churn.features import support_pressure, tenure_bucket
+
+
+def test_tenure_buckets():
+    assert tenure_bucket(1) == "new"
+    assert tenure_bucket(12) == "settled"
+    assert tenure_bucket(40) == "loyal"
 
 
 def test_support_pressure_handles_zero_tenure():

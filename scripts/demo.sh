@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Sets up this machine, builds assay, makes the demo repositories and grades
-# the example cohort. Reports land in assay-out/.
+# Sets up this machine (build tools, Docker engine, runner images), builds
+# assay, makes the demo repositories and grades the example cohort. Reports
+# land in assay-out/. Needs root for apt and dockerd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-bash examples/make-repos.sh
 cargo build --release --locked
+bash scripts/docker.sh target/release/assay
+bash examples/make-repos.sh
 ./target/release/assay grade examples/cohort.toml --out assay-out
 echo "open assay-out/summary.md for the cohort summary"

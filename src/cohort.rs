@@ -35,8 +35,21 @@ pub struct Cohort {
     pub hidden_tests: Option<PathBuf>,
     /// How many submissions go to human review.
     pub top: u32,
+    /// Lowered sandbox limits (`[limits]`).
+    pub limits: CohortLimits,
     /// Submissions in file order.
     pub submissions: Vec<SubmissionSpec>,
+}
+
+/// The cohort's `[limits]` table: sandbox limits lowered for this assignment
+/// (they can only be lowered; settings raise them).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct CohortLimits {
+    /// Test phase wall time, seconds.
+    pub test_seconds: Option<u64>,
+    /// Install phase wall time, seconds.
+    pub install_seconds: Option<u64>,
 }
 
 /// One `[[submission]]` entry.
@@ -59,6 +72,8 @@ pub struct SubmissionSpec {
 #[serde(deny_unknown_fields)]
 struct RawCohort {
     assignment: RawAssignment,
+    #[serde(default)]
+    limits: CohortLimits,
     #[serde(rename = "submission", default)]
     submissions: Vec<Spanned<RawSubmission>>,
 }
@@ -160,8 +175,11 @@ impl Cohort {
 
         let runner = match &a.runner {
             None => "auto".to_string(),
-            Some(r) if is_plain_id(r.get_ref()) => r.get_ref().clone(),
-            Some(r) => return Err(at(r.span(), format!("runner {:?} is not a runner name", r.get_ref()))),
+            Some(r) if r.get_ref() == "auto" => "auto".to_string(),
+            Some(r) => match crate::runner::by_name(r.get_ref()) {
+                Ok(spec) => spec.name,
+                Err(e) => return Err(at(r.span(), e).with_hint("use \"auto\" to detect the runner")),
+            },
         };
 
         let hidden_tests = match &a.hidden_tests {
@@ -227,6 +245,7 @@ impl Cohort {
             runner,
             hidden_tests,
             top,
+            limits: raw.limits,
             submissions,
         })
     }

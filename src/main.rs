@@ -53,6 +53,12 @@ enum Command {
         /// Print the result as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Lower the test phase's wall time (seconds).
+        #[arg(long)]
+        test_timeout: Option<u64>,
+        /// Stop after the history: no Docker needed, no tests run.
+        #[arg(long)]
+        no_sandbox: bool,
     },
     /// Print the iteration history of a repository.
     History {
@@ -162,10 +168,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             jobs,
             ref out,
             json,
+            test_timeout,
+            no_sandbox,
         } => {
             let settings = Settings::load(cli.config.as_deref(), &overrides(db.clone(), jobs))?;
             let cohort = Cohort::load(cohort)?;
-            runtime()?.block_on(grade(settings, cohort, out.clone(), json))
+            let opts = GradeOpts {
+                out: out.clone(),
+                json,
+                test_timeout,
+                sandbox: !no_sandbox,
+            };
+            runtime()?.block_on(grade(settings, cohort, opts))
         }
         Command::History {
             ref repo,
@@ -214,7 +228,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-async fn grade(settings: Settings, cohort: Cohort, out: PathBuf, json: bool) -> Result<ExitCode> {
+struct GradeOpts {
+    out: PathBuf,
+    json: bool,
+    test_timeout: Option<u64>,
+    sandbox: bool,
+}
+
+async fn grade(settings: Settings, cohort: Cohort, opts: GradeOpts) -> Result<ExitCode> {
+    let GradeOpts {
+        out,
+        json,
+        test_timeout,
+        sandbox,
+    } = opts;
     let db_url = settings.db_url();
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
@@ -235,12 +262,17 @@ async fn grade(settings: Settings, cohort: Cohort, out: PathBuf, json: bool) -> 
         on_signal.cancel();
     });
 
-    let pipeline = Arc::new(Pipeline::new(
-        Arc::clone(&store),
-        settings,
-        cancel.clone(),
-        pipeline::progress::auto(),
-    ));
+    let mut pipeline = Pipeline::new(Arc::clone(&store), settings, cancel.clone(), pipeline::progress::auto())
+        .with_test_timeout(test_timeout);
+    if sandbox {
+        let docker = assay::sandbox::docker::DockerSandbox::connect().await.context(
+            "cannot reach the Docker engine (start dockerd, or pass --no-sandbox to stop after the history)",
+        )?;
+        use assay::sandbox::Sandbox as _;
+        docker.reap_orphans().await?;
+        pipeline = pipeline.with_sandbox(Arc::new(docker));
+    }
+    let pipeline = Arc::new(pipeline);
     let summary = pipeline.run(&cohort).await?;
 
     let cohort_id = store

@@ -36,6 +36,10 @@ use crate::config::Settings;
 use crate::evidence::{self, EvidenceItem};
 use crate::git::{self, Exported, Fetched, HistoryReport, RepoSource, SourcePolicy};
 use crate::outcome::{Failure, OutcomeKind};
+use crate::repro;
+use crate::runner;
+use crate::sandbox::job::{self, JobRequest, SandboxReport};
+use crate::sandbox::{Sandbox, SandboxLimits};
 use crate::store::{RunStatus, Stage, StageResult, StageRun, Store, StoreError, SubmissionRecord, SubmissionStatus};
 
 pub use progress::Progress;
@@ -58,6 +62,9 @@ pub struct StageOk {
     pub evidence: Vec<EvidenceItem>,
     /// The commit the output is about.
     pub commit: Option<String>,
+    /// How the stage ended: `ok`, or a result kind such as `tests_failed`
+    /// (still a done stage: the candidate's failing tests are a result).
+    pub outcome: OutcomeKind,
 }
 
 /// One stage's state in a summary.
@@ -119,6 +126,9 @@ pub struct Pipeline {
     fetch_slots: Arc<Semaphore>,
     cpu_slots: Arc<Semaphore>,
     worker: String,
+    sandbox: Option<Arc<dyn Sandbox>>,
+    container_slots: Arc<Semaphore>,
+    test_timeout: Option<u64>,
 }
 
 /// Per-cohort facts every submission task needs.
@@ -126,6 +136,9 @@ struct CohortCtx {
     id: i64,
     name: String,
     deadline: Option<chrono::DateTime<Utc>>,
+    runner: String,
+    hidden_tests: Option<PathBuf>,
+    limits: SandboxLimits,
 }
 
 impl Pipeline {
@@ -146,8 +159,37 @@ impl Pipeline {
             fetch_slots: Arc::new(Semaphore::new(jobs.min(8))),
             cpu_slots: Arc::new(Semaphore::new(cores.min(jobs).max(1))),
             worker: worker_id(),
+            sandbox: None,
+            // Each container gets one CPU: no more of them than cores.
+            container_slots: Arc::new(Semaphore::new(cores.min(jobs).max(1))),
+            test_timeout: None,
             settings: Arc::new(settings),
         }
+    }
+
+    /// Runs the sandbox and reproducibility stages in `sandbox` (without one,
+    /// grading stops after the history).
+    pub fn with_sandbox(mut self, sandbox: Arc<dyn Sandbox>) -> Pipeline {
+        self.sandbox = Some(sandbox);
+        self
+    }
+
+    /// Lowers the test phase's wall time for this run (`--test-timeout`).
+    pub fn with_test_timeout(mut self, seconds: Option<u64>) -> Pipeline {
+        self.test_timeout = seconds;
+        self
+    }
+
+    /// The policy limits, lowered by the cohort's `[limits]` and `--test-timeout`.
+    fn sandbox_limits(&self, cohort: &Cohort) -> SandboxLimits {
+        let mut l = SandboxLimits::default();
+        for t in [cohort.limits.test_seconds, self.test_timeout].into_iter().flatten() {
+            l.test_seconds = l.test_seconds.min(t.max(1));
+        }
+        if let Some(t) = cohort.limits.install_seconds {
+            l.install_seconds = l.install_seconds.min(t.max(1));
+        }
+        l
     }
 
     /// Grades every submission of `cohort` that is not finished yet.
@@ -183,6 +225,9 @@ impl Pipeline {
             id: cohort_id,
             name: cohort.name.clone(),
             deadline: cohort.deadline,
+            runner: cohort.runner.clone(),
+            hidden_tests: cohort.hidden_tests.clone(),
+            limits: self.sandbox_limits(cohort),
         });
 
         let mut records = Vec::with_capacity(cohort.submissions.len());
@@ -331,6 +376,7 @@ impl Pipeline {
                             evidence: evidence::from_history(&report),
                             output: serde_json::to_value(&report).expect("history report serialises"),
                             commit: Some(commit),
+                            outcome: OutcomeKind::Ok,
                         })
                     })
                     .await
@@ -341,19 +387,154 @@ impl Pipeline {
         if let Err(f) = history {
             return self.fail(ctx, &rec, f, Some(&commit)).await;
         }
+        let outcome = match &self.sandbox {
+            None => OutcomeKind::Ok,
+            Some(sandbox) => match self.sandbox_stages(ctx, &rec, &fetch, Arc::clone(sandbox)).await? {
+                Ok(kind) => kind,
+                Err(f) => return self.fail(ctx, &rec, f, Some(&commit)).await,
+            },
+        };
         self.store
-            .set_submission(rec.id, SubmissionStatus::Done, Some(OutcomeKind::Ok), Some(&commit))
+            .set_submission(rec.id, SubmissionStatus::Done, Some(outcome), Some(&commit))
             .await?;
         self.store
             .event(
                 Some(ctx.id),
                 Some(rec.id),
                 "submission_finished",
-                &json!({ "status": "done", "outcome": "ok", "commit": commit }),
+                &json!({ "status": "done", "outcome": outcome, "commit": commit }),
             )
             .await?;
-        self.progress.finished(candidate, "done", OutcomeKind::Ok.as_str());
+        self.progress.finished(candidate, "done", outcome.as_str());
         Ok(())
+    }
+
+    /// The sandbox stage, then the reproducibility stage. Returns the
+    /// submission's outcome (the sandbox's: passed, tests_failed, …).
+    async fn sandbox_stages(
+        &self,
+        ctx: &CohortCtx,
+        rec: &SubmissionRecord,
+        fetch: &FetchOutput,
+        sandbox: Arc<dyn Sandbox>,
+    ) -> Result<Result<OutcomeKind, Failure>, StoreError> {
+        let commit = fetch.fetched.commit.clone();
+        let hidden_key = ctx
+            .hidden_tests
+            .as_ref()
+            .map(|h| h.display().to_string())
+            .unwrap_or_default();
+        let limits_key = serde_json::to_string(&ctx.limits).expect("limits serialise");
+        let sandbox_key = key(&[&commit, &ctx.runner, &hidden_key, &limits_key]);
+        let job = format!("{}-{}-{}", ctx.id, rec.id, &commit[..12]);
+        let (mirror, export_dir) = (fetch.fetched.mirror.clone(), fetch.export.dir.clone());
+        let forced = (ctx.runner != "auto").then(|| ctx.runner.clone());
+        let hidden = ctx.hidden_tests.clone();
+        let limits = ctx.limits.clone();
+        let file_limits = self.settings.limits.clone();
+        let slots = Arc::clone(&self.container_slots);
+        let out = self
+            .run_stage(rec, Stage::Sandbox, &sandbox_key, || {
+                let (mirror, export_dir, commit, forced, hidden, limits, file_limits, slots, job, sandbox) = (
+                    mirror.clone(),
+                    export_dir.clone(),
+                    commit.clone(),
+                    forced.clone(),
+                    hidden.clone(),
+                    limits.clone(),
+                    file_limits.clone(),
+                    Arc::clone(&slots),
+                    job.clone(),
+                    Arc::clone(&sandbox),
+                );
+                async move {
+                    let _permit = slots
+                        .acquire_owned()
+                        .await
+                        .map_err(|_| Failure::infra("container slots closed"))?;
+                    // The export may have been cleaned since the fetch: it is
+                    // rebuilt from the mirror (a finished one is reused).
+                    let tree = export_dir.clone();
+                    blocking(move || {
+                        let repo = git2::Repository::open_bare(&mirror)
+                            .map_err(|e| Failure::infra(format!("cannot open mirror: {}", e.message())))?;
+                        git::export_tree(&repo, &commit, &export_dir, &file_limits).map(|_| ())
+                    })
+                    .await?;
+                    let spec = match forced.as_deref() {
+                        Some(name) => Some(runner::by_name(name).map_err(Failure::infra)?),
+                        None => runner::detect(&tree),
+                    };
+                    let report = match &spec {
+                        None => None,
+                        Some(spec) => Some(
+                            job::run_job(
+                                sandbox.as_ref(),
+                                &JobRequest {
+                                    job,
+                                    source: &tree,
+                                    runner: spec,
+                                    limits,
+                                    test_runs: 2,
+                                    hidden_tests: hidden.as_deref(),
+                                },
+                            )
+                            .await
+                            .map_err(|e| Failure::infra(e.to_string()))?,
+                        ),
+                    };
+                    Ok(StageOk {
+                        outcome: report.as_ref().map_or(OutcomeKind::NoRunner, |r| r.outcome),
+                        evidence: test_evidence(report.as_ref()),
+                        output: serde_json::to_value(SandboxOutput { report }).expect("sandbox output serialises"),
+                        commit: None,
+                    })
+                }
+            })
+            .await?;
+        let output: SandboxOutput = match out {
+            Ok(v) => serde_json::from_value(v).map_err(|e| StoreError::Corrupt {
+                table: "stage_runs",
+                column: "output_json",
+                value: format!("sandbox output: {e}"),
+            })?,
+            Err(f) => return Ok(Err(f)),
+        };
+        let outcome = output.report.as_ref().map_or(OutcomeKind::NoRunner, |r| r.outcome);
+
+        let repro_key = key(&[&sandbox_key, "repro"]);
+        let (tree, lfs) = (fetch.export.dir.clone(), fetch.export.lfs_pointers.clone());
+        let report = output.report.clone();
+        let repro = self
+            .run_stage(rec, Stage::Repro, &repro_key, || {
+                let (tree, lfs, report) = (tree.clone(), lfs.clone(), report.clone());
+                async move {
+                    blocking(move || {
+                        let r = repro::assess(&tree, report.as_ref(), &lfs);
+                        Ok(StageOk {
+                            evidence: r
+                                .findings
+                                .iter()
+                                .map(|f| EvidenceItem {
+                                    id: f.id.clone(),
+                                    kind: f.kind.clone(),
+                                    source: "reproducibility".into(),
+                                    text: evidence::bound(
+                                        &format!("{} (fix: {})", f.message, f.fix),
+                                        evidence::MAX_TEXT,
+                                    ),
+                                })
+                                .collect(),
+                            output: serde_json::to_value(&r).expect("repro report serialises"),
+                            commit: None,
+                            outcome: OutcomeKind::Ok,
+                        })
+                    })
+                    .await
+                }
+            })
+            .await?;
+        Ok(repro.map(|_| outcome))
     }
 
     async fn fail(
@@ -432,7 +613,7 @@ impl Pipeline {
                     self.finish(
                         &run,
                         RunStatus::Done,
-                        OutcomeKind::Ok,
+                        ok.outcome,
                         None,
                         Some(&ok.output),
                         ok.evidence,
@@ -510,6 +691,66 @@ impl Pipeline {
     }
 }
 
+/// What the sandbox stage stores: the report, or none when no runner matched.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SandboxOutput {
+    /// The job's report.
+    pub report: Option<SandboxReport>,
+}
+
+/// Evidence items `T1…` from a sandbox report: the candidate's tests, the
+/// hidden tests, flaky tests.
+fn test_evidence(report: Option<&SandboxReport>) -> Vec<EvidenceItem> {
+    let mut items = Vec::new();
+    let mut push = |kind: &str, text: String| {
+        items.push(EvidenceItem {
+            id: format!("T{}", items.len() + 1),
+            kind: kind.to_string(),
+            source: "sandbox".into(),
+            text: evidence::bound(&text, evidence::MAX_TEXT),
+        })
+    };
+    let Some(r) = report else {
+        push(
+            "no_runner",
+            "no runner recognised the repository, so nothing was installed or tested".into(),
+        );
+        return items;
+    };
+    match r.runs.first() {
+        None => push(
+            r.outcome.as_str(),
+            format!(
+                "the {} install did not finish ({}), so no tests ran",
+                r.runner, r.outcome
+            ),
+        ),
+        Some(t) => push(
+            "candidate_tests",
+            format!(
+                "candidate's tests ({}): {} — {} passed, {} failed, {} skipped, {} errors",
+                r.runner, t.outcome, t.report.passed, t.report.failed, t.report.skipped, t.report.errors
+            ),
+        ),
+    }
+    if let Some(h) = &r.hidden {
+        push(
+            "hidden_tests",
+            format!(
+                "hidden tests: {} — {} passed, {} failed, {} errors",
+                h.outcome, h.report.passed, h.report.failed, h.report.errors
+            ),
+        );
+    }
+    if !r.flaky.is_empty() {
+        push(
+            "flaky_tests",
+            format!("results changed between two clean runs for: {}", r.flaky.join(", ")),
+        );
+    }
+    items
+}
+
 /// Runs blocking work off the runtime; a panic becomes `internal_error`.
 async fn blocking<T, F>(f: F) -> Result<T, Failure>
 where
@@ -566,6 +807,7 @@ fn fetch_and_export(
         output: serde_json::to_value(&output).expect("fetch output serialises"),
         evidence: Vec::new(),
         commit: Some(commit),
+        outcome: OutcomeKind::Ok,
     })
 }
 

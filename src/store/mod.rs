@@ -48,17 +48,23 @@ pub enum Stage {
     Fetch,
     /// Read the iteration history.
     History,
+    /// Install and test in the sandbox.
+    Sandbox,
+    /// Reproducibility checks over the tree and the sandbox's report.
+    Repro,
 }
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 2] = [Stage::Fetch, Stage::History];
+    pub const ALL: [Stage; 4] = [Stage::Fetch, Stage::History, Stage::Sandbox, Stage::Repro];
 
     /// Stable name.
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Fetch => "fetch",
             Stage::History => "history",
+            Stage::Sandbox => "sandbox",
+            Stage::Repro => "repro",
         }
     }
 
@@ -73,6 +79,8 @@ impl Stage {
         match self {
             Stage::Fetch => 1,
             Stage::History => 1,
+            Stage::Sandbox => 1,
+            Stage::Repro => 1,
         }
     }
 }

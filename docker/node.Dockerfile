@@ -12,6 +12,8 @@ RUN apt-get update \
  && npm --version
 RUN useradd --uid 10001 --create-home --shell /bin/bash runner \
  && mkdir -p /work /cache/npm && chown runner:runner /work /cache/npm
-ENV PATH=/usr/local/bin:/usr/bin:/bin
+# The npm-packaged Node ships its own CA list; trust the system store (and so
+# the host CAs the base image copied in) as well.
+ENV PATH=/usr/local/bin:/usr/bin:/bin NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 USER 10001
 WORKDIR /work

@@ -125,6 +125,23 @@ enum Bench {
         #[arg(long, default_value_t = 3)]
         runs: usize,
     },
+    /// Sandbox overhead against `docker run --rm`, and `assay check` against
+    /// its install and test commands run by hand in the same image.
+    Sandbox {
+        /// Runs of each measurement; the median is reported.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
+    /// `assay grade` on a generated cohort of small Python repositories,
+    /// reporting how busy the machine's cores were during the run.
+    Cohort {
+        /// Submissions in the cohort.
+        #[arg(long, default_value_t = 20)]
+        size: usize,
+        /// Jobs for `assay grade`.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+    },
     /// Internal: run a command and print its wall time and peak memory.
     #[command(hide = true)]
     Exec {
@@ -218,6 +235,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(Bench::History { repo, commits, runs }) => bench_history(repo, commits, runs),
+        Command::Bench(Bench::Sandbox { runs }) => runtime()?.block_on(bench_sandbox(runs)),
+        Command::Bench(Bench::Cohort { size, jobs }) => bench_cohort(size, jobs),
     }
 }
 
@@ -511,5 +530,211 @@ fn bench_history(repo: Option<PathBuf>, commits: usize, runs: usize) -> Result<E
     println!("{:<44} {:>9.3} {:>12.1}", "assay history --json", ow, om);
     println!("{:<44} {:>9.3} {:>12.1}", "git log --numstat --no-renames", bw, bm);
     println!("ratio (assay / git): wall {:.2}, memory {:.2}", ow / bw, om / bm);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn timed(cmd: &mut std::process::Command) -> Result<f64> {
+    let start = std::time::Instant::now();
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{:?} failed: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(start.elapsed().as_secs_f64())
+}
+
+async fn bench_sandbox(runs: usize) -> Result<ExitCode> {
+    use assay::sandbox::{Phase, PhaseSpec, Sandbox as _, SandboxLimits};
+    let runs = runs.max(1);
+    let image = "assay-runner-python";
+    let sandbox = assay::sandbox::docker::DockerSandbox::connect()
+        .await
+        .context("cannot reach the Docker engine")?;
+    let tmp = tempfile::tempdir()?;
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("tests"))?;
+    std::fs::write(src.join("requirements.txt"), "pytest==7.2.1\n")?;
+    std::fs::write(src.join("calc.py"), "def add(a, b):\n    return a + b\n")?;
+    std::fs::write(
+        src.join("tests/test_calc.py"),
+        "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n",
+    )?;
+
+    // 1. One sandboxed `true` (create, start, wait, copy-out, remove) against `docker run --rm`.
+    let work = sandbox
+        .prepare(&format!("bench-{}", std::process::id()), image, &src)
+        .await?;
+    let spec = PhaseSpec {
+        phase: Phase::Test,
+        image: image.into(),
+        script: "true".into(),
+        env: Vec::new(),
+        cache_dirs: Vec::new(),
+        runner: "python".into(),
+        collect: Some(".assay".into()),
+        timeout: std::time::Duration::from_secs(60),
+        memory: 256 << 20,
+        pids: 64,
+    };
+    let (mut ours, mut base) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = std::time::Instant::now();
+        sandbox.run(&work, &spec, &SandboxLimits::default()).await?;
+        ours.push(t.elapsed().as_secs_f64());
+        base.push(timed(
+            std::process::Command::new("docker").args(["run", "--rm", image, "true"]),
+        )?);
+    }
+    sandbox.cleanup(&work).await?;
+    let (o1, b1) = (assay::bench::median(&mut ours), assay::bench::median(&mut base));
+
+    // 2. `assay check` (install once, tests twice) against the runner's install
+    //    and test commands run by hand in one `docker run` each, caches warm.
+    let runner = assay::runner::by_name("python").map_err(anyhow::Error::msg)?;
+    let repo = git2::Repository::init(&src)?;
+    let mut index = repo.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let sig = git2::Signature::now("bench", "bench@example.org")?;
+    repo.commit(Some("HEAD"), &sig, &sig, "bench", &tree, &[])?;
+    let exe = std::env::current_exe()?;
+    let data = tmp.path().join("data");
+    let check = || -> Result<f64> {
+        timed(
+            std::process::Command::new(&exe)
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("check")
+                .arg(&src)
+                .arg("--json"),
+        )
+    };
+    check()?; // warm the pip cache volume
+    let by_hand = |script: &str| -> Result<f64> {
+        let mount = format!("{}:/src:ro", src.display());
+        let full = format!("cp -r /src/. /work/ && mkdir -p /work/.assay && {script}");
+        timed(std::process::Command::new("docker").args([
+            "run",
+            "--rm",
+            "-v",
+            &mount,
+            "-v",
+            "assay-cache-python-cache-pip:/cache/pip",
+            "-e",
+            "PIP_CACHE_DIR=/cache/pip",
+            "-e",
+            "HOME=/tmp",
+            image,
+            "bash",
+            "-c",
+            &full,
+        ]))
+    };
+    let (mut ours2, mut base2) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        ours2.push(check()?);
+        // Install then test in one container: the commands' sum plus one start.
+        base2.push(by_hand(&format!("{}\n{}", runner.install, runner.test))?);
+    }
+    let (o2, b2) = (assay::bench::median(&mut ours2), assay::bench::median(&mut base2));
+    println!(
+        "{:<58} {:>9} {:>9} {:>7}",
+        "measurement (median of runs)", "assay s", "base s", "ratio"
+    );
+    println!(
+        "{:<58} {:>9.3} {:>9.3} {:>7.2}",
+        "sandboxed `true` vs docker run --rm IMAGE true",
+        o1,
+        b1,
+        o1 / b1
+    );
+    println!(
+        "{:<58} {:>9.3} {:>9.3} {:>7.2}",
+        "assay check (2 test runs) vs install + test by hand",
+        o2,
+        b2,
+        o2 / b2
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// (busy, total) jiffies of all CPUs, from /proc/stat.
+fn cpu_jiffies() -> Result<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("empty /proc/stat")?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    anyhow::ensure!(v.len() >= 5, "unexpected /proc/stat: {line}");
+    let idle = v[3] + v[4]; // idle + iowait
+    let total: u64 = v.iter().take(8).sum();
+    Ok((total - idle, total))
+}
+
+fn bench_cohort(size: usize, jobs: usize) -> Result<ExitCode> {
+    let tmp = tempfile::tempdir()?;
+    let mut cohort = String::from("[assignment]\nname = \"bench\"\nrubric = \"rubric.toml\"\n");
+    std::fs::write(
+        tmp.path().join("rubric.toml"),
+        include_str!("../rubrics/trial-project.toml"),
+    )?;
+    for i in 0..size {
+        let dir = tmp.path().join(format!("r{i}"));
+        std::fs::create_dir_all(dir.join("tests"))?;
+        std::fs::write(dir.join("requirements.txt"), "pytest==7.2.1\n")?;
+        std::fs::write(
+            dir.join("calc.py"),
+            format!("def add(a, b):\n    return a + b + {}\n", i % 2),
+        )?;
+        let tests: String = (0..20)
+            .map(|k| format!("def test_{k}():\n    from calc import add\n    assert add({k}, 1) >= {k}\n\n"))
+            .collect();
+        std::fs::write(dir.join("tests/test_calc.py"), tests)?;
+        let repo = git2::Repository::init(&dir)?;
+        let mut index = repo.index()?;
+        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+        let tree = repo.find_tree(index.write_tree()?)?;
+        let sig = git2::Signature::now("bench", "bench@example.org")?;
+        repo.commit(Some("HEAD"), &sig, &sig, "bench", &tree, &[])?;
+        cohort.push_str(&format!("[[submission]]\ncandidate = \"c{i}\"\nrepo = \"r{i}\"\n"));
+    }
+    let cohort_path = tmp.path().join("cohort.toml");
+    std::fs::write(&cohort_path, cohort)?;
+    let exe = std::env::current_exe()?;
+    let (b0, t0) = cpu_jiffies()?;
+    let start = std::time::Instant::now();
+    let out = std::process::Command::new(exe)
+        .arg("--data-dir")
+        .arg(tmp.path().join("data"))
+        .args([
+            "grade",
+            cohort_path.to_str().context("path")?,
+            "--jobs",
+            &jobs.to_string(),
+            "--json",
+            "--out",
+        ])
+        .arg(tmp.path().join("out"))
+        .output()?;
+    let wall = start.elapsed().as_secs_f64();
+    let (b1, t1) = cpu_jiffies()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "grade failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let done = v["submissions"]
+        .as_array()
+        .map_or(0, |s| s.iter().filter(|x| x["status"] == "done").count());
+    let busy = (b1 - b0) as f64 / (t1 - t0).max(1) as f64;
+    println!(
+        "cohort of {size} with --jobs {jobs}: {done} done in {wall:.1} s, {:.1} s per submission",
+        wall / size as f64
+    );
+    println!(
+        "CPU utilisation over the run (all cores, from /proc/stat): {:.0}%",
+        busy * 100.0
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -377,6 +377,7 @@ pub fn check_text(r: &crate::check::CheckReport) -> String {
         r.outcome,
         r.runner.as_deref().unwrap_or("none")
     );
+    let _ = writeln!(out, "badge: {:?} — {}", r.badge.level, r.badge.reason);
     let t = &r.tests;
     let _ = writeln!(
         out,
@@ -408,6 +409,7 @@ pub fn check_text(r: &crate::check::CheckReport) -> String {
 pub fn check_markdown(repo: &str, commit: &str, r: &crate::check::CheckReport) -> String {
     use std::fmt::Write;
     let mut out = format!("# assay check\n\n`{}` at `{}`\n\n", crate::git::redact(repo), commit);
+    let _ = writeln!(out, "- badge: **{:?}** — {}", r.badge.level, r.badge.reason);
     let t = &r.tests;
     let _ = writeln!(
         out,
@@ -436,6 +438,24 @@ pub fn check_markdown(repo: &str, commit: &str, r: &crate::check::CheckReport) -
                 f.fix
             );
         }
+    }
+    // The end of the output of what failed (or of the first test run), so a
+    // candidate can see why without rerunning anything.
+    if let Some(sb) = &r.sandbox {
+        let (title, phase) = match sb.runs.first() {
+            Some(run) => ("first test run", &run.phase),
+            None => ("install", &sb.install),
+        };
+        let tail = |text: &str| {
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(40)..].join("\n")
+        };
+        let _ = write!(
+            out,
+            "\n## Output of the {title} (last lines)\n\n```\n{}\n{}\n```\n",
+            tail(&phase.stdout),
+            tail(&phase.stderr)
+        );
     }
     if !t.cases.is_empty() {
         out.push_str("\n## Tests\n\n| test | status | time |\n|---|---|---|\n");

@@ -285,7 +285,8 @@ impl Sandbox for DockerSandbox {
             working_dir: Some("/work".into()),
             env: Some(env),
             labels: Some(DockerSandbox::labels(&work.job)),
-            network_disabled: Some(!install),
+            // No network through network_mode "none" alone: it keeps loopback and
+            // an /etc/hosts naming localhost, which NetworkDisabled does not.
             host_config: Some(HostConfig {
                 mounts: Some(mounts),
                 network_mode: Some(if install { "bridge".into() } else { "none".into() }),

@@ -175,20 +175,24 @@ pub fn install_failure(p: &PhaseResult) -> Option<OutcomeKind> {
 /// file or zero tests is `no_tests`, never a pass.
 pub fn classify_test(r: &RunnerSpec, p: &PhaseResult) -> (OutcomeKind, TestReport) {
     let output = format!("{}\n{}", p.stdout, p.stderr);
-    let report = match (&r.results.junit, r.results.parser.as_deref()) {
-        (Some(junit), _) => {
-            let name = junit.trim_start_matches(RESULTS_DIR).trim_start_matches('/');
-            p.files
-                .iter()
-                .find(|f| f.path == name)
-                .and_then(|f| runner::parse::junit(&String::from_utf8_lossy(&f.data)))
-                .or_else(|| runner::parse::unittest(&output))
-        }
-        (None, Some("libtest")) => Some(runner::parse::libtest(&output)),
-        (None, Some("go-json")) => Some(runner::parse::go_json(&p.stdout)),
-        (None, _) => Some(runner::parse::counts(&output)),
-    }
-    .unwrap_or_default();
+    // A JUnit file, when the runner asks for one and the tests wrote it,
+    // wins; otherwise the runner's parser reads the output (python's
+    // fallback is unittest's summary).
+    let junit = r.results.junit.as_ref().and_then(|junit| {
+        let name = junit.trim_start_matches(RESULTS_DIR).trim_start_matches('/');
+        p.files
+            .iter()
+            .find(|f| f.path == name)
+            .and_then(|f| runner::parse::junit(&String::from_utf8_lossy(&f.data)))
+    });
+    let report = junit
+        .or_else(|| match r.results.parser.as_deref() {
+            Some("libtest") => Some(runner::parse::libtest(&output)),
+            Some("go-json") => Some(runner::parse::go_json(&p.stdout)),
+            Some("counts") => Some(runner::parse::counts(&output)),
+            _ => runner::parse::unittest(&output),
+        })
+        .unwrap_or_default();
     let kind = if p.timed_out {
         OutcomeKind::Timeout
     } else if p.oom_killed {

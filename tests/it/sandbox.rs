@@ -331,3 +331,32 @@ fn hidden_tests_still_fail_when_a_conftest_forces_every_test_to_pass() {
     let v = check(r.path(), &["--hidden-tests", empty.path().to_str().unwrap()]);
     assert_eq!(v["hidden"]["outcome"], "no_tests", "{v}");
 }
+
+#[test]
+fn node_vitest_project_reports_cases_from_junit() {
+    let r = repo_with(&[
+        (
+            "package.json",
+            "{\"name\":\"calc\",\"version\":\"1.0.0\",\"type\":\"module\",\"scripts\":{\"test\":\"vitest run\"},\"devDependencies\":{\"vitest\":\"^3.2.4\"}}\n",
+        ),
+        ("calc.js", "export const add = (a, b) => a + b;\n"),
+        (
+            "calc.test.js",
+            "import { test, expect } from 'vitest';\nimport { add } from './calc.js';\ntest('adds', () => expect(add(1, 2)).toBe(3));\ntest('adds wrong', () => expect(add(2, 2)).toBe(5));\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "tests_failed", "{v}");
+    assert_eq!(
+        (v["tests"]["passed"].as_u64(), v["tests"]["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    let ids: Vec<&str> = v["tests"]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.iter().any(|id| id.ends_with("adds wrong")), "{ids:?}");
+}

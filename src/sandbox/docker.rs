@@ -319,17 +319,7 @@ impl Sandbox for DockerSandbox {
     }
 
     async fn cleanup(&self, work: &Work) -> Result<(), SandboxError> {
-        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL}={}", work.job)])]);
-        let list = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await?;
-        for c in list {
+        for c in self.labelled_containers(&format!("{LABEL}={}", work.job)).await? {
             if let Some(id) = c.id {
                 self.remove_container(&id).await;
             }
@@ -345,15 +335,7 @@ impl Sandbox for DockerSandbox {
 
     async fn reap_orphans(&self) -> Result<usize, SandboxError> {
         let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
-        let list = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            ))
-            .await?;
+        let list = self.labelled_containers(LABEL).await?;
         let mut n = 0;
         for c in list {
             if owner_alive(c.labels.as_ref().and_then(|l| l.get(OWNER_LABEL))) {
@@ -382,6 +364,16 @@ impl Sandbox for DockerSandbox {
 }
 
 impl DockerSandbox {
+    /// Every container (running or not) carrying `label` (`key` or `key=value`).
+    async fn labelled_containers(&self, label: &str) -> Result<Vec<bollard::models::ContainerSummary>, SandboxError> {
+        let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+        let opts = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&filters)
+            .build();
+        Ok(self.docker.list_containers(Some(opts)).await?)
+    }
+
     async fn run_created(
         &self,
         id: &str,

@@ -305,7 +305,19 @@ async fn grade(settings: Settings, cohort: Cohort, opts: GradeOpts) -> Result<Ex
             .await?
             .and_then(|v| serde_json::from_value(v).ok());
         let history = pipeline::history_of(store.as_ref(), rec.id).await?;
-        details.push(SubmissionDetail { fetch, history });
+        let sandbox = pipeline::stage_output(store.as_ref(), rec.id, Stage::Sandbox)
+            .await?
+            .and_then(|v| serde_json::from_value::<pipeline::SandboxOutput>(v).ok())
+            .and_then(|o| o.report);
+        let repro = pipeline::stage_output(store.as_ref(), rec.id, Stage::Repro)
+            .await?
+            .and_then(|v| serde_json::from_value(v).ok());
+        details.push(SubmissionDetail {
+            fetch,
+            history,
+            sandbox,
+            repro,
+        });
     }
     report::write_all(&out, &summary, &details)?;
 

@@ -74,6 +74,10 @@ pub struct SubmissionDetail {
     pub fetch: Option<FetchOutput>,
     /// The history report, when done.
     pub history: Option<HistoryReport>,
+    /// The sandbox report, when the sandbox stage is done and a runner matched.
+    pub sandbox: Option<crate::sandbox::job::SandboxReport>,
+    /// The reproducibility report, when done.
+    pub repro: Option<crate::repro::ReproReport>,
 }
 
 #[derive(Serialize)]
@@ -137,6 +141,8 @@ pub fn render_submission(cohort: &str, s: &SubmissionSummary, d: &SubmissionDeta
         .collect();
     ctx.insert("stages", &stages);
     ctx.insert("export", &d.fetch.as_ref().map(|f| &f.export));
+    ctx.insert("sandbox", &d.sandbox);
+    ctx.insert("repro", &d.repro);
     ctx.insert("h", &d.history);
     if let Some(h) = &d.history {
         let classes: Vec<ClassRow> = FileClass::ALL
@@ -214,6 +220,8 @@ struct SummaryRow {
     commits: String,
     sessions: String,
     signals: String,
+    tests: String,
+    badge: String,
     file: String,
 }
 
@@ -250,6 +258,15 @@ pub fn render_summary(summary: &GradeSummary, details: &[SubmissionDetail]) -> R
                     .collect::<Vec<_>>()
                     .join(", ")
             }),
+            tests: d
+                .sandbox
+                .as_ref()
+                .and_then(|x| x.runs.first())
+                .map_or("—".into(), |t| format!("{}/{}", t.report.passed, t.report.total())),
+            badge: d
+                .repro
+                .as_ref()
+                .map_or("—".into(), |r| format!("{:?}", r.badge.level).to_lowercase()),
             file: report_file(&s.candidate),
         })
         .collect();

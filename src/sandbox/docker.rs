@@ -83,6 +83,16 @@ impl DockerSandbox {
     }
 }
 
+/// The job's volume at /work.
+fn work_mount(work: &Work) -> Mount {
+    Mount {
+        target: Some("/work".into()),
+        source: Some(work.volume.clone()),
+        typ: Some(MountType::VOLUME),
+        ..Default::default()
+    }
+}
+
 /// Packs `dir` as a tar stream owned by the runner user, its entries under
 /// `prefix` (empty: at the top).
 fn pack(dir: &Path, prefix: &str) -> Result<Vec<u8>, SandboxError> {
@@ -225,20 +235,12 @@ impl Sandbox for DockerSandbox {
             labels: Some(DockerSandbox::labels(&work.job)),
             network_disabled: Some(true),
             host_config: Some(HostConfig {
-                mounts: Some(vec![Mount {
-                    target: Some("/work".into()),
-                    source: Some(work.volume.clone()),
-                    typ: Some(MountType::VOLUME),
-                    ..Default::default()
-                }]),
+                mounts: Some(vec![work_mount(work)]),
                 ..Default::default()
             }),
             ..Default::default()
         };
-        let created = self
-            .docker
-            .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
-            .await?;
+        let created = self.create(body).await?;
         let upload = self
             .docker
             .upload_to_container(
@@ -254,12 +256,7 @@ impl Sandbox for DockerSandbox {
 
     async fn run(&self, work: &Work, spec: &PhaseSpec, limits: &SandboxLimits) -> Result<PhaseResult, SandboxError> {
         let install = spec.phase == Phase::Install;
-        let mut mounts = vec![Mount {
-            target: Some("/work".into()),
-            source: Some(work.volume.clone()),
-            typ: Some(MountType::VOLUME),
-            ..Default::default()
-        }];
+        let mut mounts = vec![work_mount(work)];
         for dir in &spec.cache_dirs {
             let name = format!(
                 "assay-cache-{}-{}",
@@ -308,10 +305,7 @@ impl Sandbox for DockerSandbox {
             }),
             ..Default::default()
         };
-        let created = self
-            .docker
-            .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
-            .await?;
+        let created = self.create(body).await?;
         let id = created.id;
         let result = self.run_created(&id, spec, limits).await;
         self.remove_container(&id).await;
@@ -364,6 +358,17 @@ impl Sandbox for DockerSandbox {
 }
 
 impl DockerSandbox {
+    /// Creates a container; its id.
+    async fn create(
+        &self,
+        body: ContainerCreateBody,
+    ) -> Result<bollard::models::ContainerCreateResponse, SandboxError> {
+        Ok(self
+            .docker
+            .create_container(Some(CreateContainerOptionsBuilder::default().build()), body)
+            .await?)
+    }
+
     /// Every container (running or not) carrying `label` (`key` or `key=value`).
     async fn labelled_containers(&self, label: &str) -> Result<Vec<bollard::models::ContainerSummary>, SandboxError> {
         let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);

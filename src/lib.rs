@@ -28,6 +28,7 @@ pub mod config;
 pub mod diag;
 pub mod evidence;
 pub mod git;
+pub mod llm;
 pub mod outcome;
 pub mod pipeline;
 pub mod report;

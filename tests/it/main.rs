@@ -5,4 +5,5 @@ mod export;
 mod grade;
 mod helpers;
 mod history;
+mod llm;
 mod sandbox;

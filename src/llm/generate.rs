@@ -1,0 +1,275 @@
+//! Token generation: greedy or seeded sampling, stop tokens, a token budget, and decoding
+//! constrained to a JSON schema with llguidance.
+//!
+//! llguidance's own bridge (toktrie_hf_tokenizers) is built on another tokenizers release, so its
+//! token trie is built here from each token's bytes, with control tokens marked special.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{anyhow, Result};
+use llguidance::api::TopLevelGrammar;
+use llguidance::{Matcher, ParserFactory};
+use serde::Serialize;
+use toktrie::{TokEnv, TokRxInfo, TokTrie, TokenId, TokenizerEnv};
+
+use super::model::Transformer;
+use super::tokenizer::GgufTokenizer;
+
+#[derive(Debug, Clone)]
+pub struct GenParams {
+    pub max_tokens: usize,
+    /// 0 = greedy.
+    pub temperature: f32,
+    pub top_p: f32,
+    pub seed: u64,
+    /// Constrain the output to this JSON schema.
+    pub schema: Option<serde_json::Value>,
+}
+
+impl Default for GenParams {
+    fn default() -> Self {
+        GenParams { max_tokens: 512, temperature: 0.0, top_p: 1.0, seed: 0, schema: None }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// A stop token (or the grammar's end) was reached.
+    Stop,
+    /// `max_tokens` ran out first.
+    Length,
+    /// The context window filled up.
+    Context,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Generation {
+    pub text: String,
+    pub tokens: Vec<u32>,
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV cache entries were reused from the previous prompt.
+    pub reused_tokens: usize,
+    pub finish: FinishReason,
+    pub prompt_ms: u64,
+    pub generate_ms: u64,
+}
+
+/// llguidance's view of our tokenizer.
+struct Env {
+    trie: TokTrie,
+    tok: Arc<GgufTokenizer>,
+}
+
+impl TokenizerEnv for Env {
+    fn tok_trie(&self) -> &TokTrie {
+        &self.trie
+    }
+
+    fn tokenize_bytes(&self, s: &[u8]) -> Vec<TokenId> {
+        self.tok.encode_plain(&String::from_utf8_lossy(s)).unwrap_or_default()
+    }
+}
+
+/// Builds grammars for one tokenizer (the token trie and its slices are computed once).
+pub struct Constrainer {
+    factory: ParserFactory,
+}
+
+impl Constrainer {
+    pub fn new(tok: Arc<GgufTokenizer>) -> Result<Self> {
+        let words: Vec<Vec<u8>> = (0..tok.vocab_size() as u32)
+            .map(|id| {
+                let b = tok.token_bytes(id);
+                if tok.is_control(id) {
+                    let mut w = vec![TokTrie::SPECIAL_TOKEN_MARKER];
+                    w.extend_from_slice(b);
+                    w
+                } else {
+                    b.to_vec()
+                }
+            })
+            .collect();
+        let mut info = TokRxInfo::new(words.len() as u32, tok.eos);
+        info.tok_bos = tok.bos;
+        let trie = TokTrie::from(&info, &words);
+        let env: TokEnv = Arc::new(Env { trie, tok });
+        let mut factory = ParserFactory::new_simple(&env).map_err(|e| anyhow!("llguidance: {e}"))?;
+        factory.quiet();
+        Ok(Constrainer { factory })
+    }
+
+    pub fn matcher(&self, schema: &serde_json::Value) -> Result<Matcher> {
+        let mut schema = schema.clone();
+        if let Some(obj) = schema.as_object_mut() {
+            // Compact separators: fewer tokens and one canonical form.
+            obj.entry("x-guidance").or_insert(serde_json::json!({
+                "whitespace_flexible": false,
+                "item_separator": ",",
+                "key_separator": ":",
+            }));
+        }
+        let parser = self
+            .factory
+            .create_parser(TopLevelGrammar::from_json_schema(schema))
+            .map_err(|e| anyhow!("JSON schema does not compile: {e}"))?;
+        let m = Matcher::new(Ok(parser));
+        if let Some(e) = m.get_error() {
+            return Err(anyhow!("JSON schema does not compile: {e}"));
+        }
+        Ok(m)
+    }
+}
+
+/// splitmix64: small, seedable and the same on every platform.
+struct Rng(u64);
+
+impl Rng {
+    fn next_f32(&mut self) -> f32 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        (z >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+fn argmax(logits: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, v) in logits.iter().enumerate() {
+        if *v > logits[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+fn sample(logits: &[f32], p: &GenParams, rng: &mut Rng) -> u32 {
+    if p.temperature <= 0.0 {
+        return argmax(logits);
+    }
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut probs: Vec<(u32, f32)> = logits
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_finite())
+        .map(|(i, l)| (i as u32, ((l - max) / p.temperature).exp()))
+        .collect();
+    // Stable order (by probability, then id) keeps seeded runs reproducible.
+    probs.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    let total: f32 = probs.iter().map(|x| x.1).sum();
+    let mut kept = 0.0;
+    let mut cut = probs.len();
+    for (i, (_, pr)) in probs.iter().enumerate() {
+        kept += pr / total;
+        if kept >= p.top_p {
+            cut = i + 1;
+            break;
+        }
+    }
+    probs.truncate(cut.max(1));
+    let sum: f32 = probs.iter().map(|x| x.1).sum();
+    let mut r = rng.next_f32() * sum;
+    for (id, pr) in &probs {
+        r -= pr;
+        if r <= 0.0 {
+            return *id;
+        }
+    }
+    probs[0].0
+}
+
+/// Generates from `prompt` (token ids) until a stop token, the grammar's end or `max_tokens`.
+pub fn generate(
+    model: &mut Transformer,
+    tok: &GgufTokenizer,
+    constrainer: Option<&Constrainer>,
+    prompt: &[u32],
+    params: &GenParams,
+) -> Result<Generation> {
+    let started = Instant::now();
+    let mut matcher = match (&params.schema, constrainer) {
+        (Some(schema), Some(c)) => Some(c.matcher(schema)?),
+        (Some(_), None) => return Err(anyhow!("a JSON schema was given but the model has no constrainer")),
+        _ => None,
+    };
+    let (mut logits, reused) = model.prefill(prompt)?;
+    let prompt_ms = started.elapsed().as_millis() as u64;
+    let gen_started = Instant::now();
+    let mut rng = Rng(params.seed);
+    let mut out = Vec::new();
+    let mut finish = FinishReason::Length;
+    while out.len() < params.max_tokens {
+        if let Some(m) = matcher.as_mut() {
+            if m.is_stopped() {
+                finish = FinishReason::Stop;
+                break;
+            }
+            let mask = m.compute_mask().map_err(|e| anyhow!("grammar: {e}"))?;
+            for (i, l) in logits.iter_mut().enumerate() {
+                if i >= mask.len() || !mask.is_allowed(i as u32) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+            if logits.iter().all(|l| !l.is_finite()) {
+                return Err(anyhow!("grammar allows no token"));
+            }
+        }
+        let next = sample(&logits, params, &mut rng);
+        if tok.stop.contains(&next) {
+            finish = FinishReason::Stop;
+            break;
+        }
+        if let Some(m) = matcher.as_mut() {
+            m.consume_token(next).map_err(|e| anyhow!("grammar: {e}"))?;
+        }
+        out.push(next);
+        if out.len() >= params.max_tokens {
+            break;
+        }
+        if model.cached_tokens().len() >= model.n_ctx {
+            finish = FinishReason::Context;
+            break;
+        }
+        logits = model.step(next)?;
+    }
+    if let Some(m) = matcher.as_ref() {
+        if finish == FinishReason::Length && m.is_stopped() {
+            finish = FinishReason::Stop;
+        }
+    }
+    Ok(Generation {
+        text: tok.decode(&out),
+        prompt_tokens: prompt.len(),
+        reused_tokens: reused,
+        tokens: out,
+        finish,
+        prompt_ms,
+        generate_ms: gen_started.elapsed().as_millis() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeded_sampling_repeats_and_greedy_takes_the_max() {
+        let logits = vec![0.1, 2.0, 1.9, -1.0, 0.5];
+        let p = GenParams { temperature: 0.8, top_p: 0.95, seed: 7, ..Default::default() };
+        let a: Vec<u32> = {
+            let mut r = Rng(7);
+            (0..20).map(|_| sample(&logits, &p, &mut r)).collect()
+        };
+        let b: Vec<u32> = {
+            let mut r = Rng(7);
+            (0..20).map(|_| sample(&logits, &p, &mut r)).collect()
+        };
+        assert_eq!(a, b);
+        assert!(a.contains(&1) && a.contains(&2), "{a:?}");
+        let greedy = GenParams::default();
+        assert_eq!(sample(&logits, &greedy, &mut Rng(1)), 1);
+    }
+}

@@ -26,6 +26,7 @@ pub mod check;
 pub mod cohort;
 pub mod config;
 pub mod diag;
+pub mod draft;
 pub mod evidence;
 pub mod git;
 pub mod llm;

@@ -59,6 +59,30 @@ enum Command {
         /// Stop after the history: no Docker needed, no tests run.
         #[arg(long)]
         no_sandbox: bool,
+        /// Model that drafts rubric feedback: a manifest name or a .gguf path
+        /// (default: ASSAY_MODEL, else qwen2.5-coder-1.5b-instruct when fetched).
+        #[arg(long, env = "ASSAY_MODEL")]
+        model: Option<String>,
+        /// Do not draft rubric feedback.
+        #[arg(long, conflicts_with = "model")]
+        no_drafts: bool,
+        /// Tokens the evidence may take in a draft's prompt.
+        #[arg(long, default_value_t = 1200)]
+        draft_budget: usize,
+    },
+    /// Show the stored drafts of a submission.
+    Draft {
+        /// Candidate id (as in the cohort file).
+        candidate: String,
+        /// Cohort name (needed when the candidate is in several cohorts).
+        #[arg(long)]
+        cohort: Option<String>,
+        /// Database URL (default sqlite://DATA_DIR/assay.db).
+        #[arg(long)]
+        db: Option<String>,
+        /// Print JSON: the evidence and the draft record.
+        #[arg(long)]
+        json: bool,
     },
     /// Print the iteration history of a repository.
     History {
@@ -91,12 +115,52 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Local models: fetch, inspect, tokenize.
+    #[command(subcommand)]
+    Model(ModelCmd),
     /// Runner images.
     #[command(subcommand)]
     Images(Images),
     /// Benchmarks (release builds), reported as ratios against a baseline.
     #[command(subcommand)]
     Bench(Bench),
+}
+
+#[derive(Subcommand)]
+enum ModelCmd {
+    /// Download a model named by its manifest (models/*.toml) and check its sha256.
+    Fetch {
+        /// Manifest name (default: the grading default).
+        name: Option<String>,
+        /// Fetch every shipped model.
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+    },
+    /// List the manifests and whether each model is fetched.
+    List,
+    /// Print a model's metadata: architecture, parameters, quantisation, context, chat template.
+    Info {
+        /// Manifest name or path to a .gguf file.
+        #[arg(long)]
+        model: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the token ids of each TEXT (special tokens parsed, as llama.cpp's special=True).
+    Tokenize {
+        /// Manifest name or path to a .gguf file.
+        #[arg(long)]
+        model: Option<String>,
+        /// Print a JSON array of id arrays, one per TEXT.
+        #[arg(long)]
+        json: bool,
+        /// Treat special-token text as plain text (how untrusted evidence is encoded).
+        #[arg(long)]
+        plain: bool,
+        #[arg(required = true)]
+        text: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -187,14 +251,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             json,
             test_timeout,
             no_sandbox,
+            ref model,
+            no_drafts,
+            draft_budget,
         } => {
             let settings = Settings::load(cli.config.as_deref(), &overrides(db.clone(), jobs))?;
             let cohort = Cohort::load(cohort)?;
+            let model = if no_drafts {
+                None
+            } else {
+                pick_model(&settings, model.as_deref())?
+            };
             let opts = GradeOpts {
                 out: out.clone(),
                 json,
                 test_timeout,
                 sandbox: !no_sandbox,
+                model,
+                draft_budget,
             };
             runtime()?.block_on(grade(settings, cohort, opts))
         }
@@ -229,6 +303,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
             };
             runtime()?.block_on(check(&settings, repo, opts))
         }
+        Command::Draft {
+            ref candidate,
+            ref cohort,
+            ref db,
+            json,
+        } => {
+            let settings = Settings::load(cli.config.as_deref(), &overrides(db.clone(), None))?;
+            runtime()?.block_on(show_draft(&settings, candidate, cohort.as_deref(), json))
+        }
+        Command::Model(cmd) => {
+            let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
+            model_cmd(&settings, cmd)
+        }
         Command::Images(Images::Build { ref base, ref runners }) => runtime()?.block_on(images_build(base, runners)),
         Command::Bench(Bench::Exec { argv }) => {
             assay::bench::exec_and_report(&argv)?;
@@ -238,6 +325,136 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(Bench::Sandbox { runs }) => runtime()?.block_on(bench_sandbox(runs)),
         Command::Bench(Bench::Cohort { size, jobs }) => bench_cohort(size, jobs),
     }
+}
+
+async fn show_draft(settings: &Settings, candidate: &str, cohort: Option<&str>, json: bool) -> Result<ExitCode> {
+    let db_url = settings.db_url();
+    let store = store::open(&db_url)
+        .await
+        .with_context(|| format!("cannot open database {}", git::redact(&db_url)))?;
+    let found = store.find_submissions(candidate, cohort).await?;
+    let rec = match found.as_slice() {
+        [] => {
+            return Err(InputError::file(
+                std::path::Path::new(candidate),
+                "no such candidate in the database (check the name, --cohort and --db)",
+            )
+            .into())
+        }
+        [one] => one.clone(),
+        many => {
+            let names: Vec<String> = many.iter().map(|(c, _)| c.clone()).collect();
+            return Err(InputError::file(
+                std::path::Path::new(candidate),
+                format!("candidate is in several cohorts ({}); pass --cohort", names.join(", ")),
+            )
+            .into());
+        }
+    };
+    let (cohort_name, rec) = rec;
+    let record: Option<assay::draft::DraftRecord> = pipeline::stage_output(store.as_ref(), rec.id, Stage::Draft)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok());
+    let evidence = store.evidence(rec.id).await?;
+    if json {
+        let doc = serde_json::json!({
+            "cohort": cohort_name,
+            "candidate": rec.candidate,
+            "evidence": evidence,
+            "draft": record,
+            "drafts": record.as_ref().map(|r| r.drafts.clone()).unwrap_or_default(),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(record) = record else {
+        println!(
+            "{} ({cohort_name}): no draft yet — run `assay grade` with a model",
+            rec.candidate
+        );
+        return Ok(ExitCode::from(1));
+    };
+    print!(
+        "{}",
+        report::draft_text(&rec.candidate, &cohort_name, &record, &evidence)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn model_cmd(settings: &Settings, cmd: ModelCmd) -> Result<ExitCode> {
+    use assay::llm::{self, manifest};
+    let dir = manifest::model_dir(&settings.data_dir);
+    match cmd {
+        ModelCmd::Fetch { name, all } => {
+            let wanted: Vec<manifest::Manifest> = if all {
+                manifest::manifests(&dir)?
+            } else {
+                vec![manifest::find(&dir, name.as_deref().unwrap_or(llm::DEFAULT_MODEL))?]
+            };
+            for m in wanted {
+                let got = manifest::fetch(&m, &dir, &mut |line| eprintln!("{}: {line}", m.name))?;
+                let what = if got.already_present {
+                    "already present"
+                } else {
+                    "fetched"
+                };
+                println!(
+                    "{} {what}: {} ({} bytes, sha256 ok)",
+                    got.name,
+                    got.path.display(),
+                    got.bytes
+                );
+            }
+        }
+        ModelCmd::List => {
+            for m in manifest::manifests(&dir)? {
+                let present = if m.path_in(&dir).is_file() {
+                    "fetched"
+                } else {
+                    "not fetched"
+                };
+                println!(
+                    "{:<30} {:<12} {:<8} {:>7} ctx  {}",
+                    m.name, present, m.architecture, m.context_length, m.description
+                );
+            }
+            println!("model directory: {}", dir.display());
+        }
+        ModelCmd::Info { model, json } => {
+            let r = manifest::resolve(&dir, model.as_deref().unwrap_or(llm::DEFAULT_MODEL))?;
+            let info = llm::Gguf::open(&r.path)?.info()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print!("{}", report::model_info_text(&r.id, &info));
+            }
+        }
+        ModelCmd::Tokenize {
+            model,
+            json,
+            plain,
+            text,
+        } => {
+            let r = manifest::resolve(&dir, model.as_deref().unwrap_or(llm::DEFAULT_MODEL))?;
+            let tok = llm::GgufTokenizer::from_gguf(&llm::Gguf::open(&r.path)?)?;
+            let mut all = Vec::with_capacity(text.len());
+            for t in &text {
+                all.push(if plain {
+                    tok.encode_plain(t)?
+                } else {
+                    tok.encode_special(t)?
+                });
+            }
+            if json {
+                println!("{}", serde_json::to_string(&all)?);
+            } else {
+                for ids in &all {
+                    println!("{}", ids.iter().map(u32::to_string).collect::<Vec<_>>().join(" "));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -252,6 +469,29 @@ struct GradeOpts {
     json: bool,
     test_timeout: Option<u64>,
     sandbox: bool,
+    model: Option<assay::llm::ModelRef>,
+    draft_budget: usize,
+}
+
+/// The model `grade` drafts with: the one asked for (which must exist), else the default when it
+/// has been fetched; without it grading goes on and says how to get drafts.
+fn pick_model(settings: &Settings, asked: Option<&str>) -> Result<Option<assay::llm::ModelRef>> {
+    use assay::llm::manifest;
+    let dir = manifest::model_dir(&settings.data_dir);
+    match asked {
+        Some(name) => {
+            Ok(Some(manifest::resolve(&dir, name).map_err(|e| {
+                InputError::file(std::path::Path::new(name), format!("{e:#}"))
+            })?))
+        }
+        None => match manifest::resolve(&dir, assay::llm::DEFAULT_MODEL) {
+            Ok(m) => Ok(Some(m)),
+            Err(e) => {
+                eprintln!("assay: no drafts this run: {e:#}");
+                Ok(None)
+            }
+        },
+    }
 }
 
 async fn grade(settings: Settings, cohort: Cohort, opts: GradeOpts) -> Result<ExitCode> {
@@ -260,6 +500,8 @@ async fn grade(settings: Settings, cohort: Cohort, opts: GradeOpts) -> Result<Ex
         json,
         test_timeout,
         sandbox,
+        model,
+        draft_budget,
     } = opts;
     let db_url = settings.db_url();
     std::fs::create_dir_all(&settings.data_dir)
@@ -291,6 +533,18 @@ async fn grade(settings: Settings, cohort: Cohort, opts: GradeOpts) -> Result<Ex
         docker.reap_orphans().await?;
         pipeline = pipeline.with_sandbox(Arc::new(docker));
     }
+    if let Some(m) = &model {
+        let (path, id) = (m.path.clone(), m.id.clone());
+        eprintln!("assay: loading {id} for drafts");
+        let engine =
+            tokio::task::spawn_blocking(move || assay::llm::Engine::start(&path, &id, assay::llm::DEFAULT_CONTEXT))
+                .await??;
+        let options = assay::draft::DraftOptions {
+            evidence_budget: draft_budget,
+            ..Default::default()
+        };
+        pipeline = pipeline.with_drafter(Arc::new(pipeline::Drafter { engine, options }));
+    }
     let pipeline = Arc::new(pipeline);
     let summary = pipeline.run(&cohort).await?;
 
@@ -317,6 +571,9 @@ async fn grade(settings: Settings, cohort: Cohort, opts: GradeOpts) -> Result<Ex
             history,
             sandbox,
             repro,
+            draft: pipeline::stage_output(store.as_ref(), rec.id, Stage::Draft)
+                .await?
+                .and_then(|v| serde_json::from_value(v).ok()),
         });
     }
     report::write_all(&out, &summary, &details)?;

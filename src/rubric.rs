@@ -45,12 +45,17 @@ pub struct Rubric {
     pub name: String,
     /// Criteria in file order.
     pub criteria: Vec<Criterion>,
+    /// How many levels a draft's score may sit above what the automated
+    /// evidence supports (`band_above`, default 1).
+    pub band_above: u32,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRubric {
     name: Spanned<String>,
+    #[serde(default)]
+    band_above: Option<u32>,
     #[serde(rename = "criterion", default)]
     criteria: Vec<Spanned<RawCriterion>>,
 }
@@ -147,6 +152,7 @@ impl Rubric {
             });
         }
         Ok(Rubric {
+            band_above: raw.band_above.unwrap_or(1),
             name: raw.name.into_inner(),
             criteria,
         })

@@ -19,7 +19,10 @@ pub struct Message {
 
 impl Message {
     pub fn new(role: &str, content: impl Into<String>) -> Self {
-        Message { role: role.to_string(), content: content.into() }
+        Message {
+            role: role.to_string(),
+            content: content.into(),
+        }
     }
 }
 
@@ -34,9 +37,19 @@ pub struct ChatTemplate {
 impl ChatTemplate {
     pub fn new(source: Option<&str>) -> Self {
         match source {
-            Some(s) => ChatTemplate { source: s.to_string(), from_gguf: true },
-            None => ChatTemplate { source: CHATML.to_string(), from_gguf: false },
+            Some(s) => ChatTemplate {
+                source: s.to_string(),
+                from_gguf: true,
+            },
+            None => ChatTemplate {
+                source: CHATML.to_string(),
+                from_gguf: false,
+            },
         }
+    }
+
+    pub fn source(&self) -> Option<&str> {
+        self.from_gguf.then_some(self.source.as_str())
     }
 
     /// The prompt text, as llama.cpp's template engine renders it.
@@ -45,7 +58,8 @@ impl ChatTemplate {
         env.add_function("raise_exception", |msg: String| -> Result<String, minijinja::Error> {
             Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, msg))
         });
-        env.add_template("chat", &self.source).context("chat template does not parse")?;
+        env.add_template("chat", &self.source)
+            .context("chat template does not parse")?;
         let tmpl = env.get_template("chat").map_err(|e| anyhow!("{e}"))?;
         let bos = "";
         tmpl.render(context! {
@@ -63,7 +77,10 @@ impl ChatTemplate {
         let marked: Vec<Message> = messages
             .iter()
             .enumerate()
-            .map(|(i, m)| Message { role: m.role.clone(), content: placeholder(i) })
+            .map(|(i, m)| Message {
+                role: m.role.clone(),
+                content: placeholder(i),
+            })
             .collect();
         let rendered = self.render(&marked, add_generation_prompt)?;
         let mut ids = Vec::new();
@@ -102,6 +119,9 @@ mod tests {
         let out = t
             .render(&[Message::new("system", "Be brief."), Message::new("user", "Hi")], true)
             .unwrap();
-        assert_eq!(out, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+        assert_eq!(
+            out,
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 }

@@ -29,7 +29,13 @@ pub struct GenParams {
 
 impl Default for GenParams {
     fn default() -> Self {
-        GenParams { max_tokens: 512, temperature: 0.0, top_p: 1.0, seed: 0, schema: None }
+        GenParams {
+            max_tokens: 512,
+            temperature: 0.0,
+            top_p: 1.0,
+            seed: 0,
+            schema: None,
+        }
     }
 }
 
@@ -258,7 +264,12 @@ mod tests {
     #[test]
     fn seeded_sampling_repeats_and_greedy_takes_the_max() {
         let logits = vec![0.1, 2.0, 1.9, -1.0, 0.5];
-        let p = GenParams { temperature: 0.8, top_p: 0.95, seed: 7, ..Default::default() };
+        let p = GenParams {
+            temperature: 0.8,
+            top_p: 0.95,
+            seed: 7,
+            ..Default::default()
+        };
         let a: Vec<u32> = {
             let mut r = Rng(7);
             (0..20).map(|_| sample(&logits, &p, &mut r)).collect()

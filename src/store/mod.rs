@@ -52,11 +52,13 @@ pub enum Stage {
     Sandbox,
     /// Reproducibility checks over the tree and the sandbox's report.
     Repro,
+    /// Rubric drafts by the local model.
+    Draft,
 }
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 4] = [Stage::Fetch, Stage::History, Stage::Sandbox, Stage::Repro];
+    pub const ALL: [Stage; 5] = [Stage::Fetch, Stage::History, Stage::Sandbox, Stage::Repro, Stage::Draft];
 
     /// Stable name.
     pub fn as_str(self) -> &'static str {
@@ -65,6 +67,7 @@ impl Stage {
             Stage::History => "history",
             Stage::Sandbox => "sandbox",
             Stage::Repro => "repro",
+            Stage::Draft => "draft",
         }
     }
 
@@ -81,6 +84,7 @@ impl Stage {
             Stage::History => 1,
             Stage::Sandbox => 1,
             Stage::Repro => 1,
+            Stage::Draft => 1,
         }
     }
 }
@@ -255,6 +259,13 @@ pub trait Store: Send + Sync {
     async fn submissions(&self, cohort_id: i64) -> Result<Vec<SubmissionRecord>, StoreError>;
     /// The cohort id for a name.
     async fn cohort_id(&self, name: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Submissions of `candidate` with their cohort's name, in one cohort or all.
+    async fn find_submissions(
+        &self,
+        candidate: &str,
+        cohort: Option<&str>,
+    ) -> Result<Vec<(String, SubmissionRecord)>, StoreError>;
     /// Marks runs left `running` by a dead process as interrupted; returns how many.
     async fn reap_running(&self) -> Result<u64, StoreError>;
     /// The finished run for a stage key: done, or failed with an outcome that

@@ -190,6 +190,24 @@ impl Store for SqliteStore {
         Ok(row.map(|r| r.try_get("id")).transpose()?)
     }
 
+    async fn find_submissions(
+        &self,
+        candidate: &str,
+        cohort: Option<&str>,
+    ) -> Result<Vec<(String, SubmissionRecord)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.*, c.name AS cohort_name FROM submissions s JOIN cohorts c ON c.id = s.cohort_id
+             WHERE s.candidate = ?1 AND (?2 IS NULL OR c.name = ?2) ORDER BY s.id",
+        )
+        .bind(candidate)
+        .bind(cohort)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("cohort_name")?, SqliteStore::submission(r)?)))
+            .collect()
+    }
+
     async fn reap_running(&self) -> Result<u64, StoreError> {
         let t = now();
         let mut tx = self.pool.begin().await?;

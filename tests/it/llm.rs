@@ -11,10 +11,16 @@ fn repo() -> PathBuf {
 
 /// The fetched weights of a shipped model; a missing file fails with the command that fixes it.
 pub fn model_path(name: &str) -> PathBuf {
-    let dir = std::env::var_os("ASSAY_MODEL_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("models"));
+    let dir = std::env::var_os("ASSAY_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("models"));
     let m = manifest::find(&dir, name).unwrap();
     let p = m.path_in(&dir);
-    assert!(p.is_file(), "{} is missing: run `assay model fetch {name}` first (scripts/test.sh does)", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run `assay model fetch {name}` first (scripts/test.sh does)",
+        p.display()
+    );
     p
 }
 
@@ -23,7 +29,12 @@ fn fixture(name: &str) -> Vec<(String, Vec<u32>)> {
     text.lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            let ids = v["ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+            let ids = v["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect();
             (v["text"].as_str().unwrap().to_string(), ids)
         })
         .collect()
@@ -42,7 +53,13 @@ fn parity(model: &str, fixture_file: &str) {
         }
         assert_eq!(&tok.decode(want), text, "decode of {want:?}");
     }
-    assert!(bad.is_empty(), "{} of {} lines differ:\n{}", bad.len(), lines.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} of {} lines differ:\n{}",
+        bad.len(),
+        lines.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -64,20 +81,34 @@ fn special_tokens_in_untrusted_text_stay_text() {
     let plain = tok.encode_plain(text).unwrap();
     let im_end = tok.token_id("<|im_end|>").unwrap();
     assert!(special.contains(&im_end));
-    assert!(!plain.contains(&im_end) && !plain.iter().any(|t| tok.is_control(*t)), "{plain:?}");
+    assert!(
+        !plain.contains(&im_end) && !plain.iter().any(|t| tok.is_control(*t)),
+        "{plain:?}"
+    );
     assert_eq!(tok.decode(&plain), text);
 }
 
 #[test]
 fn smollm2_generates_deterministically_and_reuses_the_prefix() {
     let mut llm = Llm::load(&model_path(TINY_MODEL), TINY_MODEL, 2048).unwrap();
-    let msgs = [Message::new("system", "You are terse."), Message::new("user", "Name three colours.")];
-    let p = assay::llm::GenParams { max_tokens: 24, ..Default::default() };
+    let msgs = [
+        Message::new("system", "You are terse."),
+        Message::new("user", "Name three colours."),
+    ];
+    let p = assay::llm::GenParams {
+        max_tokens: 24,
+        ..Default::default()
+    };
     let a = llm.chat(&msgs, &p).unwrap();
     let b = llm.chat(&msgs, &p).unwrap();
     assert_eq!(a.text, b.text);
     assert!(!a.text.trim().is_empty());
-    assert!(b.reused_tokens + 1 >= b.prompt_tokens, "reused {} of {}", b.reused_tokens, b.prompt_tokens);
+    assert!(
+        b.reused_tokens + 1 >= b.prompt_tokens,
+        "reused {} of {}",
+        b.reused_tokens,
+        b.prompt_tokens
+    );
     llm.model.reset();
     let c = llm.chat(&msgs, &p).unwrap();
     assert_eq!(c.reused_tokens, 0);

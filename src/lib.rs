@@ -22,6 +22,7 @@
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod bench;
+pub mod bench_llm;
 pub mod check;
 pub mod cohort;
 pub mod config;

@@ -206,6 +206,56 @@ enum Bench {
         #[arg(long, default_value_t = 2)]
         jobs: usize,
     },
+    /// The local model against llama.cpp (llama-cpp-python) on the same GGUF, threads and prompt:
+    /// prompt and generation tokens/s, peak RSS, one full draft.
+    Llm {
+        /// Manifest name or .gguf path.
+        #[arg(long, default_value = "qwen2.5-coder-1.5b-instruct")]
+        model: String,
+        /// A Python that can `import llama_cpp`.
+        #[arg(long, default_value = "/opt/llamacpp/bin/python")]
+        python: PathBuf,
+        /// Tokens generated in the speed runs.
+        #[arg(long, default_value_t = 128)]
+        gen: usize,
+        /// Context window (KV cache) on both sides.
+        #[arg(long, default_value_t = 4096)]
+        ctx: usize,
+        /// Evidence bundle drafted in the full-draft run.
+        #[arg(long, default_value = "tests/fixtures/drafts/strong.json")]
+        bundle: PathBuf,
+        /// Rubric for the full-draft run.
+        #[arg(long, default_value = "rubrics/trial-project.toml")]
+        rubric: PathBuf,
+    },
+    /// Internal: one side of `bench llm` (prompt + fixed generation).
+    #[command(hide = true)]
+    LlmRun {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        ids: PathBuf,
+        #[arg(long)]
+        gen: usize,
+        #[arg(long)]
+        ctx: usize,
+        #[arg(long)]
+        stats: PathBuf,
+    },
+    /// Internal: one full draft for `bench llm`.
+    #[command(hide = true)]
+    LlmDraft {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        bundle: PathBuf,
+        #[arg(long)]
+        rubric: PathBuf,
+        #[arg(long)]
+        ctx: usize,
+        #[arg(long)]
+        stats: PathBuf,
+    },
     /// Internal: run a command and print its wall time and peak memory.
     #[command(hide = true)]
     Exec {
@@ -324,6 +374,51 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(Bench::History { repo, commits, runs }) => bench_history(repo, commits, runs),
         Command::Bench(Bench::Sandbox { runs }) => runtime()?.block_on(bench_sandbox(runs)),
         Command::Bench(Bench::Cohort { size, jobs }) => bench_cohort(size, jobs),
+        Command::Bench(Bench::Llm {
+            model,
+            python,
+            gen,
+            ctx,
+            bundle,
+            rubric,
+        }) => {
+            let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
+            let dir = assay::llm::manifest::model_dir(&settings.data_dir);
+            let r = assay::llm::manifest::resolve(&dir, &model)?;
+            assay::bench_llm::bench(&assay::bench_llm::BenchArgs {
+                model: r.path,
+                model_id: r.id,
+                python,
+                gen,
+                n_ctx: ctx,
+                bundle,
+                rubric,
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(Bench::LlmRun {
+            model,
+            ids,
+            gen,
+            ctx,
+            stats,
+        }) => {
+            let ids: Vec<u32> = serde_json::from_str(&std::fs::read_to_string(&ids)?)?;
+            let s = assay::bench_llm::run_raw(&model, &ids, gen, ctx)?;
+            std::fs::write(stats, serde_json::to_string(&s)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(Bench::LlmDraft {
+            model,
+            bundle,
+            rubric,
+            ctx,
+            stats,
+        }) => {
+            let s = assay::bench_llm::run_draft(&model, &bundle, &rubric, ctx)?;
+            std::fs::write(stats, serde_json::to_string(&s)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -977,6 +1072,7 @@ fn bench_cohort(size: usize, jobs: usize) -> Result<ExitCode> {
         .arg(tmp.path().join("data"))
         .args([
             "grade",
+            "--no-drafts",
             cohort_path.to_str().context("path")?,
             "--jobs",
             &jobs.to_string(),

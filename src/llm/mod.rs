@@ -40,11 +40,11 @@ pub struct Llm {
 impl Llm {
     /// Loads the model at `path` with a KV cache for `n_ctx` tokens.
     pub fn load(path: &Path, id: &str, n_ctx: usize) -> Result<Self> {
-        let g = Gguf::open(path)?;
+        let g = Arc::new(Gguf::open(path)?);
         let info = g.info()?;
         let tok = Arc::new(GgufTokenizer::from_gguf(&g)?);
         let template = ChatTemplate::new(g.string("tokenizer.chat_template"));
-        let model = Transformer::load(&g, n_ctx).with_context(|| format!("cannot load {}", path.display()))?;
+        let model = Transformer::load(g.clone(), n_ctx).with_context(|| format!("cannot load {}", path.display()))?;
         Ok(Llm {
             id: id.to_string(),
             info,

@@ -14,14 +14,16 @@ use std::io::BufReader;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor, QuantizedType};
 use candle_core::{Device, Module, Tensor};
-use rayon::prelude::*;
 
 use super::gguf::{dtype_name, Gguf};
 
-/// Tokens processed per forward call while reading a prompt (bounds activation memory).
+/// Rows per chunk while reading a prompt (bounds activation memory).
 const PREFILL_CHUNK: usize = 256;
+/// From this many new tokens on, a forward pass uses the tiled matrices (rebuilding them costs
+/// about as much as a few dozen tokens of compact matmuls).
+const TILED_MIN_TOKENS: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RopeStyle {
@@ -89,19 +91,67 @@ impl Config {
     }
 }
 
+/// A weight matrix `[n][k]` in the GGUF's own block layout, multiplied with candle's `vec_dot`
+/// kernels: generation reads the fewest bytes per token this way.
+///
+/// For long prompts, matrices whose type has one of candle's tiled x86 kernels (Q4_K, Q6_K, Q8_0)
+/// are read again from the file, one layer at a time, as `QMatMul`s that candle repacks into
+/// wider tiles (see [`Transformer::prefill`]); the tiles are dropped after the layer, so they never
+/// sit in memory next to the compact copy.
+struct Weight {
+    w: Box<dyn QuantizedType>,
+    n: usize,
+    k: usize,
+    /// Tensor name in the GGUF, when the tiled kernels apply to it.
+    tiled: Option<String>,
+}
+
+impl Weight {
+    fn new(name: &str, t: QTensor, requantised: bool) -> Result<Self> {
+        let (n, k) = t.shape().dims2()?;
+        let tileable = matches!(t.dtype(), GgmlDType::Q4K | GgmlDType::Q6K | GgmlDType::Q8_0)
+            && n % 16 == 0
+            && k % 256 == 0
+            && !requantised;
+        let w = t.dtype().from_data(t.data()?);
+        Ok(Weight {
+            w,
+            n,
+            k,
+            tiled: tileable.then(|| name.to_string()),
+        })
+    }
+
+    /// `x` is `[m][k]`; returns `[m][n]`, through `tiled` when given.
+    fn mm(&self, x: &[f32], m: usize, tiled: Option<&QMatMul>) -> Result<Vec<f32>> {
+        if let Some(q) = tiled {
+            return matmul(q, &Tensor::from_slice(x, (m, self.k), &Device::Cpu)?);
+        }
+        let mut dst = vec![0f32; m * self.n];
+        self.w.matmul_t((m, self.k, self.n), x, &mut dst)?;
+        Ok(dst)
+    }
+}
+
+/// One layer's tiled matrices for a long prompt (`None` where the compact path is used).
+#[derive(Default)]
+struct TiledLayer {
+    mats: [Option<QMatMul>; 7],
+}
+
 struct Layer {
     attn_norm: Vec<f32>,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    wq: Weight,
+    wk: Weight,
+    wv: Weight,
     bq: Option<Vec<f32>>,
     bk: Option<Vec<f32>>,
     bv: Option<Vec<f32>>,
-    wo: QMatMul,
+    wo: Weight,
     ffn_norm: Vec<f32>,
-    w_gate: QMatMul,
-    w_up: QMatMul,
-    w_down: QMatMul,
+    w_gate: Weight,
+    w_up: Weight,
+    w_down: Weight,
     /// K and V for every cached position: `[kv_head][pos][head_dim]`.
     k_cache: Vec<f32>,
     v_cache: Vec<f32>,
@@ -118,10 +168,14 @@ pub struct LoadReport {
 
 pub struct Transformer {
     pub cfg: Config,
+    /// The GGUF the weights came from (tiled matrices are re-read from it for long prompts).
+    src: Arc<Gguf>,
     embd: Arc<QTensor>,
     layers: Vec<Layer>,
     out_norm: Vec<f32>,
-    output: QMatMul,
+    /// `None`: tied to the token embeddings.
+    output: Option<Weight>,
+    tied_output: Option<QMatMul>,
     /// `[pos][head_dim / 2]`
     cos: Vec<f32>,
     sin: Vec<f32>,
@@ -165,6 +219,12 @@ impl Loader<'_> {
         Ok(t)
     }
 
+    fn weight(&mut self, name: &str) -> Result<Weight> {
+        let before = self.requantised.len();
+        let t = self.q(name)?;
+        Weight::new(name, t, self.requantised.len() > before)
+    }
+
     fn vec(&mut self, name: &str) -> Result<Vec<f32>> {
         let t = self.q(name)?;
         Ok(t.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?)
@@ -182,7 +242,8 @@ impl Loader<'_> {
 impl Transformer {
     /// Loads weights from `g` and allocates the KV cache for `n_ctx` tokens (capped at the
     /// model's training context).
-    pub fn load(g: &Gguf, n_ctx: usize) -> Result<Self> {
+    pub fn load(src: Arc<Gguf>, n_ctx: usize) -> Result<Self> {
+        let g = src.as_ref();
         let started = std::time::Instant::now();
         let cfg = Config::from_gguf(g)?;
         let n_ctx = n_ctx.min(cfg.ctx_train).max(16);
@@ -209,22 +270,22 @@ impl Transformer {
                 bq,
                 bk,
                 bv,
-                wq: QMatMul::from_qtensor(ld.q(&p("attn_q.weight"))?)?,
-                wk: QMatMul::from_qtensor(ld.q(&p("attn_k.weight"))?)?,
-                wv: QMatMul::from_qtensor(ld.q(&p("attn_v.weight"))?)?,
-                wo: QMatMul::from_qtensor(ld.q(&p("attn_output.weight"))?)?,
-                w_gate: QMatMul::from_qtensor(ld.q(&p("ffn_gate.weight"))?)?,
-                w_up: QMatMul::from_qtensor(ld.q(&p("ffn_up.weight"))?)?,
-                w_down: QMatMul::from_qtensor(ld.q(&p("ffn_down.weight"))?)?,
+                wq: ld.weight(&p("attn_q.weight"))?,
+                wk: ld.weight(&p("attn_k.weight"))?,
+                wv: ld.weight(&p("attn_v.weight"))?,
+                wo: ld.weight(&p("attn_output.weight"))?,
+                w_gate: ld.weight(&p("ffn_gate.weight"))?,
+                w_up: ld.weight(&p("ffn_up.weight"))?,
+                w_down: ld.weight(&p("ffn_down.weight"))?,
                 k_cache: vec![0.0; kv_len],
                 v_cache: vec![0.0; kv_len],
             });
         }
         let out_norm = ld.vec("output_norm.weight")?;
-        let output = if ld.has("output.weight") {
-            QMatMul::from_qtensor(ld.q("output.weight")?)?
+        let (output, tied_output) = if ld.has("output.weight") {
+            (Some(ld.weight("output.weight")?), None)
         } else {
-            QMatMul::from_arc(embd.clone())?
+            (None, Some(QMatMul::from_arc(embd.clone())?))
         };
         let rope_factors = ld.optional_vec("rope_freqs.weight")?;
         report.requantised = ld.requantised;
@@ -232,11 +293,13 @@ impl Transformer {
         report.kv_cache_bytes = 2 * kv_len * cfg.n_layer * std::mem::size_of::<f32>();
         report.load_ms = started.elapsed().as_millis() as u64;
         Ok(Transformer {
+            src: src.clone(),
             cfg,
             embd,
             layers,
             out_norm,
             output,
+            tied_output,
             cos,
             sin,
             n_ctx,
@@ -276,10 +339,7 @@ impl Transformer {
             .count()
             .min(prompt.len() - 1);
         self.cached.truncate(common);
-        let mut logits = Vec::new();
-        for chunk in prompt[common..].chunks(PREFILL_CHUNK) {
-            logits = self.forward(chunk)?;
-        }
+        let logits = self.forward(&prompt[common..])?;
         Ok((logits, common))
     }
 
@@ -291,60 +351,145 @@ impl Transformer {
         self.forward(&[token])
     }
 
+    /// Reads layer `li`'s tileable matrices again from the file as `QMatMul`s.
+    fn tiled_layer(&self, li: usize) -> Result<TiledLayer> {
+        let mut reader = BufReader::new(File::open(&self.src.path)?);
+        let mut out = TiledLayer::default();
+        let l = &self.layers[li];
+        for (slot, w) in out.mats.iter_mut().zip(l.weights()) {
+            if let Some(name) = &w.tiled {
+                let t = self.src.content.tensor(&mut reader, name, &Device::Cpu)?;
+                *slot = Some(QMatMul::from_qtensor(t)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs `tokens` (positions `cached.len()..`) through every layer and returns the logits after
+    /// the last one. Long inputs go layer by layer (all chunks of a layer, then the next layer),
+    /// so each layer's tiled matrices are built once and dropped before the next.
     fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         let m = tokens.len();
         let start = self.cached.len();
         if start + m > self.n_ctx {
             bail!("context window of {} tokens is full", self.n_ctx);
         }
-        let cfg = self.cfg.clone();
-        let (d, hd) = (cfg.n_embd, cfg.head_dim);
+        let d = self.cfg.n_embd;
         let ids = Tensor::from_vec(tokens.to_vec(), m, &Device::Cpu)?;
         let mut x = self.embd.embedding(&ids)?.flatten_all()?.to_vec1::<f32>()?;
-        let mut h = vec![0f32; m * d];
-        for layer in &mut self.layers {
-            rms_norm(&x, &layer.attn_norm, cfg.eps, d, &mut h);
-            let hq = Tensor::from_slice(&h, (m, d), &Device::Cpu)?;
-            let mut q = matmul(&layer.wq, &hq)?;
-            let mut k = matmul(&layer.wk, &hq)?;
-            let mut v = matmul(&layer.wv, &hq)?;
-            add_bias(&mut q, layer.bq.as_deref());
-            add_bias(&mut k, layer.bk.as_deref());
-            add_bias(&mut v, layer.bv.as_deref());
-            apply_rope(&mut q, cfg.n_head, hd, start, &self.cos, &self.sin, cfg.rope);
-            apply_rope(&mut k, cfg.n_kv_head, hd, start, &self.cos, &self.sin, cfg.rope);
-            // Write K/V into the cache in place.
-            for t in 0..m {
-                for kh in 0..cfg.n_kv_head {
-                    let src = (t * cfg.n_kv_head + kh) * hd;
-                    let dst = (kh * self.n_ctx + start + t) * hd;
-                    layer.k_cache[dst..dst + hd].copy_from_slice(&k[src..src + hd]);
-                    layer.v_cache[dst..dst + hd].copy_from_slice(&v[src..src + hd]);
-                }
-            }
-            let attn = attention(&q, &layer.k_cache, &layer.v_cache, &cfg, self.n_ctx, start, m);
-            let o = matmul(&layer.wo, &Tensor::from_vec(attn, (m, cfg.n_head * hd), &Device::Cpu)?)?;
-            for (xi, oi) in x.iter_mut().zip(&o) {
-                *xi += oi;
-            }
-            rms_norm(&x, &layer.ffn_norm, cfg.eps, d, &mut h);
-            let hf = Tensor::from_slice(&h, (m, d), &Device::Cpu)?;
-            let gate = matmul(&layer.w_gate, &hf)?;
-            let up = matmul(&layer.w_up, &hf)?;
-            let act: Vec<f32> = gate.iter().zip(&up).map(|(g, u)| silu(*g) * u).collect();
-            let down = matmul(&layer.w_down, &Tensor::from_vec(act, (m, cfg.n_ff), &Device::Cpu)?)?;
-            for (xi, di) in x.iter_mut().zip(&down) {
-                *xi += di;
+        let tiled = m >= TILED_MIN_TOKENS;
+        for li in 0..self.layers.len() {
+            let mats = if tiled { Some(self.tiled_layer(li)?) } else { None };
+            for (ci, chunk) in x.chunks_mut(PREFILL_CHUNK * d).enumerate() {
+                let rows = chunk.len() / d;
+                layer_forward(
+                    &mut self.layers[li],
+                    &self.cfg,
+                    (&self.cos, &self.sin),
+                    self.n_ctx,
+                    chunk,
+                    start + ci * PREFILL_CHUNK,
+                    rows,
+                    mats.as_ref(),
+                )?;
             }
         }
         self.cached.extend_from_slice(tokens);
         // Logits for the last position only.
         let last = &x[(m - 1) * d..];
         let mut normed = vec![0f32; d];
-        rms_norm(last, &self.out_norm, cfg.eps, d, &mut normed);
-        let logits = matmul(&self.output, &Tensor::from_vec(normed, (1, d), &Device::Cpu)?)?;
-        Ok(logits)
+        rms_norm(last, &self.out_norm, self.cfg.eps, d, &mut normed);
+        match (&self.output, &self.tied_output) {
+            (Some(w), _) => w.mm(&normed, 1, None),
+            (None, Some(t)) => matmul(t, &Tensor::from_vec(normed, (1, d), &Device::Cpu)?),
+            (None, None) => bail!("the model has no output projection"),
+        }
     }
+}
+
+impl Layer {
+    /// The matrices in [`TiledLayer`] order.
+    fn weights(&self) -> [&Weight; 7] {
+        [
+            &self.wq,
+            &self.wk,
+            &self.wv,
+            &self.wo,
+            &self.w_gate,
+            &self.w_up,
+            &self.w_down,
+        ]
+    }
+}
+
+/// One layer over `m` rows of `x` at positions `pos..pos + m` (K/V of earlier positions are in the
+/// cache already).
+#[allow(clippy::too_many_arguments)]
+fn layer_forward(
+    layer: &mut Layer,
+    cfg: &Config,
+    (cos, sin): (&[f32], &[f32]),
+    n_ctx: usize,
+    x: &mut [f32],
+    pos: usize,
+    m: usize,
+    tiled: Option<&TiledLayer>,
+) -> Result<()> {
+    let (d, hd) = (cfg.n_embd, cfg.head_dim);
+    let t = |i: usize| tiled.and_then(|t| t.mats[i].as_ref());
+    let mut h = vec![0f32; m * d];
+    rms_norm(x, &layer.attn_norm, cfg.eps, d, &mut h);
+    let mut q = layer.wq.mm(&h, m, t(0))?;
+    let mut k = layer.wk.mm(&h, m, t(1))?;
+    let mut v = layer.wv.mm(&h, m, t(2))?;
+    add_bias(&mut q, layer.bq.as_deref());
+    add_bias(&mut k, layer.bk.as_deref());
+    add_bias(&mut v, layer.bv.as_deref());
+    apply_rope(&mut q, cfg.n_head, hd, pos, cos, sin, cfg.rope);
+    apply_rope(&mut k, cfg.n_kv_head, hd, pos, cos, sin, cfg.rope);
+    // Write K/V into the cache in place.
+    for r in 0..m {
+        for kh in 0..cfg.n_kv_head {
+            let src = (r * cfg.n_kv_head + kh) * hd;
+            let dst = (kh * n_ctx + pos + r) * hd;
+            layer.k_cache[dst..dst + hd].copy_from_slice(&k[src..src + hd]);
+            layer.v_cache[dst..dst + hd].copy_from_slice(&v[src..src + hd]);
+        }
+    }
+    let attn = attention(&q, &layer.k_cache, &layer.v_cache, cfg, n_ctx, pos, m);
+    let o = layer.wo.mm(&attn, m, t(3))?;
+    for (xi, oi) in x.iter_mut().zip(&o) {
+        *xi += oi;
+    }
+    rms_norm(x, &layer.ffn_norm, cfg.eps, d, &mut h);
+    let gate = layer.w_gate.mm(&h, m, t(4))?;
+    let up = layer.w_up.mm(&h, m, t(5))?;
+    let act: Vec<f32> = gate.iter().zip(&up).map(|(g, u)| silu(*g) * u).collect();
+    let down = layer.w_down.mm(&act, m, t(6))?;
+    for (xi, di) in x.iter_mut().zip(&down) {
+        *xi += di;
+    }
+    Ok(())
+}
+
+/// Dot product with eight independent accumulators, so the compiler keeps it in SIMD registers
+/// (a plain `zip().sum()` is a serial chain of float adds it may not reorder).
+#[inline]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        let (x, y): (&[f32; 8], &[f32; 8]) = (x.try_into().expect("8"), y.try_into().expect("8"));
+        for ((s, x), y) in acc.iter_mut().zip(x).zip(y) {
+            *s += x * y;
+        }
+    }
+    let mut sum: f32 = acc.iter().sum();
+    for (x, y) in ra.iter().zip(rb) {
+        sum += x * y;
+    }
+    sum
 }
 
 fn matmul(w: &QMatMul, x: &Tensor) -> Result<Vec<f32>> {
@@ -425,50 +570,82 @@ fn apply_rope(x: &mut [f32], heads: usize, hd: usize, start: usize, cos: &[f32],
     }
 }
 
+/// Query rows per attention work item.
+const ATTN_ROWS: usize = 16;
+
 /// Causal attention of `m` query rows (positions `start..start+m`) against the cache; returns
 /// `[m][n_head * head_dim]`.
+///
+/// Work items are (kv head, block of rows), run on candle's worker pool (the one its matmuls
+/// use, so the two never compete for cores). Each K and V row is read once for all the query
+/// heads that share it (grouped-query attention) rather than once per query head.
 fn attention(q: &[f32], kc: &[f32], vc: &[f32], cfg: &Config, n_ctx: usize, start: usize, m: usize) -> Vec<f32> {
     let hd = cfg.head_dim;
     let group = cfg.n_head / cfg.n_kv_head;
     let scale = 1.0 / (hd as f32).sqrt();
-    let per_head: Vec<Vec<f32>> = (0..cfg.n_head)
-        .into_par_iter()
-        .map(|h| {
-            let kh = h / group;
-            let kbase = kh * n_ctx * hd;
-            let mut out = vec![0f32; m * hd];
-            let mut scores = vec![0f32; start + m];
-            for t in 0..m {
-                let qrow = &q[(t * cfg.n_head + h) * hd..(t * cfg.n_head + h + 1) * hd];
-                let len = start + t + 1;
-                let mut max = f32::NEG_INFINITY;
-                for (p, s) in scores[..len].iter_mut().enumerate() {
-                    let krow = &kc[kbase + p * hd..kbase + (p + 1) * hd];
-                    let dot: f32 = qrow.iter().zip(krow).map(|(a, b)| a * b).sum();
-                    *s = dot * scale;
-                    max = max.max(*s);
+    let row_blocks = m.div_ceil(ATTN_ROWS);
+    let items = cfg.n_kv_head * row_blocks;
+    let results: Vec<std::sync::Mutex<Vec<f32>>> = (0..items).map(|_| std::sync::Mutex::new(Vec::new())).collect();
+    let work = |item: usize| {
+        let (kh, rb) = (item / row_blocks, item % row_blocks);
+        let (r0, r1) = (rb * ATTN_ROWS, ((rb + 1) * ATTN_ROWS).min(m));
+        let kbase = kh * n_ctx * hd;
+        let heads = kh * group..(kh + 1) * group;
+        // [row][head in group][hd]
+        let mut out = vec![0f32; (r1 - r0) * group * hd];
+        let mut scores = vec![0f32; group * (start + r1)];
+        for t in r0..r1 {
+            let len = start + t + 1;
+            let qrow = |g: usize| {
+                let h = heads.start + g;
+                &q[(t * cfg.n_head + h) * hd..(t * cfg.n_head + h + 1) * hd]
+            };
+            for p in 0..len {
+                let krow = &kc[kbase + p * hd..kbase + (p + 1) * hd];
+                for g in 0..group {
+                    scores[g * len + p] = dot(qrow(g), krow) * scale;
                 }
+            }
+            for g in 0..group {
+                let s = &mut scores[g * len..(g + 1) * len];
+                let max = s.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0f32;
-                for s in &mut scores[..len] {
-                    *s = (*s - max).exp();
-                    sum += *s;
+                for x in s.iter_mut() {
+                    *x = (*x - max).exp();
+                    sum += *x;
                 }
-                let o = &mut out[t * hd..(t + 1) * hd];
-                for (p, s) in scores[..len].iter().enumerate() {
-                    let w = s / sum;
-                    let vrow = &vc[kbase + p * hd..kbase + (p + 1) * hd];
-                    for (oi, vi) in o.iter_mut().zip(vrow) {
+                let inv = 1.0 / sum;
+                for x in s.iter_mut() {
+                    *x *= inv;
+                }
+            }
+            let o = &mut out[(t - r0) * group * hd..(t - r0 + 1) * group * hd];
+            for p in 0..len {
+                let vrow = &vc[kbase + p * hd..kbase + (p + 1) * hd];
+                for g in 0..group {
+                    let w = scores[g * len + p];
+                    for (oi, vi) in o[g * hd..(g + 1) * hd].iter_mut().zip(vrow) {
                         *oi += w * vi;
                     }
                 }
             }
-            out
-        })
-        .collect();
+        }
+        *results[item].lock().expect("attention slot") = out;
+    };
+    candle_core::utils::barrier_pool().execute_chunked(items, |range| {
+        for item in range {
+            work(item);
+        }
+    });
     let mut out = vec![0f32; m * cfg.n_head * hd];
-    for (h, ho) in per_head.iter().enumerate() {
-        for t in 0..m {
-            out[(t * cfg.n_head + h) * hd..(t * cfg.n_head + h + 1) * hd].copy_from_slice(&ho[t * hd..(t + 1) * hd]);
+    for (item, slot) in results.into_iter().enumerate() {
+        let (kh, rb) = (item / row_blocks, item % row_blocks);
+        let r0 = rb * ATTN_ROWS;
+        let block = slot.into_inner().expect("attention slot");
+        for (i, row) in block.chunks(group * hd).enumerate() {
+            let t = r0 + i;
+            let dst = (t * cfg.n_head + kh * group) * hd;
+            out[dst..dst + group * hd].copy_from_slice(row);
         }
     }
     out

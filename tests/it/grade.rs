@@ -17,7 +17,7 @@ fn by_candidate(v: &serde_json::Value) -> BTreeMap<String, serde_json::Value> {
         .collect()
 }
 
-fn store_runs(db: &std::path::Path) -> Vec<(String, Vec<assay::store::StageRun>)> {
+pub fn store_runs(db: &std::path::Path) -> Vec<(String, Vec<assay::store::StageRun>)> {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let store = SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
@@ -104,6 +104,7 @@ ref = "no-such-branch"
             .env("ASSAY_LIMITS_FILE_BYTES", "100000")
             .args([
                 "grade",
+                "--no-drafts",
                 "--no-sandbox",
                 cohort.to_str().unwrap(),
                 "--json",
@@ -219,6 +220,7 @@ fn deadline_grades_the_last_commit_before_it_and_records_later_ones() {
     let assay = Assay::new();
     let v = json_ok(&assay.run(&[
         "grade",
+        "--no-drafts",
         "--no-sandbox",
         cohort.to_str().unwrap(),
         "--json",
@@ -268,7 +270,7 @@ fn malformed_cohorts_fail_with_positions_and_exit_2() {
     ];
     for (body, at) in cases {
         let cohort = write_cohort(work.path(), body);
-        let out = assay.run(&["grade", "--no-sandbox", cohort.to_str().unwrap()]);
+        let out = assay.run(&["grade", "--no-drafts", "--no-sandbox", cohort.to_str().unwrap()]);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{body}: {err}");
         assert!(err.contains(at), "expected {at} in: {err}");
@@ -299,6 +301,7 @@ repo = "https://tokenSECRET42@localhost:9/y.git"
             .env("ASSAY_LOG", "debug")
             .args([
                 "grade",
+                "--no-drafts",
                 "--no-sandbox",
                 cohort.to_str().unwrap(),
                 "--json",
@@ -353,6 +356,7 @@ fn sigkill_mid_run_then_rerun_finishes_everything_exactly_once() {
     let out_dir = work.path().join("out");
     let args = [
         "grade",
+        "--no-drafts",
         "--no-sandbox",
         cohort.to_str().unwrap(),
         "--jobs",
@@ -455,6 +459,7 @@ fn example_cohort_grades_as_the_readme_says() {
     let cohort = examples.join("cohort.toml");
     let v = json_ok(&assay.run(&[
         "grade",
+        "--no-drafts",
         "--no-sandbox",
         cohort.to_str().unwrap(),
         "--json",
@@ -527,6 +532,7 @@ fn grade_runs_the_sandbox_and_repro_stages_and_skips_them_when_done() {
     let out_dir = work.path().join("out");
     let args = [
         "grade",
+        "--no-drafts",
         cohort.to_str().unwrap(),
         "--json",
         "--jobs",

@@ -67,7 +67,7 @@ impl Config {
         let head_dim = g
             .u32(&k("attention.key_length"))
             .map_or(n_embd / n_head, |v| v as usize);
-        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 {
+        if n_head == 0 || n_kv_head == 0 || !n_head.is_multiple_of(n_kv_head) {
             bail!("{}: head counts {n_head}/{n_kv_head} do not divide", g.path.display());
         }
         let vocab = g
@@ -110,8 +110,8 @@ impl Weight {
     fn new(name: &str, t: QTensor, requantised: bool) -> Result<Self> {
         let (n, k) = t.shape().dims2()?;
         let tileable = matches!(t.dtype(), GgmlDType::Q4K | GgmlDType::Q6K | GgmlDType::Q8_0)
-            && n % 16 == 0
-            && k % 256 == 0
+            && n.is_multiple_of(16)
+            && k.is_multiple_of(256)
             && !requantised;
         let w = t.dtype().from_data(t.data()?);
         Ok(Weight {

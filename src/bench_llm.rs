@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::bench::measure;
 use crate::draft::{self, Bundle, DraftOptions};
+use crate::llm::generate::argmax;
 use crate::llm::{Engine, Llm};
 use crate::rubric::Rubric;
 
@@ -29,16 +30,6 @@ pub struct DraftStats {
     pub gen_tokens: usize,
     pub valid: bool,
     pub prompt_ids: Vec<u32>,
-}
-
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, x) in v.iter().enumerate() {
-        if *x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// Prompt processing of `ids`, then `n_gen` greedy tokens (end-of-turn ignored).

@@ -195,11 +195,12 @@ fn defuse(text: &str) -> String {
     out
 }
 
-/// README sections as `D` items (heading + the start of its text), bounded.
-pub fn readme_items(tree: &Path) -> Vec<EvidenceItem> {
+/// README sections as `D` items (heading + the start of its text, bounded) and the README's line
+/// count (0 when there is none), from one read of the file.
+pub fn readme_evidence(tree: &Path) -> (Vec<EvidenceItem>, usize) {
     match find_readme(tree) {
-        Some((name, text)) => readme_items_from_text(&name, &text),
-        None => readme_items_from_text("", ""),
+        Some((name, text)) => (readme_items_from_text(&name, &text), text.lines().count()),
+        None => (readme_items_from_text("", ""), 0),
     }
 }
 
@@ -253,11 +254,6 @@ pub fn readme_items_from_text(name: &str, text: &str) -> Vec<EvidenceItem> {
             ),
         })
         .collect()
-}
-
-/// Lines of the README (0 when there is none).
-pub fn readme_lines(tree: &Path) -> usize {
-    find_readme(tree).map_or(0, |(_, t)| t.lines().count())
 }
 
 fn find_readme(tree: &Path) -> Option<(String, String)> {

@@ -65,41 +65,30 @@ impl Gguf {
             .with_context(|| format!("{}: metadata key {key} is missing", self.path.display()))
     }
 
-    pub fn strings(&self, key: &str) -> Result<Vec<String>> {
+    /// The array at `key`, each element converted by `f`.
+    fn array<T>(&self, key: &str, f: impl Fn(&Value) -> Result<T>) -> Result<Vec<T>> {
         let Some(v) = self.get(key) else {
             bail!("{}: metadata key {key} is missing", self.path.display())
         };
         let arr = v.to_vec().map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
         arr.iter()
-            .map(|v| v.to_string().cloned().map_err(|e| anyhow::anyhow!("{key}: {e}")))
+            .map(|v| f(v).with_context(|| format!("{}: {key}", self.path.display())))
             .collect()
+    }
+
+    pub fn strings(&self, key: &str) -> Result<Vec<String>> {
+        self.array(key, |v| Ok(v.to_string()?.clone()))
     }
 
     pub fn ints(&self, key: &str) -> Result<Vec<i64>> {
-        let Some(v) = self.get(key) else {
-            bail!("{}: metadata key {key} is missing", self.path.display())
-        };
-        let arr = v.to_vec().map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
-        arr.iter()
-            .map(|v| match v {
-                Value::I32(x) => Ok(*x as i64),
-                Value::U32(x) => Ok(*x as i64),
-                Value::I8(x) => Ok(*x as i64),
-                Value::U8(x) => Ok(*x as i64),
-                Value::I64(x) => Ok(*x),
-                other => bail!("{key}: expected integers, found {:?}", other.value_type()),
-            })
-            .collect()
-    }
-
-    pub fn floats(&self, key: &str) -> Result<Vec<f32>> {
-        let Some(v) = self.get(key) else {
-            bail!("{}: metadata key {key} is missing", self.path.display())
-        };
-        let arr = v.to_vec().map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
-        arr.iter()
-            .map(|v| v.to_f32().map_err(|e| anyhow::anyhow!("{key}: {e}")))
-            .collect()
+        self.array(key, |v| match v {
+            Value::I32(x) => Ok(*x as i64),
+            Value::U32(x) => Ok(*x as i64),
+            Value::I8(x) => Ok(*x as i64),
+            Value::U8(x) => Ok(*x as i64),
+            Value::I64(x) => Ok(*x),
+            other => bail!("expected integers, found {:?}", other.value_type()),
+        })
     }
 
     pub fn architecture(&self) -> Result<&str> {

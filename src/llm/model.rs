@@ -157,15 +157,6 @@ struct Layer {
     v_cache: Vec<f32>,
 }
 
-/// Load-time facts reported by `assay model info` and the benchmark.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct LoadReport {
-    pub requantised: Vec<String>,
-    pub load_ms: u64,
-    pub kv_cache_bytes: usize,
-    pub context: usize,
-}
-
 pub struct Transformer {
     pub cfg: Config,
     /// The GGUF the weights came from (tiled matrices are re-read from it for long prompts).
@@ -183,7 +174,6 @@ pub struct Transformer {
     pub n_ctx: usize,
     /// Tokens whose K/V are in the cache, in order.
     cached: Vec<u32>,
-    pub report: LoadReport,
 }
 
 /// Tensor types candle 0.11 has no SIMD dot product for; they are requantised to Q8_0 at load.
@@ -247,10 +237,6 @@ impl Transformer {
         let started = std::time::Instant::now();
         let cfg = Config::from_gguf(g)?;
         let n_ctx = n_ctx.min(cfg.ctx_train).max(16);
-        let mut report = LoadReport {
-            context: n_ctx,
-            ..Default::default()
-        };
         let mut ld = Loader {
             g,
             reader: BufReader::new(File::open(&g.path)?),
@@ -288,10 +274,14 @@ impl Transformer {
             (None, Some(QMatMul::from_arc(embd.clone())?))
         };
         let rope_factors = ld.optional_vec("rope_freqs.weight")?;
-        report.requantised = ld.requantised;
         let (cos, sin) = rope_tables(cfg.head_dim, n_ctx, cfg.rope_base, rope_factors.as_deref());
-        report.kv_cache_bytes = 2 * kv_len * cfg.n_layer * std::mem::size_of::<f32>();
-        report.load_ms = started.elapsed().as_millis() as u64;
+        tracing::debug!(
+            model = %g.path.display(),
+            load_ms = started.elapsed().as_millis() as u64,
+            kv_cache_bytes = 2 * kv_len * cfg.n_layer * std::mem::size_of::<f32>(),
+            requantised = ?ld.requantised,
+            "model loaded"
+        );
         Ok(Transformer {
             src: src.clone(),
             cfg,
@@ -304,7 +294,6 @@ impl Transformer {
             sin,
             n_ctx,
             cached: Vec::new(),
-            report,
         })
     }
 

@@ -623,7 +623,7 @@ impl Pipeline {
                 async move {
                     let (readme, readme_lines) = blocking(move || {
                         ensure_export(&mirror, &commit, &export_dir, &file_limits)?;
-                        Ok((draft::readme_items(&export_dir), draft::readme_lines(&export_dir)))
+                        Ok(draft::readme_evidence(&export_dir))
                     })
                     .await?;
                     facts.readme_lines = Some(readme_lines);
@@ -958,6 +958,14 @@ pub async fn summarize(store: &dyn Store, cohort: &str, cohort_id: i64) -> Resul
     let mut out = Vec::new();
     for rec in store.submissions(cohort_id).await? {
         let runs = store.runs(rec.id).await?;
+        let drafts = runs
+            .iter()
+            .rev()
+            .find(|r| r.stage == Stage::Draft && r.status == RunStatus::Done)
+            .and_then(|r| r.output.clone())
+            .and_then(|v| serde_json::from_value::<draft::DraftRecord>(v).ok())
+            .map(|r| r.drafts)
+            .unwrap_or_default();
         let mut stages = BTreeMap::new();
         for run in runs {
             stages.insert(
@@ -976,11 +984,6 @@ pub async fn summarize(store: &dyn Store, cohort: &str, cohort_id: i64) -> Resul
             SubmissionStatus::Failed => ("failed", rec.outcome.unwrap_or(OutcomeKind::InfraError)),
             _ => ("interrupted", OutcomeKind::Interrupted),
         };
-        let drafts = stage_output(store, rec.id, Stage::Draft)
-            .await?
-            .and_then(|v| serde_json::from_value::<draft::DraftRecord>(v).ok())
-            .map(|r| r.drafts)
-            .unwrap_or_default();
         out.push(SubmissionSummary {
             drafts,
             evidence: store.evidence(rec.id).await?,

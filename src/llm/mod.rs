@@ -43,7 +43,7 @@ impl Llm {
         let g = Arc::new(Gguf::open(path)?);
         let info = g.info()?;
         let tok = Arc::new(GgufTokenizer::from_gguf(&g)?);
-        let template = ChatTemplate::new(g.string("tokenizer.chat_template"));
+        let template = ChatTemplate::new(g.string("tokenizer.chat_template"), &info.architecture);
         let model = Transformer::load(g.clone(), n_ctx).with_context(|| format!("cannot load {}", path.display()))?;
         Ok(Llm {
             id: id.to_string(),
@@ -116,7 +116,7 @@ impl Engine {
             .spawn(move || {
                 let mut llm = match Llm::load(&path, &id_owned, n_ctx) {
                     Ok(l) => {
-                        let template = ChatTemplate::new(l.template.source());
+                        let template = l.template.clone();
                         let _ = ready_tx.send(Ok((l.info.clone(), l.tok.clone(), template, l.model.n_ctx)));
                         l
                     }

@@ -1,4 +1,4 @@
-//! Our own transformer forward for llama-family and qwen2 GGUF models.
+//! Our own transformer forward for llama-family, qwen2 and gemma3 GGUF models.
 //!
 //! candle supplies the GGUF reader and the quantized matmul kernels; everything between the
 //! matmuls (norms, rope, attention, activations) is plain `f32` code over a KV cache that is
@@ -33,6 +33,14 @@ pub enum RopeStyle {
     Neox,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// SiLU-gated feed-forward (llama, qwen2).
+    Silu,
+    /// GELU (tanh approximation) gated (gemma).
+    GeluTanh,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub arch: String,
@@ -47,6 +55,26 @@ pub struct Config {
     pub rope: RopeStyle,
     pub ctx_train: usize,
     pub vocab: usize,
+    pub act: Activation,
+    /// Softmax scale of the attention scores.
+    pub attn_scale: f32,
+    /// Token embeddings are multiplied by this (gemma: sqrt(n_embd)).
+    pub embed_scale: Option<f32>,
+    /// Sliding-window attention: a key at distance `window` or more from the query is masked.
+    pub sliding_window: Option<usize>,
+    /// Every `swa_period`-th layer (1-based) attends globally; the others slide.
+    pub swa_period: usize,
+    /// RoPE base of sliding layers (gemma3: 10 000, against 1 000 000 for global ones).
+    pub rope_base_local: f32,
+    /// Linear RoPE scaling of global layers (positions divided by it).
+    pub rope_scale: f32,
+}
+
+impl Config {
+    /// Whether layer `i` uses sliding-window attention.
+    pub fn slides(&self, i: usize) -> bool {
+        self.sliding_window.is_some() && !(i + 1).is_multiple_of(self.swa_period)
+    }
 }
 
 impl Config {
@@ -54,12 +82,13 @@ impl Config {
         let arch = g.architecture()?.to_string();
         let rope = match arch.as_str() {
             "llama" => RopeStyle::Interleaved,
-            "qwen2" => RopeStyle::Neox,
+            "qwen2" | "gemma3" => RopeStyle::Neox,
             other => bail!(
-                "{}: architecture {other:?} is not supported (supported: llama, qwen2)",
+                "{}: architecture {other:?} is not supported (supported: llama, qwen2, gemma3)",
                 g.path.display()
             ),
         };
+        let gemma = arch == "gemma3";
         let k = |s: &str| format!("{arch}.{s}");
         let n_embd = g.require_u32(&k("embedding_length"))? as usize;
         let n_head = g.require_u32(&k("attention.head_count"))? as usize;
@@ -74,6 +103,14 @@ impl Config {
             .get("tokenizer.ggml.tokens")
             .and_then(|v| v.to_vec().ok())
             .map_or(0, Vec::len);
+        let rope_base = g.f32(&k("rope.freq_base")).unwrap_or(10_000.0);
+        let rope_scale = match g.string(&k("rope.scaling.type")) {
+            Some("linear") | None => g.f32(&k("rope.scaling.factor")).filter(|f| *f > 0.0).unwrap_or(1.0),
+            Some(other) => bail!(
+                "{}: rope scaling {other:?} is not supported (supported: linear)",
+                g.path.display()
+            ),
+        };
         Ok(Config {
             n_embd,
             n_layer: g.require_u32(&k("block_count"))? as usize,
@@ -82,10 +119,27 @@ impl Config {
             head_dim,
             n_ff: g.require_u32(&k("feed_forward_length"))? as usize,
             eps: g.f32(&k("attention.layer_norm_rms_epsilon")).unwrap_or(1e-5),
-            rope_base: g.f32(&k("rope.freq_base")).unwrap_or(10_000.0),
+            rope_base,
             rope,
             ctx_train: g.u32(&k("context_length")).map_or(4096, |v| v as usize),
             vocab,
+            act: if gemma { Activation::GeluTanh } else { Activation::Silu },
+            // Gemma 3 scales queries by 1/sqrt(query_pre_attn_scalar), which is head_dim for every
+            // size but 27B (n_embd / n_head there); llama.cpp keys that on the model size.
+            attn_scale: if gemma && n_embd == 5376 && n_head == 32 {
+                1.0 / ((n_embd / n_head) as f32).sqrt()
+            } else {
+                1.0 / (head_dim as f32).sqrt()
+            },
+            embed_scale: gemma.then(|| (n_embd as f32).sqrt()),
+            sliding_window: if gemma {
+                g.u32(&k("attention.sliding_window")).map(|w| w as usize)
+            } else {
+                None
+            },
+            swa_period: 6,
+            rope_base_local: if gemma { 10_000.0 } else { rope_base },
+            rope_scale,
             arch,
         })
     }
@@ -152,6 +206,14 @@ struct Layer {
     w_gate: Weight,
     w_up: Weight,
     w_down: Weight,
+    /// Per-head RMS norms of queries and keys (gemma3).
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
+    /// Norms of the attention and feed-forward outputs before the residual add (gemma3).
+    post_attn_norm: Option<Vec<f32>>,
+    post_ffw_norm: Option<Vec<f32>>,
+    /// Sliding-window attention (and the local RoPE table).
+    slides: bool,
     /// K and V for every cached position: `[kv_head][pos][head_dim]`.
     k_cache: Vec<f32>,
     v_cache: Vec<f32>,
@@ -167,9 +229,9 @@ pub struct Transformer {
     /// `None`: tied to the token embeddings.
     output: Option<Weight>,
     tied_output: Option<QMatMul>,
-    /// `[pos][head_dim / 2]`
-    cos: Vec<f32>,
-    sin: Vec<f32>,
+    /// `[pos][head_dim / 2]`, for global layers and (gemma3) sliding ones.
+    rope_global: Rope,
+    rope_local: Option<Rope>,
     /// Context window the cache was allocated for.
     pub n_ctx: usize,
     /// Tokens whose K/V are in the cache, in order.
@@ -263,6 +325,11 @@ impl Transformer {
                 w_gate: ld.weight(&p("ffn_gate.weight"))?,
                 w_up: ld.weight(&p("ffn_up.weight"))?,
                 w_down: ld.weight(&p("ffn_down.weight"))?,
+                q_norm: ld.optional_vec(&p("attn_q_norm.weight"))?,
+                k_norm: ld.optional_vec(&p("attn_k_norm.weight"))?,
+                post_attn_norm: ld.optional_vec(&p("post_attention_norm.weight"))?,
+                post_ffw_norm: ld.optional_vec(&p("post_ffw_norm.weight"))?,
+                slides: cfg.slides(i),
                 k_cache: vec![0.0; kv_len],
                 v_cache: vec![0.0; kv_len],
             });
@@ -274,7 +341,16 @@ impl Transformer {
             (None, Some(QMatMul::from_arc(embd.clone())?))
         };
         let rope_factors = ld.optional_vec("rope_freqs.weight")?;
-        let (cos, sin) = rope_tables(cfg.head_dim, n_ctx, cfg.rope_base, rope_factors.as_deref());
+        let rope_global = Rope::new(
+            cfg.head_dim,
+            n_ctx,
+            cfg.rope_base,
+            cfg.rope_scale,
+            rope_factors.as_deref(),
+        );
+        let rope_local = cfg
+            .sliding_window
+            .map(|_| Rope::new(cfg.head_dim, n_ctx, cfg.rope_base_local, 1.0, None));
         tracing::debug!(
             model = %g.path.display(),
             load_ms = started.elapsed().as_millis() as u64,
@@ -290,8 +366,8 @@ impl Transformer {
             out_norm,
             output,
             tied_output,
-            cos,
-            sin,
+            rope_global,
+            rope_local,
             n_ctx,
             cached: Vec::new(),
         })
@@ -366,15 +442,22 @@ impl Transformer {
         let d = self.cfg.n_embd;
         let ids = Tensor::from_vec(tokens.to_vec(), m, &Device::Cpu)?;
         let mut x = self.embd.embedding(&ids)?.flatten_all()?.to_vec1::<f32>()?;
+        if let Some(scale) = self.cfg.embed_scale {
+            x.iter_mut().for_each(|v| *v *= scale);
+        }
         let tiled = m >= TILED_MIN_TOKENS;
         for li in 0..self.layers.len() {
             let mats = if tiled { Some(self.tiled_layer(li)?) } else { None };
+            let rope = match (&self.rope_local, self.layers[li].slides) {
+                (Some(local), true) => local,
+                _ => &self.rope_global,
+            };
             for (ci, chunk) in x.chunks_mut(PREFILL_CHUNK * d).enumerate() {
                 let rows = chunk.len() / d;
                 layer_forward(
                     &mut self.layers[li],
                     &self.cfg,
-                    (&self.cos, &self.sin),
+                    rope,
                     self.n_ctx,
                     chunk,
                     start + ci * PREFILL_CHUNK,
@@ -417,7 +500,7 @@ impl Layer {
 fn layer_forward(
     layer: &mut Layer,
     cfg: &Config,
-    (cos, sin): (&[f32], &[f32]),
+    rope: &Rope,
     n_ctx: usize,
     x: &mut [f32],
     pos: usize,
@@ -434,8 +517,14 @@ fn layer_forward(
     add_bias(&mut q, layer.bq.as_deref());
     add_bias(&mut k, layer.bk.as_deref());
     add_bias(&mut v, layer.bv.as_deref());
-    apply_rope(&mut q, cfg.n_head, hd, pos, cos, sin, cfg.rope);
-    apply_rope(&mut k, cfg.n_kv_head, hd, pos, cos, sin, cfg.rope);
+    if let Some(w) = &layer.q_norm {
+        q = normed(&q, w, cfg.eps, hd);
+    }
+    if let Some(w) = &layer.k_norm {
+        k = normed(&k, w, cfg.eps, hd);
+    }
+    rope.apply(&mut q, cfg.n_head, hd, pos, cfg.rope);
+    rope.apply(&mut k, cfg.n_kv_head, hd, pos, cfg.rope);
     // Write K/V into the cache in place.
     for r in 0..m {
         for kh in 0..cfg.n_kv_head {
@@ -445,16 +534,26 @@ fn layer_forward(
             layer.v_cache[dst..dst + hd].copy_from_slice(&v[src..src + hd]);
         }
     }
-    let attn = attention(&q, &layer.k_cache, &layer.v_cache, cfg, n_ctx, pos, m);
-    let o = layer.wo.mm(&attn, m, t(3))?;
+    let window = if layer.slides { cfg.sliding_window } else { None };
+    let attn = attention(&q, &layer.k_cache, &layer.v_cache, cfg, n_ctx, pos, m, window);
+    let mut o = layer.wo.mm(&attn, m, t(3))?;
+    if let Some(w) = &layer.post_attn_norm {
+        o = normed(&o, w, cfg.eps, d);
+    }
     for (xi, oi) in x.iter_mut().zip(&o) {
         *xi += oi;
     }
     rms_norm(x, &layer.ffn_norm, cfg.eps, d, &mut h);
     let gate = layer.w_gate.mm(&h, m, t(4))?;
     let up = layer.w_up.mm(&h, m, t(5))?;
-    let act: Vec<f32> = gate.iter().zip(&up).map(|(g, u)| silu(*g) * u).collect();
-    let down = layer.w_down.mm(&act, m, t(6))?;
+    let act: Vec<f32> = match cfg.act {
+        Activation::Silu => gate.iter().zip(&up).map(|(g, u)| silu(*g) * u).collect(),
+        Activation::GeluTanh => gate.iter().zip(&up).map(|(g, u)| gelu_tanh(*g) * u).collect(),
+    };
+    let mut down = layer.w_down.mm(&act, m, t(6))?;
+    if let Some(w) = &layer.post_ffw_norm {
+        down = normed(&down, w, cfg.eps, d);
+    }
     for (xi, di) in x.iter_mut().zip(&down) {
         *xi += di;
     }
@@ -499,6 +598,19 @@ fn silu(x: f32) -> f32 {
     x / (1.0 + (-x).exp())
 }
 
+/// GELU, tanh approximation (as ggml's `gelu` and gemma's `gelu_pytorch_tanh`).
+fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
+}
+
+/// RMS norm of each `d`-wide row of `x` into a new buffer.
+fn normed(x: &[f32], w: &[f32], eps: f32, d: usize) -> Vec<f32> {
+    let mut out = vec![0f32; x.len()];
+    rms_norm(x, w, eps, d, &mut out);
+    out
+}
+
 fn rms_norm(x: &[f32], w: &[f32], eps: f32, d: usize, out: &mut [f32]) {
     for (row, o) in x.chunks(d).zip(out.chunks_mut(d)) {
         let ss: f32 = row.iter().map(|v| v * v).sum::<f32>() / d as f32;
@@ -509,49 +621,58 @@ fn rms_norm(x: &[f32], w: &[f32], eps: f32, d: usize, out: &mut [f32]) {
     }
 }
 
-fn rope_tables(hd: usize, n_ctx: usize, base: f32, factors: Option<&[f32]>) -> (Vec<f32>, Vec<f32>) {
-    let half = hd / 2;
-    let inv: Vec<f64> = (0..half)
-        .map(|i| {
-            let f = 1.0 / (base as f64).powf(2.0 * i as f64 / hd as f64);
-            match factors {
-                Some(fs) if i < fs.len() => f / fs[i] as f64,
-                _ => f,
-            }
-        })
-        .collect();
-    let mut cos = Vec::with_capacity(n_ctx * half);
-    let mut sin = Vec::with_capacity(n_ctx * half);
-    for p in 0..n_ctx {
-        for f in &inv {
-            let a = p as f64 * f;
-            cos.push(a.cos() as f32);
-            sin.push(a.sin() as f32);
-        }
-    }
-    (cos, sin)
+/// RoPE cos/sin tables, `[pos][head_dim / 2]`.
+struct Rope {
+    cos: Vec<f32>,
+    sin: Vec<f32>,
 }
 
-/// Rotates each head of each row; row `t` is at position `start + t`.
-fn apply_rope(x: &mut [f32], heads: usize, hd: usize, start: usize, cos: &[f32], sin: &[f32], style: RopeStyle) {
-    let half = hd / 2;
-    for (t, row) in x.chunks_mut(heads * hd).enumerate() {
-        let c = &cos[(start + t) * half..(start + t + 1) * half];
-        let s = &sin[(start + t) * half..(start + t + 1) * half];
-        for head in row.chunks_mut(hd) {
-            match style {
-                RopeStyle::Interleaved => {
-                    for i in 0..half {
-                        let (a, b) = (head[2 * i], head[2 * i + 1]);
-                        head[2 * i] = a * c[i] - b * s[i];
-                        head[2 * i + 1] = a * s[i] + b * c[i];
-                    }
+impl Rope {
+    /// `scale`: linear position scaling; `factors`: per-frequency divisors (llama 3's rope_freqs).
+    fn new(hd: usize, n_ctx: usize, base: f32, scale: f32, factors: Option<&[f32]>) -> Self {
+        let half = hd / 2;
+        let inv: Vec<f64> = (0..half)
+            .map(|i| {
+                let f = 1.0 / (base as f64).powf(2.0 * i as f64 / hd as f64) / scale as f64;
+                match factors {
+                    Some(fs) if i < fs.len() => f / fs[i] as f64,
+                    _ => f,
                 }
-                RopeStyle::Neox => {
-                    for i in 0..half {
-                        let (a, b) = (head[i], head[i + half]);
-                        head[i] = a * c[i] - b * s[i];
-                        head[i + half] = a * s[i] + b * c[i];
+            })
+            .collect();
+        let mut cos = Vec::with_capacity(n_ctx * half);
+        let mut sin = Vec::with_capacity(n_ctx * half);
+        for p in 0..n_ctx {
+            for f in &inv {
+                let a = p as f64 * f;
+                cos.push(a.cos() as f32);
+                sin.push(a.sin() as f32);
+            }
+        }
+        Rope { cos, sin }
+    }
+
+    /// Rotates each head of each row; row `t` is at position `start + t`.
+    fn apply(&self, x: &mut [f32], heads: usize, hd: usize, start: usize, style: RopeStyle) {
+        let half = hd / 2;
+        for (t, row) in x.chunks_mut(heads * hd).enumerate() {
+            let c = &self.cos[(start + t) * half..(start + t + 1) * half];
+            let s = &self.sin[(start + t) * half..(start + t + 1) * half];
+            for head in row.chunks_mut(hd) {
+                match style {
+                    RopeStyle::Interleaved => {
+                        for i in 0..half {
+                            let (a, b) = (head[2 * i], head[2 * i + 1]);
+                            head[2 * i] = a * c[i] - b * s[i];
+                            head[2 * i + 1] = a * s[i] + b * c[i];
+                        }
+                    }
+                    RopeStyle::Neox => {
+                        for i in 0..half {
+                            let (a, b) = (head[i], head[i + half]);
+                            head[i] = a * c[i] - b * s[i];
+                            head[i + half] = a * s[i] + b * c[i];
+                        }
                     }
                 }
             }
@@ -563,15 +684,25 @@ fn apply_rope(x: &mut [f32], heads: usize, hd: usize, start: usize, cos: &[f32],
 const ATTN_ROWS: usize = 16;
 
 /// Causal attention of `m` query rows (positions `start..start+m`) against the cache; returns
-/// `[m][n_head * head_dim]`.
+/// `[m][n_head * head_dim]`. With a `window`, a query at position `p` sees keys `p - window + 1 ..= p`.
 ///
 /// Work items are (kv head, block of rows), run on candle's worker pool (the one its matmuls
 /// use, so the two never compete for cores). Each K and V row is read once for all the query
 /// heads that share it (grouped-query attention) rather than once per query head.
-fn attention(q: &[f32], kc: &[f32], vc: &[f32], cfg: &Config, n_ctx: usize, start: usize, m: usize) -> Vec<f32> {
+#[allow(clippy::too_many_arguments)]
+fn attention(
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    cfg: &Config,
+    n_ctx: usize,
+    start: usize,
+    m: usize,
+    window: Option<usize>,
+) -> Vec<f32> {
     let hd = cfg.head_dim;
     let group = cfg.n_head / cfg.n_kv_head;
-    let scale = 1.0 / (hd as f32).sqrt();
+    let scale = cfg.attn_scale;
     let row_blocks = m.div_ceil(ATTN_ROWS);
     let items = cfg.n_kv_head * row_blocks;
     let results: Vec<std::sync::Mutex<Vec<f32>>> = (0..items).map(|_| std::sync::Mutex::new(Vec::new())).collect();
@@ -584,13 +715,16 @@ fn attention(q: &[f32], kc: &[f32], vc: &[f32], cfg: &Config, n_ctx: usize, star
         let mut out = vec![0f32; (r1 - r0) * group * hd];
         let mut scores = vec![0f32; group * (start + r1)];
         for t in r0..r1 {
-            let len = start + t + 1;
+            let end = start + t + 1;
+            let lo = window.map_or(0, |w| end.saturating_sub(w));
+            let len = end - lo;
             let qrow = |g: usize| {
                 let h = heads.start + g;
                 &q[(t * cfg.n_head + h) * hd..(t * cfg.n_head + h + 1) * hd]
             };
             for p in 0..len {
-                let krow = &kc[kbase + p * hd..kbase + (p + 1) * hd];
+                let at = kbase + (lo + p) * hd;
+                let krow = &kc[at..at + hd];
                 for g in 0..group {
                     scores[g * len + p] = dot(qrow(g), krow) * scale;
                 }
@@ -610,7 +744,8 @@ fn attention(q: &[f32], kc: &[f32], vc: &[f32], cfg: &Config, n_ctx: usize, star
             }
             let o = &mut out[(t - r0) * group * hd..(t - r0 + 1) * group * hd];
             for p in 0..len {
-                let vrow = &vc[kbase + p * hd..kbase + (p + 1) * hd];
+                let at = kbase + (lo + p) * hd;
+                let vrow = &vc[at..at + hd];
                 for g in 0..group {
                     let w = scores[g * len + p];
                     for (oi, vi) in o[g * hd..(g + 1) * hd].iter_mut().zip(vrow) {

@@ -1,7 +1,8 @@
 //! A tokenizer built from a GGUF file's own metadata, giving llama.cpp's ids.
 //!
 //! Byte-level BPE (`tokenizer.ggml.model = gpt2`) from `tokenizer.ggml.tokens` and
-//! `tokenizer.ggml.merges`, with the pre-tokenizer `tokenizer.ggml.pre` names. Control tokens become
+//! `tokenizer.ggml.merges`, with the pre-tokenizer `tokenizer.ggml.pre` names; SentencePiece
+//! (`llama`, Gemma 3) as a BPE whose merges are rebuilt from `tokenizer.ggml.scores`. Control tokens become
 //! special added tokens (parsed only when asked: `encode_special`), user-defined tokens are always
 //! matched, as in llama.cpp. Untrusted text goes through `encode_plain`, where `<|im_end|>` stays
 //! text.
@@ -9,13 +10,16 @@
 use std::collections::HashMap;
 
 use anyhow::{anyhow, bail, Result};
+use rayon::prelude::*;
 use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
 use tokenizers::models::bpe::BPE;
+use tokenizers::normalizers::{Prepend, Replace, Sequence as NormalizerSequence};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
+use tokenizers::NormalizerWrapper;
 use tokenizers::{AddedToken, SplitDelimiterBehavior, Tokenizer};
 
 use super::gguf::Gguf;
@@ -29,6 +33,18 @@ const LLAMA3_REGEX: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L
 /// llama.cpp's token types.
 const TYPE_CONTROL: i64 = 3;
 const TYPE_USER_DEFINED: i64 = 4;
+const TYPE_BYTE: i64 = 6;
+
+/// SentencePiece's visible space.
+const SPM_SPACE: char = '\u{2581}';
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// GPT-2 style byte-level BPE with explicit merges.
+    ByteLevel,
+    /// SentencePiece: bigrams merged by score, unknown characters as `<0xNN>` byte tokens.
+    SentencePiece,
+}
 
 pub struct GgufTokenizer {
     special: Tokenizer,
@@ -47,13 +63,15 @@ pub struct GgufTokenizer {
 impl GgufTokenizer {
     pub fn from_gguf(g: &Gguf) -> Result<Self> {
         let model = g.string("tokenizer.ggml.model").unwrap_or("");
-        if model != "gpt2" {
-            bail!(
-                "{}: tokenizer.ggml.model = {model:?} is not supported (byte-level BPE \"gpt2\" models are: \
-                 llama 3, SmolLM2, Qwen2/2.5)",
+        let kind = match model {
+            "gpt2" => Kind::ByteLevel,
+            "llama" => Kind::SentencePiece,
+            other => bail!(
+                "{}: tokenizer.ggml.model = {other:?} is not supported (supported: byte-level BPE \"gpt2\" — \
+                 llama 3, SmolLM2, Qwen2/2.5 — and SentencePiece \"llama\" — Gemma 3)",
                 g.path.display()
-            );
-        }
+            ),
+        };
         let pre = g.string("tokenizer.ggml.pre").unwrap_or("default").to_string();
         let tokens = g.strings("tokenizer.ggml.tokens")?;
         let types = g
@@ -67,27 +85,14 @@ impl GgufTokenizer {
                 tokens.len()
             );
         }
-        let merges_raw = g.strings("tokenizer.ggml.merges")?;
-        let mut merges = Vec::with_capacity(merges_raw.len());
-        for (i, m) in merges_raw.iter().enumerate() {
-            let (a, b) = m
-                .split_once(' ')
-                .ok_or_else(|| anyhow!("{}: merge {i} ({m:?}) has no space", g.path.display()))?;
-            merges.push((a.to_string(), b.to_string()));
-        }
         let mut vocab: ahash::AHashMap<String, u32> = ahash::AHashMap::with_capacity(tokens.len());
         for (id, t) in tokens.iter().enumerate() {
             vocab.entry(t.clone()).or_insert(id as u32);
         }
-        let (pre_tokenizer, ignore_merges) = pre_tokenizer_for(&pre)?;
-        let bpe = BPE::builder()
-            .vocab_and_merges(vocab, merges)
-            .ignore_merges(ignore_merges)
-            .build()
-            .map_err(|e| anyhow!("{}: cannot build BPE: {e}", g.path.display()))?;
-        let mut tk = Tokenizer::new(bpe);
-        tk.with_pre_tokenizer(Some(pre_tokenizer));
-        tk.with_decoder(Some(ByteLevelDecoder::default()));
+        let mut tk = match kind {
+            Kind::ByteLevel => byte_level_bpe(g, &pre, vocab)?,
+            Kind::SentencePiece => sentencepiece_bpe(g, &tokens, vocab)?,
+        };
 
         let mut added = Vec::new();
         let mut is_control = vec![false; tokens.len()];
@@ -110,15 +115,18 @@ impl GgufTokenizer {
         let token_bytes = tokens
             .iter()
             .zip(&types)
-            .map(|(t, ty)| {
-                if *ty == TYPE_CONTROL || *ty == TYPE_USER_DEFINED {
-                    t.as_bytes().to_vec()
-                } else {
-                    t.chars()
-                        .map(|c| char_bytes.get(&c).copied())
-                        .collect::<Option<Vec<u8>>>()
-                        .unwrap_or_else(|| t.as_bytes().to_vec())
-                }
+            .map(|(t, ty)| match (*ty, kind) {
+                (TYPE_CONTROL | TYPE_USER_DEFINED, _) => t.as_bytes().to_vec(),
+                (_, Kind::ByteLevel) => t
+                    .chars()
+                    .map(|c| char_bytes.get(&c).copied())
+                    .collect::<Option<Vec<u8>>>()
+                    .unwrap_or_else(|| t.as_bytes().to_vec()),
+                (TYPE_BYTE, Kind::SentencePiece) => match byte_token(t) {
+                    Some(b) => vec![b],
+                    None => t.as_bytes().to_vec(),
+                },
+                (_, Kind::SentencePiece) => t.replace(SPM_SPACE, " ").into_bytes(),
             })
             .collect();
 
@@ -192,6 +200,88 @@ impl GgufTokenizer {
     pub fn token_id(&self, text: &str) -> Option<u32> {
         self.special.token_to_id(text)
     }
+}
+
+/// Byte-level BPE from `tokenizer.ggml.merges`, pre-tokenized as `tokenizer.ggml.pre` says.
+fn byte_level_bpe(g: &Gguf, pre: &str, vocab: ahash::AHashMap<String, u32>) -> Result<Tokenizer> {
+    let merges_raw = g.strings("tokenizer.ggml.merges")?;
+    let mut merges = Vec::with_capacity(merges_raw.len());
+    for (i, m) in merges_raw.iter().enumerate() {
+        let (a, b) = m
+            .split_once(' ')
+            .ok_or_else(|| anyhow!("{}: merge {i} ({m:?}) has no space", g.path.display()))?;
+        merges.push((a.to_string(), b.to_string()));
+    }
+    let (pre_tokenizer, ignore_merges) = pre_tokenizer_for(pre)?;
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges)
+        .ignore_merges(ignore_merges)
+        .build()
+        .map_err(|e| anyhow!("{}: cannot build BPE: {e}", g.path.display()))?;
+    let mut tk = Tokenizer::new(bpe);
+    tk.with_pre_tokenizer(Some(pre_tokenizer));
+    tk.with_decoder(Some(ByteLevelDecoder::default()));
+    Ok(tk)
+}
+
+/// SentencePiece as llama.cpp runs it (`llm_tokenizer_spm`): spaces become `▁`, no pre-tokenizer,
+/// adjacent symbols merged while their concatenation is a token, highest score first, characters
+/// no token covers as `<0xNN>` byte tokens. A BPE whose merge ranks follow the merged token's
+/// score does exactly that; the merges are rebuilt from every way a token splits into two tokens.
+fn sentencepiece_bpe(g: &Gguf, tokens: &[String], vocab: ahash::AHashMap<String, u32>) -> Result<Tokenizer> {
+    let scores = g.floats("tokenizer.ggml.scores")?;
+    if scores.len() != tokens.len() {
+        bail!(
+            "{}: tokenizer.ggml.scores has {} entries for {} tokens",
+            g.path.display(),
+            scores.len(),
+            tokens.len()
+        );
+    }
+    let mut ranked: Vec<(f32, u32, u32, u32)> = tokens
+        .par_iter()
+        .enumerate()
+        .flat_map_iter(|(id, t)| {
+            let vocab = &vocab;
+            let score = scores[id];
+            t.char_indices().skip(1).filter_map(move |(at, _)| {
+                let a = *vocab.get(&t[..at])?;
+                let b = *vocab.get(&t[at..])?;
+                Some((score, id as u32, a, b))
+            })
+        })
+        .collect();
+    // Highest score first; equal scores in token order, then split order.
+    ranked.par_sort_unstable_by(|x, y| y.0.total_cmp(&x.0).then(x.1.cmp(&y.1)).then(x.2.cmp(&y.2)));
+    let merges: Vec<(String, String)> = ranked
+        .iter()
+        .map(|&(_, _, a, b)| (tokens[a as usize].clone(), tokens[b as usize].clone()))
+        .collect();
+    let unk = g
+        .u32("tokenizer.ggml.unknown_token_id")
+        .and_then(|id| tokens.get(id as usize).cloned());
+    let mut builder = BPE::builder().vocab_and_merges(vocab, merges).byte_fallback(true);
+    if let Some(unk) = unk {
+        builder = builder.unk_token(unk).fuse_unk(true);
+    }
+    let bpe = builder
+        .build()
+        .map_err(|e| anyhow!("{}: cannot build BPE: {e}", g.path.display()))?;
+    let mut tk = Tokenizer::new(bpe);
+    let space = Replace::new(" ", SPM_SPACE.to_string()).map_err(|e| anyhow!("normalizer: {e}"))?;
+    let mut normalizers = vec![NormalizerWrapper::Replace(space)];
+    if matches!(g.get("tokenizer.ggml.add_space_prefix"), Some(v) if v.to_bool().unwrap_or(false)) {
+        normalizers.insert(0, NormalizerWrapper::Prepend(Prepend::new(" ".to_string())));
+    }
+    tk.with_normalizer(Some(NormalizerSequence::new(normalizers)))
+        .map_err(|e| anyhow!("normalizer: {e}"))?;
+    Ok(tk)
+}
+
+/// `<0x0A>` → 0x0A.
+fn byte_token(t: &str) -> Option<u8> {
+    let hex = t.strip_prefix("<0x")?.strip_suffix('>')?;
+    u8::from_str_radix(hex, 16).ok()
 }
 
 fn pre_tokenizer_for(pre: &str) -> Result<(PreTokenizerWrapper, bool)> {

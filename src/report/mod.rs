@@ -550,10 +550,10 @@ pub fn model_info_text(id: &str, info: &crate::llm::ModelInfo) -> String {
     let _ = writeln!(
         s,
         "chat template  {}",
-        if info.chat_template {
-            "present"
-        } else {
-            "absent (ChatML is used)"
+        match (info.chat_template, info.architecture.starts_with("gemma")) {
+            (true, _) => "present",
+            (false, true) => "absent (Gemma's turn format is built in)",
+            (false, false) => "absent (ChatML is used)",
         }
     );
     if let Some(l) = &info.license {

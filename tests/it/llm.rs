@@ -76,6 +76,120 @@ fn qwen_tokenizer_matches_llama_cpp() {
 }
 
 #[test]
+fn gemma3_tokenizer_matches_llama_cpp() {
+    parity(GEMMA_MODEL, "gemma-3-270m.jsonl");
+}
+
+const GEMMA_MODEL: &str = "gemma-3-270m";
+
+/// Our forward against llama.cpp's, on llama.cpp's own greedy continuation of each fixture prompt
+/// (one of them longer than Gemma's 512-token sliding window), fed token by token: before each
+/// token, llama.cpp's five highest logits must be ours within `tol`, llama.cpp's pick our pick or
+/// within half a logit of it (quantised arithmetic in another order moves near ties), and the
+/// picks the same at nine steps in ten.
+fn logit_parity(model: &str, tol: f32) {
+    let text = std::fs::read_to_string(repo().join("tests/fixtures/greedy").join(format!("{model}.json"))).unwrap();
+    let cases: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let mut llm = Llm::load(&model_path(model), model, 2048).unwrap();
+    let ids = |v: &serde_json::Value| -> Vec<u32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as u32)
+            .collect()
+    };
+    let (mut worst, mut agree, mut steps) = (0f32, 0, 0);
+    for case in &cases {
+        let prompt = ids(&case["prompt_ids"]);
+        let want = ids(&case["ids"]);
+        let mut expected_prompt = Vec::new();
+        if llm.tok.add_bos {
+            expected_prompt.extend(llm.tok.bos);
+        }
+        expected_prompt.extend(llm.tok.encode_special(case["prompt"].as_str().unwrap()).unwrap());
+        assert_eq!(expected_prompt, prompt, "{model}: prompt tokens");
+        llm.model.reset();
+        let (mut logits, _) = llm.model.prefill(&prompt).unwrap();
+        for (i, &t) in want.iter().enumerate() {
+            let ours = assay::llm::generate::argmax(&logits);
+            for pair in case["top"][i].as_array().unwrap() {
+                let (id, theirs) = (pair[0].as_u64().unwrap() as usize, pair[1].as_f64().unwrap() as f32);
+                let diff = (logits[id] - theirs).abs();
+                worst = worst.max(diff);
+                assert!(
+                    diff <= tol,
+                    "{model}, prompt of {} tokens, step {i}: logit of token {id} is {} here, {theirs} in llama.cpp",
+                    prompt.len(),
+                    logits[id]
+                );
+            }
+            let gap = logits[ours as usize] - logits[t as usize];
+            assert!(
+                gap <= 0.5,
+                "{model}, prompt of {} tokens, step {i}: llama.cpp picks {t}, we pick {ours} by {gap}",
+                prompt.len()
+            );
+            agree += usize::from(ours == t);
+            steps += 1;
+            logits = llm.model.step(t).unwrap();
+        }
+    }
+    eprintln!("{model}: greedy picks agree at {agree} of {steps} steps; largest logit difference {worst:.3}");
+    assert!(
+        agree * 10 >= steps * 9,
+        "{model}: only {agree} of {steps} greedy picks agree"
+    );
+}
+
+#[test]
+fn gemma3_forward_matches_llama_cpp() {
+    logit_parity(GEMMA_MODEL, 2.0);
+}
+
+#[test]
+fn smollm2_forward_matches_llama_cpp() {
+    logit_parity(TINY_MODEL, 1.5);
+}
+
+#[test]
+fn gemma3_chats_in_its_turn_format_and_answers_schema_constrained_json() {
+    let mut llm = Llm::load(&model_path(GEMMA_MODEL), GEMMA_MODEL, 1024).unwrap();
+    assert!(
+        !llm.template.from_gguf,
+        "this GGUF ships no template; the built-in one is used"
+    );
+    let msgs = [
+        Message::new("system", "Answer in JSON."),
+        Message::new("user", "Which city is the capital of France?"),
+    ];
+    let ids = llm.encode_chat(&msgs).unwrap();
+    let start = llm.tok.token_id("<start_of_turn>").unwrap();
+    assert_eq!(ids[0], llm.tok.bos.unwrap());
+    assert_eq!(ids[1], start);
+    assert_eq!(
+        ids.iter().filter(|&&t| t == start).count(),
+        2,
+        "one user turn, then the model's"
+    );
+    let p = assay::llm::GenParams {
+        max_tokens: 48,
+        schema: Some(serde_json::json!({
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 24}},
+            "required": ["city"],
+            "additionalProperties": false
+        })),
+        ..Default::default()
+    };
+    let a = llm.chat(&msgs, &p).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&a.text).unwrap_or_else(|e| panic!("{e}: {:?}", a.text));
+    assert!(v["city"].is_string(), "{v}");
+    assert_eq!(a.finish, assay::llm::FinishReason::Stop);
+    let b = llm.chat(&msgs, &p).unwrap();
+    assert_eq!(a.text, b.text, "greedy decoding is deterministic");
+}
+
+#[test]
 fn special_tokens_in_untrusted_text_stay_text() {
     let g = Gguf::open(&model_path(TINY_MODEL)).unwrap();
     let tok = GgufTokenizer::from_gguf(&g).unwrap();
@@ -135,7 +249,7 @@ fn chat_templates_render_as_llama_cpp_and_contents_are_encoded_apart() {
         ),
     ] {
         let g = Gguf::open(&model_path(model)).unwrap();
-        let t = ChatTemplate::new(g.string("tokenizer.chat_template"));
+        let t = ChatTemplate::new(g.string("tokenizer.chat_template"), g.architecture().unwrap());
         assert!(t.from_gguf, "{model} ships a template");
         assert_eq!(t.render(&msgs, true).unwrap(), want, "{model}");
         let tok = GgufTokenizer::from_gguf(&g).unwrap();
@@ -152,7 +266,7 @@ fn chat_templates_render_as_llama_cpp_and_contents_are_encoded_apart() {
     }
     // Qwen's template supplies its own system prompt when none is given.
     let g = Gguf::open(&model_path(DEFAULT_MODEL)).unwrap();
-    let t = ChatTemplate::new(g.string("tokenizer.chat_template"));
+    let t = ChatTemplate::new(g.string("tokenizer.chat_template"), g.architecture().unwrap());
     assert!(t
         .render(&[Message::new("user", "hi")], true)
         .unwrap()

@@ -17,12 +17,8 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::evidence::{self, EvidenceItem};
-use crate::git::HistoryReport;
 use crate::llm::{Engine, FinishReason, GenParams, Message};
-use crate::outcome::OutcomeKind;
-use crate::repro::{BadgeLevel, ReproReport};
 use crate::rubric::{Criterion, Rubric};
-use crate::sandbox::job::SandboxReport;
 
 /// Bumped when the prompt or the schema changes (part of the draft stage's key).
 pub const PROMPT_VERSION: &str = "draft-v3";
@@ -99,6 +95,9 @@ pub struct DraftRecord {
     pub attempts: Vec<Attempt>,
     /// Evidence ids left out of the prompt for the token budget.
     pub evidence_cut: Vec<String>,
+    /// Lines of README the draft read (`None` in records from before it was kept).
+    #[serde(default)]
+    pub readme_lines: Option<usize>,
     /// The model's raw answer (last attempt).
     pub raw: String,
 }
@@ -273,106 +272,12 @@ fn find_readme(tree: &Path) -> Option<(String, String)> {
 
 // ---------------------------------------------------------------- bands
 
-/// The deterministic facts the bands come from (a summary of the stage reports).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Facts {
-    /// History signal kinds and the commit count, when the history is known.
-    pub history: Option<HistoryFacts>,
-    /// The sandbox's results, when tests ran.
-    pub tests: Option<TestFacts>,
-    /// The reproducibility badge.
-    pub badge: Option<BadgeLevel>,
-    /// Lines of README, `Some(0)` when there is none; `None` when unknown.
-    pub readme_lines: Option<usize>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistoryFacts {
-    pub commit_count: u64,
-    pub signals: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TestFacts {
-    pub outcome: OutcomeKind,
-    pub passed: u64,
-    /// Passed + failed + errors.
-    pub total: u64,
-    pub hidden: Option<OutcomeKind>,
-}
-
-impl Facts {
-    pub fn from_reports(
-        history: Option<&HistoryReport>,
-        sandbox: Option<&SandboxReport>,
-        repro: Option<&ReproReport>,
-        readme_lines: Option<usize>,
-    ) -> Facts {
-        Facts {
-            history: history.map(|h| HistoryFacts {
-                commit_count: h.commit_count,
-                signals: h.signals.iter().map(|s| s.kind.clone()).collect(),
-            }),
-            tests: sandbox.map(|s| {
-                let r = s.runs.first().map(|r| &r.report);
-                TestFacts {
-                    outcome: s.outcome,
-                    passed: r.map_or(0, |r| r.passed),
-                    total: r.map_or(0, |r| r.passed + r.failed + r.errors),
-                    hidden: s.hidden.as_ref().map(|h| h.outcome),
-                }
-            }),
-            badge: repro.map(|r| r.badge.level),
-            readme_lines,
-        }
-    }
-}
-
-/// What the automated evidence supports for one evidence source, on a 1–4 scale.
-fn estimate(source: &str, f: &Facts) -> Option<u32> {
-    match source {
-        "history" => f.history.as_ref().map(|h| {
-            let has = |k: &str| h.signals.iter().any(|s| s == k);
-            if has("single_dump") || has("replayed_burst") || has("backdated_commit") {
-                1
-            } else if h.commit_count < 4 {
-                2
-            } else {
-                3
-            }
-        }),
-        "tests" => f.tests.as_ref().and_then(|t| match t.outcome {
-            OutcomeKind::Passed => Some(match t.hidden {
-                Some(h) if h != OutcomeKind::Passed => 3,
-                _ => 4,
-            }),
-            OutcomeKind::TestsFailed => Some(if t.total > 0 && t.passed * 4 >= t.total * 3 {
-                3
-            } else {
-                2
-            }),
-            OutcomeKind::InfraError | OutcomeKind::InternalError | OutcomeKind::Interrupted => None,
-            _ => Some(1),
-        }),
-        "repro" => f.badge.map(|b| match b {
-            BadgeLevel::Reproduced => 4,
-            BadgeLevel::Functional => 3,
-            BadgeLevel::Available => 2,
-            BadgeLevel::None => 1,
-        }),
-        "readme" => f.readme_lines.map(|n| match n {
-            0 => 1,
-            1..=14 => 2,
-            _ => 3,
-        }),
-        _ => None,
-    }
-}
+pub use crate::facts::{Facts, HistoryFacts, TestFacts};
 
 /// Highest score `c` may get: one level (or the rubric's `band_above`) above the best estimate of
 /// its evidence sources. `None` when no source is known (the model's score stands).
 pub fn band_max(c: &Criterion, f: &Facts, above: u32) -> Option<u32> {
-    let est = c.evidence.iter().filter_map(|s| estimate(s, f)).max()?;
+    let est = c.evidence.iter().filter_map(|s| f.estimate(s)).max()?;
     let n = c.levels.len();
     // Map the 1–4 estimate onto this criterion's levels.
     let idx = ((est - 1) as f64 / 3.0 * (n - 1) as f64).round() as usize;
@@ -781,6 +686,7 @@ pub async fn draft(engine: &Engine, input: DraftInput<'_>) -> anyhow::Result<(Dr
             drafts,
             attempts: attempts.clone(),
             evidence_cut: prepared.cut.clone(),
+            readme_lines: input.facts.readme_lines,
             raw: g.text,
         };
         let done = rec.valid;

@@ -13,6 +13,8 @@
 //! - [`cohort`], [`rubric`]: input files, validated with file:line:col errors ([`diag`]).
 //! - [`git`]: fetch (mirror, limits, SSRF policy, deadline), export, history signals.
 //! - [`evidence`]: evidence items with stable ids, built from stage outputs.
+//! - [`facts`]: the deterministic facts scores rest on, and what each source supports.
+//! - [`triage`]: automated criterion scores, drafts, weighted totals, confidence, ranking, queue.
 //! - [`store`]: the `Store` trait and its SQLite implementation (sqlx).
 //! - [`pipeline`]: the worker pool: stages, semaphores, retries, cancellation, resume.
 //! - [`report`]: Markdown reports (tera).
@@ -29,6 +31,7 @@ pub mod config;
 pub mod diag;
 pub mod draft;
 pub mod evidence;
+pub mod facts;
 pub mod git;
 pub mod llm;
 pub mod outcome;
@@ -39,3 +42,4 @@ pub mod rubric;
 pub mod runner;
 pub mod sandbox;
 pub mod store;
+pub mod triage;

@@ -677,18 +677,31 @@ async fn grade(settings: Settings, cohort: Cohort, opts: GradeOpts) -> Result<Ex
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         println!(
-            "{:<16} {:<12} {:<26} {:<9} {:>7}",
-            "candidate", "status", "outcome", "commit", "signals"
+            "{:<16} {:<12} {:<26} {:<9} {:>7} {:>5} {:>6} {:>5}  review",
+            "candidate", "status", "outcome", "commit", "signals", "rank", "total", "conf"
         );
         for s in &summary.submissions {
             let commit = s.commit.as_deref().map(|c| &c[..7.min(c.len())]).unwrap_or("—");
+            let t = summary.triage.submissions.iter().find(|t| t.candidate == s.candidate);
             println!(
-                "{:<16} {:<12} {:<26} {:<9} {:>7}",
+                "{:<16} {:<12} {:<26} {:<9} {:>7} {:>5} {:>6} {:>5}  {}",
                 s.candidate,
                 s.status,
                 s.outcome.as_str(),
                 commit,
-                s.evidence.len()
+                s.evidence.len(),
+                t.and_then(|t| t.rank).map_or("—".into(), |r| r.to_string()),
+                t.and_then(|t| t.total).map_or("—".into(), |v| format!("{v:.1}")),
+                t.map_or("—".into(), |t| format!("{:.2}", t.confidence)),
+                t.map_or(String::new(), |t| t
+                    .queued
+                    .iter()
+                    .map(|q| serde_json::to_value(q)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(","))
             );
         }
         println!("reports: {}", out.join("summary.md").display());

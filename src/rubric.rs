@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::diag::InputError;
+use crate::facts::{Facts, SOURCES};
 
 /// One scoring level of a criterion.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -36,6 +37,67 @@ pub struct Criterion {
     pub evidence: Vec<String>,
     /// Notes for graders; never shown to candidates.
     pub guidelines: Option<String>,
+    /// How its automated score is computed from the facts.
+    pub automated: Automated,
+}
+
+/// How a criterion's automated score is computed: the 1–4 estimates of some evidence sources
+/// ([`Facts::estimate`]), combined, then mapped onto the criterion's levels.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Automated {
+    /// Evidence sources (default: the criterion's `evidence`).
+    pub from: Vec<String>,
+    pub combine: Combine,
+}
+
+/// How the estimates of several sources combine.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Combine {
+    /// Their mean (default).
+    #[default]
+    Mean,
+    /// The weakest source decides.
+    Min,
+    /// The strongest source decides.
+    Max,
+}
+
+impl Criterion {
+    /// The level score the automated evidence supports, or `None` when none of its sources is
+    /// known for this submission (then only a draft or a grader can score it).
+    pub fn automated_score(&self, facts: &Facts) -> Option<u32> {
+        let est: Vec<f64> = self
+            .automated
+            .from
+            .iter()
+            .filter_map(|s| facts.estimate(s))
+            .map(f64::from)
+            .collect();
+        if est.is_empty() {
+            return None;
+        }
+        let v = match self.automated.combine {
+            Combine::Mean => est.iter().sum::<f64>() / est.len() as f64,
+            Combine::Min => est.iter().copied().fold(f64::INFINITY, f64::min),
+            Combine::Max => est.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        };
+        Some(self.level_for(v))
+    }
+
+    /// The score of the level a 1–4 estimate maps to.
+    pub fn level_for(&self, estimate: f64) -> u32 {
+        let n = self.levels.len();
+        let idx = ((estimate - 1.0) / 3.0 * (n - 1) as f64)
+            .round()
+            .clamp(0.0, (n - 1) as f64) as usize;
+        self.levels[idx].score
+    }
+
+    /// Lowest and highest level scores.
+    pub fn range(&self) -> (u32, u32) {
+        (self.levels[0].score, self.levels[self.levels.len() - 1].score)
+    }
 }
 
 /// A validated rubric.
@@ -70,8 +132,18 @@ struct RawCriterion {
     #[serde(rename = "level", default)]
     levels: Vec<Spanned<RawLevel>>,
     #[serde(default)]
-    evidence: Vec<String>,
+    evidence: Vec<Spanned<String>>,
     guidelines: Option<String>,
+    automated: Option<Spanned<RawAutomated>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAutomated {
+    #[serde(default)]
+    from: Option<Vec<Spanned<String>>>,
+    #[serde(default)]
+    combine: Combine,
 }
 
 #[derive(Deserialize)]
@@ -141,14 +213,55 @@ impl Rubric {
                 .with_hint("give each level a score and a descriptor"));
             }
             levels.sort_by_key(|l| l.score);
+            let known = |v: &Spanned<String>| -> Result<String, InputError> {
+                if SOURCES.contains(&v.get_ref().as_str()) {
+                    Ok(v.get_ref().clone())
+                } else {
+                    Err(err(
+                        v.span(),
+                        format!(
+                            "unknown evidence source {:?} in criterion {id:?} (known: {})",
+                            v.get_ref(),
+                            SOURCES.join(", ")
+                        ),
+                    ))
+                }
+            };
+            let evidence: Vec<String> = c.evidence.iter().map(known).collect::<Result<_, _>>()?;
+            let automated = match c.automated {
+                None => Automated {
+                    from: evidence.clone(),
+                    combine: Combine::Mean,
+                },
+                Some(a) => {
+                    let aspan = a.span();
+                    let a = a.into_inner();
+                    let from: Vec<String> = match a.from {
+                        Some(f) => f.iter().map(known).collect::<Result<_, _>>()?,
+                        None => evidence.clone(),
+                    };
+                    if from.is_empty() {
+                        return Err(err(
+                            aspan,
+                            format!("criterion {id:?}: automated scoring names no evidence source"),
+                        )
+                        .with_hint(format!("set from = [...] to some of: {}", SOURCES.join(", "))));
+                    }
+                    Automated {
+                        from,
+                        combine: a.combine,
+                    }
+                }
+            };
             criteria.push(Criterion {
                 id,
                 title: c.title,
                 description: c.description,
                 weight,
                 levels,
-                evidence: c.evidence,
+                evidence,
                 guidelines: c.guidelines,
+                automated,
             });
         }
         Ok(Rubric {
@@ -190,5 +303,56 @@ level = [{ score = 0, descriptor = "no" }, { score = 1, descriptor = "yes" }]
 "#;
         let e = Rubric::parse(Path::new("r.toml"), text).unwrap_err();
         assert_eq!((e.line, e.col), (Some(9), Some(6)), "{e}");
+    }
+
+    const ONE: &str = r#"name = "r"
+[[criterion]]
+id = "a"
+title = "A"
+description = "d"
+weight = 1
+evidence = ["tests", "repro"]
+level = [{ score = 0, descriptor = "no" }, { score = 1, descriptor = "some" }, { score = 2, descriptor = "yes" }]
+"#;
+
+    #[test]
+    fn an_unknown_evidence_source_is_reported_where_it_is_written() {
+        let text = ONE.replace(r#"["tests", "repro"]"#, r#"["tests", "vibes"]"#);
+        let e = Rubric::parse(Path::new("r.toml"), &text).unwrap_err();
+        assert_eq!((e.line, e.col), (Some(7), Some(22)), "{e}");
+        assert!(e.to_string().contains("\"vibes\""), "{e}");
+        let text = format!("{ONE}automated = {{ from = [] }}\n");
+        let e = Rubric::parse(Path::new("r.toml"), &text).unwrap_err();
+        assert_eq!(e.line, Some(9), "{e}");
+        let text = format!("{ONE}automated = {{ combine = \"median\" }}\n");
+        let e = Rubric::parse(Path::new("r.toml"), &text).unwrap_err();
+        assert_eq!(e.line, Some(9), "{e}");
+    }
+
+    #[test]
+    fn automated_scores_combine_the_sources_estimates_onto_the_levels() {
+        use crate::facts::TestFacts;
+        use crate::outcome::OutcomeKind;
+        use crate::repro::BadgeLevel;
+        let mut r = Rubric::parse(Path::new("r.toml"), ONE).unwrap();
+        let facts = Facts {
+            tests: Some(TestFacts {
+                outcome: OutcomeKind::Passed,
+                passed: 3,
+                total: 3,
+                hidden: None,
+                flaky: 0,
+            }),
+            badge: Some(BadgeLevel::None),
+            ..Facts::default()
+        };
+        // tests 4, repro 1: mean 2.5 lands on the middle level.
+        assert_eq!(r.criteria[0].automated_score(&facts), Some(1));
+        r.criteria[0].automated.combine = Combine::Min;
+        assert_eq!(r.criteria[0].automated_score(&facts), Some(0));
+        r.criteria[0].automated.combine = Combine::Max;
+        assert_eq!(r.criteria[0].automated_score(&facts), Some(2));
+        // Nothing known: no automated score.
+        assert_eq!(r.criteria[0].automated_score(&Facts::default()), None);
     }
 }

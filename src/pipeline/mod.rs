@@ -107,6 +107,8 @@ pub struct SubmissionSummary {
     pub evidence: Vec<EvidenceItem>,
     /// The model's drafts, one per rubric criterion (empty without a draft stage).
     pub drafts: Vec<draft::CriterionDraft>,
+    /// The deterministic facts its automated scores rest on.
+    pub facts: draft::Facts,
 }
 
 /// The result of grading a cohort.
@@ -119,6 +121,8 @@ pub struct GradeSummary {
     /// Whether the run was cancelled before it finished.
     #[serde(skip)]
     pub cancelled: bool,
+    /// Scores, ranking and the review queue.
+    pub triage: crate::triage::Triage,
 }
 
 /// The pipeline, wired with a store and settings.
@@ -315,7 +319,14 @@ impl Pipeline {
         if let Some(e) = first_error {
             return Err(e);
         }
-        let mut summary = summarize(self.store.as_ref(), &cohort.name, cohort_id).await?;
+        let mut summary = summarize(
+            self.store.as_ref(),
+            &cohort.name,
+            cohort_id,
+            &cohort.rubric,
+            cohort.top as usize,
+        )
+        .await?;
         summary.cancelled = self.cancel.is_cancelled();
         Ok(summary)
     }
@@ -954,18 +965,36 @@ fn worker_id() -> String {
 }
 
 /// Builds the summary of a cohort from what the store holds.
-pub async fn summarize(store: &dyn Store, cohort: &str, cohort_id: i64) -> Result<GradeSummary, StoreError> {
+/// The cohort's submissions as stored, scored and ranked against `rubric` with `top` queued.
+pub async fn summarize(
+    store: &dyn Store,
+    cohort: &str,
+    cohort_id: i64,
+    rubric: &Rubric,
+    top: usize,
+) -> Result<GradeSummary, StoreError> {
     let mut out = Vec::new();
     for rec in store.submissions(cohort_id).await? {
         let runs = store.runs(rec.id).await?;
-        let drafts = runs
-            .iter()
-            .rev()
-            .find(|r| r.stage == Stage::Draft && r.status == RunStatus::Done)
-            .and_then(|r| r.output.clone())
-            .and_then(|v| serde_json::from_value::<draft::DraftRecord>(v).ok())
-            .map(|r| r.drafts)
-            .unwrap_or_default();
+        let done = |stage: Stage| {
+            runs.iter()
+                .rev()
+                .find(|r| r.stage == stage && r.status == RunStatus::Done)
+                .and_then(|r| r.output.clone())
+        };
+        let draft_record = done(Stage::Draft).and_then(|v| serde_json::from_value::<draft::DraftRecord>(v).ok());
+        let history: Option<HistoryReport> = done(Stage::History).and_then(|v| serde_json::from_value(v).ok());
+        let sandbox = done(Stage::Sandbox)
+            .and_then(|v| serde_json::from_value::<SandboxOutput>(v).ok())
+            .and_then(|o| o.report);
+        let repro_report: Option<repro::ReproReport> = done(Stage::Repro).and_then(|v| serde_json::from_value(v).ok());
+        let facts = draft::Facts::from_reports(
+            history.as_ref(),
+            sandbox.as_ref(),
+            repro_report.as_ref(),
+            draft_record.as_ref().and_then(|r| r.readme_lines),
+        );
+        let drafts = draft_record.map(|r| r.drafts).unwrap_or_default();
         let mut stages = BTreeMap::new();
         for run in runs {
             stages.insert(
@@ -986,6 +1015,7 @@ pub async fn summarize(store: &dyn Store, cohort: &str, cohort_id: i64) -> Resul
         };
         out.push(SubmissionSummary {
             drafts,
+            facts,
             evidence: store.evidence(rec.id).await?,
             candidate: rec.candidate,
             anon_id: rec.anon_id,
@@ -996,10 +1026,22 @@ pub async fn summarize(store: &dyn Store, cohort: &str, cohort_id: i64) -> Resul
             stages,
         });
     }
+    let inputs: Vec<crate::triage::Input> = out
+        .iter()
+        .map(|s| crate::triage::Input {
+            candidate: s.candidate.clone(),
+            anon_id: s.anon_id.clone(),
+            outcome: s.outcome,
+            facts: s.facts.clone(),
+            drafts: s.drafts.clone(),
+            injection_flags: s.evidence.iter().filter(|e| e.id.starts_with('I')).count(),
+        })
+        .collect();
     Ok(GradeSummary {
         cohort: cohort.to_string(),
         submissions: out,
         cancelled: false,
+        triage: crate::triage::triage(rubric, &inputs, top),
     })
 }
 

@@ -12,6 +12,7 @@ use tera::{Context, Tera};
 
 use crate::git::{FileClass, HistoryReport};
 use crate::pipeline::{FetchOutput, GradeSummary, SubmissionSummary};
+use crate::triage::QueueReason;
 
 /// Commits listed in a report's timeline (the newest ones).
 const TIMELINE_MAX: usize = 200;
@@ -229,6 +230,17 @@ struct SummaryRow {
     draft: String,
 }
 
+#[derive(Serialize)]
+struct RankRow {
+    rank: String,
+    candidate: String,
+    total: String,
+    confidence: String,
+    queued: String,
+    doubts: String,
+    tie: bool,
+}
+
 /// The summary's draft column: the drafted scores' total over the maximum, or why there is none.
 fn draft_cell(d: Option<&crate::draft::DraftRecord>) -> String {
     let Some(d) = d else { return "—".into() };
@@ -295,6 +307,37 @@ pub fn render_summary(summary: &GradeSummary, details: &[SubmissionDetail]) -> R
         })
         .collect();
     ctx.insert("rows", &rows);
+    let ranking: Vec<RankRow> = summary
+        .triage
+        .submissions
+        .iter()
+        .map(|t| RankRow {
+            rank: t.rank.map_or("—".into(), |r| r.to_string()),
+            candidate: t.candidate.clone(),
+            total: t.total.map_or("—".into(), |v| format!("{v:.1}")),
+            confidence: format!("{:.2}", t.confidence),
+            queued: t
+                .queued
+                .iter()
+                .map(|q| match q {
+                    QueueReason::TopK => "top K",
+                    QueueReason::TiedAtCutoff => "tied at the cut-off",
+                    QueueReason::LowConfidence => "low confidence",
+                    QueueReason::Rerun => "re-run",
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+            doubts: t
+                .doubts
+                .iter()
+                .map(|d| d.detail.as_str())
+                .collect::<Vec<_>>()
+                .join("; "),
+            tie: t.tie,
+        })
+        .collect();
+    ctx.insert("ranking", &ranking);
+    ctx.insert("top_k", &summary.triage.top_k);
     engine()
         .render("summary.md", &ctx)
         .map(|t| tidy(&t))

@@ -1,0 +1,116 @@
+//! The deterministic facts a submission's scores rest on: a summary of its stage reports (history
+//! signals, test results, reproducibility badge, README length), and what each evidence source
+//! supports on a 1–4 scale. Drafts are capped by these estimates ([`crate::draft::band_max`]) and
+//! triage computes a criterion's automated score from them ([`crate::rubric::Criterion::automated_score`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::git::HistoryReport;
+use crate::outcome::OutcomeKind;
+use crate::repro::{BadgeLevel, ReproReport};
+use crate::sandbox::job::SandboxReport;
+
+/// The evidence sources a rubric can name (`evidence`, `automated.from`).
+pub const SOURCES: [&str; 4] = ["history", "tests", "repro", "readme"];
+
+/// The deterministic facts the bands come from (a summary of the stage reports).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Facts {
+    /// History signal kinds and the commit count, when the history is known.
+    pub history: Option<HistoryFacts>,
+    /// The sandbox's results, when tests ran.
+    pub tests: Option<TestFacts>,
+    /// The reproducibility badge.
+    pub badge: Option<BadgeLevel>,
+    /// Lines of README, `Some(0)` when there is none; `None` when unknown.
+    pub readme_lines: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryFacts {
+    pub commit_count: u64,
+    pub signals: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestFacts {
+    pub outcome: OutcomeKind,
+    pub passed: u64,
+    /// Passed + failed + errors.
+    pub total: u64,
+    pub hidden: Option<OutcomeKind>,
+    /// Tests that gave different results on the two runs.
+    #[serde(default)]
+    pub flaky: usize,
+}
+
+impl Facts {
+    pub fn from_reports(
+        history: Option<&HistoryReport>,
+        sandbox: Option<&SandboxReport>,
+        repro: Option<&ReproReport>,
+        readme_lines: Option<usize>,
+    ) -> Facts {
+        Facts {
+            history: history.map(|h| HistoryFacts {
+                commit_count: h.commit_count,
+                signals: h.signals.iter().map(|s| s.kind.clone()).collect(),
+            }),
+            tests: sandbox.map(|s| {
+                let r = s.runs.first().map(|r| &r.report);
+                TestFacts {
+                    outcome: s.outcome,
+                    passed: r.map_or(0, |r| r.passed),
+                    total: r.map_or(0, |r| r.passed + r.failed + r.errors),
+                    hidden: s.hidden.as_ref().map(|h| h.outcome),
+                    flaky: s.flaky.len(),
+                }
+            }),
+            badge: repro.map(|r| r.badge.level),
+            readme_lines,
+        }
+    }
+
+    /// What the automated evidence supports for one evidence source, on a 1–4 scale; `None` when
+    /// the source is unknown for this submission (or tests hit an infrastructure error).
+    pub fn estimate(&self, source: &str) -> Option<u32> {
+        let f = self;
+        match source {
+            "history" => f.history.as_ref().map(|h| {
+                let has = |k: &str| h.signals.iter().any(|s| s == k);
+                if has("single_dump") || has("replayed_burst") || has("backdated_commit") {
+                    1
+                } else if h.commit_count < 4 {
+                    2
+                } else {
+                    3
+                }
+            }),
+            "tests" => f.tests.as_ref().and_then(|t| match t.outcome {
+                OutcomeKind::Passed => Some(match t.hidden {
+                    Some(h) if h != OutcomeKind::Passed => 3,
+                    _ => 4,
+                }),
+                OutcomeKind::TestsFailed => Some(if t.total > 0 && t.passed * 4 >= t.total * 3 {
+                    3
+                } else {
+                    2
+                }),
+                OutcomeKind::InfraError | OutcomeKind::InternalError | OutcomeKind::Interrupted => None,
+                _ => Some(1),
+            }),
+            "repro" => f.badge.map(|b| match b {
+                BadgeLevel::Reproduced => 4,
+                BadgeLevel::Functional => 3,
+                BadgeLevel::Available => 2,
+                BadgeLevel::None => 1,
+            }),
+            "readme" => f.readme_lines.map(|n| match n {
+                0 => 1,
+                1..=14 => 2,
+                _ => 3,
+            }),
+            _ => None,
+        }
+    }
+}

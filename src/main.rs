@@ -102,7 +102,7 @@ enum Command {
         /// Force a runner (python, rust, node, go) instead of detecting one.
         #[arg(long)]
         runner: Option<String>,
-        /// Directory for report.md.
+        /// Directory for report.md and report.html.
         #[arg(long)]
         out: Option<PathBuf>,
         /// Lower the test phase's wall time (seconds).
@@ -671,7 +671,7 @@ async fn grade(settings: Settings, cohort: Cohort, opts: GradeOpts) -> Result<Ex
                 .and_then(|v| serde_json::from_value(v).ok()),
         });
     }
-    report::write_all(&out, &summary, &details)?;
+    report::write_all(&out, &summary, &details, &cohort.rubric)?;
 
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -836,6 +836,15 @@ async fn check(settings: &Settings, spec: &str, opts: CheckOpts<'_>) -> Result<E
     if let Some(out) = out {
         std::fs::create_dir_all(out)?;
         std::fs::write(out.join("report.md"), &markdown)?;
+        let html = report::render_candidate(
+            Some(&assay::git::redact(spec)),
+            Some(&commit),
+            report.sandbox.as_ref(),
+            Some(&report.badge),
+            &report.findings,
+            None,
+        )?;
+        std::fs::write(out.join("report.html"), html)?;
     }
     if json {
         let mut doc = serde_json::to_value(&report)?;

@@ -1,4 +1,6 @@
-//! Reports: a Markdown file per submission and a cohort summary.
+//! Reports: per submission a grader packet (Markdown and HTML) and a candidate report (HTML), and
+//! a cohort summary (Markdown and HTML). The HTML files are self-contained (inline CSS and SVG
+//! charts from [`svg`], no scripts) and open from disk.
 //!
 //! Rendering is pure: it takes what the store holds (summaries, history
 //! reports) and returns text; writing files is the caller's one I/O step.
@@ -12,7 +14,10 @@ use tera::{Context, Tera};
 
 use crate::git::{FileClass, HistoryReport};
 use crate::pipeline::{FetchOutput, GradeSummary, SubmissionSummary};
-use crate::triage::QueueReason;
+use crate::rubric::Rubric;
+use crate::triage::{QueueReason, Triaged};
+
+pub mod svg;
 
 /// Commits listed in a report's timeline (the newest ones).
 const TIMELINE_MAX: usize = 200;
@@ -47,6 +52,42 @@ fn engine() -> Tera {
     .expect("embedded templates parse");
     tera.autoescape_on(Vec::new());
     tera
+}
+
+/// The HTML templates, autoescaped: every `{{ }}` is HTML-escaped unless marked `safe` (only our
+/// own SVG markup is, and [`svg`] escapes the text inside it).
+fn html_engine() -> Tera {
+    let mut tera = Tera::default();
+    tera.add_raw_templates([
+        ("base.html", include_str!("templates/base.html.tera")),
+        ("packet.html", include_str!("templates/packet.html.tera")),
+        ("candidate.html", include_str!("templates/candidate.html.tera")),
+        ("summary.html", include_str!("templates/summary.html.tera")),
+    ])
+    .expect("embedded templates parse");
+    tera.autoescape_on(vec![".html"]);
+    tera
+}
+
+fn render(tera: &Tera, template: &'static str, ctx: &Context) -> Result<String, ReportError> {
+    tera.render(template, ctx)
+        .map_err(|source| ReportError::Render { template, source })
+}
+
+#[derive(Serialize)]
+struct LegendEntry {
+    name: &'static str,
+    colour: &'static str,
+}
+
+fn legend() -> Vec<LegendEntry> {
+    [FileClass::Source, FileClass::Tests, FileClass::Docs, FileClass::Config]
+        .into_iter()
+        .map(|c| LegendEntry {
+            name: c.as_str(),
+            colour: svg::class_colour(c),
+        })
+        .collect()
 }
 
 /// Collapses the blank-line runs that optional template sections leave behind.
@@ -124,7 +165,136 @@ pub fn report_file(candidate: &str) -> String {
 
 /// Renders one submission's Markdown report.
 pub fn render_submission(cohort: &str, s: &SubmissionSummary, d: &SubmissionDetail) -> Result<String, ReportError> {
+    let ctx = submission_context(cohort, s, d);
+    engine()
+        .render("submission.md", &ctx)
+        .map(|t| tidy(&t))
+        .map_err(|source| ReportError::Render {
+            template: "submission.md",
+            source,
+        })
+}
+
+#[derive(Serialize)]
+struct CriterionRow<'a> {
+    id: &'a str,
+    title: &'a str,
+    weight: f64,
+    guidelines: Option<&'a str>,
+    automated: Option<u32>,
+    draft_score: Option<u32>,
+    model_score: Option<u32>,
+    evidence: Vec<String>,
+    rationale: String,
+    flags: Vec<String>,
+}
+
+/// Renders one submission's grader packet (HTML): triage, criteria with drafts and their cited
+/// evidence one click away, the history chart, every evidence item, tests and stages.
+pub fn render_packet(
+    cohort: &str,
+    rubric: &Rubric,
+    s: &SubmissionSummary,
+    d: &SubmissionDetail,
+    t: Option<&Triaged>,
+) -> Result<String, ReportError> {
+    let mut ctx = submission_context(cohort, s, d);
+    ctx.insert("t", &t);
+    let criteria: Vec<CriterionRow> = rubric
+        .criteria
+        .iter()
+        .map(|c| {
+            let draft = s.drafts.iter().find(|x| x.criterion == c.id);
+            CriterionRow {
+                id: &c.id,
+                title: &c.title,
+                weight: c.weight,
+                guidelines: c.guidelines.as_deref(),
+                automated: t
+                    .and_then(|t| t.criteria.iter().find(|x| x.criterion == c.id))
+                    .and_then(|x| x.automated),
+                draft_score: draft.and_then(|x| x.score),
+                model_score: draft.and_then(|x| x.model_score),
+                evidence: draft.map(|x| x.evidence.clone()).unwrap_or_default(),
+                rationale: draft.map(|x| x.rationale.clone()).unwrap_or_default(),
+                flags: draft.map(|x| x.flags.clone()).unwrap_or_default(),
+            }
+        })
+        .collect();
+    ctx.insert("criteria", &criteria);
+    if let Some(h) = &d.history {
+        ctx.insert("timeline_svg", &svg::timeline(h));
+    }
+    render(&html_engine(), "packet.html", &ctx)
+}
+
+/// Renders the candidate's own report (HTML): badge, tests, findings with fixes, the history
+/// chart and the tail of the failing phase's output. Nothing for graders only: no drafts, no
+/// guidelines, no ranking.
+pub fn render_candidate(
+    name: Option<&str>,
+    commit: Option<&str>,
+    sandbox: Option<&crate::sandbox::job::SandboxReport>,
+    badge: Option<&crate::repro::Badge>,
+    findings: &[crate::repro::Finding],
+    history: Option<&HistoryReport>,
+) -> Result<String, ReportError> {
     let mut ctx = Context::new();
+    ctx.insert("version", env!("CARGO_PKG_VERSION"));
+    ctx.insert("name", &name);
+    ctx.insert("commit", &commit);
+    ctx.insert("sandbox", &sandbox);
+    ctx.insert(
+        "repro",
+        &badge.map(|b| serde_json::json!({ "badge": b, "findings": findings })),
+    );
+    let failing: Vec<serde_json::Value> = sandbox
+        .and_then(|s| s.runs.first())
+        .map(|r| {
+            r.report
+                .cases
+                .iter()
+                .filter(|c| {
+                    c.status != crate::runner::parse::CaseStatus::Passed
+                        && c.status != crate::runner::parse::CaseStatus::Skipped
+                })
+                .take(50)
+                .map(|c| serde_json::json!({ "id": c.id, "time": c.time_s.map_or("—".into(), |t| format!("{t:.2}s")) }))
+                .collect()
+        })
+        .unwrap_or_default();
+    ctx.insert("failing", &failing);
+    ctx.insert("tail", &sandbox.and_then(failing_tail));
+    ctx.insert("h", &history);
+    if let Some(h) = history {
+        ctx.insert("sessions", &h.sessions);
+        ctx.insert("timeline_svg", &svg::timeline(h));
+        ctx.insert("legend", &legend());
+    }
+    render(&html_engine(), "candidate.html", &ctx)
+}
+
+/// The last 40 lines of stdout and stderr of what failed (the install, else the first test run
+/// that did not pass); `None` when everything passed.
+fn failing_tail(sb: &crate::sandbox::job::SandboxReport) -> Option<String> {
+    use crate::outcome::OutcomeKind;
+    let phase = if sb.install.exit_code.is_some_and(|c| c != 0) || sb.runs.is_empty() {
+        &sb.install
+    } else {
+        &sb.runs.iter().find(|r| r.outcome != OutcomeKind::Passed)?.phase
+    };
+    let tail = |text: &str| {
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    };
+    let out = format!("{}\n{}", tail(&phase.stdout), tail(&phase.stderr));
+    (!out.trim().is_empty()).then_some(out)
+}
+
+fn submission_context(cohort: &str, s: &SubmissionSummary, d: &SubmissionDetail) -> Context {
+    let mut ctx = Context::new();
+    ctx.insert("version", env!("CARGO_PKG_VERSION"));
+    ctx.insert("legend", &legend());
     ctx.insert("cohort", cohort);
     ctx.insert("s", s);
     let stages: Vec<StageRow> = s
@@ -206,13 +376,7 @@ pub fn render_submission(cohort: &str, s: &SubmissionSummary, d: &SubmissionDeta
         ctx.insert("commits", &commits);
         ctx.insert("commits_left_out", &skip);
     }
-    engine()
-        .render("submission.md", &ctx)
-        .map(|t| tidy(&t))
-        .map_err(|source| ReportError::Render {
-            template: "submission.md",
-            source,
-        })
+    ctx
 }
 
 #[derive(Serialize)]
@@ -316,17 +480,7 @@ pub fn render_summary(summary: &GradeSummary, details: &[SubmissionDetail]) -> R
             candidate: t.candidate.clone(),
             total: t.total.map_or("—".into(), |v| format!("{v:.1}")),
             confidence: format!("{:.2}", t.confidence),
-            queued: t
-                .queued
-                .iter()
-                .map(|q| match q {
-                    QueueReason::TopK => "top K",
-                    QueueReason::TiedAtCutoff => "tied at the cut-off",
-                    QueueReason::LowConfidence => "low confidence",
-                    QueueReason::Rerun => "re-run",
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
+            queued: t.queued.iter().map(|q| queue_label(*q)).collect::<Vec<_>>().join(", "),
             doubts: t
                 .doubts
                 .iter()
@@ -347,8 +501,167 @@ pub fn render_summary(summary: &GradeSummary, details: &[SubmissionDetail]) -> R
         })
 }
 
+#[derive(Serialize)]
+struct HtmlRankRow {
+    rank: String,
+    tie: bool,
+    candidate: String,
+    packet: String,
+    total: String,
+    confidence: String,
+    queued: Vec<&'static str>,
+    tests: String,
+    badge: String,
+    spark: String,
+    doubts: String,
+}
+
+#[derive(Serialize)]
+struct HeatCell {
+    score: String,
+    colour: String,
+    source: &'static str,
+}
+
+#[derive(Serialize)]
+struct HeatRow {
+    candidate: String,
+    packet: String,
+    cells: Vec<HeatCell>,
+}
+
+fn queue_label(q: QueueReason) -> &'static str {
+    match q {
+        QueueReason::TopK => "top K",
+        QueueReason::TiedAtCutoff => "tied at the cut-off",
+        QueueReason::LowConfidence => "low confidence",
+        QueueReason::Rerun => "re-run",
+    }
+}
+
+/// Renders the cohort summary (HTML): the ranking with a commit sparkline per submission, the
+/// distribution of totals and a per-criterion heat map.
+pub fn render_summary_html(
+    summary: &GradeSummary,
+    details: &[SubmissionDetail],
+    rubric: &Rubric,
+) -> Result<String, ReportError> {
+    let mut ctx = Context::new();
+    ctx.insert("version", env!("CARGO_PKG_VERSION"));
+    ctx.insert("cohort", &summary.cohort);
+    let count = |st: &str| summary.submissions.iter().filter(|s| s.status == st).count();
+    ctx.insert(
+        "counts",
+        &serde_json::json!({
+            "total": summary.submissions.len(),
+            "done": count("done"),
+            "failed": count("failed"),
+            "interrupted": count("interrupted"),
+        }),
+    );
+    ctx.insert("top_k", &summary.triage.top_k);
+    let detail_of = |candidate: &str| {
+        summary
+            .submissions
+            .iter()
+            .position(|s| s.candidate == candidate)
+            .and_then(|i| details.get(i))
+    };
+    let ranking: Vec<HtmlRankRow> = summary
+        .triage
+        .submissions
+        .iter()
+        .map(|t| {
+            let d = detail_of(&t.candidate);
+            HtmlRankRow {
+                rank: t.rank.map_or("—".into(), |r| r.to_string()),
+                tie: t.tie,
+                candidate: t.candidate.clone(),
+                packet: packet_file(&t.candidate),
+                total: t.total.map_or("—".into(), |v| format!("{v:.1}")),
+                confidence: format!("{:.2}", t.confidence),
+                queued: t.queued.iter().map(|q| queue_label(*q)).collect(),
+                tests: d
+                    .and_then(|d| d.sandbox.as_ref())
+                    .and_then(|x| x.runs.first())
+                    .map_or("—".into(), |r| format!("{}/{}", r.report.passed, r.report.total())),
+                badge: d
+                    .and_then(|d| d.repro.as_ref())
+                    .map_or("—".into(), |r| format!("{:?}", r.badge.level).to_lowercase()),
+                spark: d.and_then(|d| d.history.as_ref()).map_or(String::new(), svg::sparkline),
+                doubts: t
+                    .doubts
+                    .iter()
+                    .map(|d| d.detail.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }
+        })
+        .collect();
+    ctx.insert("ranking", &ranking);
+    let totals: Vec<f64> = summary
+        .triage
+        .submissions
+        .iter()
+        .filter(|t| t.rank.is_some())
+        .filter_map(|t| t.total)
+        .collect();
+    ctx.insert("histogram", &svg::histogram(&totals));
+    ctx.insert("criteria", &rubric.criteria);
+    let heat: Vec<HeatRow> = summary
+        .triage
+        .submissions
+        .iter()
+        .map(|t| HeatRow {
+            candidate: t.candidate.clone(),
+            packet: packet_file(&t.candidate),
+            cells: rubric
+                .criteria
+                .iter()
+                .map(|c| {
+                    let x = t.criteria.iter().find(|x| x.criterion == c.id);
+                    let score = x.and_then(|x| x.score);
+                    let (lo, hi) = c.range();
+                    HeatCell {
+                        score: score.map_or("—".into(), |v| v.to_string()),
+                        colour: score.map_or("transparent".into(), |v| {
+                            svg::heat(if hi > lo {
+                                f64::from(v - lo) / f64::from(hi - lo)
+                            } else {
+                                1.0
+                            })
+                        }),
+                        source: match x.map(|x| x.source) {
+                            Some(crate::triage::ScoreSource::Draft) => "draft",
+                            Some(crate::triage::ScoreSource::Automated) => "automated",
+                            _ => "not scored",
+                        },
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    ctx.insert("heat", &heat);
+    render(&html_engine(), "summary.html", &ctx)
+}
+
+/// The file name of a submission's grader packet.
+pub fn packet_file(candidate: &str) -> String {
+    format!("{candidate}.html")
+}
+
+/// The file name of a submission's candidate report.
+pub fn candidate_file(candidate: &str) -> String {
+    format!("{candidate}.candidate.html")
+}
+
 /// Writes every report and `summary.json` into `out`.
-pub fn write_all(out: &Path, summary: &GradeSummary, details: &[SubmissionDetail]) -> Result<(), ReportError> {
+pub fn write_all(
+    out: &Path,
+    summary: &GradeSummary,
+    details: &[SubmissionDetail],
+    rubric: &Rubric,
+) -> Result<(), ReportError> {
     let write = |name: &str, text: &str| {
         let path = out.join(name);
         std::fs::write(&path, text).map_err(|source| ReportError::Write {
@@ -362,8 +675,25 @@ pub fn write_all(out: &Path, summary: &GradeSummary, details: &[SubmissionDetail
     })?;
     for (s, d) in summary.submissions.iter().zip(details) {
         write(&report_file(&s.candidate), &render_submission(&summary.cohort, s, d)?)?;
+        let t = summary.triage.submissions.iter().find(|t| t.candidate == s.candidate);
+        write(
+            &packet_file(&s.candidate),
+            &render_packet(&summary.cohort, rubric, s, d, t)?,
+        )?;
+        write(
+            &candidate_file(&s.candidate),
+            &render_candidate(
+                Some(&s.candidate),
+                s.commit.as_deref(),
+                d.sandbox.as_ref(),
+                d.repro.as_ref().map(|r| &r.badge),
+                d.repro.as_ref().map_or(&[][..], |r| &r.findings),
+                d.history.as_ref(),
+            )?,
+        )?;
     }
     write("summary.md", &render_summary(summary, details)?)?;
+    write("summary.html", &render_summary_html(summary, details, rubric)?)?;
     write(
         "summary.json",
         &serde_json::to_string_pretty(summary).expect("summary serialises"),

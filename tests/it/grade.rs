@@ -577,3 +577,88 @@ fn grade_runs_the_sandbox_and_repro_stages_and_skips_them_when_done() {
     assert_eq!(before, store_runs(&assay.db()));
     assert_eq!(by_candidate(&again)["bad"]["outcome"], "tests_failed");
 }
+
+#[test]
+fn html_reports_rank_chart_and_escape_what_candidates_wrote() {
+    let work = tempfile::tempdir().unwrap();
+    let good = iterative();
+    let mut hostile = Scripted::new();
+    hostile.put(&[("README.md", Some("# Hi\n\n<script>alert('readme')</script>\n"))]);
+    hostile.commit("<img src=x onerror=alert(1)> first", DAY1);
+    hostile.put(&[("app.py", Some("print(1)\n"))]);
+    hostile.commit("second \"quoted\" & <b>bold</b>", DAY1 + HOUR);
+    let cohort = write_cohort(
+        work.path(),
+        &format!(
+            "top = 1\n\n[[submission]]\ncandidate = \"good\"\nrepo = \"{}\"\n\n[[submission]]\ncandidate = \"hostile\"\nrepo = \"{}\"\n",
+            good.path().display(),
+            hostile.path().display()
+        ),
+    );
+    let out = work.path().join("out");
+    let assay = Assay::new();
+    let v = json_ok(&assay.run(&[
+        "grade",
+        "--no-drafts",
+        "--no-sandbox",
+        cohort.to_str().unwrap(),
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    // Triage: both ranked, the iterative history first; only the top 1 queued for being top.
+    let ranked = v["triage"]["submissions"].as_array().unwrap();
+    assert_eq!(ranked[0]["candidate"], "good", "{ranked:?}");
+    assert_eq!(ranked[0]["rank"], 1);
+    assert_eq!(ranked[0]["queued"][0], "top_k");
+    assert!(
+        ranked[0]["total"].as_f64().unwrap() > ranked[1]["total"].as_f64().unwrap(),
+        "{ranked:?}"
+    );
+    assert!(!ranked[1]["queued"].as_array().unwrap().iter().any(|q| q == "top_k"));
+
+    let read = |f: &str| std::fs::read_to_string(out.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+    for f in [
+        "summary.html",
+        "good.html",
+        "hostile.html",
+        "good.candidate.html",
+        "hostile.candidate.html",
+    ] {
+        let html = read(f);
+        assert!(html.starts_with("<!doctype html>"), "{f}");
+        // Self-contained: no scripts, stylesheets, images or fonts from anywhere.
+        for banned in ["<script", "<link", "<img", "<iframe", " src=\"", "@import", "url("] {
+            assert!(!html.contains(banned), "{f} contains {banned}");
+        }
+        for url in html.match_indices("http") {
+            let rest = &html[url.0..];
+            assert!(
+                rest.starts_with("http://www.w3.org/2000/svg"),
+                "{f} links out: {}",
+                &rest[..40.min(rest.len())]
+            );
+        }
+    }
+    let packet = read("hostile.html");
+    assert!(
+        packet.contains("&lt;img src=x onerror=alert(1)&gt; first"),
+        "commit summary escaped in the chart"
+    );
+    assert!(packet.contains("&lt;b&gt;bold&lt;&#x2F;b&gt;") || packet.contains("&lt;b&gt;bold&lt;/b&gt;"));
+    let summary = read("summary.html");
+    assert!(summary.contains("href=\"good.html\"") && summary.contains("href=\"hostile.html\""));
+    assert!(summary.contains("aria-label=\"distribution of totals\""));
+    assert_eq!(
+        summary.matches("class=\"spark\"").count(),
+        2,
+        "a sparkline per submission"
+    );
+    let good_packet = read("good.html");
+    assert!(good_packet.contains("aria-label=\"commit timeline\""));
+    assert!(good_packet.contains("id=\"ev-H1\""), "evidence items are anchors");
+    // Grader guidelines stay out of what candidates see.
+    let guideline = "Look for a success metric chosen before results were known";
+    assert!(good_packet.contains(guideline));
+    assert!(!read("good.candidate.html").contains(guideline));
+}

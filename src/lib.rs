@@ -15,6 +15,7 @@
 //! - [`evidence`]: evidence items with stable ids, built from stage outputs.
 //! - [`facts`]: the deterministic facts scores rest on, and what each source supports.
 //! - [`triage`]: automated criterion scores, drafts, weighted totals, confidence, ranking, queue.
+//! - [`review`]: grader reviews: finality, final totals, exports, the hiring lead's metrics.
 //! - [`store`]: the `Store` trait and its SQLite implementation (sqlx).
 //! - [`pipeline`]: the worker pool: stages, semaphores, retries, cancellation, resume.
 //! - [`report`]: Markdown reports (tera).
@@ -38,6 +39,7 @@ pub mod outcome;
 pub mod pipeline;
 pub mod report;
 pub mod repro;
+pub mod review;
 pub mod rubric;
 pub mod runner;
 pub mod sandbox;

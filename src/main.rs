@@ -84,6 +84,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export a cohort's final review scores (blind unless --reveal).
+    Export {
+        /// Cohort name (the assignment's name, as graded).
+        cohort: String,
+        /// csv or json.
+        #[arg(long, default_value = "csv", value_parser = ["csv", "json"])]
+        format: String,
+        /// Include candidate ids and repositories (blind by default).
+        #[arg(long)]
+        reveal: bool,
+        /// Database URL (default sqlite://DATA_DIR/assay.db).
+        #[arg(long)]
+        db: Option<String>,
+    },
     /// Print the iteration history of a repository.
     History {
         /// A local repository path or an https/ssh URL.
@@ -362,6 +376,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let settings = Settings::load(cli.config.as_deref(), &overrides(db.clone(), None))?;
             runtime()?.block_on(show_draft(&settings, candidate, cohort.as_deref(), json))
         }
+        Command::Export {
+            ref cohort,
+            ref format,
+            reveal,
+            ref db,
+        } => {
+            let settings = Settings::load(cli.config.as_deref(), &overrides(db.clone(), None))?;
+            runtime()?.block_on(export(&settings, cohort, format, reveal))
+        }
         Command::Model(cmd) => {
             let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
             model_cmd(&settings, cmd)
@@ -420,6 +443,51 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn export(settings: &Settings, cohort: &str, format: &str, reveal: bool) -> Result<ExitCode> {
+    let db_url = settings.db_url();
+    let store = store::open(&db_url)
+        .await
+        .with_context(|| format!("cannot open database {}", git::redact(&db_url)))?;
+    let cohorts = store.cohorts().await?;
+    let Some(c) = cohorts.iter().find(|c| c.name == cohort) else {
+        let names: Vec<&str> = cohorts.iter().map(|c| c.name.as_str()).collect();
+        return Err(InputError::file(
+            std::path::Path::new(cohort),
+            format!(
+                "no such cohort in the database (cohorts: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        )
+        .into());
+    };
+    let rubric = c.rubric().with_context(|| {
+        format!("cohort {cohort} was graded before rubrics were stored with it: run `assay grade` on it again")
+    })?;
+    let subs = store.submissions(c.id).await?;
+    let reviews = store.cohort_reviews(c.id).await?;
+    let rows = assay::review::export_rows(&rubric, &subs, &reviews, reveal);
+    if format == "json" {
+        let doc = serde_json::json!({
+            "cohort": cohort,
+            "rubric": rubric.name,
+            "blind": !reveal,
+            "reviews": rows,
+            "metrics": assay::review::metrics(&rubric, &reviews),
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", assay::review::export_csv(&rubric, &rows, reveal));
+    }
+    if rows.is_empty() {
+        eprintln!("assay: no final reviews in {cohort} yet (graders finalize them in `assay serve`)");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn show_draft(settings: &Settings, candidate: &str, cohort: Option<&str>, json: bool) -> Result<ExitCode> {

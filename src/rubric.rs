@@ -12,7 +12,7 @@ use crate::diag::InputError;
 use crate::facts::{Facts, SOURCES};
 
 /// One scoring level of a criterion.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Level {
     /// The score a grader gives at this level.
     pub score: u32,
@@ -21,7 +21,7 @@ pub struct Level {
 }
 
 /// One criterion of a rubric.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Criterion {
     /// Stable id, used in drafts and exports.
     pub id: String,
@@ -43,7 +43,7 @@ pub struct Criterion {
 
 /// How a criterion's automated score is computed: the 1–4 estimates of some evidence sources
 /// ([`Facts::estimate`]), combined, then mapped onto the criterion's levels.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Automated {
     /// Evidence sources (default: the criterion's `evidence`).
     pub from: Vec<String>,
@@ -94,14 +94,24 @@ impl Criterion {
         self.levels[idx].score
     }
 
+    /// `score` on 0–1 between the lowest and the highest level.
+    pub fn scaled(&self, score: u32) -> f64 {
+        let (lo, hi) = self.range();
+        if hi > lo {
+            f64::from(score.clamp(lo, hi) - lo) / f64::from(hi - lo)
+        } else {
+            1.0
+        }
+    }
+
     /// Lowest and highest level scores.
     pub fn range(&self) -> (u32, u32) {
         (self.levels[0].score, self.levels[self.levels.len() - 1].score)
     }
 }
 
-/// A validated rubric.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// A validated rubric (stored with the cohort as graded, so reviews and exports use the same one).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Rubric {
     /// Rubric name.
     pub name: String,

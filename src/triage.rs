@@ -154,13 +154,7 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
         };
         match score {
             Some(s) => {
-                let (lo, hi) = c.range();
-                let scaled = if hi > lo {
-                    f64::from(s - lo) / f64::from(hi - lo)
-                } else {
-                    1.0
-                };
-                weighted += c.weight * scaled;
+                weighted += c.weight * c.scaled(s);
                 weights += c.weight;
             }
             None => unscored.push(c.id.as_str()),

@@ -223,6 +223,7 @@ impl Pipeline {
         let spec = json!({
             "name": cohort.name,
             "rubric": cohort.rubric_path,
+            "rubric_def": cohort.rubric,
             "deadline": cohort.deadline,
             "runner": cohort.runner,
             "top": cohort.top,

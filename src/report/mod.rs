@@ -621,16 +621,9 @@ pub fn render_summary_html(
                 .map(|c| {
                     let x = t.criteria.iter().find(|x| x.criterion == c.id);
                     let score = x.and_then(|x| x.score);
-                    let (lo, hi) = c.range();
                     HeatCell {
                         score: score.map_or("—".into(), |v| v.to_string()),
-                        colour: score.map_or("transparent".into(), |v| {
-                            svg::heat(if hi > lo {
-                                f64::from(v - lo) / f64::from(hi - lo)
-                            } else {
-                                1.0
-                            })
-                        }),
+                        colour: score.map_or("transparent".into(), |v| svg::heat(c.scaled(v))),
                         source: match x.map(|x| x.source) {
                             Some(crate::triage::ScoreSource::Draft) => "draft",
                             Some(crate::triage::ScoreSource::Automated) => "automated",

@@ -240,6 +240,108 @@ pub struct StageResult {
     pub commit: Option<String>,
 }
 
+/// A stored cohort.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CohortRecord {
+    pub id: i64,
+    pub name: String,
+    /// What `assay grade` recorded: rubric path and definition, deadline, runner, top.
+    pub spec: serde_json::Value,
+}
+
+impl CohortRecord {
+    /// The rubric the cohort was graded with.
+    pub fn rubric(&self) -> Option<crate::rubric::Rubric> {
+        serde_json::from_value(self.spec.get("rubric_def")?.clone()).ok()
+    }
+
+    /// How many submissions go to review.
+    pub fn top(&self) -> usize {
+        self.spec.get("top").and_then(|v| v.as_u64()).unwrap_or(10) as usize
+    }
+}
+
+/// A review's state: open while a grader works on it, final once they finalize it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    Open,
+    Final,
+}
+
+impl ReviewStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::Open => "open",
+            ReviewStatus::Final => "final",
+        }
+    }
+}
+
+/// A grader's judgement of one criterion.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CriterionReview {
+    /// The grader's score (`None`: not scored yet).
+    pub score: Option<u32>,
+    /// The grader's note.
+    #[serde(default)]
+    pub comment: String,
+    /// The draft's score when the grader saw it (for "how often graders kept the draft").
+    #[serde(default)]
+    pub draft_score: Option<u32>,
+}
+
+/// One grader's review of one submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    pub id: i64,
+    pub submission_id: i64,
+    /// Whose review it is.
+    pub grader: String,
+    pub status: ReviewStatus,
+    /// Bumped by every save; a save must name the version it started from.
+    pub version: i64,
+    /// By criterion id.
+    pub scores: std::collections::BTreeMap<String, CriterionReview>,
+    pub comment: String,
+    pub updated_at: String,
+    pub finalized_at: Option<String>,
+}
+
+/// What a save asks for.
+#[derive(Debug, Clone)]
+pub struct ReviewSave<'a> {
+    pub submission_id: i64,
+    /// The review's owner.
+    pub grader: &'a str,
+    /// Who saves (the owner, or another grader editing it); recorded in the audit trail.
+    pub actor: &'a str,
+    /// The version the editor started from: 0 for a review that does not exist yet.
+    pub base_version: i64,
+    pub scores: std::collections::BTreeMap<String, CriterionReview>,
+    pub comment: String,
+    pub finalize: bool,
+}
+
+/// How a save ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SaveOutcome {
+    Saved(Review),
+    /// Someone saved since `base_version`: nothing was written; here is what is stored now.
+    Conflict(Option<Review>),
+    /// The review is final: it cannot change.
+    AlreadyFinal(Review),
+}
+
+/// One entry of the audit trail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    pub at: String,
+    pub actor: String,
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
 /// Persistent state of assay. Implementations must make every write that
 /// finishes a stage atomic with its evidence.
 #[async_trait]
@@ -259,6 +361,8 @@ pub trait Store: Send + Sync {
     async fn submissions(&self, cohort_id: i64) -> Result<Vec<SubmissionRecord>, StoreError>;
     /// The cohort id for a name.
     async fn cohort_id(&self, name: &str) -> Result<Option<i64>, StoreError>;
+    /// Every cohort, by name.
+    async fn cohorts(&self) -> Result<Vec<CohortRecord>, StoreError>;
 
     /// Submissions of `candidate` with their cohort's name, in one cohort or all.
     async fn find_submissions(
@@ -306,6 +410,16 @@ pub trait Store: Send + Sync {
         kind: &str,
         detail: &serde_json::Value,
     ) -> Result<(), StoreError>;
+
+    /// The audit trail of a submission, oldest first.
+    async fn events(&self, submission_id: i64) -> Result<Vec<Event>, StoreError>;
+    /// Every review of a submission.
+    async fn reviews(&self, submission_id: i64) -> Result<Vec<Review>, StoreError>;
+    /// Every review in a cohort.
+    async fn cohort_reviews(&self, cohort_id: i64) -> Result<Vec<Review>, StoreError>;
+    /// Saves a review if nobody saved it since `base_version`, and records the change in the
+    /// audit trail, atomically.
+    async fn save_review(&self, save: &ReviewSave<'_>) -> Result<SaveOutcome, StoreError>;
 }
 
 /// Opens the store a URL names, creating and migrating it as needed.

@@ -11,7 +11,10 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
-use super::{RunStatus, Stage, StageResult, StageRun, Store, StoreError, SubmissionRecord, SubmissionStatus};
+use super::{
+    CohortRecord, Event, Review, ReviewSave, ReviewStatus, RunStatus, SaveOutcome, Stage, StageResult, StageRun, Store,
+    StoreError, SubmissionRecord, SubmissionStatus,
+};
 use crate::evidence::EvidenceItem;
 use crate::outcome::OutcomeKind;
 
@@ -21,6 +24,16 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+}
+
+/// `SELECT <every review column> FROM reviews <rest>`, as a literal (sqlx takes only literals).
+macro_rules! review_select {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, submission_id, grader, status, version, scores_json, comment, updated_at, finalized_at FROM reviews ",
+            $rest
+        )
+    };
 }
 
 fn now() -> String {
@@ -188,6 +201,26 @@ impl Store for SqliteStore {
             .fetch_optional(&self.pool)
             .await?;
         Ok(row.map(|r| r.try_get("id")).transpose()?)
+    }
+
+    async fn cohorts(&self) -> Result<Vec<CohortRecord>, StoreError> {
+        let rows = sqlx::query("SELECT id, name, spec_json FROM cohorts ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let spec: String = r.try_get("spec_json")?;
+                Ok(CohortRecord {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    spec: serde_json::from_str(&spec).map_err(|_| StoreError::Corrupt {
+                        table: "cohorts",
+                        column: "spec_json",
+                        value: spec.clone(),
+                    })?,
+                })
+            })
+            .collect()
     }
 
     async fn find_submissions(
@@ -383,5 +416,289 @@ impl Store for SqliteStore {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    async fn events(&self, submission_id: i64) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query("SELECT at, actor, kind, detail_json FROM events WHERE submission_id = ?1 ORDER BY id")
+            .bind(submission_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let detail: String = r.try_get("detail_json")?;
+                Ok(Event {
+                    at: r.try_get("at")?,
+                    actor: r.try_get("actor")?,
+                    kind: r.try_get("kind")?,
+                    detail: serde_json::from_str(&detail).map_err(|_| StoreError::Corrupt {
+                        table: "events",
+                        column: "detail_json",
+                        value: detail.clone(),
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    async fn reviews(&self, submission_id: i64) -> Result<Vec<Review>, StoreError> {
+        let rows = sqlx::query(review_select!("WHERE submission_id = ?1 ORDER BY id"))
+            .bind(submission_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(review_from_row).collect()
+    }
+
+    async fn cohort_reviews(&self, cohort_id: i64) -> Result<Vec<Review>, StoreError> {
+        let rows = sqlx::query(review_select!(
+            "WHERE submission_id IN (SELECT id FROM submissions WHERE cohort_id = ?1) ORDER BY id"
+        ))
+        .bind(cohort_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(review_from_row).collect()
+    }
+
+    async fn save_review(&self, save: &ReviewSave<'_>) -> Result<SaveOutcome, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let current = sqlx::query(review_select!("WHERE submission_id = ?1 AND grader = ?2"))
+            .bind(save.submission_id)
+            .bind(save.grader)
+            .fetch_optional(&mut *tx)
+            .await?
+            .as_ref()
+            .map(review_from_row)
+            .transpose()?;
+        let stored_version = current.as_ref().map_or(0, |r| r.version);
+        if let Some(r) = current.as_ref().filter(|r| r.status == ReviewStatus::Final) {
+            return Ok(SaveOutcome::AlreadyFinal(r.clone()));
+        }
+        if stored_version != save.base_version {
+            return Ok(SaveOutcome::Conflict(current));
+        }
+        let at = now();
+        let status = if save.finalize {
+            ReviewStatus::Final
+        } else {
+            ReviewStatus::Open
+        };
+        let scores = serde_json::to_string(&save.scores).expect("scores serialise");
+        let version = stored_version + 1;
+        let finalized_at = save.finalize.then(|| at.clone());
+        // The version check above and this write are one transaction; the WHERE clause makes a
+        // concurrent writer that slipped in between update nothing.
+        let written = match &current {
+            None => sqlx::query(
+                "INSERT INTO reviews (submission_id, grader, status, version, scores_json, comment, created_at, updated_at, finalized_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8) ON CONFLICT (submission_id, grader) DO NOTHING",
+            )
+            .bind(save.submission_id)
+            .bind(save.grader)
+            .bind(status.as_str())
+            .bind(version)
+            .bind(&scores)
+            .bind(&save.comment)
+            .bind(&at)
+            .bind(&finalized_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+            Some(r) => sqlx::query(
+                "UPDATE reviews SET status = ?1, version = ?2, scores_json = ?3, comment = ?4, updated_at = ?5, finalized_at = ?6
+                 WHERE id = ?7 AND version = ?8",
+            )
+            .bind(status.as_str())
+            .bind(version)
+            .bind(&scores)
+            .bind(&save.comment)
+            .bind(&at)
+            .bind(&finalized_at)
+            .bind(r.id)
+            .bind(stored_version)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected(),
+        };
+        if written != 1 {
+            tx.rollback().await?;
+            let now_stored = self
+                .reviews(save.submission_id)
+                .await?
+                .into_iter()
+                .find(|r| r.grader == save.grader);
+            return Ok(SaveOutcome::Conflict(now_stored));
+        }
+        let before = current.as_ref().map(|r| &r.scores);
+        let changed: Vec<serde_json::Value> = save
+            .scores
+            .iter()
+            .filter(|(k, v)| before.and_then(|b| b.get(*k)) != Some(*v))
+            .map(|(k, v)| {
+                serde_json::json!({
+                    "criterion": k,
+                    "from": before.and_then(|b| b.get(k)).and_then(|c| c.score),
+                    "to": v.score,
+                    "comment": v.comment,
+                })
+            })
+            .collect();
+        let kind = if save.finalize {
+            "review_finalized"
+        } else {
+            "review_saved"
+        };
+        sqlx::query(
+            "INSERT INTO events (at, cohort_id, submission_id, actor, kind, detail_json)
+             VALUES (?1, (SELECT cohort_id FROM submissions WHERE id = ?2), ?2, ?3, ?4, ?5)",
+        )
+        .bind(&at)
+        .bind(save.submission_id)
+        .bind(save.actor)
+        .bind(kind)
+        .bind(
+            serde_json::json!({
+                "review_of": save.grader,
+                "version": version,
+                "changed": changed,
+                "comment_changed": current.as_ref().map(|r| r.comment.as_str()) != Some(save.comment.as_str()),
+            })
+            .to_string(),
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let saved = self
+            .reviews(save.submission_id)
+            .await?
+            .into_iter()
+            .find(|r| r.grader == save.grader)
+            .ok_or_else(|| StoreError::Corrupt {
+                table: "reviews",
+                column: "id",
+                value: format!("saved review of {} vanished", save.grader),
+            })?;
+        Ok(SaveOutcome::Saved(saved))
+    }
+}
+
+fn review_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Review, StoreError> {
+    let status: String = r.try_get("status")?;
+    let scores: String = r.try_get("scores_json")?;
+    Ok(Review {
+        id: r.try_get("id")?,
+        submission_id: r.try_get("submission_id")?,
+        grader: r.try_get("grader")?,
+        status: match status.as_str() {
+            "open" => ReviewStatus::Open,
+            "final" => ReviewStatus::Final,
+            _ => {
+                return Err(StoreError::Corrupt {
+                    table: "reviews",
+                    column: "status",
+                    value: status,
+                })
+            }
+        },
+        version: r.try_get("version")?,
+        scores: serde_json::from_str(&scores).map_err(|_| StoreError::Corrupt {
+            table: "reviews",
+            column: "scores_json",
+            value: scores.clone(),
+        })?,
+        comment: r.try_get("comment")?,
+        updated_at: r.try_get("updated_at")?,
+        finalized_at: r.try_get("finalized_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::store::CriterionReview;
+
+    async fn store_with_submission() -> (tempfile::TempDir, SqliteStore, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.db").display());
+        let store = SqliteStore::open(&url).await.unwrap();
+        let cohort = store.upsert_cohort("c", &serde_json::json!({})).await.unwrap();
+        let sub = store
+            .upsert_submission(cohort, "cand", "a-1", "repo", None)
+            .await
+            .unwrap();
+        (dir, store, sub.id)
+    }
+
+    fn scores(score: u32) -> BTreeMap<String, CriterionReview> {
+        BTreeMap::from([(
+            "correctness".to_string(),
+            CriterionReview {
+                score: Some(score),
+                comment: format!("scored {score}"),
+                draft_score: Some(3),
+            },
+        )])
+    }
+
+    fn save<'a>(id: i64, actor: &'a str, base: i64, score: u32, finalize: bool) -> ReviewSave<'a> {
+        ReviewSave {
+            submission_id: id,
+            grader: "alice",
+            actor,
+            base_version: base,
+            scores: scores(score),
+            comment: String::new(),
+            finalize,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_second_of_two_saves_from_the_same_version_is_refused_and_nothing_is_lost() {
+        let (_dir, store, id) = store_with_submission().await;
+        let SaveOutcome::Saved(first) = store.save_review(&save(id, "alice", 0, 3, false)).await.unwrap() else {
+            panic!("first save")
+        };
+        assert_eq!(first.version, 1);
+        // Alice and Bob both opened version 1; Bob saves first, then Alice.
+        let SaveOutcome::Saved(bob) = store.save_review(&save(id, "bob", 1, 4, false)).await.unwrap() else {
+            panic!("bob's save")
+        };
+        assert_eq!(bob.version, 2);
+        match store.save_review(&save(id, "alice", 1, 2, false)).await.unwrap() {
+            SaveOutcome::Conflict(Some(now)) => {
+                assert_eq!(now.version, 2);
+                assert_eq!(now.scores["correctness"].score, Some(4), "bob's save stands");
+            }
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        // A save that did not exist yet (base 0) on an existing review is a conflict too.
+        assert!(matches!(
+            store.save_review(&save(id, "carol", 0, 1, false)).await.unwrap(),
+            SaveOutcome::Conflict(Some(_))
+        ));
+        // Finalize from the current version; afterwards nothing changes it.
+        let SaveOutcome::Saved(fin) = store.save_review(&save(id, "alice", 2, 4, true)).await.unwrap() else {
+            panic!("finalize")
+        };
+        assert_eq!(fin.status, ReviewStatus::Final);
+        assert!(fin.finalized_at.is_some());
+        assert!(matches!(
+            store.save_review(&save(id, "alice", 3, 1, false)).await.unwrap(),
+            SaveOutcome::AlreadyFinal(_)
+        ));
+        // The audit trail has every accepted change, by whom, with the score moves.
+        let trail = store.events(id).await.unwrap();
+        let kinds: Vec<(&str, &str)> = trail.iter().map(|e| (e.actor.as_str(), e.kind.as_str())).collect();
+        assert_eq!(
+            kinds,
+            [
+                ("alice", "review_saved"),
+                ("bob", "review_saved"),
+                ("alice", "review_finalized")
+            ]
+        );
+        assert_eq!(trail[1].detail["changed"][0]["from"], 3);
+        assert_eq!(trail[1].detail["changed"][0]["to"], 4);
+        assert_eq!(store.reviews(id).await.unwrap().len(), 1);
     }
 }

@@ -662,3 +662,105 @@ fn html_reports_rank_chart_and_escape_what_candidates_wrote() {
     assert!(good_packet.contains(guideline));
     assert!(!read("good.candidate.html").contains(guideline));
 }
+
+#[test]
+fn export_writes_final_reviews_blind_unless_revealed_with_the_leads_metrics() {
+    use assay::store::{CriterionReview, ReviewSave, SaveOutcome};
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (iterative(), single_dump());
+    let cohort = write_cohort(
+        work.path(),
+        &format!(
+            "[[submission]]\ncandidate = \"alice-smith\"\nrepo = \"{}\"\n\n[[submission]]\ncandidate = \"bob-jones\"\nrepo = \"{}\"\n",
+            a.path().display(),
+            b.path().display()
+        ),
+    );
+    let assay = Assay::new();
+    let out = work.path().join("out");
+    json_ok(&assay.run(&[
+        "grade",
+        "--no-drafts",
+        "--no-sandbox",
+        cohort.to_str().unwrap(),
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let rubric = assay::rubric::Rubric::load(&work.path().join("rubrics/trial-project.toml")).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let store = SqliteStore::open(&format!("sqlite://{}", assay.db().display()))
+            .await
+            .unwrap();
+        let cid = store.cohort_id("demo").await.unwrap().unwrap();
+        let subs = store.submissions(cid).await.unwrap();
+        let scores = |s: u32| {
+            rubric
+                .criteria
+                .iter()
+                .map(|c| {
+                    (
+                        c.id.clone(),
+                        CriterionReview {
+                            score: Some(s),
+                            comment: String::new(),
+                            draft_score: Some(3),
+                        },
+                    )
+                })
+                .collect()
+        };
+        for (sub, grader, s, finalize) in [(0, "ann", 3, true), (0, "ben", 4, true), (1, "ann", 1, false)] {
+            let saved = store
+                .save_review(&ReviewSave {
+                    submission_id: subs[sub].id,
+                    grader,
+                    actor: grader,
+                    base_version: 0,
+                    scores: scores(s),
+                    comment: String::new(),
+                    finalize,
+                })
+                .await
+                .unwrap();
+            assert!(matches!(saved, SaveOutcome::Saved(_)));
+        }
+    });
+    let csv = assay.run(&["export", "demo"]);
+    assert!(csv.status.success(), "{}", String::from_utf8_lossy(&csv.stderr));
+    let csv = String::from_utf8(csv.stdout).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "anon_id,grader,finalized_at,total,framing,iteration,engineering,communication,decisions,correctness"
+    );
+    assert_eq!(
+        lines.len(),
+        3,
+        "two final reviews; the open one is not exported:\n{csv}"
+    );
+    assert!(
+        lines[1].contains(",ann,") && lines[1].ends_with(",66.7,3,3,3,3,3,3"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].contains(",ben,") && lines[2].ends_with(",100.0,4,4,4,4,4,4"),
+        "{csv}"
+    );
+    assert!(!csv.contains("alice") && !csv.contains("bob-jones") && !csv.contains(&a.path().display().to_string()));
+
+    let v = json_ok(&assay.run(&["export", "demo", "--format", "json", "--reveal"]));
+    assert_eq!(v["blind"], false);
+    assert_eq!(v["reviews"][0]["candidate"], "alice-smith");
+    // ann kept the draft's 3 everywhere, ben changed it: half kept; the pair disagrees by one level.
+    let m = &v["metrics"][0];
+    assert_eq!((m["with_draft"].as_u64(), m["kept_draft"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(
+        (m["pairs"].as_u64(), m["exact"].as_u64(), m["within_one"].as_u64()),
+        (Some(1), Some(0), Some(1))
+    );
+    let missing = assay.run(&["export", "nope"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("cohorts: demo"));
+}

@@ -1,0 +1,295 @@
+//! Grader reviews: what makes a review final, final scores, exports, and the hiring lead's
+//! metrics (how often graders kept the draft score; how often two graders agree). Pure: the
+//! store supplies reviews, nothing here does I/O.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::rubric::Rubric;
+use crate::store::{CriterionReview, Review, ReviewStatus, SubmissionRecord};
+
+/// Why `scores` cannot be finalized under `rubric` (empty: they can). A final review scores
+/// every criterion with one of its levels.
+pub fn final_problems(rubric: &Rubric, scores: &BTreeMap<String, CriterionReview>) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &rubric.criteria {
+        match scores.get(&c.id).and_then(|r| r.score) {
+            None => out.push(format!("{} is not scored", c.title)),
+            Some(s) if !c.levels.iter().any(|l| l.score == s) => {
+                out.push(format!("{}: {s} is not one of its levels", c.title))
+            }
+            Some(_) => {}
+        }
+    }
+    out
+}
+
+/// Weighted total on 0–100 of the scored criteria (as triage computes it).
+pub fn total(rubric: &Rubric, scores: &BTreeMap<String, CriterionReview>) -> Option<f64> {
+    let (mut sum, mut weights) = (0.0, 0.0);
+    for c in &rubric.criteria {
+        if let Some(s) = scores.get(&c.id).and_then(|r| r.score) {
+            sum += c.weight * c.scaled(s);
+            weights += c.weight;
+        }
+    }
+    (weights > 0.0).then(|| (sum / weights * 1000.0).round() / 10.0)
+}
+
+/// One final review, as exported.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ExportRow {
+    pub anon_id: String,
+    /// Only with `--reveal`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repo: Option<String>,
+    pub grader: String,
+    pub finalized_at: String,
+    pub total: Option<f64>,
+    /// By criterion id, in rubric order.
+    pub scores: BTreeMap<String, Option<u32>>,
+}
+
+/// The final reviews of a cohort; identities only when `reveal`.
+pub fn export_rows(rubric: &Rubric, subs: &[SubmissionRecord], reviews: &[Review], reveal: bool) -> Vec<ExportRow> {
+    let mut rows: Vec<ExportRow> = reviews
+        .iter()
+        .filter(|r| r.status == ReviewStatus::Final)
+        .filter_map(|r| {
+            let s = subs.iter().find(|s| s.id == r.submission_id)?;
+            Some(ExportRow {
+                anon_id: s.anon_id.clone(),
+                candidate: reveal.then(|| s.candidate.clone()),
+                repo: reveal.then(|| s.repo.clone()),
+                grader: r.grader.clone(),
+                finalized_at: r.finalized_at.clone().unwrap_or_default(),
+                total: total(rubric, &r.scores),
+                scores: rubric
+                    .criteria
+                    .iter()
+                    .map(|c| (c.id.clone(), r.scores.get(&c.id).and_then(|x| x.score)))
+                    .collect(),
+            })
+        })
+        .collect();
+    rows.sort_by(|a, b| a.anon_id.cmp(&b.anon_id).then(a.grader.cmp(&b.grader)));
+    rows
+}
+
+/// CSV of [`export_rows`]: one column per criterion, in rubric order.
+pub fn export_csv(rubric: &Rubric, rows: &[ExportRow], reveal: bool) -> String {
+    let mut out = String::new();
+    let mut header = vec!["anon_id"];
+    if reveal {
+        header.extend(["candidate", "repo"]);
+    }
+    header.extend(["grader", "finalized_at", "total"]);
+    let mut cols: Vec<String> = header.iter().map(|s| s.to_string()).collect();
+    cols.extend(rubric.criteria.iter().map(|c| c.id.clone()));
+    let _ = writeln!(
+        out,
+        "{}",
+        cols.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(",")
+    );
+    for r in rows {
+        let mut f = vec![r.anon_id.clone()];
+        if reveal {
+            f.push(r.candidate.clone().unwrap_or_default());
+            f.push(r.repo.clone().unwrap_or_default());
+        }
+        f.push(r.grader.clone());
+        f.push(r.finalized_at.clone());
+        f.push(r.total.map_or(String::new(), |t| format!("{t:.1}")));
+        for c in &rubric.criteria {
+            f.push(
+                r.scores
+                    .get(&c.id)
+                    .copied()
+                    .flatten()
+                    .map_or(String::new(), |s| s.to_string()),
+            );
+        }
+        let _ = writeln!(out, "{}", f.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
+    }
+    out
+}
+
+/// RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet does
+/// not run a candidate-supplied cell as a formula.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// Per criterion: how often graders kept the draft's score, and how often two graders agree.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CriterionMetrics {
+    pub criterion: String,
+    /// Final reviews that scored it with a draft to compare against.
+    pub with_draft: usize,
+    /// Of those, how many kept the draft's score.
+    pub kept_draft: usize,
+    pub kept_rate: Option<f64>,
+    /// Pairs of final reviews of the same submission by different graders.
+    pub pairs: usize,
+    /// Pairs with the same score.
+    pub exact: usize,
+    /// Pairs at most one level apart.
+    pub within_one: usize,
+    pub agreement: Option<f64>,
+}
+
+/// The hiring lead's metrics over a cohort's final reviews.
+pub fn metrics(rubric: &Rubric, reviews: &[Review]) -> Vec<CriterionMetrics> {
+    let finals: Vec<&Review> = reviews.iter().filter(|r| r.status == ReviewStatus::Final).collect();
+    rubric
+        .criteria
+        .iter()
+        .map(|c| {
+            let level = |s: u32| c.levels.iter().position(|l| l.score == s).map(|i| i as i64);
+            let (mut with_draft, mut kept) = (0, 0);
+            for r in &finals {
+                if let Some(x) = r.scores.get(&c.id) {
+                    if let (Some(s), Some(d)) = (x.score, x.draft_score) {
+                        with_draft += 1;
+                        kept += usize::from(s == d);
+                    }
+                }
+            }
+            let (mut pairs, mut exact, mut within_one) = (0, 0, 0);
+            for (i, a) in finals.iter().enumerate() {
+                for b in &finals[i + 1..] {
+                    if a.submission_id != b.submission_id || a.grader == b.grader {
+                        continue;
+                    }
+                    let score = |r: &Review| r.scores.get(&c.id).and_then(|x| x.score).and_then(level);
+                    if let (Some(x), Some(y)) = (score(a), score(b)) {
+                        pairs += 1;
+                        exact += usize::from(x == y);
+                        within_one += usize::from((x - y).abs() <= 1);
+                    }
+                }
+            }
+            let rate = |n: usize, d: usize| (d > 0).then(|| (n as f64 / d as f64 * 100.0).round() / 100.0);
+            CriterionMetrics {
+                criterion: c.id.clone(),
+                with_draft,
+                kept_draft: kept,
+                kept_rate: rate(kept, with_draft),
+                pairs,
+                exact,
+                within_one,
+                agreement: rate(exact, pairs),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn rubric() -> Rubric {
+        Rubric::parse(
+            Path::new("r.toml"),
+            r#"name = "r"
+[[criterion]]
+id = "a"
+title = "A"
+description = "d"
+weight = 3.0
+level = [{ score = 1, descriptor = "x" }, { score = 2, descriptor = "y" }, { score = 3, descriptor = "z" }]
+[[criterion]]
+id = "b"
+title = "B"
+description = "d"
+weight = 1.0
+level = [{ score = 0, descriptor = "no" }, { score = 1, descriptor = "yes" }]
+"#,
+        )
+        .unwrap()
+    }
+
+    fn review(sub: i64, grader: &str, a: Option<u32>, b: Option<u32>, draft_a: Option<u32>) -> Review {
+        let mut scores = BTreeMap::new();
+        scores.insert(
+            "a".to_string(),
+            CriterionReview {
+                score: a,
+                comment: String::new(),
+                draft_score: draft_a,
+            },
+        );
+        scores.insert(
+            "b".to_string(),
+            CriterionReview {
+                score: b,
+                comment: String::new(),
+                draft_score: None,
+            },
+        );
+        Review {
+            id: 0,
+            submission_id: sub,
+            grader: grader.into(),
+            status: ReviewStatus::Final,
+            version: 1,
+            scores,
+            comment: String::new(),
+            updated_at: String::new(),
+            finalized_at: Some("2026-11-23T10:00:00Z".into()),
+        }
+    }
+
+    #[test]
+    fn a_review_is_final_only_when_every_criterion_has_one_of_its_levels() {
+        let r = rubric();
+        assert!(final_problems(&r, &review(1, "g", Some(3), Some(1), None).scores).is_empty());
+        let p = final_problems(&r, &review(1, "g", None, Some(5), None).scores);
+        assert_eq!(p, ["A is not scored", "B: 5 is not one of its levels"]);
+    }
+
+    #[test]
+    fn totals_weight_criteria_over_their_levels() {
+        // a: 2 of 1..3 → 0.5 × 3; b: 1 of 0..1 → 1 × 1; (1.5 + 1) / 4 = 62.5
+        assert_eq!(
+            total(&rubric(), &review(1, "g", Some(2), Some(1), None).scores),
+            Some(62.5)
+        );
+    }
+
+    #[test]
+    fn metrics_count_kept_drafts_and_agreement_between_graders() {
+        let reviews = [
+            review(1, "ann", Some(3), Some(1), Some(3)),
+            review(1, "bob", Some(2), Some(1), Some(3)),
+            review(2, "ann", Some(1), Some(0), Some(1)),
+        ];
+        let m = metrics(&rubric(), &reviews);
+        assert_eq!((m[0].with_draft, m[0].kept_draft, m[0].kept_rate), (3, 2, Some(0.67)));
+        assert_eq!((m[0].pairs, m[0].exact, m[0].within_one), (1, 0, 1));
+        assert_eq!((m[1].pairs, m[1].exact, m[1].agreement), (1, 1, Some(1.0)));
+    }
+
+    #[test]
+    fn csv_quotes_and_defuses_formulas() {
+        assert_eq!(csv_field("plain"), "plain");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=cmd()"), "'=cmd()");
+    }
+}

@@ -51,7 +51,8 @@ fn python_failing_test_is_tests_failed_with_a_finding() {
         ("calc.py", CALC),
         ("tests/test_calc.py", "from calc import add\n\ndef test_ok():\n    assert add(1, 2) == 3\n\ndef test_wrong():\n    assert add(2, 2) == 5\n"),
     ]);
-    let v = check(r.path(), &[]);
+    let out = tempfile::tempdir().unwrap();
+    let v = check(r.path(), &["--out", out.path().to_str().unwrap()]);
     assert_eq!(v["outcome"], "tests_failed", "{v}");
     assert_eq!(
         (v["tests"]["passed"].as_u64(), v["tests"]["failed"].as_u64()),
@@ -62,6 +63,19 @@ fn python_failing_test_is_tests_failed_with_a_finding() {
     assert_eq!(v["badge"]["level"], "available", "{v}");
     assert!(f["message"].as_str().unwrap().contains("test_wrong"), "{f}");
     assert!(!f["fix"].as_str().unwrap().is_empty());
+    // The candidate's HTML report: badge, the failing test, the finding with its fix, the output.
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("class=\"badge available\""), "{html}");
+    assert!(
+        html.contains("test_calc::test_wrong</code>"),
+        "the failing test is listed: {html}"
+    );
+    assert!(
+        html.contains("how to fix") && html.contains("Output of the failing phase"),
+        "{html}"
+    );
+    assert!(html.contains("assert 4 == 5"), "the pytest output tail: {html}");
+    assert!(out.path().join("report.md").is_file());
 }
 
 #[test]

@@ -165,14 +165,7 @@ pub fn report_file(candidate: &str) -> String {
 
 /// Renders one submission's Markdown report.
 pub fn render_submission(cohort: &str, s: &SubmissionSummary, d: &SubmissionDetail) -> Result<String, ReportError> {
-    let ctx = submission_context(cohort, s, d);
-    engine()
-        .render("submission.md", &ctx)
-        .map(|t| tidy(&t))
-        .map_err(|source| ReportError::Render {
-            template: "submission.md",
-            source,
-        })
+    render(&engine(), "submission.md", &submission_context(cohort, s, d)).map(|t| tidy(&t))
 }
 
 #[derive(Serialize)]
@@ -424,20 +417,22 @@ fn draft_cell(d: Option<&crate::draft::DraftRecord>) -> String {
     format!("{total}{flags}")
 }
 
+/// Submissions by status, for the summaries' headline.
+fn counts(summary: &GradeSummary) -> serde_json::Value {
+    let count = |st: &str| summary.submissions.iter().filter(|s| s.status == st).count();
+    serde_json::json!({
+        "total": summary.submissions.len(),
+        "done": count("done"),
+        "failed": count("failed"),
+        "interrupted": count("interrupted"),
+    })
+}
+
 /// Renders the cohort summary.
 pub fn render_summary(summary: &GradeSummary, details: &[SubmissionDetail]) -> Result<String, ReportError> {
     let mut ctx = Context::new();
     ctx.insert("cohort", &summary.cohort);
-    let count = |st: &str| summary.submissions.iter().filter(|s| s.status == st).count();
-    ctx.insert(
-        "counts",
-        &serde_json::json!({
-            "total": summary.submissions.len(),
-            "done": count("done"),
-            "failed": count("failed"),
-            "interrupted": count("interrupted"),
-        }),
-    );
+    ctx.insert("counts", &counts(summary));
     let rows: Vec<SummaryRow> = summary
         .submissions
         .iter()
@@ -492,13 +487,7 @@ pub fn render_summary(summary: &GradeSummary, details: &[SubmissionDetail]) -> R
         .collect();
     ctx.insert("ranking", &ranking);
     ctx.insert("top_k", &summary.triage.top_k);
-    engine()
-        .render("summary.md", &ctx)
-        .map(|t| tidy(&t))
-        .map_err(|source| ReportError::Render {
-            template: "summary.md",
-            source,
-        })
+    render(&engine(), "summary.md", &ctx).map(|t| tidy(&t))
 }
 
 #[derive(Serialize)]
@@ -549,16 +538,7 @@ pub fn render_summary_html(
     let mut ctx = Context::new();
     ctx.insert("version", env!("CARGO_PKG_VERSION"));
     ctx.insert("cohort", &summary.cohort);
-    let count = |st: &str| summary.submissions.iter().filter(|s| s.status == st).count();
-    ctx.insert(
-        "counts",
-        &serde_json::json!({
-            "total": summary.submissions.len(),
-            "done": count("done"),
-            "failed": count("failed"),
-            "interrupted": count("interrupted"),
-        }),
-    );
+    ctx.insert("counts", &counts(summary));
     ctx.insert("top_k", &summary.triage.top_k);
     let detail_of = |candidate: &str| {
         summary

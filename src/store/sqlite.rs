@@ -209,15 +209,10 @@ impl Store for SqliteStore {
             .await?;
         rows.iter()
             .map(|r| {
-                let spec: String = r.try_get("spec_json")?;
                 Ok(CohortRecord {
                     id: r.try_get("id")?,
                     name: r.try_get("name")?,
-                    spec: serde_json::from_str(&spec).map_err(|_| StoreError::Corrupt {
-                        table: "cohorts",
-                        column: "spec_json",
-                        value: spec.clone(),
-                    })?,
+                    spec: json_column(r, "cohorts", "spec_json")?,
                 })
             })
             .collect()
@@ -425,16 +420,11 @@ impl Store for SqliteStore {
             .await?;
         rows.iter()
             .map(|r| {
-                let detail: String = r.try_get("detail_json")?;
                 Ok(Event {
                     at: r.try_get("at")?,
                     actor: r.try_get("actor")?,
                     kind: r.try_get("kind")?,
-                    detail: serde_json::from_str(&detail).map_err(|_| StoreError::Corrupt {
-                        table: "events",
-                        column: "detail_json",
-                        value: detail.clone(),
-                    })?,
+                    detail: json_column(r, "events", "detail_json")?,
                 })
             })
             .collect()
@@ -580,9 +570,22 @@ impl Store for SqliteStore {
     }
 }
 
+/// A JSON text column, parsed; unparseable text is [`StoreError::Corrupt`].
+fn json_column<T: serde::de::DeserializeOwned>(
+    r: &sqlx::sqlite::SqliteRow,
+    table: &'static str,
+    column: &'static str,
+) -> Result<T, StoreError> {
+    let text: String = r.try_get(column)?;
+    serde_json::from_str(&text).map_err(|_| StoreError::Corrupt {
+        table,
+        column,
+        value: text,
+    })
+}
+
 fn review_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Review, StoreError> {
     let status: String = r.try_get("status")?;
-    let scores: String = r.try_get("scores_json")?;
     Ok(Review {
         id: r.try_get("id")?,
         submission_id: r.try_get("submission_id")?,
@@ -599,11 +602,7 @@ fn review_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<Review, StoreError> {
             }
         },
         version: r.try_get("version")?,
-        scores: serde_json::from_str(&scores).map_err(|_| StoreError::Corrupt {
-            table: "reviews",
-            column: "scores_json",
-            value: scores.clone(),
-        })?,
+        scores: json_column(r, "reviews", "scores_json")?,
         comment: r.try_get("comment")?,
         updated_at: r.try_get("updated_at")?,
         finalized_at: r.try_get("finalized_at")?,

@@ -520,13 +520,10 @@ fn grade_runs_the_sandbox_and_repro_stages_and_skips_them_when_done() {
     let good = project("def add(a, b):\n    return a + b\n");
     let bad = project("def add(a, b):\n    return a * b + 1\n");
     let work = tempfile::tempdir().unwrap();
-    let cohort = write_cohort(
+    let cohort = cohort_of(
         work.path(),
-        &format!(
-            "[limits]\ntest_seconds = 60\n[[submission]]\ncandidate = \"good\"\nrepo = \"{}\"\n[[submission]]\ncandidate = \"bad\"\nrepo = \"{}\"\n",
-            good.path().display(),
-            bad.path().display()
-        ),
+        "[limits]\ntest_seconds = 60\n",
+        &[("good", good.path()), ("bad", bad.path())],
     );
     let assay = Assay::new();
     let out_dir = work.path().join("out");
@@ -587,13 +584,10 @@ fn html_reports_rank_chart_and_escape_what_candidates_wrote() {
     hostile.commit("<img src=x onerror=alert(1)> first", DAY1);
     hostile.put(&[("app.py", Some("print(1)\n"))]);
     hostile.commit("second \"quoted\" & <b>bold</b>", DAY1 + HOUR);
-    let cohort = write_cohort(
+    let cohort = cohort_of(
         work.path(),
-        &format!(
-            "top = 1\n\n[[submission]]\ncandidate = \"good\"\nrepo = \"{}\"\n\n[[submission]]\ncandidate = \"hostile\"\nrepo = \"{}\"\n",
-            good.path().display(),
-            hostile.path().display()
-        ),
+        "top = 1\n",
+        &[("good", good.path()), ("hostile", hostile.path())],
     );
     let out = work.path().join("out");
     let assay = Assay::new();
@@ -668,14 +662,7 @@ fn export_writes_final_reviews_blind_unless_revealed_with_the_leads_metrics() {
     use assay::store::{CriterionReview, ReviewSave, SaveOutcome};
     let work = tempfile::tempdir().unwrap();
     let (a, b) = (iterative(), single_dump());
-    let cohort = write_cohort(
-        work.path(),
-        &format!(
-            "[[submission]]\ncandidate = \"alice-smith\"\nrepo = \"{}\"\n\n[[submission]]\ncandidate = \"bob-jones\"\nrepo = \"{}\"\n",
-            a.path().display(),
-            b.path().display()
-        ),
-    );
+    let cohort = cohort_of(work.path(), "", &[("alice-smith", a.path()), ("bob-jones", b.path())]);
     let assay = Assay::new();
     let out = work.path().join("out");
     json_ok(&assay.run(&[

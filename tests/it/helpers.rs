@@ -264,6 +264,18 @@ pub fn write_cohort(dir: &Path, body: &str) -> PathBuf {
     path
 }
 
+/// A cohort file with `head` (cohort-level lines) and one `[[submission]]` per (candidate, repo).
+pub fn cohort_of(dir: &Path, head: &str, subs: &[(&str, &Path)]) -> PathBuf {
+    let mut body = head.to_string();
+    for (candidate, repo) in subs {
+        body.push_str(&format!(
+            "\n[[submission]]\ncandidate = \"{candidate}\"\nrepo = \"{}\"\n",
+            repo.display()
+        ));
+    }
+    write_cohort(dir, &body)
+}
+
 /// Signals of a history document by kind.
 pub fn kinds(history: &serde_json::Value) -> Vec<String> {
     history["signals"]

@@ -25,6 +25,10 @@ pub struct GenParams {
     pub seed: u64,
     /// Constrain the output to this JSON schema.
     pub schema: Option<serde_json::Value>,
+    /// llama.cpp's repetition penalty on tokens generated in the last `repeat_last` (1.0: off):
+    /// a positive logit is divided by it, a negative one multiplied.
+    pub repeat_penalty: f32,
+    pub repeat_last: usize,
 }
 
 impl Default for GenParams {
@@ -35,6 +39,8 @@ impl Default for GenParams {
             top_p: 1.0,
             seed: 0,
             schema: None,
+            repeat_penalty: 1.0,
+            repeat_last: 64,
         }
     }
 }
@@ -209,6 +215,7 @@ pub fn generate(
     let mut out = Vec::new();
     let mut finish = FinishReason::Length;
     while out.len() < params.max_tokens {
+        penalise_repeats(&mut logits, &out, params);
         if let Some(m) = matcher.as_mut() {
             if m.is_stopped() {
                 finish = FinishReason::Stop;
@@ -258,9 +265,44 @@ pub fn generate(
     })
 }
 
+/// Applies the repetition penalty to the tokens of the last `repeat_last` generated, once each.
+fn penalise_repeats(logits: &mut [f32], out: &[u32], params: &GenParams) {
+    if params.repeat_penalty == 1.0 || params.repeat_last == 0 {
+        return;
+    }
+    let mut recent: Vec<u32> = out[out.len().saturating_sub(params.repeat_last)..].to_vec();
+    recent.sort_unstable();
+    recent.dedup();
+    for t in recent {
+        if let Some(l) = logits.get_mut(t as usize) {
+            *l = if *l > 0.0 {
+                *l / params.repeat_penalty
+            } else {
+                *l * params.repeat_penalty
+            };
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_repetition_penalty_lowers_recent_tokens_once_each() {
+        let p = GenParams {
+            repeat_penalty: 2.0,
+            repeat_last: 3,
+            ..Default::default()
+        };
+        let mut logits = vec![4.0, -1.0, 3.0, 1.0];
+        // Token 3 is outside the window; 0 appears twice but is penalised once.
+        penalise_repeats(&mut logits, &[3, 0, 1, 0], &p);
+        assert_eq!(logits, [2.0, -2.0, 3.0, 1.0]);
+        let mut same = vec![4.0, -1.0];
+        penalise_repeats(&mut same, &[0, 1], &GenParams::default());
+        assert_eq!(same, [4.0, -1.0], "1.0 is off");
+    }
 
     #[test]
     fn seeded_sampling_repeats_and_greedy_takes_the_max() {

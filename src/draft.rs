@@ -289,10 +289,7 @@ pub use crate::facts::{Facts, HistoryFacts, TestFacts};
 /// its evidence sources. `None` when no source is known (the model's score stands).
 pub fn band_max(c: &Criterion, f: &Facts, above: u32) -> Option<u32> {
     let est = c.evidence.iter().filter_map(|s| f.estimate(s)).max()?;
-    let n = c.levels.len();
-    // Map the 1–4 estimate onto this criterion's levels.
-    let idx = ((est - 1) as f64 / 3.0 * (n - 1) as f64).round() as usize;
-    let capped = (idx + above as usize).min(n - 1);
+    let capped = (c.level_index_for(f64::from(est)) + above as usize).min(c.levels.len() - 1);
     Some(c.levels[capped].score)
 }
 

@@ -764,10 +764,7 @@ async fn grade(settings: Settings, cohort: Cohort, opts: GradeOpts) -> Result<Ex
                 t.map_or(String::new(), |t| t
                     .queued
                     .iter()
-                    .map(|q| serde_json::to_value(q)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default())
+                    .map(|q| q.as_str())
                     .collect::<Vec<_>>()
                     .join(","))
             );

@@ -158,7 +158,7 @@ pub fn metrics(rubric: &Rubric, reviews: &[Review]) -> Vec<CriterionMetrics> {
         .criteria
         .iter()
         .map(|c| {
-            let level = |s: u32| c.levels.iter().position(|l| l.score == s).map(|i| i as i64);
+            let level = |s: u32| c.level_index(s).map(|i| i as i64);
             let (mut with_draft, mut kept) = (0, 0);
             for r in &finals {
                 if let Some(x) = r.scores.get(&c.id) {

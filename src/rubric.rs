@@ -87,11 +87,20 @@ impl Criterion {
 
     /// The score of the level a 1–4 estimate maps to.
     pub fn level_for(&self, estimate: f64) -> u32 {
+        self.levels[self.level_index_for(estimate)].score
+    }
+
+    /// The index (in `levels`) a 1–4 estimate maps to.
+    pub fn level_index_for(&self, estimate: f64) -> usize {
         let n = self.levels.len();
-        let idx = ((estimate - 1.0) / 3.0 * (n - 1) as f64)
+        ((estimate - 1.0) / 3.0 * (n - 1) as f64)
             .round()
-            .clamp(0.0, (n - 1) as f64) as usize;
-        self.levels[idx].score
+            .clamp(0.0, (n - 1) as f64) as usize
+    }
+
+    /// The index of the level with this score.
+    pub fn level_index(&self, score: u32) -> Option<usize> {
+        self.levels.iter().position(|l| l.score == score)
     }
 
     /// `score` on 0–1 between the lowest and the highest level.

@@ -102,6 +102,18 @@ pub struct Triage {
     pub submissions: Vec<Triaged>,
 }
 
+impl QueueReason {
+    /// The stable name (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueReason::TopK => "top_k",
+            QueueReason::TiedAtCutoff => "tied_at_cutoff",
+            QueueReason::LowConfidence => "low_confidence",
+            QueueReason::Rerun => "rerun",
+        }
+    }
+}
+
 impl Triage {
     /// The review queue: queued submissions in queue order (top K by rank, then the rest).
     pub fn queue(&self) -> impl Iterator<Item = &Triaged> {
@@ -130,7 +142,7 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
                 penalty: 0.1,
             });
         }
-        let level = |s: u32| c.levels.iter().position(|l| l.score == s).unwrap_or(0) as i64;
+        let level = |s: u32| c.level_index(s).unwrap_or(0) as i64;
         let disagreement = match (draft, automated) {
             (Some(a), Some(b)) => (level(a) - level(b)).unsigned_abs() as u32,
             _ => 0,
@@ -370,6 +382,18 @@ level = [{ score = 1, descriptor = "dump" }, { score = 2, descriptor = "few" }, 
         let broken = input("broken", OutcomeKind::InfraError, 0, 0, 5);
         let t = triage(&rubric(), &[weak, broken, strong, twin], 1);
         insta::assert_json_snapshot!(t);
+    }
+
+    #[test]
+    fn queue_reason_names_are_their_serialised_names() {
+        for q in [
+            QueueReason::TopK,
+            QueueReason::TiedAtCutoff,
+            QueueReason::LowConfidence,
+            QueueReason::Rerun,
+        ] {
+            assert_eq!(serde_json::to_value(q).unwrap(), q.as_str());
+        }
     }
 
     #[test]

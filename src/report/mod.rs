@@ -387,17 +387,6 @@ struct SummaryRow {
     draft: String,
 }
 
-#[derive(Serialize)]
-struct RankRow {
-    rank: String,
-    candidate: String,
-    total: String,
-    confidence: String,
-    queued: String,
-    doubts: String,
-    tie: bool,
-}
-
 /// The summary's draft column: the drafted scores' total over the maximum, or why there is none.
 fn draft_cell(d: Option<&crate::draft::DraftRecord>) -> String {
     let Some(d) = d else { return "—".into() };
@@ -452,46 +441,22 @@ pub fn render_summary(summary: &GradeSummary, details: &[SubmissionDetail]) -> R
                     .collect::<Vec<_>>()
                     .join(", ")
             }),
-            tests: d
-                .sandbox
-                .as_ref()
-                .and_then(|x| x.runs.first())
-                .map_or("—".into(), |t| format!("{}/{}", t.report.passed, t.report.total())),
+            tests: tests_cell(Some(d)),
             draft: draft_cell(d.draft.as_ref()),
-            badge: d
-                .repro
-                .as_ref()
-                .map_or("—".into(), |r| format!("{:?}", r.badge.level).to_lowercase()),
+            badge: badge_cell(Some(d)),
             file: report_file(&s.candidate),
         })
         .collect();
     ctx.insert("rows", &rows);
-    let ranking: Vec<RankRow> = summary
-        .triage
-        .submissions
-        .iter()
-        .map(|t| RankRow {
-            rank: t.rank.map_or("—".into(), |r| r.to_string()),
-            candidate: t.candidate.clone(),
-            total: t.total.map_or("—".into(), |v| format!("{v:.1}")),
-            confidence: format!("{:.2}", t.confidence),
-            queued: t.queued.iter().map(|q| queue_label(*q)).collect::<Vec<_>>().join(", "),
-            doubts: t
-                .doubts
-                .iter()
-                .map(|d| d.detail.as_str())
-                .collect::<Vec<_>>()
-                .join("; "),
-            tie: t.tie,
-        })
-        .collect();
+    let ranking = rank_rows(summary, details);
     ctx.insert("ranking", &ranking);
     ctx.insert("top_k", &summary.triage.top_k);
     render(&engine(), "summary.md", &ctx).map(|t| tidy(&t))
 }
 
+/// One row of the ranking, for both summaries (the Markdown one ignores `spark` and `packet`).
 #[derive(Serialize)]
-struct HtmlRankRow {
+struct RankRow {
     rank: String,
     tie: bool,
     candidate: String,
@@ -503,6 +468,56 @@ struct HtmlRankRow {
     badge: String,
     spark: String,
     doubts: String,
+}
+
+/// First test run's passed/total, or —.
+fn tests_cell(d: Option<&SubmissionDetail>) -> String {
+    d.and_then(|d| d.sandbox.as_ref())
+        .and_then(|x| x.runs.first())
+        .map_or("—".into(), |r| format!("{}/{}", r.report.passed, r.report.total()))
+}
+
+/// The badge level's name, or —.
+fn badge_cell(d: Option<&SubmissionDetail>) -> String {
+    d.and_then(|d| d.repro.as_ref())
+        .map_or("—".into(), |r| format!("{:?}", r.badge.level).to_lowercase())
+}
+
+/// The ranking in triage order; `details` are in `summary.submissions` order.
+fn rank_rows(summary: &GradeSummary, details: &[SubmissionDetail]) -> Vec<RankRow> {
+    let detail_of = |candidate: &str| {
+        summary
+            .submissions
+            .iter()
+            .position(|s| s.candidate == candidate)
+            .and_then(|i| details.get(i))
+    };
+    summary
+        .triage
+        .submissions
+        .iter()
+        .map(|t| {
+            let d = detail_of(&t.candidate);
+            RankRow {
+                rank: t.rank.map_or("—".into(), |r| r.to_string()),
+                tie: t.tie,
+                candidate: t.candidate.clone(),
+                packet: packet_file(&t.candidate),
+                total: t.total.map_or("—".into(), |v| format!("{v:.1}")),
+                confidence: format!("{:.2}", t.confidence),
+                queued: t.queued.iter().map(|q| queue_label(*q)).collect(),
+                tests: tests_cell(d),
+                badge: badge_cell(d),
+                spark: d.and_then(|d| d.history.as_ref()).map_or(String::new(), svg::sparkline),
+                doubts: t
+                    .doubts
+                    .iter()
+                    .map(|d| d.detail.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -540,44 +555,7 @@ pub fn render_summary_html(
     ctx.insert("cohort", &summary.cohort);
     ctx.insert("counts", &counts(summary));
     ctx.insert("top_k", &summary.triage.top_k);
-    let detail_of = |candidate: &str| {
-        summary
-            .submissions
-            .iter()
-            .position(|s| s.candidate == candidate)
-            .and_then(|i| details.get(i))
-    };
-    let ranking: Vec<HtmlRankRow> = summary
-        .triage
-        .submissions
-        .iter()
-        .map(|t| {
-            let d = detail_of(&t.candidate);
-            HtmlRankRow {
-                rank: t.rank.map_or("—".into(), |r| r.to_string()),
-                tie: t.tie,
-                candidate: t.candidate.clone(),
-                packet: packet_file(&t.candidate),
-                total: t.total.map_or("—".into(), |v| format!("{v:.1}")),
-                confidence: format!("{:.2}", t.confidence),
-                queued: t.queued.iter().map(|q| queue_label(*q)).collect(),
-                tests: d
-                    .and_then(|d| d.sandbox.as_ref())
-                    .and_then(|x| x.runs.first())
-                    .map_or("—".into(), |r| format!("{}/{}", r.report.passed, r.report.total())),
-                badge: d
-                    .and_then(|d| d.repro.as_ref())
-                    .map_or("—".into(), |r| format!("{:?}", r.badge.level).to_lowercase()),
-                spark: d.and_then(|d| d.history.as_ref()).map_or(String::new(), svg::sparkline),
-                doubts: t
-                    .doubts
-                    .iter()
-                    .map(|d| d.detail.as_str())
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            }
-        })
-        .collect();
+    let ranking = rank_rows(summary, details);
     ctx.insert("ranking", &ranking);
     let totals: Vec<f64> = summary
         .triage

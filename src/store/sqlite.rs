@@ -490,8 +490,7 @@ impl Store for SqliteStore {
             .bind(&at)
             .bind(&finalized_at)
             .execute(&mut *tx)
-            .await?
-            .rows_affected(),
+            .await?,
             Some(r) => sqlx::query(
                 "UPDATE reviews SET status = ?1, version = ?2, scores_json = ?3, comment = ?4, updated_at = ?5, finalized_at = ?6
                  WHERE id = ?7 AND version = ?8",
@@ -505,10 +504,9 @@ impl Store for SqliteStore {
             .bind(r.id)
             .bind(stored_version)
             .execute(&mut *tx)
-            .await?
-            .rows_affected(),
+            .await?,
         };
-        if written != 1 {
+        if written.rows_affected() != 1 {
             tx.rollback().await?;
             let now_stored = self
                 .reviews(save.submission_id)
@@ -556,17 +554,18 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        let saved = self
-            .reviews(save.submission_id)
-            .await?
-            .into_iter()
-            .find(|r| r.grader == save.grader)
-            .ok_or_else(|| StoreError::Corrupt {
-                table: "reviews",
-                column: "id",
-                value: format!("saved review of {} vanished", save.grader),
-            })?;
-        Ok(SaveOutcome::Saved(saved))
+        // What was just written; no need to read it back.
+        Ok(SaveOutcome::Saved(Review {
+            id: current.as_ref().map_or(written.last_insert_rowid(), |r| r.id),
+            submission_id: save.submission_id,
+            grader: save.grader.to_string(),
+            status,
+            version,
+            scores: save.scores.clone(),
+            comment: save.comment.clone(),
+            updated_at: at,
+            finalized_at,
+        }))
     }
 }
 
@@ -681,6 +680,11 @@ mod tests {
         };
         assert_eq!(fin.status, ReviewStatus::Final);
         assert!(fin.finalized_at.is_some());
+        assert_eq!(
+            store.reviews(id).await.unwrap(),
+            std::slice::from_ref(&fin),
+            "what a save returns is what is stored"
+        );
         assert!(matches!(
             store.save_review(&save(id, "alice", 3, 1, false)).await.unwrap(),
             SaveOutcome::AlreadyFinal(_)

@@ -63,6 +63,28 @@ pub struct Settings {
     pub retries: u32,
     /// Per-submission limits.
     pub limits: Limits,
+    /// Who may review in `assay serve` (`[[grader]]` tables).
+    #[serde(rename = "grader")]
+    pub graders: Vec<Grader>,
+}
+
+/// A grader of `assay serve`: a name and the sha256 of their token (the token itself is
+/// never stored; `assay grader add` prints it once).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Grader {
+    pub name: String,
+    /// Lower-case hex sha256 of the token.
+    pub token_sha256: String,
+}
+
+/// Whether `name` can name a grader: 1–64 of `A-Z a-z 0-9 . _ -`.
+pub fn valid_grader_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
 impl Default for Settings {
@@ -76,6 +98,7 @@ impl Default for Settings {
             ssh_key: None,
             retries: 2,
             limits: Limits::default(),
+            graders: Vec::new(),
         }
     }
 }
@@ -202,6 +225,27 @@ impl Settings {
             if v == 0 {
                 return Err(InputError::file(origin, format!("limits.{name} must be above 0"))
                     .with_hint("remove the key to use the default"));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for g in &self.graders {
+            if !valid_grader_name(&g.name) {
+                return Err(InputError::file(
+                    origin,
+                    format!("grader name {:?} is not 1-64 of A-Z a-z 0-9 . _ -", g.name),
+                )
+                .with_hint("rename the [[grader]]"));
+            }
+            if !seen.insert(g.name.as_str()) {
+                return Err(InputError::file(origin, format!("grader {:?} is listed twice", g.name))
+                    .with_hint("keep one [[grader]] per name"));
+            }
+            if g.token_sha256.len() != 64 || !g.token_sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                return Err(InputError::file(
+                    origin,
+                    format!("grader {:?}: token_sha256 must be 64 lower-case hex digits", g.name),
+                )
+                .with_hint("create graders with `assay grader add NAME`"));
             }
         }
         Ok(())

@@ -45,3 +45,4 @@ pub mod runner;
 pub mod sandbox;
 pub mod store;
 pub mod triage;
+pub mod web;

@@ -15,7 +15,7 @@ use assay::config::{Overrides, Settings};
 use assay::diag::InputError;
 use assay::git::{self, RepoSource, SourcePolicy};
 use assay::pipeline::{self, lock::WorkLock, Pipeline};
-use assay::report::{self, SubmissionDetail};
+use assay::report;
 use assay::store::{self, Stage};
 
 #[derive(Parser)]
@@ -98,6 +98,21 @@ enum Command {
         #[arg(long)]
         db: Option<String>,
     },
+    /// The graders' review UI: queue, packets with pre-filled drafts, save and finalize.
+    Serve {
+        /// Database URL (default sqlite://DATA_DIR/assay.db).
+        #[arg(long)]
+        db: Option<String>,
+        /// Address to listen on (loopback unless told otherwise).
+        #[arg(long, default_value = "127.0.0.1:7878")]
+        addr: std::net::SocketAddr,
+        /// Show candidate ids and repositories (blind review is the default).
+        #[arg(long)]
+        reveal: bool,
+    },
+    /// Graders of `assay serve`, kept in the settings file.
+    #[command(subcommand)]
+    Grader(GraderCmd),
     /// Print the iteration history of a repository.
     History {
         /// A local repository path or an https/ssh URL.
@@ -175,6 +190,17 @@ enum ModelCmd {
         #[arg(required = true)]
         text: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum GraderCmd {
+    /// Add a grader to the settings file (--config, else ./assay.toml) and print their token once.
+    Add {
+        /// 1-64 of A-Z a-z 0-9 . _ -
+        name: String,
+    },
+    /// List the graders the settings name.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -385,6 +411,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let settings = Settings::load(cli.config.as_deref(), &overrides(db.clone(), None))?;
             runtime()?.block_on(export(&settings, cohort, format, reveal))
         }
+        Command::Serve { ref db, addr, reveal } => {
+            let settings = Settings::load(cli.config.as_deref(), &overrides(db.clone(), None))?;
+            runtime()?.block_on(serve(settings, addr, reveal))
+        }
+        Command::Grader(GraderCmd::Add { ref name }) => grader_add(cli.config.as_deref(), name),
+        Command::Grader(GraderCmd::List) => {
+            let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
+            if settings.graders.is_empty() {
+                println!("no graders: add one with `assay grader add NAME`");
+            }
+            for g in &settings.graders {
+                println!("{}", g.name);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Model(cmd) => {
             let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
             model_cmd(&settings, cmd)
@@ -443,6 +484,61 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn serve(settings: Settings, addr: std::net::SocketAddr, reveal: bool) -> Result<ExitCode> {
+    if settings.graders.is_empty() {
+        return Err(InputError::file(
+            std::path::Path::new("settings"),
+            "no graders are set up, so nobody could sign in",
+        )
+        .with_hint("add one with `assay grader add NAME` (it prints their token), then start `assay serve` again")
+        .into());
+    }
+    let db_url = settings.db_url();
+    let store = store::open(&db_url)
+        .await
+        .with_context(|| format!("cannot open database {}", git::redact(&db_url)))?;
+    let app = assay::web::App::new(store, settings.graders.clone(), assay::web::Options { blind: !reveal });
+    assay::web::serve(app, addr).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Appends `[[grader]]` to the settings file and prints the token, which is stored nowhere.
+fn grader_add(config: Option<&std::path::Path>, name: &str) -> Result<ExitCode> {
+    let path = config.unwrap_or(std::path::Path::new("assay.toml"));
+    if !assay::config::valid_grader_name(name) {
+        return Err(InputError::file(std::path::Path::new(name), "a grader name is 1-64 of A-Z a-z 0-9 . _ -").into());
+    }
+    let existing = if path.exists() {
+        let settings = Settings::load_from(Some(path), &[], &assay::config::Overrides::default())?;
+        if settings.graders.iter().any(|g| g.name == name) {
+            return Err(InputError::file(path, format!("grader {name:?} already exists"))
+                .with_hint("pick another name, or delete their [[grader]] table to replace them")
+                .into());
+        }
+        std::fs::read_to_string(path)?
+    } else {
+        String::new()
+    };
+    let token = assay::web::random_token();
+    let mut text = existing;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    text.push_str(&format!(
+        "\n[[grader]]\nname = \"{name}\"\ntoken_sha256 = \"{}\"\n",
+        assay::web::token_hash(&token)
+    ));
+    let tmp = path.with_extension("toml.tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "grader {name} added to {}; their token (shown once, not stored):",
+        path.display()
+    );
+    println!("{token}");
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn export(settings: &Settings, cohort: &str, format: &str, reveal: bool) -> Result<ExitCode> {
@@ -709,36 +805,8 @@ async fn grade(settings: Settings, cohort: Cohort, opts: GradeOpts) -> Result<Ex
         pipeline = pipeline.with_drafter(Arc::new(pipeline::Drafter { engine, options }));
     }
     let pipeline = Arc::new(pipeline);
-    let summary = pipeline.run(&cohort).await?;
-
-    let cohort_id = store
-        .cohort_id(&cohort.name)
-        .await?
-        .context("cohort vanished from the store")?;
-    let records = store.submissions(cohort_id).await?;
-    let mut details = Vec::with_capacity(records.len());
-    for rec in &records {
-        let fetch = pipeline::stage_output(store.as_ref(), rec.id, Stage::Fetch)
-            .await?
-            .and_then(|v| serde_json::from_value(v).ok());
-        let history = pipeline::history_of(store.as_ref(), rec.id).await?;
-        let sandbox = pipeline::stage_output(store.as_ref(), rec.id, Stage::Sandbox)
-            .await?
-            .and_then(|v| serde_json::from_value::<pipeline::SandboxOutput>(v).ok())
-            .and_then(|o| o.report);
-        let repro = pipeline::stage_output(store.as_ref(), rec.id, Stage::Repro)
-            .await?
-            .and_then(|v| serde_json::from_value(v).ok());
-        details.push(SubmissionDetail {
-            fetch,
-            history,
-            sandbox,
-            repro,
-            draft: pipeline::stage_output(store.as_ref(), rec.id, Stage::Draft)
-                .await?
-                .and_then(|v| serde_json::from_value(v).ok()),
-        });
-    }
+    // The summary and each submission's report detail, read from the store once.
+    let (summary, details) = pipeline.run(&cohort).await?;
     report::write_all(&out, &summary, &details, &cohort.rubric)?;
 
     if json {

@@ -219,7 +219,10 @@ impl Pipeline {
     }
 
     /// Grades every submission of `cohort` that is not finished yet.
-    pub async fn run(self: &Arc<Self>, cohort: &Cohort) -> Result<GradeSummary, StoreError> {
+    pub async fn run(
+        self: &Arc<Self>,
+        cohort: &Cohort,
+    ) -> Result<(GradeSummary, Vec<crate::report::SubmissionDetail>), StoreError> {
         let spec = json!({
             "name": cohort.name,
             "rubric": cohort.rubric_path,
@@ -320,7 +323,7 @@ impl Pipeline {
         if let Some(e) = first_error {
             return Err(e);
         }
-        let mut summary = summarize(
+        let (mut summary, details) = summarize_with_details(
             self.store.as_ref(),
             &cohort.name,
             cohort_id,
@@ -329,7 +332,7 @@ impl Pipeline {
         )
         .await?;
         summary.cancelled = self.cancel.is_cancelled();
-        Ok(summary)
+        Ok((summary, details))
     }
 
     fn policy(&self) -> SourcePolicy {
@@ -965,7 +968,80 @@ fn worker_id() -> String {
     format!("{}:{}", host.trim(), std::process::id())
 }
 
-/// Builds the summary of a cohort from what the store holds.
+/// One submission as the store holds it: its summary (what triage and the summaries need) and
+/// the detail its reports need. Reads the submission's runs and evidence once each.
+pub async fn view(
+    store: &dyn Store,
+    rec: &SubmissionRecord,
+) -> Result<(SubmissionSummary, crate::report::SubmissionDetail), StoreError> {
+    let runs = store.runs(rec.id).await?;
+    let done = |stage: Stage| {
+        runs.iter()
+            .rev()
+            .find(|r| r.stage == stage && r.status == RunStatus::Done)
+            .and_then(|r| r.output.clone())
+    };
+    let detail = crate::report::SubmissionDetail {
+        fetch: done(Stage::Fetch).and_then(|v| serde_json::from_value(v).ok()),
+        history: done(Stage::History).and_then(|v| serde_json::from_value(v).ok()),
+        sandbox: done(Stage::Sandbox)
+            .and_then(|v| serde_json::from_value::<SandboxOutput>(v).ok())
+            .and_then(|o| o.report),
+        repro: done(Stage::Repro).and_then(|v| serde_json::from_value(v).ok()),
+        draft: done(Stage::Draft).and_then(|v| serde_json::from_value::<draft::DraftRecord>(v).ok()),
+    };
+    let facts = draft::Facts::from_reports(
+        detail.history.as_ref(),
+        detail.sandbox.as_ref(),
+        detail.repro.as_ref(),
+        detail.draft.as_ref().and_then(|r| r.readme_lines),
+    );
+    let drafts = detail.draft.as_ref().map(|r| r.drafts.clone()).unwrap_or_default();
+    let mut stages = BTreeMap::new();
+    for run in runs {
+        stages.insert(
+            run.stage,
+            StageSummary {
+                status: run.status,
+                outcome: run.outcome,
+                attempt: run.attempt,
+                duration_ms: run.duration_ms,
+                error: run.error,
+            },
+        );
+    }
+    let (status, outcome) = match rec.status {
+        SubmissionStatus::Done => ("done", rec.outcome.unwrap_or(OutcomeKind::Ok)),
+        SubmissionStatus::Failed => ("failed", rec.outcome.unwrap_or(OutcomeKind::InfraError)),
+        _ => ("interrupted", OutcomeKind::Interrupted),
+    };
+    let summary = SubmissionSummary {
+        drafts,
+        facts,
+        evidence: store.evidence(rec.id).await?,
+        candidate: rec.candidate.clone(),
+        anon_id: rec.anon_id.clone(),
+        repo: rec.repo.clone(),
+        commit: rec.commit.clone(),
+        status,
+        outcome,
+        stages,
+    };
+    Ok((summary, detail))
+}
+
+/// What triage needs of a submission's summary.
+pub fn triage_input(s: &SubmissionSummary) -> crate::triage::Input {
+    crate::triage::Input {
+        candidate: s.candidate.clone(),
+        anon_id: s.anon_id.clone(),
+        outcome: s.outcome,
+        facts: s.facts.clone(),
+        drafts: s.drafts.clone(),
+        injection_flags: s.evidence.iter().filter(|e| e.id.starts_with('I')).count(),
+    }
+}
+
 /// The cohort's submissions as stored, scored and ranked against `rubric` with `top` queued.
 pub async fn summarize(
     store: &dyn Store,
@@ -974,76 +1050,33 @@ pub async fn summarize(
     rubric: &Rubric,
     top: usize,
 ) -> Result<GradeSummary, StoreError> {
-    let mut out = Vec::new();
-    for rec in store.submissions(cohort_id).await? {
-        let runs = store.runs(rec.id).await?;
-        let done = |stage: Stage| {
-            runs.iter()
-                .rev()
-                .find(|r| r.stage == stage && r.status == RunStatus::Done)
-                .and_then(|r| r.output.clone())
-        };
-        let draft_record = done(Stage::Draft).and_then(|v| serde_json::from_value::<draft::DraftRecord>(v).ok());
-        let history: Option<HistoryReport> = done(Stage::History).and_then(|v| serde_json::from_value(v).ok());
-        let sandbox = done(Stage::Sandbox)
-            .and_then(|v| serde_json::from_value::<SandboxOutput>(v).ok())
-            .and_then(|o| o.report);
-        let repro_report: Option<repro::ReproReport> = done(Stage::Repro).and_then(|v| serde_json::from_value(v).ok());
-        let facts = draft::Facts::from_reports(
-            history.as_ref(),
-            sandbox.as_ref(),
-            repro_report.as_ref(),
-            draft_record.as_ref().and_then(|r| r.readme_lines),
-        );
-        let drafts = draft_record.map(|r| r.drafts).unwrap_or_default();
-        let mut stages = BTreeMap::new();
-        for run in runs {
-            stages.insert(
-                run.stage,
-                StageSummary {
-                    status: run.status,
-                    outcome: run.outcome,
-                    attempt: run.attempt,
-                    duration_ms: run.duration_ms,
-                    error: run.error,
-                },
-            );
-        }
-        let (status, outcome) = match rec.status {
-            SubmissionStatus::Done => ("done", rec.outcome.unwrap_or(OutcomeKind::Ok)),
-            SubmissionStatus::Failed => ("failed", rec.outcome.unwrap_or(OutcomeKind::InfraError)),
-            _ => ("interrupted", OutcomeKind::Interrupted),
-        };
-        out.push(SubmissionSummary {
-            drafts,
-            facts,
-            evidence: store.evidence(rec.id).await?,
-            candidate: rec.candidate,
-            anon_id: rec.anon_id,
-            repo: rec.repo,
-            commit: rec.commit,
-            status,
-            outcome,
-            stages,
-        });
+    Ok(summarize_with_details(store, cohort, cohort_id, rubric, top).await?.0)
+}
+
+/// [`summarize`], with each submission's report detail (in the same order).
+pub async fn summarize_with_details(
+    store: &dyn Store,
+    cohort: &str,
+    cohort_id: i64,
+    rubric: &Rubric,
+    top: usize,
+) -> Result<(GradeSummary, Vec<crate::report::SubmissionDetail>), StoreError> {
+    let records = store.submissions(cohort_id).await?;
+    let mut out = Vec::with_capacity(records.len());
+    let mut details = Vec::with_capacity(records.len());
+    for rec in &records {
+        let (s, d) = view(store, rec).await?;
+        out.push(s);
+        details.push(d);
     }
-    let inputs: Vec<crate::triage::Input> = out
-        .iter()
-        .map(|s| crate::triage::Input {
-            candidate: s.candidate.clone(),
-            anon_id: s.anon_id.clone(),
-            outcome: s.outcome,
-            facts: s.facts.clone(),
-            drafts: s.drafts.clone(),
-            injection_flags: s.evidence.iter().filter(|e| e.id.starts_with('I')).count(),
-        })
-        .collect();
-    Ok(GradeSummary {
+    let inputs: Vec<crate::triage::Input> = out.iter().map(triage_input).collect();
+    let summary = GradeSummary {
         cohort: cohort.to_string(),
         submissions: out,
         cancelled: false,
         triage: crate::triage::triage(rubric, &inputs, top),
-    })
+    };
+    Ok((summary, details))
 }
 
 /// The stored output of a submission's latest done run of `stage`.

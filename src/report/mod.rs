@@ -54,17 +54,31 @@ fn engine() -> Tera {
     tera
 }
 
+/// The HTML report templates (name, source), embedded in the binary. The review UI builds its
+/// engine from these and its own, so its pages share the base layout and the packet's evidence.
+pub const HTML_TEMPLATES: [(&str, &str); 5] = [
+    ("base.html", include_str!("templates/base.html.tera")),
+    ("packet.html", include_str!("templates/packet.html.tera")),
+    (
+        "packet_evidence.html",
+        include_str!("templates/packet_evidence.html.tera"),
+    ),
+    ("candidate.html", include_str!("templates/candidate.html.tera")),
+    ("summary.html", include_str!("templates/summary.html.tera")),
+];
+
 /// The HTML templates, autoescaped: every `{{ }}` is HTML-escaped unless marked `safe` (only our
-/// own SVG markup is, and [`svg`] escapes the text inside it).
-fn html_engine() -> Tera {
+/// own SVG markup is, and [`svg`] escapes the text inside it). Parsed once per process.
+fn html_engine() -> &'static Tera {
+    static ENGINE: std::sync::OnceLock<Tera> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| html_engine_with(&[]))
+}
+
+/// An autoescaping engine with the report templates and `extra` ones.
+pub fn html_engine_with(extra: &[(&str, &str)]) -> Tera {
     let mut tera = Tera::default();
-    tera.add_raw_templates([
-        ("base.html", include_str!("templates/base.html.tera")),
-        ("packet.html", include_str!("templates/packet.html.tera")),
-        ("candidate.html", include_str!("templates/candidate.html.tera")),
-        ("summary.html", include_str!("templates/summary.html.tera")),
-    ])
-    .expect("embedded templates parse");
+    tera.add_raw_templates(HTML_TEMPLATES.iter().chain(extra).copied())
+        .expect("embedded templates parse");
     tera.autoescape_on(vec![".html"]);
     tera
 }
@@ -191,6 +205,22 @@ pub fn render_packet(
     d: &SubmissionDetail,
     t: Option<&Triaged>,
 ) -> Result<String, ReportError> {
+    let mut ctx = packet_context(cohort, rubric, s, d, t);
+    if let Some(h) = &d.history {
+        ctx.insert("timeline_svg", &svg::timeline(h));
+    }
+    render(html_engine(), "packet.html", &ctx)
+}
+
+/// What the packet templates read, but the history chart (`timeline_svg`, drawn by
+/// [`svg::timeline`] from the context's `h`, so that a caller may redact the data first).
+pub fn packet_context(
+    cohort: &str,
+    rubric: &Rubric,
+    s: &SubmissionSummary,
+    d: &SubmissionDetail,
+    t: Option<&Triaged>,
+) -> Context {
     let mut ctx = submission_context(cohort, s, d);
     ctx.insert("t", &t);
     let criteria: Vec<CriterionRow> = rubric
@@ -215,10 +245,7 @@ pub fn render_packet(
         })
         .collect();
     ctx.insert("criteria", &criteria);
-    if let Some(h) = &d.history {
-        ctx.insert("timeline_svg", &svg::timeline(h));
-    }
-    render(&html_engine(), "packet.html", &ctx)
+    ctx
 }
 
 /// Renders the candidate's own report (HTML): badge, tests, findings with fixes, the history
@@ -264,7 +291,7 @@ pub fn render_candidate(
         ctx.insert("timeline_svg", &svg::timeline(h));
         ctx.insert("legend", &legend());
     }
-    render(&html_engine(), "candidate.html", &ctx)
+    render(html_engine(), "candidate.html", &ctx)
 }
 
 /// The last 40 lines of stdout and stderr of what failed (the install, else the first test run
@@ -593,7 +620,7 @@ pub fn render_summary_html(
         })
         .collect();
     ctx.insert("heat", &heat);
-    render(&html_engine(), "summary.html", &ctx)
+    render(html_engine(), "summary.html", &ctx)
 }
 
 /// The file name of a submission's grader packet.

@@ -417,6 +417,9 @@ pub trait Store: Send + Sync {
     async fn reviews(&self, submission_id: i64) -> Result<Vec<Review>, StoreError>;
     /// Every review in a cohort.
     async fn cohort_reviews(&self, cohort_id: i64) -> Result<Vec<Review>, StoreError>;
+    /// Changes whenever the cohort's spec, submissions or stage runs change (not its reviews):
+    /// what a cached triage of the cohort is keyed on. Cheap: one query.
+    async fn cohort_stamp(&self, cohort_id: i64) -> Result<String, StoreError>;
     /// Saves a review if nobody saved it since `base_version`, and records the change in the
     /// audit trail, atomically.
     async fn save_review(&self, save: &ReviewSave<'_>) -> Result<SaveOutcome, StoreError>;

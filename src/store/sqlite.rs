@@ -448,6 +448,20 @@ impl Store for SqliteStore {
         rows.iter().map(review_from_row).collect()
     }
 
+    async fn cohort_stamp(&self, cohort_id: i64) -> Result<String, StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) || ':' || COALESCE(MAX(updated_at), '') FROM submissions WHERE cohort_id = ?1) \
+             || '/' || (SELECT COUNT(*) || ':' || COALESCE(MAX(r.id), 0) || ':' || COUNT(r.finished_at) \
+                FROM stage_runs r JOIN submissions s ON s.id = r.submission_id WHERE s.cohort_id = ?1) \
+             || '/' || (SELECT updated_at FROM cohorts WHERE id = ?1)",
+        )
+        .bind(cohort_id)
+        .fetch_one(&self.pool)
+        .await?;
+        let stamp: Option<String> = row.try_get(0)?;
+        Ok(stamp.unwrap_or_default())
+    }
+
     async fn save_review(&self, save: &ReviewSave<'_>) -> Result<SaveOutcome, StoreError> {
         let mut tx = self.pool.begin().await?;
         let current = sqlx::query(review_select!("WHERE submission_id = ?1 AND grader = ?2"))

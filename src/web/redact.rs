@@ -1,0 +1,203 @@
+//! Blind review: who a submission belongs to is replaced, in everything a page shows, by its
+//! anonymised id. Pure.
+//!
+//! What is known to identify a candidate: the cohort's candidate ids (and, for ids such as
+//! `alice-smith`, the name written with a space, an underscore or run together), the repository
+//! URLs or paths, and the account a hosted URL names (`github.com/<owner>/…`). E-mail addresses
+//! anywhere are replaced too. Git author names and e-mails never reach the store: the history
+//! stage keeps only salted author ids. A name that appears nowhere in the cohort file (a README
+//! signed with a full name the id does not spell) cannot be known and is not caught.
+
+use std::borrow::Cow;
+
+use regex::{Regex, RegexBuilder};
+
+use crate::store::SubmissionRecord;
+
+/// Shown where a repository was.
+pub const REPO: &str = "[repository hidden]";
+/// Shown where an e-mail address was.
+pub const EMAIL: &str = "[e-mail hidden]";
+/// Shown where a repository owner's account was.
+pub const ACCOUNT: &str = "[account hidden]";
+
+/// Replaces the identities of a cohort's submissions.
+pub struct Redactor {
+    /// Every identity, longest first, as one case-insensitive alternation.
+    names: Option<Regex>,
+    /// Replacement by lower-cased identity.
+    replacement: std::collections::HashMap<String, String>,
+    email: Regex,
+}
+
+impl Redactor {
+    /// A redactor for the identities of `records` (a whole cohort: one submission's page must
+    /// not name another candidate either).
+    pub fn new(records: &[SubmissionRecord]) -> Redactor {
+        let mut replacement = std::collections::HashMap::new();
+        let mut add = |what: &str, with: &str| {
+            let key = what.trim().to_lowercase();
+            if key.chars().count() >= 3 {
+                replacement.entry(key).or_insert_with(|| with.to_string());
+            }
+        };
+        for r in records {
+            add(&r.repo, REPO);
+            if let Some(owner) = hosted_owner(&r.repo) {
+                add(owner, ACCOUNT);
+            }
+            add(&r.candidate, &r.anon_id);
+            let parts: Vec<&str> = r
+                .candidate
+                .split(['-', '_', '.', ' '])
+                .filter(|p| !p.is_empty())
+                .collect();
+            if parts.len() > 1 {
+                for sep in [" ", "_", "-", ".", ""] {
+                    add(&parts.join(sep), &r.anon_id);
+                }
+            }
+        }
+        let mut keys: Vec<&String> = replacement.keys().collect();
+        keys.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
+        let names = (!keys.is_empty()).then(|| {
+            let alternation: Vec<String> = keys.iter().map(|k| regex::escape(k)).collect();
+            RegexBuilder::new(&alternation.join("|"))
+                .case_insensitive(true)
+                .build()
+                .expect("escaped alternation compiles")
+        });
+        Redactor {
+            names,
+            replacement,
+            email: Regex::new(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+                .expect("e-mail regex"),
+        }
+    }
+
+    /// `text` with every identity replaced. An identity counts only as a whole word: `c-01` is
+    /// not replaced inside `c-012`.
+    pub fn text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let mut out: Cow<'a, str> = self.email.replace_all(text, EMAIL);
+        if let Some(names) = &self.names {
+            let mut changed = String::with_capacity(out.len());
+            let mut last = 0;
+            let mut any = false;
+            for m in names.find_iter(&out) {
+                let before = out[..m.start()].chars().next_back();
+                let after = out[m.end()..].chars().next();
+                let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                if word(before) || word(after) {
+                    continue;
+                }
+                changed.push_str(&out[last..m.start()]);
+                changed.push_str(&self.replacement[&m.as_str().to_lowercase()]);
+                last = m.end();
+                any = true;
+            }
+            if any {
+                changed.push_str(&out[last..]);
+                out = Cow::Owned(changed);
+            }
+        }
+        out
+    }
+
+    /// Every string (and object key) in `value`, redacted in place.
+    pub fn json(&self, value: &mut serde_json::Value) {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => {
+                if let Cow::Owned(r) = self.text(s) {
+                    *s = r;
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|v| self.json(v)),
+            Value::Object(map) => {
+                let entries = std::mem::take(map);
+                for (k, mut v) in entries {
+                    self.json(&mut v);
+                    map.insert(self.text(&k).into_owned(), v);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The account a hosted repository URL names: `owner` in `https://host/owner/name(.git)` or
+/// `git@host:owner/name`. Local paths name no account.
+fn hosted_owner(repo: &str) -> Option<&str> {
+    let rest = if let Some((_, rest)) = repo.split_once("://") {
+        rest.split_once('/')?.1
+    } else if let Some((host, rest)) = repo.split_once(':') {
+        if host.contains('/') || !host.contains('@') {
+            return None;
+        }
+        rest
+    } else {
+        return None;
+    };
+    rest.split('/').find(|s| !s.is_empty()).filter(|_| rest.contains('/'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::SubmissionStatus;
+
+    fn rec(candidate: &str, anon: &str, repo: &str) -> SubmissionRecord {
+        SubmissionRecord {
+            id: 1,
+            cohort_id: 1,
+            candidate: candidate.into(),
+            anon_id: anon.into(),
+            repo: repo.into(),
+            git_ref: None,
+            commit: None,
+            status: SubmissionStatus::Done,
+            outcome: None,
+        }
+    }
+
+    #[test]
+    fn identities_emails_and_accounts_are_replaced_as_whole_words() {
+        let r = Redactor::new(&[
+            rec("alice-smith", "s-1a2b", "https://github.com/asmith42/churn.git"),
+            rec("c-01", "s-9f9f", "/srv/subs/c-01"),
+        ]);
+        assert_eq!(
+            r.text("Alice Smith (alice@example.org) wrote this; see https://github.com/asmith42/churn.git"),
+            "s-1a2b ([e-mail hidden]) wrote this; see [repository hidden]"
+        );
+        assert_eq!(
+            r.text("forked from asmith42/other"),
+            "forked from [account hidden]/other"
+        );
+        assert_eq!(r.text("ALICE_SMITH and alicesmith"), "s-1a2b and s-1a2b");
+        assert_eq!(r.text("c-01 but not c-012 or xc-01"), "s-9f9f but not c-012 or xc-01");
+        assert_eq!(r.text("cloned /srv/subs/c-01 ok"), "cloned [repository hidden] ok");
+        assert!(matches!(r.text("nothing to hide"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn json_is_redacted_in_strings_and_keys() {
+        let r = Redactor::new(&[rec("bob-jones", "s-0001", "/tmp/x/bob-jones")]);
+        let mut v =
+            serde_json::json!({"s": {"candidate": "bob-jones", "n": 3, "list": ["by Bob Jones"]}, "bob-jones": 1});
+        r.json(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"s": {"candidate": "s-0001", "n": 3, "list": ["by s-0001"]}, "s-0001": 1})
+        );
+    }
+
+    #[test]
+    fn only_hosted_urls_name_an_account() {
+        assert_eq!(hosted_owner("https://example.org/c-017/churn.git"), Some("c-017"));
+        assert_eq!(hosted_owner("git@github.com:someone/repo.git"), Some("someone"));
+        assert_eq!(hosted_owner("/home/me/repo"), None);
+        assert_eq!(hosted_owner("C:/repo"), None);
+        assert_eq!(hosted_owner("https://example.org/repo.git"), None);
+    }
+}

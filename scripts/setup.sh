@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what assay needs to build and run on a fresh Debian machine.
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt.
+# Extra Debian packages may be named as arguments (the tests add chromium and chromium-driver).
 set -euo pipefail
 
 need=()
-for pkg in build-essential pkg-config libssl-dev git ca-certificates python3 python3-pip; do
+for pkg in build-essential pkg-config libssl-dev git ca-certificates python3 python3-pip "$@"; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, lints, docs, unit and integration tests
 # (the sandbox tests need the Docker engine and runner images, the model tests
-# the GGUF weights: both are set up here).
+# the GGUF weights, the review UI's tests Chromium: all are set up here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# Chromium and chromedriver drive the review UI's browser tests.
+bash scripts/setup.sh chromium chromium-driver
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet

@@ -3,7 +3,7 @@
 //!
 //! What is known to identify a candidate: the cohort's candidate ids (and, for ids such as
 //! `alice-smith`, the name written with a space, an underscore or run together), the repository
-//! URLs or paths, and the account a hosted URL names (`github.com/<owner>/…`). E-mail addresses
+//! URLs or paths, ids that read like a name part by part (`Alice`), and the account a hosted URL names (`github.com/<owner>/…`). E-mail addresses
 //! anywhere are replaced too. Git author names and e-mails never reach the store: the history
 //! stage keeps only salted author ids. A name that appears nowhere in the cohort file (a README
 //! signed with a full name the id does not spell) cannot be known and is not caught.
@@ -55,6 +55,13 @@ impl Redactor {
             if parts.len() > 1 {
                 for sep in [" ", "_", "-", ".", ""] {
                     add(&parts.join(sep), &r.anon_id);
+                }
+                // An id that reads like a name (`alice-smith`, `jo-ann-lee`): each part alone
+                // too. Over-redacting a word beats showing a first name.
+                if parts.len() <= 3 && parts.iter().all(|p| p.len() >= 3 && p.chars().all(char::is_alphabetic)) {
+                    for p in &parts {
+                        add(p, &r.anon_id);
+                    }
                 }
             }
         }
@@ -175,7 +182,10 @@ mod tests {
             "forked from [account hidden]/other"
         );
         assert_eq!(r.text("ALICE_SMITH and alicesmith"), "s-1a2b and s-1a2b");
+        assert_eq!(r.text("Thanks, Alice! Smithy"), "Thanks, s-1a2b! Smithy");
         assert_eq!(r.text("c-01 but not c-012 or xc-01"), "s-9f9f but not c-012 or xc-01");
+        // `c-01`'s parts are no name: `01` stays.
+        assert_eq!(r.text("step 01"), "step 01");
         assert_eq!(r.text("cloned /srv/subs/c-01 ok"), "cloned [repository hidden] ok");
         assert!(matches!(r.text("nothing to hide"), Cow::Borrowed(_)));
     }

@@ -7,3 +7,4 @@ mod helpers;
 mod history;
 mod llm;
 mod sandbox;
+mod web;

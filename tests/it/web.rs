@@ -1,0 +1,467 @@
+//! The review UI (`assay serve`) driven in real headless Chromium through chromedriver (Debian's
+//! `chromium` and `chromium-driver`, installed by scripts/setup.sh), against a cohort graded with
+//! the real tiny model so the form is pre-filled from real drafts.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assay::store::{ReviewStatus, SqliteStore, Store};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+use crate::helpers::*;
+use crate::llm::model_path;
+
+/// A child process killed when the test ends, however it ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, what: &str, child: &mut Child) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("{what} exited before listening: {status}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{what} never listened on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// chromedriver on a free port.
+fn chromedriver() -> (Killed, String) {
+    let port = free_port();
+    let mut child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (Debian's chromium-driver; scripts/setup.sh installs it)");
+    wait_for_port(port, "chromedriver", &mut child);
+    (Killed(child), format!("http://127.0.0.1:{port}"))
+}
+
+/// A headless Chromium session of its own (own profile, so its own cookies).
+async fn browser(driver: &str, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--disable-quic", "--window-size=1200,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(driver)
+        .await
+        .expect("a Chromium session through chromedriver")
+}
+
+/// A request without a browser: status and body.
+fn http(port: u16, request: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    let status = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, out)
+}
+
+fn post(port: u16, path: &str, cookie: Option<&str>, body: &str) -> (u16, String) {
+    let cookie = cookie
+        .map(|c| format!("Cookie: assay_session={c}\r\n"))
+        .unwrap_or_default();
+    http(
+        port,
+        &format!(
+            "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{cookie}Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+async fn sign_in(c: &Client, base: &str, name: &str, token: &str) {
+    c.goto(&format!("{base}/c/demo")).await.unwrap();
+    // Not signed in: the queue sends us to the sign-in page, which brings us back.
+    assert_eq!(c.current_url().await.unwrap().path(), "/login");
+    c.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys(name)
+        .await
+        .unwrap();
+    c.find(Locator::Id("token"))
+        .await
+        .unwrap()
+        .send_keys(token)
+        .await
+        .unwrap();
+    c.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let queue = url::Url::parse(&format!("{base}/c/demo")).unwrap();
+    if let Err(e) = c.wait().at_most(Duration::from_secs(20)).for_url(&queue).await {
+        panic!(
+            "sign-in as {name} did not reach the queue ({e}): {}",
+            c.source().await.unwrap()
+        );
+    }
+}
+
+/// The banner over the review form, once the page after a click has it.
+async fn banner(c: &Client) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Id("banner"))
+        .await
+        .unwrap()
+}
+
+async fn checked(c: &Client, criterion: &str) -> Option<String> {
+    let sel = format!("input[name='score:{criterion}']:checked");
+    c.find(Locator::Css(&sel))
+        .await
+        .unwrap()
+        .attr("value")
+        .await
+        .unwrap()
+        .filter(|v| !v.is_empty())
+}
+
+#[test]
+fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_refused() {
+    // Two candidates whose identities appear in what they wrote.
+    let mut alice = iterative();
+    alice.put(&[(
+        "README.md",
+        Some("# Churn\n\nBy Alice Smith <alice.smith@example.org> (alice-smith on the forum).\n\nPredict churn. Success metric: recall at 10% FPR.\n\n## Results\n\nRecall 0.71 vs baseline 0.0.\n"),
+    )]);
+    alice.commit("Notes from alice-smith", DAY1 + 40 * HOUR);
+    let bob = single_dump();
+    let work = tempfile::tempdir().unwrap();
+    let cohort = cohort_of(
+        work.path(),
+        "top = 1\n",
+        &[("alice-smith", alice.path()), ("bob-jones", bob.path())],
+    );
+    let assay = Assay::new();
+    let models = model_path(assay::llm::TINY_MODEL).parent().unwrap().to_path_buf();
+    let graded = assay
+        .cmd()
+        .env("ASSAY_MODEL_DIR", &models)
+        .args(["grade", "--no-sandbox", "--model", assay::llm::TINY_MODEL, "--json"])
+        .arg(&cohort)
+        .output()
+        .unwrap();
+    let v = json_ok(&graded);
+    let subs = v["submissions"].as_array().unwrap();
+    let of = |who: &str| subs.iter().find(|s| s["candidate"] == who).unwrap().clone();
+    let (a, b) = (of("alice-smith"), of("bob-jones"));
+    assert_eq!(a["drafts"].as_array().unwrap().len(), 6, "{a:#}");
+
+    // Graders in ./assay.toml (the data directory is the commands' working directory).
+    let token = |name: &str| {
+        let out = assay.run(&["grader", "add", name]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let (ann, ben) = (token("ann"), token("ben"));
+    assert_eq!(ann.len(), 64);
+    let again = assay.run(&["grader", "add", "ann"]);
+    assert_eq!(again.status.code(), Some(2), "a grader is added once");
+    let settings = std::fs::read_to_string(assay.data.path().join("assay.toml")).unwrap();
+    assert!(!settings.contains(&ann), "only the token's hash is stored");
+
+    let port = free_port();
+    let mut serve = assay
+        .cmd()
+        .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, "assay serve", &mut serve);
+    let _serve = Killed(serve);
+    let base = format!("http://127.0.0.1:{port}");
+
+    // No anonymous reads or writes.
+    let (status, _) = http(port, "GET /c/demo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    assert_eq!(status, 303, "pages redirect to the sign-in");
+    let a_anon = a["anon_id"].as_str().unwrap().to_string();
+    let b_anon = b["anon_id"].as_str().unwrap().to_string();
+    let (status, _) = post(port, &format!("/c/demo/s/{a_anon}"), None, "action=finalize");
+    assert_eq!(status, 401);
+    let (status, _) = post(port, "/login", None, "name=ann&token=wrong");
+    assert_eq!(status, 401);
+
+    let (_driver, driver_url) = chromedriver();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let profiles = tempfile::tempdir().unwrap();
+    let hidden = [
+        "alice",
+        "Alice",
+        "Smith",
+        "bob-jones",
+        "alice.smith@example.org",
+        &alice.path().display().to_string(),
+        &bob.path().display().to_string(),
+    ];
+    let db = format!("sqlite://{}", assay.db().display());
+    rt.block_on(async {
+        let c = browser(&driver_url, &profiles.path().join("a")).await;
+        sign_in(&c, &base, "ann", &ann).await;
+
+        // The queue: the top 1 first, blind.
+        let queue = c.source().await.unwrap();
+        for h in hidden {
+            assert!(!queue.contains(h), "queue shows {h}");
+        }
+        let top_anon = v["triage"]["submissions"][0]["anon_id"].as_str().unwrap();
+        let first = c.find(Locator::Css("table a[href*='/s/']")).await.unwrap();
+        assert_eq!(
+            first.text().await.unwrap(),
+            top_anon,
+            "the top-ranked submission comes first"
+        );
+
+        // Alice's packet: the form is pre-filled from her drafts; identities are hidden.
+        c.goto(&format!("{base}/c/demo/s/{a_anon}")).await.unwrap();
+        let packet = c.source().await.unwrap();
+        for h in hidden {
+            assert!(!packet.contains(h), "packet shows {h}");
+        }
+        assert!(
+            packet.contains("[e-mail hidden]"),
+            "the e-mail in the README is replaced"
+        );
+        let store = SqliteStore::open(&db).await.unwrap();
+        let cid = store.cohort_id("demo").await.unwrap().unwrap();
+        let redactor = assay::web::redact::Redactor::new(&store.submissions(cid).await.unwrap());
+        for d in a["drafts"].as_array().unwrap() {
+            let id = d["criterion"].as_str().unwrap();
+            assert_eq!(
+                checked(&c, id).await,
+                d["score"].as_u64().map(|s| s.to_string()),
+                "{id} pre-filled from the draft"
+            );
+            let note = c
+                .find(Locator::Id(&format!("comment-{id}")))
+                .await
+                .unwrap()
+                .prop("value")
+                .await
+                .unwrap()
+                .unwrap();
+            let rationale = redactor.text(d["rationale"].as_str().unwrap()).trim().to_string();
+            assert_eq!(note, rationale, "{id} note pre-filled (blind)");
+            // Cited evidence is one click away, on the same page.
+            for cited in d["evidence"].as_array().unwrap() {
+                let cited = cited.as_str().unwrap();
+                c.find(Locator::Id(&format!("ev-{cited}"))).await.unwrap();
+            }
+        }
+
+        // Change a score with the mouse, another by keyboard, and finalize by keyboard.
+        c.find(Locator::Css("input[name='score:framing'][value='4']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let note = c.find(Locator::Id("comment-framing")).await.unwrap();
+        note.clear().await.unwrap();
+        note.send_keys("Metric stated up front; scope explicit.").await.unwrap();
+        let draft_iteration: Option<String> = checked(&c, "iteration").await;
+        let other = if draft_iteration.as_deref() == Some("1") {
+            "2"
+        } else {
+            "1"
+        };
+        c.find(Locator::Css(&format!("input[name='score:iteration'][value='{other}']")))
+            .await
+            .unwrap()
+            .send_keys(" ")
+            .await
+            .unwrap();
+        let finalize = c.find(Locator::Css("button[value='finalize']")).await.unwrap();
+        finalize.send_keys("\u{E007}").await.unwrap(); // Enter
+        let shown = banner(&c).await.text().await.unwrap();
+        assert!(shown.contains("Review finalized"), "{shown}");
+        assert!(c
+            .find_all(Locator::Css("button[value='save']"))
+            .await
+            .unwrap()
+            .is_empty());
+
+        // What the database holds, and the audit trail.
+        let rec = store
+            .submissions(cid)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.anon_id == a_anon)
+            .unwrap();
+        let reviews = store.reviews(rec.id).await.unwrap();
+        assert_eq!(reviews.len(), 1);
+        let r = &reviews[0];
+        assert_eq!(
+            (r.grader.as_str(), r.status, r.version),
+            ("ann", ReviewStatus::Final, 1)
+        );
+        assert_eq!(r.scores["framing"].score, Some(4));
+        assert_eq!(r.scores["framing"].comment, "Metric stated up front; scope explicit.");
+        assert_eq!(r.scores["iteration"].score, Some(other.parse().unwrap()));
+        let draft_framing = a["drafts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["criterion"] == "framing")
+            .unwrap()["score"]
+            .as_u64()
+            .map(|s| s as u32);
+        assert_eq!(
+            r.scores["framing"].draft_score, draft_framing,
+            "the draft shown is recorded"
+        );
+        let events = store.events(rec.id).await.unwrap();
+        let last = events.last().unwrap();
+        assert_eq!((last.actor.as_str(), last.kind.as_str()), ("ann", "review_finalized"));
+        assert!(
+            last.detail["changed"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|ch| ch["criterion"] == "framing"),
+            "{:?}",
+            last.detail
+        );
+        // The audit trail is on the packet.
+        assert!(c.source().await.unwrap().contains("review finalized"));
+
+        // Two sessions of ben's on Bob's packet: the second save is refused and keeps its input.
+        let b1 = browser(&driver_url, &profiles.path().join("b1")).await;
+        let b2 = browser(&driver_url, &profiles.path().join("b2")).await;
+        sign_in(&b1, &base, "ben", &ben).await;
+        sign_in(&b2, &base, "ben", &ben).await;
+        let packet = format!("{base}/c/demo/s/{b_anon}");
+        b1.goto(&packet).await.unwrap();
+        b2.goto(&packet).await.unwrap();
+        b1.find(Locator::Id("comment-framing"))
+            .await
+            .unwrap()
+            .send_keys(" (first tab)")
+            .await
+            .unwrap();
+        b1.find(Locator::Css("button[value='save']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let saved = banner(&b1).await.text().await.unwrap();
+        assert!(saved.contains("Review saved"), "{saved}");
+        let mine = "My careful note from the second tab.";
+        let note = b2.find(Locator::Id("comment-framing")).await.unwrap();
+        note.clear().await.unwrap();
+        note.send_keys(mine).await.unwrap();
+        b2.find(Locator::Css("button[value='save']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let refused = banner(&b2).await.text().await.unwrap();
+        assert!(
+            refused.contains("Not saved") && refused.contains("Nothing was overwritten"),
+            "{refused}"
+        );
+        let kept = b2
+            .find(Locator::Id("comment-framing"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(kept, mine, "the refused input is still in the form");
+        assert!(b2.source().await.unwrap().contains("Stored now"));
+        let bob_rec = store
+            .submissions(cid)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|s| s.anon_id == b_anon)
+            .unwrap();
+        let stored = &store.reviews(bob_rec.id).await.unwrap()[0];
+        assert_eq!(stored.version, 1);
+        assert!(stored.scores["framing"].comment.ends_with("(first tab)"), "{stored:?}");
+        // Saving again on purpose replaces it.
+        b2.find(Locator::Css("button[value='save']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let resaved = banner(&b2).await.text().await.unwrap();
+        assert!(resaved.contains("Review saved"), "{resaved}");
+        let stored = &store.reviews(bob_rec.id).await.unwrap()[0];
+        assert_eq!((stored.version, stored.scores["framing"].comment.as_str()), (2, mine));
+
+        // A form from another session is refused (the per-session form token).
+        let cookie = b1.get_named_cookie("assay_session").await.unwrap();
+        assert_eq!(cookie.http_only(), Some(true));
+        let (status, _) = post(
+            port,
+            &format!("/c/demo/s/{b_anon}"),
+            Some(cookie.value()),
+            "csrf=forged&base=2&action=save",
+        );
+        assert_eq!(status, 403);
+        assert_eq!(store.reviews(bob_rec.id).await.unwrap()[0].version, 2);
+
+        // The export a grader can download is blind.
+        let (status, csv) = http(
+            port,
+            &format!(
+                "GET /c/demo/export.csv HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: assay_session={}\r\n\r\n",
+                cookie.value()
+            ),
+        );
+        assert_eq!(status, 200);
+        assert!(csv.contains(&a_anon) && csv.contains(",ann,"), "{csv}");
+        for h in hidden {
+            assert!(!csv.contains(h), "export shows {h}");
+        }
+        // The lead's metrics page.
+        b1.goto(&format!("{base}/c/demo/metrics")).await.unwrap();
+        let metrics = b1.source().await.unwrap();
+        assert!(metrics.contains("kept the draft"), "metrics page");
+
+        for c in [c, b1, b2] {
+            c.close().await.unwrap();
+        }
+    });
+}

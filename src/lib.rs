@@ -26,6 +26,7 @@
 
 pub mod bench;
 pub mod bench_llm;
+pub mod bench_serve;
 pub mod check;
 pub mod cohort;
 pub mod config;

@@ -268,6 +268,18 @@ enum Bench {
         #[arg(long, default_value = "rubrics/trial-project.toml")]
         rubric: PathBuf,
     },
+    /// Review UI page latencies (p50/p99) over a generated cohort in the store.
+    Serve {
+        /// Submissions in the generated cohort.
+        #[arg(long, default_value_t = 1000)]
+        size: usize,
+        /// Requests per page measured.
+        #[arg(long, default_value_t = 400)]
+        requests: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Internal: one side of `bench llm` (prompt + fixed generation).
     #[command(hide = true)]
     LlmRun {
@@ -438,6 +450,50 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(Bench::History { repo, commits, runs }) => bench_history(repo, commits, runs),
         Command::Bench(Bench::Sandbox { runs }) => runtime()?.block_on(bench_sandbox(runs)),
         Command::Bench(Bench::Cohort { size, jobs }) => bench_cohort(size, jobs),
+        Command::Bench(Bench::Serve { size, requests, json }) => {
+            let report = runtime()?.block_on(assay::bench_serve::run(size, requests))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{} submissions written through the store in {:.1} s; one client, kept-alive connection",
+                report.submissions, report.setup_s
+            );
+            println!(
+                "{:<38} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}",
+                "page", "requests", "p50 ms", "p99 ms", "max ms", "target p99", "bytes"
+            );
+            for p in &report.pages {
+                println!(
+                    "{:<38} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>10} {:>9}",
+                    p.page,
+                    p.requests,
+                    p.p50_ms,
+                    p.p99_ms,
+                    p.max_ms,
+                    p.target_p99_ms.map_or("—".into(), |t| format!("≤ {t:.0}")),
+                    p.bytes
+                );
+            }
+            let (queue, cold) = (&report.pages[0], &report.pages[3]);
+            println!(
+                "queue p50 with the triage cache / recomputed: {:.3} ({:.2} vs {:.2} ms)",
+                queue.p50_ms / cold.p50_ms,
+                queue.p50_ms,
+                cold.p50_ms
+            );
+            let missed: Vec<&str> = report
+                .pages
+                .iter()
+                .filter(|p| p.target_p99_ms.is_some_and(|t| p.p99_ms > t))
+                .map(|p| p.page)
+                .collect();
+            if !missed.is_empty() {
+                println!("MISSED the p99 target: {}", missed.join(", "));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Bench(Bench::Llm {
             model,
             python,

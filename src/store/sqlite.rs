@@ -449,9 +449,12 @@ impl Store for SqliteStore {
     }
 
     async fn cohort_stamp(&self, cohort_id: i64) -> Result<String, StoreError> {
+        // Only columns stored before `output_json`: reading `finished_at` would walk every run's
+        // overflow pages (tens of MB for a large cohort). A run that finishes changes `status`.
         let row = sqlx::query(
             "SELECT (SELECT COUNT(*) || ':' || COALESCE(MAX(updated_at), '') FROM submissions WHERE cohort_id = ?1) \
-             || '/' || (SELECT COUNT(*) || ':' || COALESCE(MAX(r.id), 0) || ':' || COUNT(r.finished_at) \
+             || '/' || (SELECT COUNT(*) || ':' || COALESCE(MAX(r.id), 0) || ':' || SUM(r.status = 'running') \
+                || ':' || SUM(r.status = 'done') \
                 FROM stage_runs r JOIN submissions s ON s.id = r.submission_id WHERE s.cohort_id = ?1) \
              || '/' || (SELECT updated_at FROM cohorts WHERE id = ?1)",
         )

@@ -12,7 +12,8 @@
 //! submission's anonymised id ([`redact`]); URLs only ever name anonymised ids.
 //!
 //! Triage of a cohort is computed once and cached in memory, keyed on [`Store::cohort_stamp`]
-//! (one cheap query per request), so the queue does not re-read every submission's runs.
+//! (one cheap query per request), so the queue does not re-read every submission's runs; while
+//! a cohort is being graded, it is recomputed at most every ten seconds.
 
 pub mod redact;
 
@@ -43,6 +44,8 @@ use redact::Redactor;
 
 /// The session cookie's name.
 pub const COOKIE: &str = "assay_session";
+/// How stale a changing cohort's queue may get (see [`App::view`]).
+const REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 /// Longest comment kept per field (characters).
 const MAX_COMMENT: usize = 10_000;
 
@@ -74,6 +77,7 @@ struct Session {
 /// One cohort as the UI shows it, computed once per change of the cohort's runs.
 struct CohortView {
     stamp: String,
+    built: std::time::Instant,
     record: CohortRecord,
     rubric: Rubric,
     records: Vec<SubmissionRecord>,
@@ -184,7 +188,12 @@ impl App {
         };
         let stamp = self.store.cohort_stamp(id).await?;
         let mut views = self.views.lock().await;
-        if let Some(v) = views.get(&id).filter(|v| v.stamp == stamp) {
+        // While a cohort is being graded its stamp moves with every stage; recomputing its
+        // triage (seconds for a thousand submissions) at most every REFRESH keeps pages fast.
+        if let Some(v) = views
+            .get(&id)
+            .filter(|v| v.stamp == stamp || v.built.elapsed() < REFRESH)
+        {
             return Ok(v.clone());
         }
         let record = self
@@ -208,6 +217,7 @@ impl App {
             .collect();
         let view = Arc::new(CohortView {
             stamp,
+            built: std::time::Instant::now(),
             redactor: Redactor::new(&records),
             record,
             rubric,

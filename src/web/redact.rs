@@ -10,7 +10,8 @@
 
 use std::borrow::Cow;
 
-use regex::{Regex, RegexBuilder};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex::Regex;
 
 use crate::store::SubmissionRecord;
 
@@ -23,10 +24,11 @@ pub const ACCOUNT: &str = "[account hidden]";
 
 /// Replaces the identities of a cohort's submissions.
 pub struct Redactor {
-    /// Every identity, longest first, as one case-insensitive alternation.
-    names: Option<Regex>,
-    /// Replacement by lower-cased identity.
-    replacement: std::collections::HashMap<String, String>,
+    /// Every identity, matched leftmost-longest and ASCII-case-insensitively in one linear
+    /// pass (a cohort of 1,000 has ~4,000 of them: a regex alternation that size is slow).
+    names: Option<AhoCorasick>,
+    /// Replacement by pattern index.
+    replacement: Vec<String>,
     email: Regex,
 }
 
@@ -65,14 +67,13 @@ impl Redactor {
                 }
             }
         }
-        let mut keys: Vec<&String> = replacement.keys().collect();
-        keys.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
-        let names = (!keys.is_empty()).then(|| {
-            let alternation: Vec<String> = keys.iter().map(|k| regex::escape(k)).collect();
-            RegexBuilder::new(&alternation.join("|"))
-                .case_insensitive(true)
-                .build()
-                .expect("escaped alternation compiles")
+        let (patterns, replacement): (Vec<String>, Vec<String>) = replacement.into_iter().unzip();
+        let names = (!patterns.is_empty()).then(|| {
+            AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::LeftmostLongest)
+                .build(&patterns)
+                .expect("literal patterns build")
         });
         Redactor {
             names,
@@ -90,7 +91,7 @@ impl Redactor {
             let mut changed = String::with_capacity(out.len());
             let mut last = 0;
             let mut any = false;
-            for m in names.find_iter(&out) {
+            for m in names.find_iter(out.as_ref()) {
                 let before = out[..m.start()].chars().next_back();
                 let after = out[m.end()..].chars().next();
                 let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
@@ -98,7 +99,7 @@ impl Redactor {
                     continue;
                 }
                 changed.push_str(&out[last..m.start()]);
-                changed.push_str(&self.replacement[&m.as_str().to_lowercase()]);
+                changed.push_str(&self.replacement[m.pattern().as_usize()]);
                 last = m.end();
                 any = true;
             }

@@ -465,3 +465,84 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
         }
     });
 }
+
+/// Signs in over plain HTTP; returns the session cookie's value.
+fn sign_in_http(port: u16, name: &str, token: &str) -> String {
+    let (status, head) = post(port, "/login", None, &format!("name={name}&token={token}&next=/"));
+    assert_eq!(status, 303, "{head}");
+    let line = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: assay_session="))
+        .unwrap();
+    line.split_once('=').unwrap().1.split(';').next().unwrap().to_string()
+}
+
+fn get(port: u16, path: &str, cookie: &str) -> (u16, String) {
+    http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nCookie: assay_session={cookie}\r\n\r\n"),
+    )
+}
+
+#[test]
+fn serve_needs_graders_and_shows_identities_only_when_revealed() {
+    let r = iterative();
+    let work = tempfile::tempdir().unwrap();
+    let cohort = cohort_of(work.path(), "", &[("carol-white", r.path())]);
+    let assay = Assay::new();
+    json_ok(&assay.run(&["grade", "--no-drafts", "--no-sandbox", "--json", cohort.to_str().unwrap()]));
+    let none = assay.run(&["serve", "--addr", "127.0.0.1:0"]);
+    assert_eq!(none.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("assay grader add NAME"));
+    let bad = assay.run(&["grader", "add", "no spaces"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let out = assay.run(&["grader", "add", "dee"]);
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert_eq!(String::from_utf8(assay.run(&["grader", "list"]).stdout).unwrap(), "dee\n");
+
+    for reveal in [false, true] {
+        let port = free_port();
+        let mut cmd = assay.cmd();
+        cmd.args(["serve", "--addr", &format!("127.0.0.1:{port}")]);
+        if reveal {
+            cmd.arg("--reveal");
+        }
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        wait_for_port(port, "assay serve", &mut child);
+        let _child = Killed(child);
+        let cookie = sign_in_http(port, "dee", &token);
+        let (status, queue) = get(port, "/c/demo", &cookie);
+        assert_eq!(status, 200);
+        assert_eq!(queue.contains("carol-white"), reveal, "reveal={reveal}");
+        let (status, _) = get(port, "/c/nope", &cookie);
+        assert_eq!(status, 404);
+        let (status, _) = get(port, "/c/demo/s/a-00000000", &cookie);
+        assert_eq!(status, 404);
+    }
+}
+
+#[test]
+fn bench_serve_reports_every_page_over_a_generated_cohort() {
+    let v = json_ok(&Assay::new().run(&["bench", "serve", "--size", "30", "--requests", "8", "--json"]));
+    assert_eq!(v["submissions"], 30);
+    let pages = v["pages"].as_array().unwrap();
+    let names: Vec<&str> = pages.iter().map(|p| p["page"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "queue (cached triage)",
+            "packet",
+            "save review (POST, redirect)",
+            "queue, triage recomputed (baseline)"
+        ]
+    );
+    for p in pages {
+        let (p50, p99, max) = (
+            p["p50_ms"].as_f64().unwrap(),
+            p["p99_ms"].as_f64().unwrap(),
+            p["max_ms"].as_f64().unwrap(),
+        );
+        assert!(p["requests"].as_u64().unwrap() > 0 && 0.0 < p50 && p50 <= p99 && p99 <= max, "{p}");
+    }
+    assert!(pages[1]["bytes"].as_u64().unwrap() > 10_000, "a packet has its evidence");
+}

@@ -72,7 +72,11 @@ struct Session {
     grader: String,
     /// Every form posts it back; a request from another site cannot know it.
     csrf: String,
+    started: std::time::Instant,
 }
+
+/// How long a sign-in lasts.
+const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 /// One cohort as the UI shows it, computed once per change of the cohort's runs.
 struct CohortView {
@@ -169,7 +173,12 @@ impl App {
 
     fn session(&self, headers: &HeaderMap) -> Option<Session> {
         let id = cookie(headers, COOKIE)?;
-        self.sessions.lock().expect("sessions lock").get(&id).cloned()
+        self.sessions
+            .lock()
+            .expect("sessions lock")
+            .get(&id)
+            .filter(|s| s.started.elapsed() < SESSION_TTL)
+            .cloned()
     }
 
     fn base_context(&self, session: Option<&Session>) -> Context {
@@ -229,14 +238,25 @@ impl App {
         Ok(view)
     }
 
-    /// `ctx` as the page may show it: identities redacted in blind mode.
+    /// `ctx` as the page may show it: identities redacted in blind mode. The form token and the
+    /// page's own links are put back as they were (a cohort named like a candidate must not
+    /// break them).
     fn shown(&self, view: &CohortView, ctx: Context) -> Context {
         if !self.options.blind {
             return ctx;
         }
+        const KEEP: [&str; 4] = ["csrf", "action", "cohort_href", "base"];
+        let kept: Vec<(&str, serde_json::Value)> = KEEP
+            .iter()
+            .filter_map(|k| ctx.get(k).map(|v| (*k, v.clone())))
+            .collect();
         let mut v = ctx.into_json();
         view.redactor.json(&mut v);
-        Context::from_value(v).expect("an object stays an object")
+        let mut ctx = Context::from_value(v).expect("an object stays an object");
+        for (k, v) in kept {
+            ctx.insert(k, &v);
+        }
+        ctx
     }
 }
 
@@ -417,13 +437,17 @@ async fn login(State(app): State<Arc<App>>, Form(f): Form<LoginForm>) -> Result<
         return Ok((StatusCode::UNAUTHORIZED, Html(app.render("login.html", &ctx)?)).into_response());
     };
     let id = random_token();
-    app.sessions.lock().expect("sessions lock").insert(
+    let mut sessions = app.sessions.lock().expect("sessions lock");
+    sessions.retain(|_, s| s.started.elapsed() < SESSION_TTL);
+    sessions.insert(
         id.clone(),
         Session {
             grader: grader.name.clone(),
             csrf: random_token(),
+            started: std::time::Instant::now(),
         },
     );
+    drop(sessions);
     let mut res = see_other(safe_next(f.next.as_deref()));
     res.headers_mut().insert(
         header::SET_COOKIE,

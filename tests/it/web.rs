@@ -490,7 +490,13 @@ fn serve_needs_graders_and_shows_identities_only_when_revealed() {
     let work = tempfile::tempdir().unwrap();
     let cohort = cohort_of(work.path(), "", &[("carol-white", r.path())]);
     let assay = Assay::new();
-    json_ok(&assay.run(&["grade", "--no-drafts", "--no-sandbox", "--json", cohort.to_str().unwrap()]));
+    json_ok(&assay.run(&[
+        "grade",
+        "--no-drafts",
+        "--no-sandbox",
+        "--json",
+        cohort.to_str().unwrap(),
+    ]));
     let none = assay.run(&["serve", "--addr", "127.0.0.1:0"]);
     assert_eq!(none.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&none.stderr).contains("assay grader add NAME"));
@@ -498,7 +504,10 @@ fn serve_needs_graders_and_shows_identities_only_when_revealed() {
     assert_eq!(bad.status.code(), Some(2));
     let out = assay.run(&["grader", "add", "dee"]);
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert_eq!(String::from_utf8(assay.run(&["grader", "list"]).stdout).unwrap(), "dee\n");
+    assert_eq!(
+        String::from_utf8(assay.run(&["grader", "list"]).stdout).unwrap(),
+        "dee\n"
+    );
 
     for reveal in [false, true] {
         let port = free_port();
@@ -542,7 +551,13 @@ fn bench_serve_reports_every_page_over_a_generated_cohort() {
             p["p99_ms"].as_f64().unwrap(),
             p["max_ms"].as_f64().unwrap(),
         );
-        assert!(p["requests"].as_u64().unwrap() > 0 && 0.0 < p50 && p50 <= p99 && p99 <= max, "{p}");
+        assert!(
+            p["requests"].as_u64().unwrap() > 0 && 0.0 < p50 && p50 <= p99 && p99 <= max,
+            "{p}"
+        );
     }
-    assert!(pages[1]["bytes"].as_u64().unwrap() > 10_000, "a packet has its evidence");
+    assert!(
+        pages[1]["bytes"].as_u64().unwrap() > 10_000,
+        "a packet has its evidence"
+    );
 }

@@ -68,6 +68,28 @@ fn stats(page: &'static str, mut ms: Vec<f64>, target: Option<f64>, bytes: usize
     }
 }
 
+/// Records a done run of `stage` with its output and evidence, as the pipeline does.
+async fn done(
+    store: &dyn Store,
+    submission: i64,
+    stage: Stage,
+    commit: &str,
+    output: serde_json::Value,
+    evidence: &[crate::evidence::EvidenceItem],
+) -> Result<()> {
+    let run = store.start_run(submission, stage, commit, "bench").await?;
+    let result = StageResult {
+        status: RunStatus::Done,
+        outcome: OutcomeKind::Ok,
+        error: None,
+        output: Some(output),
+        evidence: evidence.to_vec(),
+        commit: Some(commit.to_string()),
+    };
+    store.finish_run(&run, &result).await?;
+    Ok(())
+}
+
 /// Writes a cohort of `size` submissions into `store`; returns the anonymised ids.
 async fn generate(store: &dyn Store, dir: &Path, size: usize) -> Result<Vec<String>> {
     let rubric = Rubric::parse(
@@ -117,20 +139,15 @@ async fn generate(store: &dyn Store, dir: &Path, size: usize) -> Result<Vec<Stri
                 None,
             )
             .await?;
-        let run = store.start_run(rec.id, Stage::History, &head, "bench").await?;
-        store
-            .finish_run(
-                &run,
-                &StageResult {
-                    status: RunStatus::Done,
-                    outcome: OutcomeKind::Ok,
-                    error: None,
-                    output: Some(serde_json::to_value(&history)?),
-                    evidence: history_items.clone(),
-                    commit: Some(head.clone()),
-                },
-            )
-            .await?;
+        done(
+            store,
+            rec.id,
+            Stage::History,
+            &head,
+            serde_json::to_value(&history)?,
+            &history_items,
+        )
+        .await?;
         let drafts: Vec<CriterionDraft> = rubric
             .criteria
             .iter()
@@ -177,20 +194,15 @@ async fn generate(store: &dyn Store, dir: &Path, size: usize) -> Result<Vec<Stri
             readme_lines: Some(readme.lines().count()),
             raw: String::new(),
         };
-        let run = store.start_run(rec.id, Stage::Draft, &head, "bench").await?;
-        store
-            .finish_run(
-                &run,
-                &StageResult {
-                    status: RunStatus::Done,
-                    outcome: OutcomeKind::Ok,
-                    error: None,
-                    output: Some(serde_json::to_value(&record)?),
-                    evidence: readme_items.clone(),
-                    commit: Some(head.clone()),
-                },
-            )
-            .await?;
+        done(
+            store,
+            rec.id,
+            Stage::Draft,
+            &head,
+            serde_json::to_value(&record)?,
+            &readme_items,
+        )
+        .await?;
         store
             .set_submission(rec.id, SubmissionStatus::Done, Some(OutcomeKind::Ok), Some(&head))
             .await?;

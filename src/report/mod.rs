@@ -182,18 +182,44 @@ pub fn render_submission(cohort: &str, s: &SubmissionSummary, d: &SubmissionDeta
     render(&engine(), "submission.md", &submission_context(cohort, s, d)).map(|t| tidy(&t))
 }
 
-#[derive(Serialize)]
-struct CriterionRow<'a> {
-    id: &'a str,
-    title: &'a str,
-    weight: f64,
-    guidelines: Option<&'a str>,
-    automated: Option<u32>,
-    draft_score: Option<u32>,
-    model_score: Option<u32>,
-    evidence: Vec<String>,
-    rationale: String,
-    flags: Vec<String>,
+/// One criterion as a packet shows it: the rubric's side, the automated score and the draft.
+#[derive(Debug, Clone, Serialize)]
+pub struct CriterionRow<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub weight: f64,
+    pub guidelines: Option<&'a str>,
+    pub automated: Option<u32>,
+    pub draft_score: Option<u32>,
+    pub model_score: Option<u32>,
+    pub evidence: Vec<String>,
+    pub rationale: String,
+    pub flags: Vec<String>,
+}
+
+/// The packet's rows, in rubric order.
+pub fn criterion_rows<'a>(rubric: &'a Rubric, s: &SubmissionSummary, t: Option<&Triaged>) -> Vec<CriterionRow<'a>> {
+    rubric
+        .criteria
+        .iter()
+        .map(|c| {
+            let draft = s.drafts.iter().find(|x| x.criterion == c.id);
+            CriterionRow {
+                id: &c.id,
+                title: &c.title,
+                weight: c.weight,
+                guidelines: c.guidelines.as_deref(),
+                automated: t
+                    .and_then(|t| t.criteria.iter().find(|x| x.criterion == c.id))
+                    .and_then(|x| x.automated),
+                draft_score: draft.and_then(|x| x.score),
+                model_score: draft.and_then(|x| x.model_score),
+                evidence: draft.map(|x| x.evidence.clone()).unwrap_or_default(),
+                rationale: draft.map(|x| x.rationale.clone()).unwrap_or_default(),
+                flags: draft.map(|x| x.flags.clone()).unwrap_or_default(),
+            }
+        })
+        .collect()
 }
 
 /// Renders one submission's grader packet (HTML): triage, criteria with drafts and their cited
@@ -223,27 +249,7 @@ pub fn packet_context(
 ) -> Context {
     let mut ctx = submission_context(cohort, s, d);
     ctx.insert("t", &t);
-    let criteria: Vec<CriterionRow> = rubric
-        .criteria
-        .iter()
-        .map(|c| {
-            let draft = s.drafts.iter().find(|x| x.criterion == c.id);
-            CriterionRow {
-                id: &c.id,
-                title: &c.title,
-                weight: c.weight,
-                guidelines: c.guidelines.as_deref(),
-                automated: t
-                    .and_then(|t| t.criteria.iter().find(|x| x.criterion == c.id))
-                    .and_then(|x| x.automated),
-                draft_score: draft.and_then(|x| x.score),
-                model_score: draft.and_then(|x| x.model_score),
-                evidence: draft.map(|x| x.evidence.clone()).unwrap_or_default(),
-                rationale: draft.map(|x| x.rationale.clone()).unwrap_or_default(),
-                flags: draft.map(|x| x.flags.clone()).unwrap_or_default(),
-            }
-        })
-        .collect();
+    let criteria = criterion_rows(rubric, s, t);
     ctx.insert("criteria", &criteria);
     ctx
 }

@@ -21,9 +21,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use axum::extract::FromRequestParts;
 use axum::extract::{Form, Path, Query, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
-use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -288,6 +290,24 @@ pub async fn serve(app: Arc<App>, addr: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A signed-in grader. Without a session, a page (GET) redirects to the sign-in, which comes
+/// back to it; anything else is refused (401).
+struct Signed(Session);
+
+impl FromRequestParts<Arc<App>> for Signed {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Response> {
+        if let Some(s) = app.session(&parts.headers) {
+            return Ok(Signed(s));
+        }
+        if parts.method == Method::GET {
+            return Err(to_login(parts.uri.path_and_query().map_or("/", |p| p.as_str())));
+        }
+        Err(error_page(StatusCode::UNAUTHORIZED, "sign in first: nothing was saved"))
+    }
+}
+
 async fn security_headers(mut res: Response) -> Response {
     let h = res.headers_mut();
     h.insert(
@@ -484,10 +504,7 @@ struct CohortRow {
     graded_with: Option<String>,
 }
 
-async fn cohorts_page(State(app): State<Arc<App>>, headers: HeaderMap) -> Result<Response, WebError> {
-    let Some(session) = app.session(&headers) else {
-        return Ok(to_login("/"));
-    };
+async fn cohorts_page(State(app): State<Arc<App>>, Signed(session): Signed) -> Result<Response, WebError> {
     let rows: Vec<CohortRow> = app
         .store
         .cohorts()
@@ -528,13 +545,10 @@ struct QueueRow {
 
 async fn queue_page(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Signed(session): Signed,
     Path(cohort): Path<String>,
     Query(q): Query<QueueQuery>,
 ) -> Result<Response, WebError> {
-    let Some(session) = app.session(&headers) else {
-        return Ok(to_login(&format!("/c/{}", seg(&cohort))));
-    };
     let view = app.view(&cohort).await?;
     let reviews = app.store.cohort_reviews(view.record.id).await?;
     let mut status: HashMap<i64, (&'static str, usize)> = HashMap::new();
@@ -674,19 +688,12 @@ struct LevelRow {
     checked: bool,
 }
 
+/// A criterion of the review form: the packet's row and what the form holds.
 #[derive(Serialize)]
-struct FormRow {
-    id: String,
-    title: String,
-    description: String,
-    weight: f64,
-    guidelines: Option<String>,
-    automated: Option<u32>,
-    draft_score: Option<u32>,
-    model_score: Option<u32>,
-    evidence: Vec<String>,
-    rationale: String,
-    flags: Vec<String>,
+struct FormRow<'a> {
+    #[serde(flatten)]
+    row: report::CriterionRow<'a>,
+    description: &'a str,
     levels: Vec<LevelRow>,
     unscored: bool,
     comment: String,
@@ -714,13 +721,10 @@ struct PacketState<'a> {
 
 async fn packet_page(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Signed(session): Signed,
     Path((cohort, anon)): Path<(String, String)>,
     Query(q): Query<PacketQuery>,
 ) -> Result<Response, WebError> {
-    let Some(session) = app.session(&headers) else {
-        return Ok(to_login(&format!("/c/{}/s/{}", seg(&cohort), seg(&anon))));
-    };
     let view = app.view(&cohort).await?;
     let rec = submission(&view, &anon)?;
     let reviews = app.store.reviews(rec.id).await?;
@@ -772,10 +776,8 @@ async fn packet_html(
         .rubric
         .criteria
         .iter()
-        .map(|c| {
-            let draft = summary.drafts.iter().find(|d| d.criterion == c.id);
-            let draft_score = draft.and_then(|d| d.score);
-            let rationale = draft.map(|d| d.rationale.clone()).unwrap_or_default();
+        .zip(report::criterion_rows(&view.rubric, &summary, t))
+        .map(|(c, row)| {
             // Input after a refused save, else the stored review, else the draft.
             let (score, comment) = if let Some(input) = state.input {
                 let x = &input.scores[&c.id];
@@ -784,22 +786,10 @@ async fn packet_html(
                 let x = r.scores.get(&c.id).cloned().unwrap_or_default();
                 (x.score, x.comment)
             } else {
-                (draft_score, rationale.clone())
+                (row.draft_score, row.rationale.clone())
             };
             FormRow {
-                id: c.id.clone(),
-                title: c.title.clone(),
-                description: c.description.clone(),
-                weight: c.weight,
-                guidelines: c.guidelines.clone(),
-                automated: t
-                    .and_then(|t| t.criteria.iter().find(|x| x.criterion == c.id))
-                    .and_then(|x| x.automated),
-                draft_score,
-                model_score: draft.and_then(|d| d.model_score),
-                evidence: draft.map(|d| d.evidence.clone()).unwrap_or_default(),
-                rationale,
-                flags: draft.map(|d| d.flags.clone()).unwrap_or_default(),
+                description: &c.description,
                 levels: c
                     .levels
                     .iter()
@@ -819,6 +809,7 @@ async fn packet_html(
                         draft_score: x.draft_score,
                     }
                 }),
+                row,
             }
         })
         .collect();
@@ -874,13 +865,10 @@ async fn packet_html(
 
 async fn save(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Signed(session): Signed,
     Path((cohort, anon)): Path<(String, String)>,
     Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, WebError> {
-    let Some(session) = app.session(&headers) else {
-        return Ok(error_page(StatusCode::UNAUTHORIZED, "sign in to save reviews"));
-    };
     let view = app.view(&cohort).await?;
     let rec = submission(&view, &anon)?;
     let input = parse_review(&view.rubric, &fields).map_err(WebError::BadRequest)?;
@@ -974,12 +962,9 @@ async fn save(
 
 async fn metrics_page(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    Signed(session): Signed,
     Path(cohort): Path<String>,
 ) -> Result<Response, WebError> {
-    let Some(session) = app.session(&headers) else {
-        return Ok(to_login(&format!("/c/{}/metrics", seg(&cohort))));
-    };
     let view = app.view(&cohort).await?;
     let reviews = app.store.cohort_reviews(view.record.id).await?;
     let metrics = review::metrics(&view.rubric, &reviews);
@@ -1027,12 +1012,9 @@ async fn metrics_page(
 
 async fn export_csv(
     State(app): State<Arc<App>>,
-    headers: HeaderMap,
+    _signed: Signed,
     Path(cohort): Path<String>,
 ) -> Result<Response, WebError> {
-    if app.session(&headers).is_none() {
-        return Ok(to_login(&format!("/c/{}/export.csv", seg(&cohort))));
-    }
     let view = app.view(&cohort).await?;
     let reviews = app.store.cohort_reviews(view.record.id).await?;
     let reveal = !app.options.blind;

@@ -100,28 +100,23 @@ fn post(port: u16, path: &str, cookie: Option<&str>, body: &str) -> (u16, String
     )
 }
 
+/// Types `text` into the element `at` finds.
+async fn type_into(c: &Client, at: Locator<'_>, text: &str) {
+    c.find(at).await.unwrap().send_keys(text).await.unwrap();
+}
+
+/// Clicks the element `at` finds.
+async fn click(c: &Client, at: Locator<'_>) {
+    c.find(at).await.unwrap().click().await.unwrap();
+}
+
 async fn sign_in(c: &Client, base: &str, name: &str, token: &str) {
     c.goto(&format!("{base}/c/demo")).await.unwrap();
     // Not signed in: the queue sends us to the sign-in page, which brings us back.
     assert_eq!(c.current_url().await.unwrap().path(), "/login");
-    c.find(Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys(name)
-        .await
-        .unwrap();
-    c.find(Locator::Id("token"))
-        .await
-        .unwrap()
-        .send_keys(token)
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    type_into(c, Locator::Id("name"), name).await;
+    type_into(c, Locator::Id("token"), token).await;
+    click(c, Locator::Css("button[type=submit]")).await;
     let queue = url::Url::parse(&format!("{base}/c/demo")).unwrap();
     if let Err(e) = c.wait().at_most(Duration::from_secs(20)).for_url(&queue).await {
         panic!(
@@ -259,7 +254,9 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
         );
         let store = SqliteStore::open(&db).await.unwrap();
         let cid = store.cohort_id("demo").await.unwrap().unwrap();
-        let redactor = assay::web::redact::Redactor::new(&store.submissions(cid).await.unwrap());
+        let records = store.submissions(cid).await.unwrap();
+        let redactor = assay::web::redact::Redactor::new(&records);
+        let record = |anon: &str| records.iter().find(|s| s.anon_id == anon).unwrap().clone();
         for d in a["drafts"].as_array().unwrap() {
             let id = d["criterion"].as_str().unwrap();
             assert_eq!(
@@ -285,12 +282,7 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
         }
 
         // Change a score with the mouse, another by keyboard, and finalize by keyboard.
-        c.find(Locator::Css("input[name='score:framing'][value='4']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&c, Locator::Css("input[name='score:framing'][value='4']")).await;
         let note = c.find(Locator::Id("comment-framing")).await.unwrap();
         note.clear().await.unwrap();
         note.send_keys("Metric stated up front; scope explicit.").await.unwrap();
@@ -300,12 +292,12 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
         } else {
             "1"
         };
-        c.find(Locator::Css(&format!("input[name='score:iteration'][value='{other}']")))
-            .await
-            .unwrap()
-            .send_keys(" ")
-            .await
-            .unwrap();
+        type_into(
+            &c,
+            Locator::Css(&format!("input[name='score:iteration'][value='{other}']")),
+            " ",
+        )
+        .await;
         let finalize = c.find(Locator::Css("button[value='finalize']")).await.unwrap();
         finalize.send_keys("\u{E007}").await.unwrap(); // Enter
         let shown = banner(&c).await.text().await.unwrap();
@@ -317,13 +309,7 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
             .is_empty());
 
         // What the database holds, and the audit trail.
-        let rec = store
-            .submissions(cid)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|s| s.anon_id == a_anon)
-            .unwrap();
+        let rec = record(&a_anon);
         let reviews = store.reviews(rec.id).await.unwrap();
         assert_eq!(reviews.len(), 1);
         let r = &reviews[0];
@@ -369,30 +355,15 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
         let packet = format!("{base}/c/demo/s/{b_anon}");
         b1.goto(&packet).await.unwrap();
         b2.goto(&packet).await.unwrap();
-        b1.find(Locator::Id("comment-framing"))
-            .await
-            .unwrap()
-            .send_keys(" (first tab)")
-            .await
-            .unwrap();
-        b1.find(Locator::Css("button[value='save']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        type_into(&b1, Locator::Id("comment-framing"), " (first tab)").await;
+        click(&b1, Locator::Css("button[value='save']")).await;
         let saved = banner(&b1).await.text().await.unwrap();
         assert!(saved.contains("Review saved"), "{saved}");
         let mine = "My careful note from the second tab.";
         let note = b2.find(Locator::Id("comment-framing")).await.unwrap();
         note.clear().await.unwrap();
         note.send_keys(mine).await.unwrap();
-        b2.find(Locator::Css("button[value='save']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&b2, Locator::Css("button[value='save']")).await;
         let refused = banner(&b2).await.text().await.unwrap();
         assert!(
             refused.contains("Not saved") && refused.contains("Nothing was overwritten"),
@@ -408,23 +379,12 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
             .unwrap();
         assert_eq!(kept, mine, "the refused input is still in the form");
         assert!(b2.source().await.unwrap().contains("Stored now"));
-        let bob_rec = store
-            .submissions(cid)
-            .await
-            .unwrap()
-            .into_iter()
-            .find(|s| s.anon_id == b_anon)
-            .unwrap();
+        let bob_rec = record(&b_anon);
         let stored = &store.reviews(bob_rec.id).await.unwrap()[0];
         assert_eq!(stored.version, 1);
         assert!(stored.scores["framing"].comment.ends_with("(first tab)"), "{stored:?}");
         // Saving again on purpose replaces it.
-        b2.find(Locator::Css("button[value='save']"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(&b2, Locator::Css("button[value='save']")).await;
         let resaved = banner(&b2).await.text().await.unwrap();
         assert!(resaved.contains("Review saved"), "{resaved}");
         let stored = &store.reviews(bob_rec.id).await.unwrap()[0];

@@ -852,12 +852,16 @@ async fn packet_html(
     );
     ctx.insert("events", &app.store.events(rec.id).await?);
     let mut ctx = app.shown(view, ctx);
-    // Drawn after redaction, from the redacted history.
-    if let Some(h) = ctx
-        .get("h")
-        .cloned()
-        .and_then(|h| serde_json::from_value::<crate::git::history::HistoryReport>(h).ok())
-    {
+    // In blind mode the chart is drawn from the redacted history (its tooltips carry commit
+    // messages); otherwise straight from the stored one.
+    let history = if app.options.blind {
+        ctx.get("h")
+            .cloned()
+            .and_then(|h| serde_json::from_value::<crate::git::history::HistoryReport>(h).ok())
+    } else {
+        detail.history
+    };
+    if let Some(h) = history {
         ctx.insert("timeline_svg", &report::svg::timeline(&h));
     }
     app.render("review.html", &ctx)

@@ -135,6 +135,18 @@ async fn banner(c: &Client) -> fantoccini::elements::Element {
         .unwrap()
 }
 
+/// What a criterion's note textarea holds now.
+async fn note_text(c: &Client, criterion: &str) -> String {
+    let at = format!("comment-{criterion}");
+    c.find(Locator::Id(&at))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 async fn checked(c: &Client, criterion: &str) -> Option<String> {
     let sel = format!("input[name='score:{criterion}']:checked");
     c.find(Locator::Css(&sel))
@@ -264,14 +276,7 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
                 d["score"].as_u64().map(|s| s.to_string()),
                 "{id} pre-filled from the draft"
             );
-            let note = c
-                .find(Locator::Id(&format!("comment-{id}")))
-                .await
-                .unwrap()
-                .prop("value")
-                .await
-                .unwrap()
-                .unwrap();
+            let note = note_text(&c, id).await;
             let rationale = redactor.text(d["rationale"].as_str().unwrap()).trim().to_string();
             assert_eq!(note, rationale, "{id} note pre-filled (blind)");
             // Cited evidence is one click away, on the same page.
@@ -369,14 +374,7 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
             refused.contains("Not saved") && refused.contains("Nothing was overwritten"),
             "{refused}"
         );
-        let kept = b2
-            .find(Locator::Id("comment-framing"))
-            .await
-            .unwrap()
-            .prop("value")
-            .await
-            .unwrap()
-            .unwrap();
+        let kept = note_text(&b2, "framing").await;
         assert_eq!(kept, mine, "the refused input is still in the form");
         assert!(b2.source().await.unwrap().contains("Stored now"));
         let bob_rec = record(&b_anon);

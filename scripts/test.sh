@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Chromium and chromedriver drive the review UI's browser tests.
-bash scripts/setup.sh chromium chromium-driver
+# openssh-server and openssl start the ssh and https git servers of the remote-intake tests.
+bash scripts/setup.sh chromium chromium-driver openssh-server openssl
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet

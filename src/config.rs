@@ -59,6 +59,13 @@ pub struct Settings {
     pub allow_private_hosts: bool,
     /// Private key for ssh URLs; without it the ssh agent is asked.
     pub ssh_key: Option<PathBuf>,
+    /// OpenSSH known_hosts file that ssh host keys are checked against
+    /// (default: `~/.ssh/known_hosts` and `/etc/ssh/ssh_known_hosts`, plus
+    /// GitHub's published keys).
+    pub known_hosts: Option<PathBuf>,
+    /// PEM file of certificate authorities https servers may be signed by, in
+    /// addition to the system's store (a private CA).
+    pub ca_file: Option<PathBuf>,
     /// How many times an infrastructure error is retried (with backoff).
     pub retries: u32,
     /// Per-submission limits.
@@ -96,6 +103,8 @@ impl Default for Settings {
             remote_only: false,
             allow_private_hosts: false,
             ssh_key: None,
+            known_hosts: None,
+            ca_file: None,
             retries: 2,
             limits: Limits::default(),
             graders: Vec::new(),
@@ -191,6 +200,8 @@ impl Settings {
                 "REMOTE_ONLY" => self.remote_only = flag()?,
                 "ALLOW_PRIVATE_HOSTS" => self.allow_private_hosts = flag()?,
                 "SSH_KEY" => self.ssh_key = Some(PathBuf::from(value)),
+                "KNOWN_HOSTS" => self.known_hosts = Some(PathBuf::from(value)),
+                "CA_FILE" => self.ca_file = Some(PathBuf::from(value)),
                 "RETRIES" => self.retries = num()? as u32,
                 "LIMITS_FETCH_BYTES" => self.limits.fetch_bytes = num()?,
                 "LIMITS_FETCH_SECONDS" => self.limits.fetch_seconds = num()?,
@@ -225,6 +236,19 @@ impl Settings {
             if v == 0 {
                 return Err(InputError::file(origin, format!("limits.{name} must be above 0"))
                     .with_hint("remove the key to use the default"));
+            }
+        }
+        for (name, path) in [
+            ("ssh_key", &self.ssh_key),
+            ("known_hosts", &self.known_hosts),
+            ("ca_file", &self.ca_file),
+        ] {
+            if let Some(p) = path.as_deref().filter(|p| !p.is_file()) {
+                return Err(
+                    InputError::file(origin, format!("{name} names {}, which is not a file", p.display())).with_hint(
+                        format!("fix {name} (or ASSAY_{}) or remove it", name.to_ascii_uppercase()),
+                    ),
+                );
             }
         }
         let mut seen = std::collections::BTreeSet::new();
@@ -300,6 +324,15 @@ mod tests {
         let e = Settings::load_from(Some(&file), &[], &Overrides::default()).unwrap_err();
         assert_eq!((e.line, e.col), (Some(3), Some(1)), "{e}");
         assert!(e.message.contains("commitz"), "{e}");
+    }
+
+    #[test]
+    fn trust_files_that_do_not_exist_are_bad_input() {
+        for var in ["ASSAY_CA_FILE", "ASSAY_KNOWN_HOSTS", "ASSAY_SSH_KEY"] {
+            let e = Settings::load_from(None, &env(&[(var, "/no/such/file")]), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains("/no/such/file"), "{e}");
+            assert!(e.to_string().contains(var), "{e}");
+        }
     }
 
     #[test]

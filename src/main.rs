@@ -338,6 +338,19 @@ fn main() -> ExitCode {
     }
 }
 
+/// Loads the settings and sets up what they say about trust (`ca_file`) while
+/// the process still has one thread: see [`git::tls`].
+fn load_settings(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Settings> {
+    let settings = Settings::load(file, overrides)?;
+    if let Some(ca_file) = settings.ca_file.as_deref() {
+        let trust = git::tls::trust(Some(ca_file), &settings.data_dir).map_err(|e| InputError::file(ca_file, e))?;
+        if let Some(t) = trust {
+            tracing::debug!(bundle = %t.bundle.display(), added = t.added, "https trusts the system CAs and ca_file");
+        }
+    }
+    Ok(settings)
+}
+
 fn run(cli: Cli) -> Result<ExitCode> {
     let overrides = |db: Option<String>, jobs: Option<usize>| Overrides {
         data_dir: cli.data_dir.clone(),
@@ -357,7 +370,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             no_drafts,
             draft_budget,
         } => {
-            let settings = Settings::load(cli.config.as_deref(), &overrides(db.clone(), jobs))?;
+            let settings = load_settings(cli.config.as_deref(), &overrides(db.clone(), jobs))?;
             let cohort = Cohort::load(cohort)?;
             let model = if no_drafts {
                 None
@@ -379,7 +392,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ref git_ref,
             json,
         } => {
-            let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
+            let settings = load_settings(cli.config.as_deref(), &overrides(None, None))?;
             history(&settings, repo, git_ref.as_deref(), json)
         }
         Command::Check {
@@ -390,7 +403,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ref hidden_tests,
             json,
         } => {
-            let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
+            let settings = load_settings(cli.config.as_deref(), &overrides(None, None))?;
             if let Some(h) = hidden_tests {
                 if !h.is_dir() {
                     return Err(InputError::file(h, "hidden tests directory does not exist").into());
@@ -411,7 +424,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             ref db,
             json,
         } => {
-            let settings = Settings::load(cli.config.as_deref(), &overrides(db.clone(), None))?;
+            let settings = load_settings(cli.config.as_deref(), &overrides(db.clone(), None))?;
             runtime()?.block_on(show_draft(&settings, candidate, cohort.as_deref(), json))
         }
         Command::Export {
@@ -420,16 +433,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
             reveal,
             ref db,
         } => {
-            let settings = Settings::load(cli.config.as_deref(), &overrides(db.clone(), None))?;
+            let settings = load_settings(cli.config.as_deref(), &overrides(db.clone(), None))?;
             runtime()?.block_on(export(&settings, cohort, format, reveal))
         }
         Command::Serve { ref db, addr, reveal } => {
-            let settings = Settings::load(cli.config.as_deref(), &overrides(db.clone(), None))?;
+            let settings = load_settings(cli.config.as_deref(), &overrides(db.clone(), None))?;
             runtime()?.block_on(serve(settings, addr, reveal))
         }
         Command::Grader(GraderCmd::Add { ref name }) => grader_add(cli.config.as_deref(), name),
         Command::Grader(GraderCmd::List) => {
-            let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
+            let settings = load_settings(cli.config.as_deref(), &overrides(None, None))?;
             if settings.graders.is_empty() {
                 println!("no graders: add one with `assay grader add NAME`");
             }
@@ -439,7 +452,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Model(cmd) => {
-            let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
+            let settings = load_settings(cli.config.as_deref(), &overrides(None, None))?;
             model_cmd(&settings, cmd)
         }
         Command::Images(Images::Build { ref base, ref runners }) => runtime()?.block_on(images_build(base, runners)),
@@ -502,7 +515,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             bundle,
             rubric,
         }) => {
-            let settings = Settings::load(cli.config.as_deref(), &overrides(None, None))?;
+            let settings = load_settings(cli.config.as_deref(), &overrides(None, None))?;
             let dir = assay::llm::manifest::model_dir(&settings.data_dir);
             let r = assay::llm::manifest::resolve(&dir, &model)?;
             assay::bench_llm::bench(&assay::bench_llm::BenchArgs {
@@ -902,13 +915,24 @@ async fn grade(settings: Settings, cohort: Cohort, opts: GradeOpts) -> Result<Ex
     })
 }
 
-fn history(settings: &Settings, spec: &str, git_ref: Option<&str>, json: bool) -> Result<ExitCode> {
+/// A repository read where it lies: a local one in place, a URL through its mirror.
+struct Opened {
+    /// The git directory (a work tree's `.git` or the bare mirror).
+    git_dir: PathBuf,
+    commit: String,
+    after_deadline: Vec<String>,
+    /// What to call it: a local path as the user wrote it, a URL without credentials.
+    shown: String,
+}
+
+/// Opens `spec` at `git_ref` (default HEAD), fetching it first when it is a URL.
+fn open_repo(settings: &Settings, spec: &str, git_ref: Option<&str>) -> Result<Opened> {
     let policy = SourcePolicy {
         remote_only: false,
         allow_private_hosts: settings.allow_private_hosts,
     };
     let source = RepoSource::parse(spec, &std::env::current_dir()?, policy)?;
-    let (repo_path, commit, after) = match &source {
+    match &source {
         RepoSource::Local(path) => {
             let repo = git2::Repository::discover(path)
                 .map_err(|e| InputError::file(path, format!("not a git repository: {}", e.message())))?;
@@ -917,76 +941,53 @@ fn history(settings: &Settings, spec: &str, git_ref: Option<&str>, json: bool) -
                 .revparse_single(rev)
                 .and_then(|o| o.peel_to_commit())
                 .map_err(|e| InputError::file(path, format!("no commit {rev:?}: {}", e.message())))?;
-            (repo.path().to_path_buf(), commit.id().to_string(), Vec::new())
+            Ok(Opened {
+                git_dir: repo.path().to_path_buf(),
+                commit: commit.id().to_string(),
+                after_deadline: Vec::new(),
+                shown: spec.to_string(),
+            })
         }
-        RepoSource::Remote(_) => {
+        RepoSource::Remote(r) => {
             source.check_host(policy)?;
             let fetched = git::fetch(&git::FetchRequest {
-                source: &source,
                 git_ref,
-                deadline: None,
-                data_dir: &settings.data_dir,
-                limits: &settings.limits,
-                ssh_key: settings.ssh_key.as_deref(),
+                ..git::FetchRequest::new(&source, settings)
             })?;
-            (fetched.mirror, fetched.commit, fetched.after_deadline)
+            Ok(Opened {
+                git_dir: fetched.mirror,
+                commit: fetched.commit,
+                after_deadline: fetched.after_deadline,
+                shown: r.url.clone(),
+            })
         }
-    };
+    }
+}
+
+fn history(settings: &Settings, spec: &str, git_ref: Option<&str>, json: bool) -> Result<ExitCode> {
+    let opened = open_repo(settings, spec, git_ref)?;
     let report = git::analyze(&git::HistoryInput {
-        repo: &repo_path,
-        commit: &commit,
+        repo: &opened.git_dir,
+        commit: &opened.commit,
         now: chrono::Utc::now(),
         max_commits: settings.limits.commits,
-        after_deadline: &after,
+        after_deadline: &opened.after_deadline,
         salt: "assay-history",
     })?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        // Show a local path as the user wrote it, a URL without credentials.
-        let shown = match &source {
-            RepoSource::Local(_) => spec.to_string(),
-            RepoSource::Remote(r) => r.url.clone(),
-        };
-        print!("{}", report::history_text(&shown, &report));
+        print!("{}", report::history_text(&opened.shown, &report));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Exports the graded tree of `spec` (HEAD of a local repository, or a fetched URL).
 fn export_for_check(settings: &Settings, spec: &str, dest: &std::path::Path) -> Result<(String, Vec<String>)> {
-    let policy = SourcePolicy {
-        remote_only: false,
-        allow_private_hosts: settings.allow_private_hosts,
-    };
-    let source = RepoSource::parse(spec, &std::env::current_dir()?, policy)?;
-    let (repo, commit) = match &source {
-        RepoSource::Local(path) => {
-            let repo = git2::Repository::discover(path)
-                .map_err(|e| InputError::file(path, format!("not a git repository: {}", e.message())))?;
-            let commit = repo
-                .head()
-                .and_then(|h| h.peel_to_commit())
-                .map_err(|e| InputError::file(path, format!("no commit at HEAD: {}", e.message())))?
-                .id()
-                .to_string();
-            (repo, commit)
-        }
-        RepoSource::Remote(_) => {
-            source.check_host(policy)?;
-            let fetched = git::fetch(&git::FetchRequest {
-                source: &source,
-                git_ref: None,
-                deadline: None,
-                data_dir: &settings.data_dir,
-                limits: &settings.limits,
-                ssh_key: settings.ssh_key.as_deref(),
-            })?;
-            (git2::Repository::open_bare(&fetched.mirror)?, fetched.commit)
-        }
-    };
-    let exported = git::export_tree(&repo, &commit, dest, &settings.limits)?;
-    Ok((commit, exported.lfs_pointers))
+    let opened = open_repo(settings, spec, None)?;
+    let repo = git2::Repository::open(&opened.git_dir)?;
+    let exported = git::export_tree(&repo, &opened.commit, dest, &settings.limits)?;
+    Ok((opened.commit, exported.lfs_pointers))
 }
 
 struct CheckOpts<'a> {

@@ -11,12 +11,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use git2::{AutotagOption, Cred, CredentialType, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect, Repository};
+use git2::{
+    AutotagOption, CertificateCheckStatus, Cred, CredentialType, FetchOptions, Oid, RemoteCallbacks, RemoteRedirect,
+    Repository,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::known_hosts::KnownHosts;
 use super::source::{RemoteUrl, RepoSource};
-use crate::config::Limits;
+use crate::config::{Limits, Settings};
 use crate::outcome::{Failure, OutcomeKind};
 
 /// What a fetch needs to know.
@@ -34,6 +38,25 @@ pub struct FetchRequest<'a> {
     pub limits: &'a Limits,
     /// Private key for ssh; the agent is used without one.
     pub ssh_key: Option<&'a Path>,
+    /// The OpenSSH known_hosts file ssh host keys are checked against; `None`
+    /// reads the user's and the system's ([`KnownHosts::default_files`]).
+    pub known_hosts: Option<&'a Path>,
+}
+
+impl<'a> FetchRequest<'a> {
+    /// A request for the remote's HEAD with no deadline, everything else from
+    /// `settings`.
+    pub fn new(source: &'a RepoSource, settings: &'a Settings) -> FetchRequest<'a> {
+        FetchRequest {
+            source,
+            git_ref: None,
+            deadline: None,
+            data_dir: &settings.data_dir,
+            limits: &settings.limits,
+            ssh_key: settings.ssh_key.as_deref(),
+            known_hosts: settings.known_hosts.as_deref(),
+        }
+    }
 }
 
 /// The result of a fetch: a mirror holding the graded commit.
@@ -142,7 +165,27 @@ fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failu
     let too_slow = AtomicBool::new(false);
     let received = std::sync::atomic::AtomicU64::new(0);
     let mut auth_attempts = 0u32;
+    // Why the credentials callback gave up, when it did: the fetch then failed
+    // for want of credentials the cohort gives (auth_failed), not on the way.
+    let auth_refused: std::cell::Cell<Option<&'static str>> = std::cell::Cell::new(None);
 
+    let remote_url: Option<&RemoteUrl> = match req.source {
+        RepoSource::Remote(r) => Some(r),
+        RepoSource::Local(_) => None,
+    };
+    // libgit2 overwrites a callback's message with a generic one, so the real
+    // reason a host was refused is kept here.
+    let refused: std::cell::RefCell<Option<String>> = std::cell::RefCell::new(None);
+    let known_hosts = match remote_url {
+        Some(r) if r.scheme == "ssh" => {
+            let files = match req.known_hosts {
+                Some(f) => vec![f.to_path_buf()],
+                None => KnownHosts::default_files(),
+            };
+            Some(KnownHosts::load(&files).map_err(Failure::infra)?)
+        }
+        _ => None,
+    };
     let mut callbacks = RemoteCallbacks::new();
     callbacks.transfer_progress(|stats| {
         received.store(stats.received_bytes() as u64, Ordering::Relaxed);
@@ -163,14 +206,31 @@ fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failu
         }
         true
     });
-    let remote_url: Option<&RemoteUrl> = match req.source {
-        RepoSource::Remote(r) => Some(r),
-        RepoSource::Local(_) => None,
-    };
+    callbacks.certificate_check(|cert, _host| {
+        let (Some(r), Some(hostkey)) = (remote_url, cert.as_hostkey()) else {
+            // TLS certificates: OpenSSL's verification (system CAs + ca_file) decides.
+            return Ok(CertificateCheckStatus::CertificatePassthrough);
+        };
+        let Some(key) = hostkey.hostkey() else {
+            *refused.borrow_mut() = Some(format!("ssh host {} did not present a host key", r.host));
+            return Err(git2::Error::from_str("no host key"));
+        };
+        let known = known_hosts.as_ref().expect("known hosts are loaded for ssh");
+        match known.refusal(&r.host, r.port, key) {
+            None => Ok(CertificateCheckStatus::CertificateOk),
+            Some(why) => {
+                let e = git2::Error::from_str(&why);
+                *refused.borrow_mut() = Some(why);
+                Err(e)
+            }
+        }
+    });
     let ssh_key = req.ssh_key.map(Path::to_path_buf);
+    let refuse_auth = |why: &'static str| auth_refused.set(Some(why));
     callbacks.credentials(move |_url, username_from_url, allowed| {
         auth_attempts += 1;
         if auth_attempts > 3 {
+            refuse_auth("the server rejected the credentials the cohort gives");
             return Err(git2::Error::from_str("credentials rejected"));
         }
         let Some(r) = remote_url else {
@@ -195,6 +255,7 @@ fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failu
         if allowed.contains(CredentialType::USERNAME) {
             return Cred::username(user);
         }
+        refuse_auth("the server asks for credentials the cohort does not give");
         Err(git2::Error::from_str(
             "the remote asks for credentials the cohort does not give",
         ))
@@ -238,6 +299,26 @@ fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failu
                 format!("{url}: the repository has no commits"),
             ));
         }
+        if let Some(why) = auth_refused.get() {
+            return Err(Failure::new(OutcomeKind::AuthFailed, format!("{url}: {why}")));
+        }
+        if let Some(why) = refused.borrow_mut().take() {
+            return Err(Failure::new(OutcomeKind::Unreachable, format!("{url}: {why}")));
+        }
+        // OpenSSL's verdict reaches us as ECERTIFICATE or, from the TLS stream,
+        // as an SSL-class error about the certificate.
+        let tls_refused = e.code() == git2::ErrorCode::Certificate
+            || (e.class() == git2::ErrorClass::Ssl && e.message().to_ascii_lowercase().contains("certificate"));
+        if tls_refused {
+            let host = remote_url.map_or("the server", |r| r.host.as_str());
+            return Err(Failure::new(
+                OutcomeKind::Unreachable,
+                format!(
+                    "{url}: TLS certificate of {host} was refused ({}): it is not signed by a trusted CA, has expired or names another host; if the server uses a private CA, set ca_file to that CA's PEM file",
+                    e.message()
+                ),
+            ));
+        }
         let message = e.message().to_ascii_lowercase();
         let kind = match e.code() {
             git2::ErrorCode::Auth => OutcomeKind::AuthFailed,
@@ -248,9 +329,11 @@ fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failu
                 git2::ErrorClass::Repository | git2::ErrorClass::Reference if remote_url.is_none() => {
                     OutcomeKind::RepoNotFound
                 }
-                git2::ErrorClass::Net | git2::ErrorClass::Http | git2::ErrorClass::Ssh | git2::ErrorClass::Os => {
-                    OutcomeKind::Unreachable
-                }
+                git2::ErrorClass::Net
+                | git2::ErrorClass::Http
+                | git2::ErrorClass::Ssh
+                | git2::ErrorClass::Ssl
+                | git2::ErrorClass::Os => OutcomeKind::Unreachable,
                 _ => OutcomeKind::InfraError,
             },
         };

@@ -1,5 +1,6 @@
 //! Git intake: where a repository comes from ([`source`]), fetching it into a
-//! mirror within limits ([`mod@fetch`]), exporting the graded tree safely
+//! mirror within limits ([`mod@fetch`]) over https (CAs: [`tls`]) or ssh (host
+//! keys: [`known_hosts`]), exporting the graded tree safely
 //! ([`mod@export`]), and reading how the candidate worked ([`history`]).
 //!
 //! libgit2 only: no git CLI runs at grading time, so no hooks, filters or
@@ -9,7 +10,9 @@ pub mod classify;
 pub mod export;
 pub mod fetch;
 pub mod history;
+pub mod known_hosts;
 pub mod source;
+pub mod tls;
 
 pub use classify::{classify, FileClass};
 pub use export::{export_tree, Exported};

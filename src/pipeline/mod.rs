@@ -393,7 +393,14 @@ impl Pipeline {
             let salt = ctx.name.clone();
             let max_commits = self.settings.limits.commits;
             let slots = Arc::clone(&self.cpu_slots);
-            self.run_stage(&rec, Stage::History, &commit.clone(), move || {
+            // The commits after the deadline are evidence too: a new deadline on
+            // the same commit reads the history again.
+            let history_key = if after.is_empty() {
+                commit.clone()
+            } else {
+                key(&[&commit, &after.join(",")])
+            };
+            self.run_stage(&rec, Stage::History, &history_key, move || {
                 let (mirror, after, commit, salt, slots) = (
                     mirror.clone(),
                     after.clone(),
@@ -927,12 +934,9 @@ fn fetch_and_export(
     let source = RepoSource::parse(&spec.repo, &spec.base_dir, policy)?;
     source.check_host(policy)?;
     let fetched = git::fetch(&git::FetchRequest {
-        source: &source,
         git_ref: spec.git_ref.as_deref(),
         deadline,
-        data_dir: &settings.data_dir,
-        limits: &settings.limits,
-        ssh_key: settings.ssh_key.as_deref(),
+        ..git::FetchRequest::new(&source, settings)
     })?;
     let repo = git2::Repository::open_bare(&fetched.mirror).map_err(|e| {
         Failure::infra(format!(

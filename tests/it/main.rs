@@ -6,5 +6,6 @@ mod grade;
 mod helpers;
 mod history;
 mod llm;
+mod remote;
 mod sandbox;
 mod web;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::outcome::OutcomeKind;
 use crate::runner::{self, TestCase};
 use crate::sandbox::job::{self, JobRequest, SandboxReport};
+use crate::sandbox::diagnose::InstallDiagnosis;
 use crate::sandbox::{Sandbox, SandboxError, SandboxLimits};
 
 /// Counts and cases, as `assay check --json` prints them.
@@ -55,6 +56,9 @@ pub struct CheckReport {
     /// The hidden tests, apart from the candidate's (only with hidden tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hidden: Option<HiddenSummary>,
+    /// Whether the install worked and, when not, whose fault it was
+    /// (`None` when no runner applied).
+    pub install: Option<InstallDiagnosis>,
     /// The full sandbox report (install and test output, capped).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxReport>,
@@ -122,6 +126,7 @@ pub async fn check_tree(
                     cases: h.report.cases.clone(),
                 },
             }),
+        install: sandbox_report.as_ref().and_then(|s| s.install_diagnosis.clone()),
         sandbox: sandbox_report,
     })
 }

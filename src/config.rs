@@ -27,6 +27,11 @@ pub struct Limits {
     pub file_bytes: u64,
     /// Commits read when extracting the history.
     pub commits: u64,
+    /// Bytes the sandbox's install phase may write under /work (its own
+    /// filesystem; 0: a plain Docker volume with no size limit).
+    pub install_disk: u64,
+    /// Bytes each test phase may add under /work.
+    pub test_disk: u64,
 }
 
 impl Default for Limits {
@@ -38,6 +43,8 @@ impl Default for Limits {
             export_files: 20_000,
             file_bytes: 50 << 20,
             commits: 50_000,
+            install_disk: 8 << 30,
+            test_disk: 2 << 30,
         }
     }
 }
@@ -209,6 +216,8 @@ impl Settings {
                 "LIMITS_EXPORT_FILES" => self.limits.export_files = num()?,
                 "LIMITS_FILE_BYTES" => self.limits.file_bytes = num()?,
                 "LIMITS_COMMITS" => self.limits.commits = num()?,
+                "LIMITS_INSTALL_DISK" => self.limits.install_disk = num()?,
+                "LIMITS_TEST_DISK" => self.limits.test_disk = num()?,
                 // Other ASSAY_* variables (ASSAY_CONFIG, ASSAY_LOG) are read elsewhere.
                 _ => {}
             }

@@ -1015,7 +1015,7 @@ async fn check(settings: &Settings, spec: &str, opts: CheckOpts<'_>) -> Result<E
         .context("cannot reach the Docker engine (is dockerd running? DOCKER_HOST is honoured)")?;
     use assay::sandbox::Sandbox as _;
     sandbox.reap_orphans().await?;
-    let mut limits = assay::sandbox::SandboxLimits::default();
+    let mut limits = assay::sandbox::SandboxLimits::from_settings(&settings.limits);
     if let Some(t) = test_timeout {
         // Limits can only be lowered per run.
         limits.test_seconds = limits.test_seconds.min(t.max(1));
@@ -1140,7 +1140,12 @@ async fn bench_sandbox(runs: usize) -> Result<ExitCode> {
 
     // 1. One sandboxed `true` (create, start, wait, copy-out, remove) against `docker run --rm`.
     let work = sandbox
-        .prepare(&format!("bench-{}", std::process::id()), image, &src)
+        .prepare(
+            &format!("bench-{}", std::process::id()),
+            image,
+            &src,
+            &SandboxLimits::default(),
+        )
         .await?;
     let spec = PhaseSpec {
         phase: Phase::Test,

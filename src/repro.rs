@@ -824,6 +824,7 @@ mod tests {
             runner: "python".into(),
             outcome: OutcomeKind::Passed,
             install: Default::default(),
+            install_diagnosis: None,
             runs: vec![
                 crate::sandbox::job::TestRun {
                     outcome: OutcomeKind::Passed,

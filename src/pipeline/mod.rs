@@ -208,7 +208,7 @@ impl Pipeline {
 
     /// The policy limits, lowered by the cohort's `[limits]` and `--test-timeout`.
     fn sandbox_limits(&self, cohort: &Cohort) -> SandboxLimits {
-        let mut l = SandboxLimits::default();
+        let mut l = SandboxLimits::from_settings(&self.settings.limits);
         for t in [cohort.limits.test_seconds, self.test_timeout].into_iter().flatten() {
             l.test_seconds = l.test_seconds.min(t.max(1));
         }

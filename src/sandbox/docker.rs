@@ -19,7 +19,7 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use super::{CappedOutput, Phase, PhaseResult, PhaseSpec, ResultFile, Sandbox, SandboxError, SandboxLimits, Work};
+use super::{disk, CappedOutput, Phase, PhaseResult, PhaseSpec, ResultFile, Sandbox, SandboxError, SandboxLimits, Work};
 
 /// The label on everything assay creates.
 pub const LABEL: &str = "assay.job";
@@ -201,23 +201,63 @@ pub fn unpack_results(tar_bytes: &[u8], limits: &SandboxLimits) -> (Vec<ResultFi
 
 #[async_trait]
 impl Sandbox for DockerSandbox {
-    async fn prepare(&self, job: &str, image: &str, source: &Path) -> Result<Work, SandboxError> {
+    async fn prepare(&self, job: &str, image: &str, source: &Path, limits: &SandboxLimits) -> Result<Work, SandboxError> {
         if self.docker.inspect_image(image).await.is_err() {
             return Err(SandboxError::MissingImage(image.to_string()));
         }
         let volume = format!("assay-work-{job}");
-        self.docker
+        let disk = if limits.install_disk > 0 {
+            let (job, install, test) = (job.to_string(), limits.install_disk, limits.test_disk);
+            Some(
+                tokio::task::spawn_blocking(move || disk::create(&job, install, test, RUNNER_UID))
+                    .await
+                    .map_err(|e| SandboxError::Io(format!("job disk task failed: {e}")))??,
+            )
+        } else {
+            None
+        };
+        let driver_opts = disk.as_ref().map(|d| {
+            HashMap::from([
+                ("type".to_string(), "ext4".to_string()),
+                ("device".to_string(), d.device.clone()),
+                ("o".to_string(), "nosuid,nodev".to_string()),
+            ])
+        });
+        let created = self
+            .docker
             .create_volume(VolumeCreateRequest {
                 name: Some(volume.clone()),
+                driver: Some("local".into()),
+                driver_opts,
                 labels: Some(DockerSandbox::labels(job)),
                 ..Default::default()
             })
-            .await?;
-        let work = Work {
+            .await;
+        let mut work = Work {
             volume,
             job: job.to_string(),
+            disk,
+            mountpoint: None,
         };
-        self.upload(&work, image, source, "").await?;
+        if let Err(e) = created {
+            if let Some(d) = &work.disk {
+                let _ = disk::remove(d);
+            }
+            return Err(e.into());
+        }
+        if work.disk.is_some() {
+            work.mountpoint = self
+                .docker
+                .inspect_volume(&work.volume)
+                .await
+                .ok()
+                .map(|v| std::path::PathBuf::from(v.mountpoint))
+                .filter(|p| !p.as_os_str().is_empty());
+        }
+        if let Err(e) = self.upload(&work, image, source, "").await {
+            let _ = self.cleanup(&work).await;
+            return Err(e);
+        }
         Ok(work)
     }
 
@@ -256,6 +296,99 @@ impl Sandbox for DockerSandbox {
 
     async fn run(&self, work: &Work, spec: &PhaseSpec, limits: &SandboxLimits) -> Result<PhaseResult, SandboxError> {
         let install = spec.phase == Phase::Install;
+        if work.disk.is_some() {
+            // This phase's allowance: the install's limit, or the tests' growth.
+            let keep = if install { limits.install_disk } else { limits.test_disk };
+            let out = self.root_helper(work, &spec.image, &disk::reserve_script(keep)).await?;
+            if out.exit_code != Some(0) {
+                return Err(SandboxError::Io(format!(
+                    "job disk: cannot set the reserve: {}",
+                    out.stderr.trim()
+                )));
+            }
+        }
+        // Whether /work ran full is measured while the phase runs (tools clean
+        // up their temporary files after an ENOSPC, so afterwards it looks
+        // fine), never read from what the candidate's tools printed.
+        let watch = match (&work.disk, &work.mountpoint) {
+            (Some(d), Some(mp)) => Some(disk::watch(mp.clone(), disk::image_size_of(d))),
+            _ => None,
+        };
+        let result = self.run_phase(work, spec, limits).await;
+        let mut result = match watch {
+            Some(w) => {
+                let min_free = w.stop().await;
+                result.map(|mut r| {
+                    r.disk_full = min_free.is_some_and(|f| f < 4 << 20);
+                    r
+                })
+            }
+            None => result,
+        }?;
+        if result.exit_code == Some(0) && !result.timed_out {
+            // A phase that worked did not fail for want of disk.
+            result.disk_full = false;
+        }
+        Ok(result)
+    }
+
+    async fn cleanup(&self, work: &Work) -> Result<(), SandboxError> {
+        for c in self.labelled_containers(&format!("{LABEL}={}", work.job)).await? {
+            if let Some(id) = c.id {
+                self.remove_container(&id).await;
+            }
+        }
+        let removed = self
+            .docker
+            .remove_volume(
+                &work.volume,
+                Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
+            )
+            .await;
+        if let Some(d) = work.disk.clone() {
+            tokio::task::spawn_blocking(move || disk::remove(&d))
+                .await
+                .map_err(|e| SandboxError::Io(format!("job disk task failed: {e}")))??;
+        }
+        removed?;
+        Ok(())
+    }
+    async fn reap_orphans(&self) -> Result<usize, SandboxError> {
+        let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
+        let list = self.labelled_containers(LABEL).await?;
+        let mut n = 0;
+        for c in list {
+            if owner_alive(c.labels.as_ref().and_then(|l| l.get(OWNER_LABEL))) {
+                continue;
+            }
+            if let Some(id) = c.id {
+                self.remove_container(&id).await;
+                n += 1;
+            }
+        }
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filters).build()))
+            .await?;
+        for v in volumes.volumes.unwrap_or_default() {
+            if owner_alive(v.labels.get(OWNER_LABEL)) {
+                continue;
+            }
+            let _ = self
+                .docker
+                .remove_volume(&v.name, Some(RemoveVolumeOptionsBuilder::default().force(true).build()))
+                .await;
+        }
+        // Their volumes are gone: the images and loop devices under them can go too.
+        n += tokio::task::spawn_blocking(disk::reap).await.unwrap_or(0);
+        Ok(n)
+    }
+}
+
+impl DockerSandbox {
+    /// One phase's container: create, run, collect, remove.
+    async fn run_phase(&self, work: &Work, spec: &PhaseSpec, limits: &SandboxLimits) -> Result<PhaseResult, SandboxError> {
+        let install = spec.phase == Phase::Install;
         let mut mounts = vec![work_mount(work)];
         for dir in &spec.cache_dirs {
             let name = format!(
@@ -274,7 +407,18 @@ impl Sandbox for DockerSandbox {
         }
         let mut env = spec.env.clone();
         env.push("HOME=/tmp/home".into());
-        let script = format!("mkdir -p /tmp/home /work/.assay\n{}", spec.script);
+        let script = if install {
+            // Installs unpack and build in TMPDIR (pip's build directories among
+            // them): on /work, whose size is the install's limit, not the small
+            // /tmp, which is the tests' scratch. Removed once the install is done.
+            env.push(format!("TMPDIR={INSTALL_TMP}"));
+            format!(
+                "mkdir -p /tmp/home /work/.assay {INSTALL_TMP}\n( {}\n)\nstatus=$?\nrm -rf {INSTALL_TMP}\nexit $status\n",
+                spec.script
+            )
+        } else {
+            format!("mkdir -p /tmp/home /work/.assay\n{}", spec.script)
+        };
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
             cmd: Some(vec!["bash".into(), "-c".into(), script]),
@@ -312,50 +456,49 @@ impl Sandbox for DockerSandbox {
         result
     }
 
-    async fn cleanup(&self, work: &Work) -> Result<(), SandboxError> {
-        for c in self.labelled_containers(&format!("{LABEL}={}", work.job)).await? {
-            if let Some(id) = c.id {
-                self.remove_container(&id).await;
-            }
-        }
-        self.docker
-            .remove_volume(
-                &work.volume,
-                Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn reap_orphans(&self) -> Result<usize, SandboxError> {
-        let filters = HashMap::from([("label".to_string(), vec![LABEL.to_string()])]);
-        let list = self.labelled_containers(LABEL).await?;
-        let mut n = 0;
-        for c in list {
-            if owner_alive(c.labels.as_ref().and_then(|l| l.get(OWNER_LABEL))) {
-                continue;
-            }
-            if let Some(id) = c.id {
-                self.remove_container(&id).await;
-                n += 1;
-            }
-        }
-        let volumes = self
-            .docker
-            .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filters).build()))
-            .await?;
-        for v in volumes.volumes.unwrap_or_default() {
-            if owner_alive(v.labels.get(OWNER_LABEL)) {
-                continue;
-            }
-            let _ = self
-                .docker
-                .remove_volume(&v.name, Some(RemoveVolumeOptionsBuilder::default().force(true).build()))
-                .await;
-        }
-        Ok(n)
+    /// Runs one of assay's own scripts on the job's volume as root, with no
+    /// capabilities (root cannot write the candidate's files, only the
+    /// root-owned reserve) and no network. Output is captured whole (short).
+    async fn root_helper(&self, work: &Work, image: &str, script: &str) -> Result<PhaseResult, SandboxError> {
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["bash".into(), "-c".into(), script.to_string()]),
+            user: Some("0:0".into()),
+            working_dir: Some("/work".into()),
+            labels: Some(DockerSandbox::labels(&work.job)),
+            host_config: Some(HostConfig {
+                mounts: Some(vec![work_mount(work)]),
+                network_mode: Some("none".into()),
+                readonly_rootfs: Some(true),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                memory: Some(256 << 20),
+                pids_limit: Some(64),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = self.create(body).await?;
+        let spec = PhaseSpec {
+            phase: Phase::Test,
+            image: image.to_string(),
+            script: String::new(),
+            env: Vec::new(),
+            cache_dirs: Vec::new(),
+            runner: String::new(),
+            collect: None,
+            timeout: std::time::Duration::from_secs(60),
+            memory: 256 << 20,
+            pids: 64,
+        };
+        let result = self.run_created(&created.id, &spec, &SandboxLimits::default()).await;
+        self.remove_container(&created.id).await;
+        result
     }
 }
+
+/// The install phase's TMPDIR, on the job's volume.
+pub const INSTALL_TMP: &str = "/work/.assay-tmp";
 
 impl DockerSandbox {
     /// Creates a container; its id.
@@ -443,6 +586,7 @@ impl DockerSandbox {
             duration_ms: started.elapsed().as_millis() as u64,
             files: Vec::new(),
             skipped_files: Vec::new(),
+            disk_full: false,
         };
         if let Some(dir) = &spec.collect {
             let path = format!("/work/{}", dir.trim_matches('/'));

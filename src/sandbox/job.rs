@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::diagnose::{diagnose, InstallDiagnosis};
 use super::{Phase, PhaseResult, PhaseSpec, Sandbox, SandboxError, SandboxLimits};
 use crate::outcome::OutcomeKind;
 use crate::runner::{self, CaseStatus, RunnerSpec, TestReport};
@@ -54,6 +55,9 @@ pub struct SandboxReport {
     pub outcome: OutcomeKind,
     /// The install phase.
     pub install: PhaseResult,
+    /// Whether the install worked and, when not, whose fault it was.
+    #[serde(default)]
+    pub install_diagnosis: Option<InstallDiagnosis>,
     /// The test runs, in order.
     pub runs: Vec<TestRun>,
     /// Test ids whose result differed between runs.
@@ -67,7 +71,7 @@ pub struct SandboxReport {
 /// Runs the job; the volume is removed whatever happens.
 pub async fn run_job(sandbox: &dyn Sandbox, req: &JobRequest<'_>) -> Result<SandboxReport, SandboxError> {
     let image = req.runner.image.clone();
-    let work = sandbox.prepare(&req.job, &image, req.source).await?;
+    let work = sandbox.prepare(&req.job, &image, req.source, &req.limits).await?;
     let result = run_phases(sandbox, &work, req).await;
     if let Err(e) = sandbox.cleanup(&work).await {
         tracing::warn!("cannot clean up {}: {e}", work.volume);
@@ -111,11 +115,13 @@ async fn run_phases(
         },
     };
     let install = sandbox.run(work, &spec(Phase::Install), l).await?;
+    let install_diagnosis = Some(diagnose(&r.name, &install, l));
     if let Some(kind) = install_failure(&install) {
         return Ok(SandboxReport {
             runner: r.name.clone(),
             outcome: kind,
             install,
+            install_diagnosis,
             runs: Vec::new(),
             flaky: Vec::new(),
             hidden: None,
@@ -152,6 +158,7 @@ async fn run_phases(
         runner: r.name.clone(),
         outcome: runs[0].outcome,
         install,
+        install_diagnosis,
         runs,
         flaky,
         hidden,

@@ -8,6 +8,8 @@
 //! each test phase runs in a fresh container on the same volume with no
 //! network, a read-only root and dropped capabilities.
 
+pub mod diagnose;
+pub mod disk;
 pub mod docker;
 pub mod images;
 pub mod job;
@@ -43,6 +45,11 @@ pub struct SandboxLimits {
     pub result_files: usize,
     /// Result bytes copied out, at most.
     pub result_bytes: u64,
+    /// Bytes the install phase may write under /work (its own filesystem, see
+    /// [`disk`]); 0 runs on a plain Docker volume with no size limit.
+    pub install_disk: u64,
+    /// Bytes each test phase may add under /work.
+    pub test_disk: u64,
 }
 
 impl Default for SandboxLimits {
@@ -59,6 +66,19 @@ impl Default for SandboxLimits {
             output_bytes: 1 << 20,
             result_files: 100,
             result_bytes: 16 << 20,
+            install_disk: 8 << 30,
+            test_disk: 2 << 30,
+        }
+    }
+}
+
+impl SandboxLimits {
+    /// The policy defaults with the disk sizes the settings give.
+    pub fn from_settings(limits: &crate::config::Limits) -> SandboxLimits {
+        SandboxLimits {
+            install_disk: limits.install_disk,
+            test_disk: limits.test_disk,
+            ..SandboxLimits::default()
         }
     }
 }
@@ -130,6 +150,10 @@ pub struct PhaseResult {
     pub files: Vec<ResultFile>,
     /// Entries of the collected directory left out (links, devices, over the caps).
     pub skipped_files: Vec<String>,
+    /// The phase failed with /work full: its disk allowance was used up
+    /// (measured after the run, not read from the output).
+    #[serde(default)]
+    pub disk_full: bool,
 }
 
 /// Sandbox failures on our side (infrastructure): the engine is down, an
@@ -154,13 +178,19 @@ pub struct Work {
     pub volume: String,
     /// Job id (labels).
     pub job: String,
+    /// The volume's own filesystem, when the job has a disk limit.
+    pub disk: Option<disk::JobDisk>,
+    /// Where the engine mounts the volume on this host while a container uses
+    /// it (watched for a full disk).
+    pub mountpoint: Option<std::path::PathBuf>,
 }
 
 /// Runs phases in isolation.
 #[async_trait]
 pub trait Sandbox: Send + Sync {
-    /// Creates the job's volume and copies `source` into it as /work.
-    async fn prepare(&self, job: &str, image: &str, source: &Path) -> Result<Work, SandboxError>;
+    /// Creates the job's volume (of `limits.install_disk + limits.test_disk`)
+    /// and copies `source` into it as /work.
+    async fn prepare(&self, job: &str, image: &str, source: &Path, limits: &SandboxLimits) -> Result<Work, SandboxError>;
     /// Copies `source` into the job's volume at `/work/<dest>` (after install:
     /// hidden tests).
     async fn upload(&self, work: &Work, image: &str, source: &Path, dest: &str) -> Result<(), SandboxError>;

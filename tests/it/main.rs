@@ -4,6 +4,7 @@
 mod export;
 mod grade;
 mod helpers;
+mod install;
 mod history;
 mod llm;
 mod remote;

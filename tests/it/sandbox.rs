@@ -213,7 +213,10 @@ fn copy_out_keeps_regular_files_and_never_follows_links() {
         let dest = export.path().join("tree");
         assay::git::export_tree(&r.repo, &head, &dest, &assay::config::Limits::default()).unwrap();
         let job = format!("it-copyout-{}", std::process::id());
-        let work = sandbox.prepare(&job, "assay-runner-python", &dest).await.unwrap();
+        let work = sandbox
+            .prepare(&job, "assay-runner-python", &dest, &SandboxLimits::default())
+            .await
+            .unwrap();
         let spec = PhaseSpec {
             phase: Phase::Test,
             image: "assay-runner-python".into(),

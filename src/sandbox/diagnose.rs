@@ -1,0 +1,278 @@
+//! Why an install failed, and whose fault it was: the candidate's (a pin that
+//! does not exist, code that does not compile), assay's environment (a tool or
+//! library the image lacks, a download from outside the package registries),
+//! or a resource limit (disk, memory, time). Only the first counts against the
+//! candidate; the others are set apart with the fix an operator can apply.
+//!
+//! Pure: reads a finished install phase. Resource limits come from what the
+//! sandbox measured (the timer, the OOM flag, a full /work), never from text;
+//! environment causes from signatures of each ecosystem's tools.
+
+use serde::{Deserialize, Serialize};
+
+use super::{PhaseResult, SandboxLimits};
+
+/// Whose fault a failed install is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstallCause {
+    /// The candidate's project: counts against them.
+    Candidate,
+    /// assay's image or network: never counts against them.
+    Environment,
+    /// A sandbox limit: never counts against them.
+    ResourceLimit,
+}
+
+impl InstallCause {
+    /// The snake_case name used in JSON and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallCause::Candidate => "candidate",
+            InstallCause::Environment => "environment",
+            InstallCause::ResourceLimit => "resource_limit",
+        }
+    }
+}
+
+/// The install phase, diagnosed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallDiagnosis {
+    /// The install finished with exit status 0.
+    pub ok: bool,
+    /// Whose fault the failure is (`None` when it worked).
+    pub cause: Option<InstallCause>,
+    /// The step that failed (the runner's last `assay-step:` line).
+    pub step: Option<String>,
+    /// What went wrong, quoting the line that shows it.
+    pub diagnosis: Option<String>,
+    /// What to do about it (an operator's fix for environment and resource limits).
+    pub fix: Option<String>,
+}
+
+/// A signature: text in the output, the cause, and what to say.
+struct Signature {
+    needle: &'static str,
+    cause: InstallCause,
+    what: &'static str,
+    fix: &'static str,
+}
+
+const fn sig(needle: &'static str, cause: InstallCause, what: &'static str, fix: &'static str) -> Signature {
+    Signature { needle, cause, what, fix }
+}
+
+use InstallCause::{Candidate, Environment};
+
+const IMAGE_FIX: &str = "add the missing tool or -dev package to docker/RUNNER.Dockerfile and rebuild with `assay images build --runner RUNNER`, then grade again";
+const NETWORK_FIX: &str = "the install needed a host outside the package registries (or the registries were unreachable); make it reachable from the Docker engine's bridge network, or vendor the dependency, then grade again";
+
+/// Checked in order; the first that occurs in the output decides. assay's side
+/// comes first: a tool that could not reach the registry also reports the
+/// version "missing", and a crate whose system library is absent also "could
+/// not compile" — in doubt, the failure is not held against the candidate.
+const SIGNATURES: &[Signature] = &[
+    // assay's image lacks a tool or library.
+    sig("command 'gcc' failed", Environment, "a package needed a C compiler the image lacks", IMAGE_FIX),
+    sig("command 'x86_64-linux-gnu-gcc' failed", Environment, "a package needed a C compiler the image lacks", IMAGE_FIX),
+    sig("pg_config executable not found", Environment, "psycopg2 needed pg_config (libpq-dev), which the image lacks", IMAGE_FIX),
+    sig("gyp ERR! find Python", Environment, "node-gyp needed Python, which the image lacks", IMAGE_FIX),
+    sig("not found: make", Environment, "node-gyp needed make, which the image lacks", IMAGE_FIX),
+    sig("linker `cc` not found", Environment, "cargo needed a C linker the image lacks", IMAGE_FIX),
+    sig("could not find system library", Environment, "a crate needed a system library the image lacks", IMAGE_FIX),
+    sig("Package requirements", Environment, "pkg-config could not find a library the image lacks", IMAGE_FIX),
+    // A download from outside the registries, or no network at all.
+    sig("gyp ERR! stack Error: connect", Environment, "node-gyp tried to download Node's headers from outside the registries", NETWORK_FIX),
+    sig("node-pre-gyp WARN Tried to download", Environment, "a native module tried to download a prebuilt binary from outside the registries", NETWORK_FIX),
+    sig("module lookup disabled by GOPROXY=off", Environment, "the Go project needs modules, and the Go module proxy is not reachable here", NETWORK_FIX),
+    sig("Temporary failure in name resolution", Environment, "a host could not be resolved during the install", NETWORK_FIX),
+    sig("getaddrinfo ENOTFOUND", Environment, "a host could not be resolved during the install", NETWORK_FIX),
+    sig("Could not resolve host", Environment, "a host could not be resolved during the install", NETWORK_FIX),
+    sig("spurious network error", Environment, "cargo could not reach a registry or a git host", NETWORK_FIX),
+    // The candidate's project.
+    sig("No matching distribution found for", Candidate, "a requirement names a version that does not exist on PyPI", ""),
+    sig("ResolutionImpossible", Candidate, "the project's requirements conflict", ""),
+    sig("npm ERR! code ETARGET", Candidate, "package.json names a version that does not exist on the npm registry", ""),
+    sig("npm error code ETARGET", Candidate, "package.json names a version that does not exist on the npm registry", ""),
+    sig("npm ERR! code ERESOLVE", Candidate, "the project's dependencies conflict", ""),
+    sig("npm error code ERESOLVE", Candidate, "the project's dependencies conflict", ""),
+    sig("package.json and package-lock.json", Candidate, "package-lock.json does not match package.json", ""),
+    sig("failed to select a version for", Candidate, "Cargo.toml names versions that do not exist or conflict", ""),
+    sig("could not compile", Candidate, "the project does not compile", ""),
+    sig("does not contain package", Candidate, "go.mod does not match the project's imports", ""),
+];
+
+/// Diagnoses a finished install phase of `runner`.
+pub fn diagnose(runner: &str, install: &PhaseResult, limits: &SandboxLimits) -> InstallDiagnosis {
+    let step = last_step(&install.stderr).or_else(|| last_step(&install.stdout));
+    let failed = install.timed_out || install.oom_killed || install.exit_code != Some(0);
+    if !failed {
+        return InstallDiagnosis {
+            ok: true,
+            cause: None,
+            step: None,
+            diagnosis: None,
+            fix: None,
+        };
+    }
+    let gib = |b: u64| format!("{:.1} GiB", b as f64 / f64::from(1u32 << 30));
+    let resource = |what: String, fix: String| InstallDiagnosis {
+        ok: false,
+        cause: Some(InstallCause::ResourceLimit),
+        step: step.clone(),
+        diagnosis: Some(what),
+        fix: Some(fix),
+    };
+    if install.timed_out {
+        return resource(
+            format!("the install ran past its {} s limit", limits.install_seconds),
+            "raise the install time limit (the cohort's [limits] install_seconds lowers it only; the policy default is 600 s) or grade again when the registries are faster".into(),
+        );
+    }
+    if install.oom_killed {
+        return resource(
+            format!("the install ran out of its {} of memory", gib(limits.install_memory.max(0) as u64)),
+            "the install needs more memory than the sandbox gives; raise the install memory limit".into(),
+        );
+    }
+    if install.disk_full {
+        return resource(
+            format!("the install filled its {} of disk under /work", gib(limits.install_disk)),
+            format!(
+                "raise limits.install_disk (now {} bytes) in assay.toml or ASSAY_LIMITS_INSTALL_DISK, then grade again",
+                limits.install_disk
+            ),
+        );
+    }
+    let output = format!("{}\n{}", install.stdout, install.stderr);
+    for s in SIGNATURES {
+        if let Some(line) = output.lines().find(|l| l.contains(s.needle)) {
+            return InstallDiagnosis {
+                ok: false,
+                cause: Some(s.cause),
+                step: step.clone(),
+                diagnosis: Some(format!("{}: {}", s.what, clip(line.trim(), 240))),
+                fix: (!s.fix.is_empty()).then(|| s.fix.replace("RUNNER", runner)),
+            };
+        }
+    }
+    // Nothing says it was us: the project's own install failed.
+    let last = output
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("assay-step:"))
+        .map(|l| clip(l, 240));
+    InstallDiagnosis {
+        ok: false,
+        cause: Some(InstallCause::Candidate),
+        step: step.clone(),
+        diagnosis: Some(match (&step, last) {
+            (Some(step), Some(last)) => format!("`{step}` failed: {last}"),
+            (Some(step), None) => format!("`{step}` failed"),
+            (None, Some(last)) => format!("the install failed: {last}"),
+            (None, None) => "the install failed without output".into(),
+        }),
+        fix: None,
+    }
+}
+
+fn last_step(text: &str) -> Option<String> {
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("assay-step:"))
+        .map(|s| s.trim().to_string())
+}
+
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max).collect();
+    out.push('…');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(stderr: &str) -> PhaseResult {
+        PhaseResult {
+            exit_code: Some(1),
+            stderr: stderr.to_string(),
+            ..PhaseResult::default()
+        }
+    }
+
+    fn check(runner: &str, p: PhaseResult, cause: Option<InstallCause>, step: Option<&str>, says: &str) {
+        let d = diagnose(runner, &p, &SandboxLimits::default());
+        assert_eq!((d.cause, d.step.as_deref()), (cause, step), "{d:?}");
+        assert!(d.diagnosis.as_deref().unwrap_or("").contains(says), "{d:?}");
+    }
+
+    #[test]
+    fn a_missing_pin_is_the_candidates_and_names_the_step() {
+        check(
+            "python",
+            failed("assay-step: python3 -m venv /work/.venv\nassay-step: pip install -r requirements.txt\nERROR: Could not find a version that satisfies the requirement numpy==99.0\nERROR: No matching distribution found for numpy==99.0\n"),
+            Some(InstallCause::Candidate),
+            Some("pip install -r requirements.txt"),
+            "numpy==99.0",
+        );
+    }
+
+    #[test]
+    fn measured_limits_are_resource_limits_whatever_the_output_says() {
+        let mut p = failed("assay-step: pip install -r requirements.txt\nOSError: [Errno 28] No space left on device\n");
+        p.disk_full = true;
+        let d = diagnose("python", &p, &SandboxLimits::default());
+        assert_eq!(d.cause, Some(InstallCause::ResourceLimit));
+        assert!(d.fix.unwrap().contains("limits.install_disk"));
+        // The same text without a full disk is not a resource limit: text a
+        // candidate prints cannot set their failure apart.
+        let d = diagnose("python", &failed("OSError: [Errno 28] No space left on device\n"), &SandboxLimits::default());
+        assert_eq!(d.cause, Some(InstallCause::Candidate));
+        let mut p = failed("");
+        p.exit_code = None;
+        p.timed_out = true;
+        check("node", p, Some(InstallCause::ResourceLimit), None, "600 s");
+        let mut p = failed("");
+        p.oom_killed = true;
+        check("rust", p, Some(InstallCause::ResourceLimit), None, "memory");
+    }
+
+    #[test]
+    fn tools_the_image_lacks_and_downloads_outside_the_registries_are_the_environments() {
+        let d = diagnose(
+            "node",
+            &failed("assay-step: npm ci\nnpm ERR! gyp ERR! stack Error: not found: make\n"),
+            &SandboxLimits::default(),
+        );
+        assert_eq!(d.cause, Some(InstallCause::Environment));
+        assert!(d.fix.unwrap().contains("docker/node.Dockerfile"));
+        check(
+            "go",
+            failed("assay-step: go test -run '^$' ./...\ngo: github.com/x/y@v1.2.3: module lookup disabled by GOPROXY=off\n"),
+            Some(InstallCause::Environment),
+            Some("go test -run '^$' ./..."),
+            "module proxy",
+        );
+    }
+
+    #[test]
+    fn an_unexplained_failure_is_the_candidates_with_the_last_line() {
+        check(
+            "python",
+            failed("assay-step: pip install -e .\nerror: subprocess-exited-with-error\n  setup.py: broken\n"),
+            Some(InstallCause::Candidate),
+            Some("pip install -e ."),
+            "setup.py: broken",
+        );
+        let ok = PhaseResult {
+            exit_code: Some(0),
+            ..PhaseResult::default()
+        };
+        assert!(diagnose("python", &ok, &SandboxLimits::default()).ok);
+    }
+}

@@ -1,0 +1,186 @@
+//! The install environment on real Docker and real images: /work is a
+//! filesystem of its own whose size holds, installs build in it (not in the
+//! small /tmp), native modules compile offline, install steps stop at the first
+//! failure and name it, and every failed install says whose fault it was.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::helpers::*;
+
+fn repo(files: &[(&str, &str)]) -> Scripted {
+    let mut r = Scripted::new();
+    let files: Vec<(&str, Option<&str>)> = files.iter().map(|(p, c)| (*p, Some(*c))).collect();
+    r.put(&files);
+    r.commit("Project", DAY1);
+    r
+}
+
+fn check_with(repo: &Path, env: &[(&str, &str)]) -> serde_json::Value {
+    check_out(repo, env, None)
+}
+
+fn check_out(repo: &Path, env: &[(&str, &str)], out: Option<&Path>) -> serde_json::Value {
+    let assay = Assay::new();
+    let mut cmd = assay.cmd();
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.args(["check", repo.to_str().unwrap(), "--json"]);
+    if let Some(out) = out {
+        cmd.arg("--out").arg(out);
+    }
+    json_ok(&cmd.output().unwrap())
+}
+
+/// Free bytes of the filesystem holding the job images.
+fn host_free() -> u64 {
+    let dir = assay::sandbox::disk::dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Job images that finished `assay check` processes left behind, and loop
+/// devices whose image is gone (none should be; checks of other tests may be
+/// running, so only images of exited processes count).
+fn leftovers() -> Vec<String> {
+    let exited = |name: &str| {
+        name.split_once("--")
+            .is_some_and(|(pid, _)| !Path::new(&format!("/proc/{pid}")).exists())
+    };
+    let mut left: Vec<String> = std::fs::read_dir(assay::sandbox::disk::dir())
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("--check-") && exited(n))
+                .collect()
+        })
+        .unwrap_or_default();
+    let loops = Command::new("losetup").arg("-a").output().unwrap();
+    left.extend(
+        String::from_utf8_lossy(&loops.stdout)
+            .lines()
+            .filter(|l| l.contains("--check-") && l.contains("(deleted)"))
+            .map(str::to_string),
+    );
+    left
+}
+
+const ADD: &str = "def add(a, b):\n    return a + b\n";
+const ADD_TEST: &str = "from adder import add\n\ndef test_add():\n    assert add(2, 3) == 5\n";
+
+#[test]
+fn a_test_that_writes_20_gb_into_work_is_stopped_at_its_limit_and_the_host_disk_is_unaffected() {
+    let r = repo(&[
+        ("requirements.txt", "pytest==8.3.3\n"),
+        ("adder.py", ADD),
+        (
+            "tests/test_fill.py",
+            "def test_fill():\n    chunk = b'x' * (1 << 20)\n    with open('/work/fill.bin', 'wb') as f:\n        for _ in range(20 * 1024):\n            f.write(chunk)\n",
+        ),
+    ]);
+    let before = host_free();
+    // 256 MiB of growth for the tests (the default is 2 GiB; the mechanism is the same).
+    let out = tempfile::tempdir().unwrap();
+    let v = check_out(r.path(), &[("ASSAY_LIMITS_TEST_DISK", "268435456")], Some(out.path()));
+    assert_eq!(v["outcome"], "tests_failed", "{v}");
+    let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
+    assert!(report.contains("No space left on device"), "{report}");
+    let after = host_free();
+    // The job's image is gone again: the host lost nothing it had.
+    assert!(
+        after + (512 << 20) > before,
+        "host free space went from {before} to {after}"
+    );
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+}
+
+#[test]
+fn an_install_that_needs_1_5_gib_of_temporary_disk_passes() {
+    // setup.py writes 1.5 GiB into the temporary directory while it builds, as
+    // pip does when it unpacks and builds large packages: more than the
+    // 256 MiB /tmp, well within the install's disk.
+    let setup = "import os, tempfile\nfrom setuptools import setup\n\
+                 path = os.path.join(tempfile.gettempdir(), 'build-scratch.bin')\n\
+                 with open(path, 'wb') as f:\n    for _ in range(1536):\n        f.write(b'\\0' * (1 << 20))\n\
+                 os.remove(path)\n\
+                 setup(name='adder', version='0.1', py_modules=['adder'])\n";
+    let r = repo(&[
+        ("setup.py", setup),
+        ("requirements.txt", "pytest==8.3.3\n"),
+        ("adder.py", ADD),
+        ("tests/test_adder.py", ADD_TEST),
+    ]);
+    let v = check_with(r.path(), &[]);
+    assert_eq!(v["outcome"], "passed", "{}", v["sandbox"]["install"]);
+    assert_eq!(v["install"]["ok"], true, "{v}");
+    assert!(v["install"]["cause"].is_null());
+}
+
+#[test]
+fn an_install_that_fills_its_disk_is_a_resource_limit_with_the_fix() {
+    let setup = "import os, tempfile\nfrom setuptools import setup\n\
+                 with open(os.path.join(tempfile.gettempdir(), 'huge.bin'), 'wb') as f:\n    while True:\n        f.write(b'\\0' * (1 << 20))\n";
+    let r = repo(&[
+        ("setup.py", setup),
+        ("adder.py", ADD),
+        ("tests/test_adder.py", ADD_TEST),
+    ]);
+    let v = check_with(r.path(), &[("ASSAY_LIMITS_INSTALL_DISK", "402653184")]);
+    assert_eq!(v["outcome"], "install_failed", "{v}");
+    let install = &v["install"];
+    assert_eq!(install["cause"], "resource_limit", "{install}");
+    // The editable install failed, then the plain one it falls back to.
+    assert_eq!(install["step"], "pip install .", "{install}");
+    assert!(install["fix"].as_str().unwrap().contains("limits.install_disk"), "{install}");
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+}
+
+#[test]
+fn a_failing_first_requirements_file_stops_the_install_and_names_the_step() {
+    // The second file is fine; before, the loop went on to it and the install
+    // "succeeded" with pytest missing.
+    let r = repo(&[
+        ("requirements.txt", "pytest==99.99.99\n"),
+        ("requirements-dev.txt", "pytest==8.3.3\n"),
+        ("adder.py", ADD),
+        ("tests/test_adder.py", ADD_TEST),
+    ]);
+    let v = check_with(r.path(), &[]);
+    assert_eq!(v["outcome"], "install_failed", "{v}");
+    let install = &v["install"];
+    assert_eq!(install["ok"], false);
+    assert_eq!(install["step"], "pip install -r requirements.txt", "{install}");
+    // A pin that does not exist is the candidate's to fix.
+    assert_eq!(install["cause"], "candidate", "{install}");
+    assert!(install["diagnosis"].as_str().unwrap().contains("pytest==99.99.99"), "{install}");
+    assert!(install["fix"].is_null());
+}
+
+#[test]
+fn a_node_project_with_bcrypt_builds_it_offline_and_passes() {
+    let r = repo(&[
+        (
+            "package.json",
+            "{\"name\":\"auth\",\"version\":\"1.0.0\",\"scripts\":{\"test\":\"node --test\"},\"dependencies\":{\"bcrypt\":\"5.1.1\"}}\n",
+        ),
+        (
+            "test/hash.test.js",
+            "const test = require('node:test');\nconst assert = require('node:assert');\nconst bcrypt = require('bcrypt');\ntest('hashes and verifies', () => {\n  const h = bcrypt.hashSync('secret', 4);\n  assert.ok(bcrypt.compareSync('secret', h));\n  assert.ok(!bcrypt.compareSync('other', h));\n});\n",
+        ),
+    ]);
+    let v = check_with(r.path(), &[]);
+    assert_eq!(v["outcome"], "passed", "{}", v["sandbox"]["install"]);
+    assert_eq!(v["tests"]["passed"], 1, "{v}");
+}

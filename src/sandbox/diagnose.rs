@@ -59,7 +59,12 @@ struct Signature {
 }
 
 const fn sig(needle: &'static str, cause: InstallCause, what: &'static str, fix: &'static str) -> Signature {
-    Signature { needle, cause, what, fix }
+    Signature {
+        needle,
+        cause,
+        what,
+        fix,
+    }
 }
 
 use InstallCause::{Candidate, Environment};
@@ -73,33 +78,153 @@ const NETWORK_FIX: &str = "the install needed a host outside the package registr
 /// not compile" — in doubt, the failure is not held against the candidate.
 const SIGNATURES: &[Signature] = &[
     // assay's image lacks a tool or library.
-    sig("command 'gcc' failed", Environment, "a package needed a C compiler the image lacks", IMAGE_FIX),
-    sig("command 'x86_64-linux-gnu-gcc' failed", Environment, "a package needed a C compiler the image lacks", IMAGE_FIX),
-    sig("pg_config executable not found", Environment, "psycopg2 needed pg_config (libpq-dev), which the image lacks", IMAGE_FIX),
-    sig("gyp ERR! find Python", Environment, "node-gyp needed Python, which the image lacks", IMAGE_FIX),
-    sig("not found: make", Environment, "node-gyp needed make, which the image lacks", IMAGE_FIX),
-    sig("linker `cc` not found", Environment, "cargo needed a C linker the image lacks", IMAGE_FIX),
-    sig("could not find system library", Environment, "a crate needed a system library the image lacks", IMAGE_FIX),
-    sig("Package requirements", Environment, "pkg-config could not find a library the image lacks", IMAGE_FIX),
+    sig(
+        "command 'gcc' failed",
+        Environment,
+        "a package needed a C compiler the image lacks",
+        IMAGE_FIX,
+    ),
+    sig(
+        "command 'x86_64-linux-gnu-gcc' failed",
+        Environment,
+        "a package needed a C compiler the image lacks",
+        IMAGE_FIX,
+    ),
+    sig(
+        "pg_config executable not found",
+        Environment,
+        "psycopg2 needed pg_config (libpq-dev), which the image lacks",
+        IMAGE_FIX,
+    ),
+    sig(
+        "gyp ERR! find Python",
+        Environment,
+        "node-gyp needed Python, which the image lacks",
+        IMAGE_FIX,
+    ),
+    sig(
+        "not found: make",
+        Environment,
+        "node-gyp needed make, which the image lacks",
+        IMAGE_FIX,
+    ),
+    sig(
+        "linker `cc` not found",
+        Environment,
+        "cargo needed a C linker the image lacks",
+        IMAGE_FIX,
+    ),
+    sig(
+        "could not find system library",
+        Environment,
+        "a crate needed a system library the image lacks",
+        IMAGE_FIX,
+    ),
+    sig(
+        "Package requirements",
+        Environment,
+        "pkg-config could not find a library the image lacks",
+        IMAGE_FIX,
+    ),
     // A download from outside the registries, or no network at all.
-    sig("gyp ERR! stack Error: connect", Environment, "node-gyp tried to download Node's headers from outside the registries", NETWORK_FIX),
-    sig("node-pre-gyp WARN Tried to download", Environment, "a native module tried to download a prebuilt binary from outside the registries", NETWORK_FIX),
-    sig("module lookup disabled by GOPROXY=off", Environment, "the Go project needs modules, and the Go module proxy is not reachable here", NETWORK_FIX),
-    sig("Temporary failure in name resolution", Environment, "a host could not be resolved during the install", NETWORK_FIX),
-    sig("getaddrinfo ENOTFOUND", Environment, "a host could not be resolved during the install", NETWORK_FIX),
-    sig("Could not resolve host", Environment, "a host could not be resolved during the install", NETWORK_FIX),
-    sig("spurious network error", Environment, "cargo could not reach a registry or a git host", NETWORK_FIX),
+    sig(
+        "gyp ERR! stack Error: connect",
+        Environment,
+        "node-gyp tried to download Node's headers from outside the registries",
+        NETWORK_FIX,
+    ),
+    sig(
+        "node-pre-gyp WARN Tried to download",
+        Environment,
+        "a native module tried to download a prebuilt binary from outside the registries",
+        NETWORK_FIX,
+    ),
+    sig(
+        "module lookup disabled by GOPROXY=off",
+        Environment,
+        "the Go project needs modules, and the Go module proxy is not reachable here",
+        NETWORK_FIX,
+    ),
+    sig(
+        "Temporary failure in name resolution",
+        Environment,
+        "a host could not be resolved during the install",
+        NETWORK_FIX,
+    ),
+    sig(
+        "getaddrinfo ENOTFOUND",
+        Environment,
+        "a host could not be resolved during the install",
+        NETWORK_FIX,
+    ),
+    sig(
+        "Could not resolve host",
+        Environment,
+        "a host could not be resolved during the install",
+        NETWORK_FIX,
+    ),
+    sig(
+        "spurious network error",
+        Environment,
+        "cargo could not reach a registry or a git host",
+        NETWORK_FIX,
+    ),
     // The candidate's project.
-    sig("No matching distribution found for", Candidate, "a requirement names a version that does not exist on PyPI", ""),
-    sig("ResolutionImpossible", Candidate, "the project's requirements conflict", ""),
-    sig("npm ERR! code ETARGET", Candidate, "package.json names a version that does not exist on the npm registry", ""),
-    sig("npm error code ETARGET", Candidate, "package.json names a version that does not exist on the npm registry", ""),
-    sig("npm ERR! code ERESOLVE", Candidate, "the project's dependencies conflict", ""),
-    sig("npm error code ERESOLVE", Candidate, "the project's dependencies conflict", ""),
-    sig("package.json and package-lock.json", Candidate, "package-lock.json does not match package.json", ""),
-    sig("failed to select a version for", Candidate, "Cargo.toml names versions that do not exist or conflict", ""),
+    sig(
+        "No matching distribution found for",
+        Candidate,
+        "a requirement names a version that does not exist on PyPI",
+        "",
+    ),
+    sig(
+        "ResolutionImpossible",
+        Candidate,
+        "the project's requirements conflict",
+        "",
+    ),
+    sig(
+        "npm ERR! code ETARGET",
+        Candidate,
+        "package.json names a version that does not exist on the npm registry",
+        "",
+    ),
+    sig(
+        "npm error code ETARGET",
+        Candidate,
+        "package.json names a version that does not exist on the npm registry",
+        "",
+    ),
+    sig(
+        "npm ERR! code ERESOLVE",
+        Candidate,
+        "the project's dependencies conflict",
+        "",
+    ),
+    sig(
+        "npm error code ERESOLVE",
+        Candidate,
+        "the project's dependencies conflict",
+        "",
+    ),
+    sig(
+        "package.json and package-lock.json",
+        Candidate,
+        "package-lock.json does not match package.json",
+        "",
+    ),
+    sig(
+        "failed to select a version for",
+        Candidate,
+        "Cargo.toml names versions that do not exist or conflict",
+        "",
+    ),
     sig("could not compile", Candidate, "the project does not compile", ""),
-    sig("does not contain package", Candidate, "go.mod does not match the project's imports", ""),
+    sig(
+        "does not contain package",
+        Candidate,
+        "go.mod does not match the project's imports",
+        "",
+    ),
 ];
 
 /// Diagnoses a finished install phase of `runner`.
@@ -131,13 +256,19 @@ pub fn diagnose(runner: &str, install: &PhaseResult, limits: &SandboxLimits) -> 
     }
     if install.oom_killed {
         return resource(
-            format!("the install ran out of its {} of memory", gib(limits.install_memory.max(0) as u64)),
+            format!(
+                "the install ran out of its {} of memory",
+                gib(limits.install_memory.max(0) as u64)
+            ),
             "the install needs more memory than the sandbox gives; raise the install memory limit".into(),
         );
     }
     if install.disk_full {
         return resource(
-            format!("the install filled its {} of disk under /work", gib(limits.install_disk)),
+            format!(
+                "the install filled its {} of disk under /work",
+                gib(limits.install_disk)
+            ),
             format!(
                 "raise limits.install_disk (now {} bytes) in assay.toml or ASSAY_LIMITS_INSTALL_DISK, then grade again",
                 limits.install_disk
@@ -224,14 +355,19 @@ mod tests {
 
     #[test]
     fn measured_limits_are_resource_limits_whatever_the_output_says() {
-        let mut p = failed("assay-step: pip install -r requirements.txt\nOSError: [Errno 28] No space left on device\n");
+        let mut p =
+            failed("assay-step: pip install -r requirements.txt\nOSError: [Errno 28] No space left on device\n");
         p.disk_full = true;
         let d = diagnose("python", &p, &SandboxLimits::default());
         assert_eq!(d.cause, Some(InstallCause::ResourceLimit));
         assert!(d.fix.unwrap().contains("limits.install_disk"));
         // The same text without a full disk is not a resource limit: text a
         // candidate prints cannot set their failure apart.
-        let d = diagnose("python", &failed("OSError: [Errno 28] No space left on device\n"), &SandboxLimits::default());
+        let d = diagnose(
+            "python",
+            &failed("OSError: [Errno 28] No space left on device\n"),
+            &SandboxLimits::default(),
+        );
         assert_eq!(d.cause, Some(InstallCause::Candidate));
         let mut p = failed("");
         p.exit_code = None;

@@ -102,7 +102,8 @@ pub fn create(job: &str, install: u64, test: u64, uid: u64) -> Result<JobDisk, S
     let template = tempfile::tempdir().map_err(|e| io("template", e))?;
     std::fs::create_dir(template.path().join(RESERVE_DIR)).map_err(|e| io("template", e))?;
     let f = std::fs::File::create(&image).map_err(|e| io(&format!("cannot create {}", image.display()), e))?;
-    f.set_len(size).map_err(|e| io(&format!("cannot size {}", image.display()), e))?;
+    f.set_len(size)
+        .map_err(|e| io(&format!("cannot size {}", image.display()), e))?;
     drop(f);
     let made = (|| {
         tool(
@@ -115,7 +116,11 @@ pub fn create(job: &str, install: u64, test: u64, uid: u64) -> Result<JobDisk, S
         )?;
         // lost+found would be the one directory of /work the candidate's uid
         // cannot read (test collectors trip over it).
-        tool(Command::new("debugfs").args(["-w", "-R", "rmdir lost+found"]).arg(&image))?;
+        tool(
+            Command::new("debugfs")
+                .args(["-w", "-R", "rmdir lost+found"])
+                .arg(&image),
+        )?;
         tool(Command::new("losetup").args(["--find", "--show"]).arg(&image))
     })();
     match made {
@@ -134,7 +139,8 @@ pub fn create(job: &str, install: u64, test: u64, uid: u64) -> Result<JobDisk, S
 /// Detaches the loop device and deletes the image.
 pub fn remove(disk: &JobDisk) -> Result<(), SandboxError> {
     let detached = tool(Command::new("losetup").arg("-d").arg(&disk.device)).map(|_| ());
-    let removed = std::fs::remove_file(&disk.image).map_err(|e| io(&format!("cannot remove {}", disk.image.display()), e));
+    let removed =
+        std::fs::remove_file(&disk.image).map_err(|e| io(&format!("cannot remove {}", disk.image.display()), e));
     detached.and(removed)
 }
 
@@ -191,7 +197,10 @@ pub fn watch(mountpoint: PathBuf, image_size: u64) -> Watch {
                 // Before the engine mounts the volume the path shows the host's
                 // filesystem, which is larger than the image.
                 if total > 0 && total <= image_size {
-                    seen.fetch_min(st.blocks_available() as u64 * frag, std::sync::atomic::Ordering::Relaxed);
+                    seen.fetch_min(
+                        st.blocks_available() as u64 * frag,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                 }
             }
         }

@@ -19,7 +19,9 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
-use super::{disk, CappedOutput, Phase, PhaseResult, PhaseSpec, ResultFile, Sandbox, SandboxError, SandboxLimits, Work};
+use super::{
+    disk, CappedOutput, Phase, PhaseResult, PhaseSpec, ResultFile, Sandbox, SandboxError, SandboxLimits, Work,
+};
 
 /// The label on everything assay creates.
 pub const LABEL: &str = "assay.job";
@@ -201,7 +203,13 @@ pub fn unpack_results(tar_bytes: &[u8], limits: &SandboxLimits) -> (Vec<ResultFi
 
 #[async_trait]
 impl Sandbox for DockerSandbox {
-    async fn prepare(&self, job: &str, image: &str, source: &Path, limits: &SandboxLimits) -> Result<Work, SandboxError> {
+    async fn prepare(
+        &self,
+        job: &str,
+        image: &str,
+        source: &Path,
+        limits: &SandboxLimits,
+    ) -> Result<Work, SandboxError> {
         if self.docker.inspect_image(image).await.is_err() {
             return Err(SandboxError::MissingImage(image.to_string()));
         }
@@ -387,7 +395,12 @@ impl Sandbox for DockerSandbox {
 
 impl DockerSandbox {
     /// One phase's container: create, run, collect, remove.
-    async fn run_phase(&self, work: &Work, spec: &PhaseSpec, limits: &SandboxLimits) -> Result<PhaseResult, SandboxError> {
+    async fn run_phase(
+        &self,
+        work: &Work,
+        spec: &PhaseSpec,
+        limits: &SandboxLimits,
+    ) -> Result<PhaseResult, SandboxError> {
         let install = spec.phase == Phase::Install;
         let mut mounts = vec![work_mount(work)];
         for dir in &spec.cache_dirs {

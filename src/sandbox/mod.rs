@@ -190,7 +190,13 @@ pub struct Work {
 pub trait Sandbox: Send + Sync {
     /// Creates the job's volume (of `limits.install_disk + limits.test_disk`)
     /// and copies `source` into it as /work.
-    async fn prepare(&self, job: &str, image: &str, source: &Path, limits: &SandboxLimits) -> Result<Work, SandboxError>;
+    async fn prepare(
+        &self,
+        job: &str,
+        image: &str,
+        source: &Path,
+        limits: &SandboxLimits,
+    ) -> Result<Work, SandboxError>;
     /// Copies `source` into the job's volume at `/work/<dest>` (after install:
     /// hidden tests).
     async fn upload(&self, work: &Work, image: &str, source: &Path, dest: &str) -> Result<(), SandboxError>;

@@ -217,3 +217,73 @@ fn history_of_a_non_repository_is_bad_input() {
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a git repository"));
 }
+
+/// Regression: Rust crates whose tests are `#[cfg(test)]` modules in src/ got
+/// `no_tests` in the history while their tests passed in the sandbox.
+#[test]
+fn rust_inline_tests_count_as_tests_from_the_commit_that_added_them() {
+    let mut r = Scripted::new();
+    r.put(&[
+        ("Cargo.toml", Some("[package]\nname = \"pay\"\nversion = \"0.1.0\"\nedition = \"2021\"\n")),
+        ("README.md", Some("# Payments\n\nRun `cargo test`.\n")),
+        (
+            "src/lib.rs",
+            Some("pub fn fee(x: u64) -> u64 {\n    x / 100\n}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn one_percent() {\n        assert_eq!(super::fee(500), 5);\n    }\n}\n"),
+        ),
+    ]);
+    let first = r.commit("Fee calculation with a unit test", DAY1);
+    let mut t = DAY1;
+    for i in 0..5 {
+        t += 40 * 60;
+        let body: String = (0..=i)
+            .map(|k| format!("pub fn rule_{k}(x: u64) -> u64 {{\n    x + {k}\n}}\n"))
+            .collect();
+        r.put(&[(
+            "src/rules.rs",
+            Some(&format!(
+                "{body}\n#[cfg(test)]\nmod tests {{\n    #[test]\n    fn rules() {{\n        assert_eq!(super::rule_0(1), 1);\n    }}\n}}\n"
+            )),
+        )]);
+        r.commit(&format!("Rule {i}"), t);
+    }
+    let h = history(r.path());
+    let k = kinds(&h);
+    assert!(!k.contains(&"no_tests".to_string()), "{k:?}");
+    let from_start = signal(&h, "tests_from_start");
+    assert!(
+        from_start["description"]
+            .as_str()
+            .unwrap()
+            .contains(&first.to_string()[..7]),
+        "{from_start}"
+    );
+}
+
+/// Regression: a two-commit dump got `tests_from_start`.
+#[test]
+fn a_two_commit_history_does_not_claim_when_tests_came() {
+    let mut r = Scripted::new();
+    r.put(&[("README.md", Some("# Project\n"))]);
+    r.commit("Initial commit", DAY1);
+    r.put(&[
+        ("app/main.py", Some("def f():\n    return 1\n")),
+        (
+            "tests/test_main.py",
+            Some("from app.main import f\n\ndef test_f():\n    assert f() == 1\n"),
+        ),
+    ]);
+    r.commit("everything", DAY1 + 86400);
+    let h = history(r.path());
+    let k = kinds(&h);
+    for timing in ["tests_from_start", "tests_midway", "tests_late"] {
+        assert!(!k.contains(&timing.to_string()), "{timing} in {k:?}");
+    }
+    let once = signal(&h, "tests_arrived_at_once");
+    assert!(
+        once["description"]
+            .as_str()
+            .unwrap()
+            .contains("everything arrived at once"),
+        "{once}"
+    );
+}

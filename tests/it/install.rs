@@ -143,7 +143,10 @@ fn an_install_that_fills_its_disk_is_a_resource_limit_with_the_fix() {
     assert_eq!(install["cause"], "resource_limit", "{install}");
     // The editable install failed, then the plain one it falls back to.
     assert_eq!(install["step"], "pip install .", "{install}");
-    assert!(install["fix"].as_str().unwrap().contains("limits.install_disk"), "{install}");
+    assert!(
+        install["fix"].as_str().unwrap().contains("limits.install_disk"),
+        "{install}"
+    );
     assert!(leftovers().is_empty(), "{:?}", leftovers());
 }
 
@@ -164,7 +167,10 @@ fn a_failing_first_requirements_file_stops_the_install_and_names_the_step() {
     assert_eq!(install["step"], "pip install -r requirements.txt", "{install}");
     // A pin that does not exist is the candidate's to fix.
     assert_eq!(install["cause"], "candidate", "{install}");
-    assert!(install["diagnosis"].as_str().unwrap().contains("pytest==99.99.99"), "{install}");
+    assert!(
+        install["diagnosis"].as_str().unwrap().contains("pytest==99.99.99"),
+        "{install}"
+    );
     assert!(install["fix"].is_null());
 }
 

@@ -4,8 +4,8 @@
 mod export;
 mod grade;
 mod helpers;
-mod install;
 mod history;
+mod install;
 mod llm;
 mod remote;
 mod sandbox;

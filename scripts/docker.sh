@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 assay=${1:?usage: docker.sh PATH_TO_ASSAY_BINARY}
 
 need=()
-for pkg in docker.io debootstrap; do
+# e2fsprogs and util-linux: each sandbox job's /work is an ext4 image on a loop device.
+for pkg in docker.io debootstrap e2fsprogs util-linux; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

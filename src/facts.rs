@@ -3,6 +3,7 @@
 //! supports on a 1–4 scale. Drafts are capped by these estimates ([`crate::draft::band_max`]) and
 //! triage computes a criterion's automated score from them ([`crate::rubric::Criterion::automated_score`]).
 
+use crate::sandbox::diagnose::InstallCause;
 use serde::{Deserialize, Serialize};
 
 use crate::git::HistoryReport;
@@ -42,6 +43,20 @@ pub struct TestFacts {
     /// Tests that gave different results on the two runs.
     #[serde(default)]
     pub flaky: usize,
+    /// Whose fault a failed install was (`None` when it worked or is unknown).
+    #[serde(default)]
+    pub install_cause: Option<InstallCause>,
+}
+
+impl TestFacts {
+    /// The install failed for a reason of assay's (its image, its network, a
+    /// sandbox limit): the tests say nothing about the candidate.
+    pub fn install_not_candidates(&self) -> bool {
+        matches!(
+            self.install_cause,
+            Some(InstallCause::Environment | InstallCause::ResourceLimit)
+        )
+    }
 }
 
 impl Facts {
@@ -64,6 +79,7 @@ impl Facts {
                     total: r.map_or(0, |r| r.passed + r.failed + r.errors),
                     hidden: s.hidden.as_ref().map(|h| h.outcome),
                     flaky: s.flaky.len(),
+                    install_cause: s.install_diagnosis.as_ref().and_then(|d| d.cause),
                 }
             }),
             badge: repro.map(|r| r.badge.level),
@@ -86,19 +102,23 @@ impl Facts {
                     3
                 }
             }),
-            "tests" => f.tests.as_ref().and_then(|t| match t.outcome {
-                OutcomeKind::Passed => Some(match t.hidden {
-                    Some(h) if h != OutcomeKind::Passed => 3,
-                    _ => 4,
+            "tests" => f
+                .tests
+                .as_ref()
+                .filter(|t| !t.install_not_candidates())
+                .and_then(|t| match t.outcome {
+                    OutcomeKind::Passed => Some(match t.hidden {
+                        Some(h) if h != OutcomeKind::Passed => 3,
+                        _ => 4,
+                    }),
+                    OutcomeKind::TestsFailed => Some(if t.total > 0 && t.passed * 4 >= t.total * 3 {
+                        3
+                    } else {
+                        2
+                    }),
+                    OutcomeKind::InfraError | OutcomeKind::InternalError | OutcomeKind::Interrupted => None,
+                    _ => Some(1),
                 }),
-                OutcomeKind::TestsFailed => Some(if t.total > 0 && t.passed * 4 >= t.total * 3 {
-                    3
-                } else {
-                    2
-                }),
-                OutcomeKind::InfraError | OutcomeKind::InternalError | OutcomeKind::Interrupted => None,
-                _ => Some(1),
-            }),
             "repro" => f.badge.map(|b| match b {
                 BadgeLevel::Reproduced => 4,
                 BadgeLevel::Functional => 3,

@@ -361,6 +361,7 @@ level = [{ score = 0, descriptor = "no" }, { score = 1, descriptor = "some" }, {
                 total: 3,
                 hidden: None,
                 flaky: 0,
+                install_cause: None,
             }),
             badge: Some(BadgeLevel::None),
             ..Facts::default()

@@ -218,6 +218,20 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
             penalty: 0.5,
         });
     }
+    // An install that failed for want of our tools or our limits is ours too:
+    // set apart for a re-run once the operator has applied the fix.
+    let install_ours = input.facts.tests.as_ref().filter(|t| t.install_not_candidates());
+    if let Some(t) = install_ours {
+        let cause = t.install_cause.map_or("environment", |c| c.as_str());
+        doubts.push(Doubt {
+            kind: "install_not_candidates",
+            detail: format!(
+                "the install failed for a reason of assay's ({cause}): apply the fix in the report and re-run"
+            ),
+            penalty: 0.5,
+        });
+    }
+    let rerun = rerun || install_ours.is_some();
     if let Some(t) = &input.facts.tests {
         if t.flaky > 0 {
             doubts.push(Doubt {
@@ -345,6 +359,7 @@ level = [{ score = 1, descriptor = "dump" }, { score = 2, descriptor = "few" }, 
                     total,
                     hidden: None,
                     flaky: 0,
+                    install_cause: None,
                 }),
                 badge: Some(BadgeLevel::Reproduced),
                 readme_lines: Some(20),
@@ -406,6 +421,34 @@ level = [{ score = 1, descriptor = "dump" }, { score = 2, descriptor = "few" }, 
         assert!(b.rerun && b.queued.contains(&QueueReason::Rerun), "{b:?}");
         assert_eq!(t.submissions[0].candidate, "ok");
         assert_eq!(t.submissions[0].rank, Some(1));
+    }
+
+    #[test]
+    fn an_install_that_failed_for_assays_reasons_is_set_apart_and_the_candidates_own_is_ranked() {
+        use crate::sandbox::diagnose::InstallCause;
+        let with_cause = |name: &str, cause: InstallCause| {
+            let mut i = input(name, OutcomeKind::InstallFailed, 0, 0, 20);
+            i.facts.tests.as_mut().unwrap().outcome = OutcomeKind::InstallFailed;
+            i.facts.tests.as_mut().unwrap().install_cause = Some(cause);
+            i
+        };
+        let t = triage(
+            &rubric(),
+            &[
+                with_cause("disk", InstallCause::ResourceLimit),
+                with_cause("image", InstallCause::Environment),
+                with_cause("pin", InstallCause::Candidate),
+            ],
+            5,
+        );
+        let by = |c: &str| t.submissions.iter().find(|s| s.candidate == c).unwrap();
+        for c in ["disk", "image"] {
+            assert_eq!(by(c).rank, None, "{c}");
+            assert!(by(c).rerun && by(c).queued.contains(&QueueReason::Rerun), "{c}");
+            assert!(by(c).doubts.iter().any(|d| d.kind == "install_not_candidates"), "{c}");
+        }
+        assert_eq!(by("pin").rank, Some(1));
+        assert!(!by("pin").rerun);
     }
 
     #[test]

@@ -109,6 +109,9 @@ pub struct SubmissionSummary {
     pub drafts: Vec<draft::CriterionDraft>,
     /// The deterministic facts its automated scores rest on.
     pub facts: draft::Facts,
+    /// Whether the sandbox's install worked and, when not, whose fault it was
+    /// (`None` without a sandbox stage).
+    pub install: Option<crate::sandbox::diagnose::InstallDiagnosis>,
 }
 
 /// The result of grading a cohort.
@@ -1001,6 +1004,7 @@ pub async fn view(
         detail.draft.as_ref().and_then(|r| r.readme_lines),
     );
     let drafts = detail.draft.as_ref().map(|r| r.drafts.clone()).unwrap_or_default();
+    let install = detail.sandbox.as_ref().and_then(|s| s.install_diagnosis.clone());
     let mut stages = BTreeMap::new();
     for run in runs {
         stages.insert(
@@ -1022,6 +1026,7 @@ pub async fn view(
     let summary = SubmissionSummary {
         drafts,
         facts,
+        install,
         evidence: store.evidence(rec.id).await?,
         candidate: rec.candidate.clone(),
         anon_id: rec.anon_id.clone(),

@@ -397,6 +397,17 @@ mod tests {
     }
 
     #[test]
+    fn a_version_missing_because_the_registry_was_unreachable_is_not_the_candidates() {
+        check(
+            "python",
+            failed("assay-step: pip install -r requirements.txt\nWARNING: Retrying ... NewConnectionError: Failed to establish a new connection: [Errno -3] Temporary failure in name resolution\nERROR: No matching distribution found for pandas==2.2.2\n"),
+            Some(InstallCause::Environment),
+            Some("pip install -r requirements.txt"),
+            "could not be resolved",
+        );
+    }
+
+    #[test]
     fn an_unexplained_failure_is_the_candidates_with_the_last_line() {
         check(
             "python",

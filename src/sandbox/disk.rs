@@ -192,13 +192,13 @@ pub fn watch(mountpoint: PathBuf, image_size: u64) -> Watch {
             tick.tick().await;
             // statvfs is one short syscall; not worth a blocking thread.
             if let Ok(st) = nix::sys::statvfs::statvfs(&mountpoint) {
-                let frag = st.fragment_size() as u64;
-                let total = st.blocks() as u64 * frag;
+                let frag = st.fragment_size();
+                let total = st.blocks() * frag;
                 // Before the engine mounts the volume the path shows the host's
                 // filesystem, which is larger than the image.
                 if total > 0 && total <= image_size {
                     seen.fetch_min(
-                        st.blocks_available() as u64 * frag,
+                        st.blocks_available() * frag,
                         std::sync::atomic::Ordering::Relaxed,
                     );
                 }
@@ -226,7 +226,7 @@ impl Watch {
 
 fn free_bytes(dir: &Path) -> Result<u64, SandboxError> {
     let st = nix::sys::statvfs::statvfs(dir).map_err(|e| io(&format!("statvfs {}", dir.display()), e))?;
-    Ok(st.blocks_available() as u64 * st.fragment_size() as u64)
+    Ok(st.blocks_available() as u64 * st.fragment_size())
 }
 
 /// The script (run as root, no capabilities, no network) that leaves `keep`

@@ -197,10 +197,7 @@ pub fn watch(mountpoint: PathBuf, image_size: u64) -> Watch {
                 // Before the engine mounts the volume the path shows the host's
                 // filesystem, which is larger than the image.
                 if total > 0 && total <= image_size {
-                    seen.fetch_min(
-                        st.blocks_available() * frag,
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
+                    seen.fetch_min(st.blocks_available() * frag, std::sync::atomic::Ordering::Relaxed);
                 }
             }
         }

@@ -343,10 +343,8 @@ fn main() -> ExitCode {
 fn load_settings(file: Option<&std::path::Path>, overrides: &Overrides) -> Result<Settings> {
     let settings = Settings::load(file, overrides)?;
     if let Some(ca_file) = settings.ca_file.as_deref() {
-        let trust = git::tls::trust(Some(ca_file), &settings.data_dir).map_err(|e| InputError::file(ca_file, e))?;
-        if let Some(t) = trust {
-            tracing::debug!(bundle = %t.bundle.display(), added = t.added, "https trusts the system CAs and ca_file");
-        }
+        let t = git::tls::trust(ca_file, &settings.data_dir).map_err(|e| InputError::file(ca_file, e))?;
+        tracing::debug!(bundle = %t.bundle.display(), added = t.added, "https trusts the system CAs and ca_file");
     }
     Ok(settings)
 }

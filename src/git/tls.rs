@@ -23,15 +23,12 @@ pub struct Trust {
     pub added: usize,
 }
 
-/// Makes https fetches trust the system's CAs and those in `ca_file`; does
-/// nothing without one. Writes the combined bundle under `data_dir/tls/`.
+/// Makes https fetches trust the system's CAs and those in `ca_file`. Writes
+/// the combined bundle under `data_dir/tls/`.
 ///
 /// Call it before libgit2 is first used and before any other thread exists
 /// (it sets environment variables).
-pub fn trust(ca_file: Option<&Path>, data_dir: &Path) -> Result<Option<Trust>, String> {
-    let Some(ca_file) = ca_file else {
-        return Ok(None);
-    };
+pub fn trust(ca_file: &Path, data_dir: &Path) -> Result<Trust, String> {
     let extra =
         std::fs::read_to_string(ca_file).map_err(|e| format!("cannot read ca_file {}: {e}", ca_file.display()))?;
     let added = extra.matches("-----BEGIN CERTIFICATE-----").count();
@@ -71,7 +68,7 @@ pub fn trust(ca_file: Option<&Path>, data_dir: &Path) -> Result<Option<Trust>, S
     if let Some(dir) = probe.cert_dir.filter(|_| std::env::var_os("SSL_CERT_DIR").is_none()) {
         std::env::set_var("SSL_CERT_DIR", dir);
     }
-    Ok(Some(Trust { bundle: path, added }))
+    Ok(Trust { bundle: path, added })
 }
 
 #[cfg(test)]
@@ -83,10 +80,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("ca.pem");
         std::fs::write(&f, "not a certificate\n").unwrap();
-        let e = trust(Some(&f), dir.path()).unwrap_err();
+        let e = trust(&f, dir.path()).unwrap_err();
         assert!(e.contains("ca.pem") && e.contains("no PEM certificate"), "{e}");
-        let e = trust(Some(&dir.path().join("missing.pem")), dir.path()).unwrap_err();
+        let e = trust(&dir.path().join("missing.pem"), dir.path()).unwrap_err();
         assert!(e.contains("missing.pem"), "{e}");
-        assert_eq!(trust(None, dir.path()), Ok(None));
     }
 }

@@ -221,7 +221,8 @@ impl Watch {
     }
 }
 
-fn free_bytes(dir: &Path) -> Result<u64, SandboxError> {
+/// Bytes free for unprivileged writers on the filesystem holding `dir`.
+pub fn free_bytes(dir: &Path) -> Result<u64, SandboxError> {
     let st = nix::sys::statvfs::statvfs(dir).map_err(|e| io(&format!("statvfs {}", dir.display()), e))?;
     Ok(st.blocks_available() as u64 * st.fragment_size())
 }

@@ -248,8 +248,9 @@ impl Sandbox for DockerSandbox {
             mountpoint: None,
         };
         if let Err(e) = created {
-            if let Some(d) = &work.disk {
-                let _ = disk::remove(d);
+            if let Some(d) = work.disk.clone() {
+                // losetup and the file removal block: off the runtime.
+                let _ = tokio::task::spawn_blocking(move || disk::remove(&d)).await;
             }
             return Err(e.into());
         }

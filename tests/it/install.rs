@@ -37,18 +37,7 @@ fn check_out(repo: &Path, env: &[(&str, &str)], out: Option<&Path>) -> serde_jso
 fn host_free() -> u64 {
     let dir = assay::sandbox::disk::dir();
     std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new("df")
-        .args(["-B1", "--output=avail"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .nth(1)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
+    assay::sandbox::disk::free_bytes(&dir).unwrap()
 }
 
 /// Job images that finished `assay check` processes left behind, and loop

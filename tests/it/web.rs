@@ -126,11 +126,29 @@ async fn sign_in(c: &Client, base: &str, name: &str, token: &str) {
     }
 }
 
-/// The banner over the review form, once the page after a click has it.
-async fn banner(c: &Client) -> fantoccini::elements::Element {
+/// The page now shown, to tell when a click has replaced it.
+async fn page(c: &Client) -> fantoccini::elements::Element {
+    c.find(Locator::Css("html")).await.unwrap()
+}
+
+/// The banner's text on the page that replaced `before` (a form post's answer). Waiting only for
+/// an element `#banner` would find the old page's banner when both pages have one.
+async fn banner(c: &Client, before: fantoccini::elements::Element) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match before.tag_name().await {
+            Err(e) if e.is_stale_element_reference() => break,
+            Err(e) => panic!("waiting for the next page: {e}"),
+            Ok(_) if Instant::now() > deadline => panic!("the page did not change after the click"),
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
     c.wait()
         .at_most(Duration::from_secs(20))
         .for_element(Locator::Id("banner"))
+        .await
+        .unwrap()
+        .text()
         .await
         .unwrap()
 }
@@ -304,8 +322,9 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
         )
         .await;
         let finalize = c.find(Locator::Css("button[value='finalize']")).await.unwrap();
+        let before = page(&c).await;
         finalize.send_keys("\u{E007}").await.unwrap(); // Enter
-        let shown = banner(&c).await.text().await.unwrap();
+        let shown = banner(&c, before).await;
         assert!(shown.contains("Review finalized"), "{shown}");
         assert!(c
             .find_all(Locator::Css("button[value='save']"))
@@ -361,15 +380,17 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
         b1.goto(&packet).await.unwrap();
         b2.goto(&packet).await.unwrap();
         type_into(&b1, Locator::Id("comment-framing"), " (first tab)").await;
+        let before = page(&b1).await;
         click(&b1, Locator::Css("button[value='save']")).await;
-        let saved = banner(&b1).await.text().await.unwrap();
+        let saved = banner(&b1, before).await;
         assert!(saved.contains("Review saved"), "{saved}");
         let mine = "My careful note from the second tab.";
         let note = b2.find(Locator::Id("comment-framing")).await.unwrap();
         note.clear().await.unwrap();
         note.send_keys(mine).await.unwrap();
+        let before = page(&b2).await;
         click(&b2, Locator::Css("button[value='save']")).await;
-        let refused = banner(&b2).await.text().await.unwrap();
+        let refused = banner(&b2, before).await;
         assert!(
             refused.contains("Not saved") && refused.contains("Nothing was overwritten"),
             "{refused}"
@@ -382,8 +403,9 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
         assert_eq!(stored.version, 1);
         assert!(stored.scores["framing"].comment.ends_with("(first tab)"), "{stored:?}");
         // Saving again on purpose replaces it.
+        let before = page(&b2).await;
         click(&b2, Locator::Css("button[value='save']")).await;
-        let resaved = banner(&b2).await.text().await.unwrap();
+        let resaved = banner(&b2, before).await;
         assert!(resaved.contains("Review saved"), "{resaved}");
         let stored = &store.reviews(bob_rec.id).await.unwrap()[0];
         assert_eq!((stored.version, stored.scores["framing"].comment.as_str()), (2, mine));

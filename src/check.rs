@@ -10,6 +10,7 @@ use crate::outcome::OutcomeKind;
 use crate::runner::{self, TestCase};
 use crate::sandbox::diagnose::InstallDiagnosis;
 use crate::sandbox::job::{self, JobRequest, SandboxReport};
+use crate::sandbox::steps::ReadmeStep;
 use crate::sandbox::{Sandbox, SandboxError, SandboxLimits};
 
 /// Counts and cases, as `assay check --json` prints them.
@@ -59,6 +60,8 @@ pub struct CheckReport {
     /// Whether the install worked and, when not, whose fault it was
     /// (`None` when no runner applied).
     pub install: Option<InstallDiagnosis>,
+    /// The README's documented install and test commands, as they went in the sandbox.
+    pub readme_steps: Vec<ReadmeStep>,
     /// The full sandbox report (install and test output, capped).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<SandboxReport>,
@@ -127,6 +130,10 @@ pub async fn check_tree(
                 },
             }),
         install: sandbox_report.as_ref().and_then(|s| s.install_diagnosis.clone()),
+        readme_steps: sandbox_report
+            .as_ref()
+            .map(|s| s.readme_steps.clone())
+            .unwrap_or_default(),
         sandbox: sandbox_report,
     })
 }

@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::evidence::{self, EvidenceItem};
 use crate::llm::{Engine, FinishReason, GenParams, Message};
+use crate::readme::Readme;
 use crate::rubric::{Criterion, Rubric};
 
 /// Bumped when the prompt or the schema changes (part of the draft stage's key).
@@ -208,77 +209,42 @@ fn defuse(text: &str) -> String {
 /// README sections as `D` items (heading + the start of its text, bounded) and the README's line
 /// count (0 when there is none), from one read of the file.
 pub fn readme_evidence(tree: &Path) -> (Vec<EvidenceItem>, usize) {
-    match find_readme(tree) {
-        Some((name, text)) => (readme_items_from_text(&name, &text), text.lines().count()),
-        None => (readme_items_from_text("", ""), 0),
+    match Readme::find(tree) {
+        Some(r) => (readme_items(Some(&r)), r.lines),
+        None => (readme_items(None), 0),
     }
 }
 
 /// README sections of `text` (file `name`) as `D` items; an empty name means there is no README.
 pub fn readme_items_from_text(name: &str, text: &str) -> Vec<EvidenceItem> {
     if name.is_empty() {
+        return readme_items(None);
+    }
+    readme_items(Some(&Readme::parse(name, text)))
+}
+
+/// The `D` items of a parsed README (`None`: there is none).
+pub fn readme_items(readme: Option<&Readme>) -> Vec<EvidenceItem> {
+    let Some(readme) = readme else {
         return vec![EvidenceItem {
             id: "D1".into(),
             kind: "no_readme".into(),
             source: "tree".into(),
             text: "the repository has no README".into(),
         }];
-    }
-    let mut sections: Vec<(usize, String, String)> = Vec::new();
-    let mut heading = String::from("(top)");
-    let mut start = 1;
-    let mut body = String::new();
-    let mut in_code = false;
-    for (i, line) in text.lines().enumerate() {
-        if line.trim_start().starts_with("```") {
-            in_code = !in_code;
-        }
-        if !in_code && line.starts_with('#') {
-            if !body.trim().is_empty() || heading != "(top)" {
-                sections.push((start, heading.clone(), std::mem::take(&mut body)));
-            }
-            heading = line.trim_start_matches('#').trim().to_string();
-            start = i + 1;
-            continue;
-        }
-        body.push_str(line.trim());
-        body.push(' ');
-    }
-    if !body.trim().is_empty() || heading != "(top)" {
-        sections.push((start, heading, body));
-    }
-    sections
-        .into_iter()
+    };
+    readme
+        .sections
+        .iter()
         .take(MAX_README_SECTIONS)
         .enumerate()
-        .map(|(i, (line, heading, body))| EvidenceItem {
+        .map(|(i, s)| EvidenceItem {
             id: format!("D{}", i + 1),
             kind: "readme_section".into(),
-            source: format!("{name}:{line}"),
-            text: evidence::bound(
-                &format!(
-                    "## {heading}: {}",
-                    body.split_whitespace().collect::<Vec<_>>().join(" ")
-                ),
-                evidence::MAX_TEXT,
-            ),
+            source: format!("{}:{}", readme.name, s.line),
+            text: evidence::bound(&format!("## {}: {}", s.heading, s.text), evidence::MAX_TEXT),
         })
         .collect()
-}
-
-fn find_readme(tree: &Path) -> Option<(String, String)> {
-    let mut names: Vec<String> = std::fs::read_dir(tree)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.to_ascii_lowercase().starts_with("readme"))
-        .collect();
-    names.sort_by_key(|n| (!n.to_ascii_lowercase().ends_with(".md"), n.clone()));
-    let name = names.into_iter().next()?;
-    let bytes = std::fs::read(tree.join(&name)).ok()?;
-    let bytes = &bytes[..bytes.len().min(256 * 1024)];
-    Some((name, String::from_utf8_lossy(bytes).into_owned()))
 }
 
 // ---------------------------------------------------------------- bands

@@ -38,6 +38,7 @@ pub mod git;
 pub mod llm;
 pub mod outcome;
 pub mod pipeline;
+pub mod readme;
 pub mod report;
 pub mod repro;
 pub mod review;

@@ -16,7 +16,10 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 use crate::outcome::OutcomeKind;
+use crate::readme::{Purpose, Readme};
+use crate::sandbox::diagnose::InstallCause;
 use crate::sandbox::job::SandboxReport;
+use crate::sandbox::steps::StepStatus;
 
 /// Files above this size are "large data".
 const LARGE_FILE: u64 = 10 << 20;
@@ -112,7 +115,7 @@ pub fn assess(tree: &Path, sandbox: Option<&SandboxReport>, lfs_pointers: &[Stri
     dependency_findings(tree, &files, runner, &mut out);
 
     // README instructions.
-    readme_findings(tree, &files, runner, &mut out);
+    readme_findings(tree, &files, &mut out);
 
     // Content that should not be in the repository.
     content_findings(tree, &files, lfs_pointers, &mut out);
@@ -135,15 +138,32 @@ pub fn assess(tree: &Path, sandbox: Option<&SandboxReport>, lfs_pointers: &[Stri
 fn sandbox_findings(s: &SandboxReport, out: &mut Vec<Draft>) {
     let first = s.runs.first();
     match s.outcome {
-        OutcomeKind::InstallFailed => out.push(draft(
-            "install_failed",
-            "error",
-            format!(
-                "installing dependencies failed: {}",
-                last_lines(&s.install.stderr, &s.install.stdout)
-            ),
-            "run the install from a clean checkout and declare every dependency",
-        )),
+        OutcomeKind::InstallFailed => match s
+            .install_diagnosis
+            .as_ref()
+            .filter(|d| d.cause != Some(InstallCause::Candidate) && d.cause.is_some())
+        {
+            // assay's environment or a sandbox limit: true, and not the candidate's doing.
+            Some(d) => out.push(draft(
+                "install_not_assessed",
+                "info",
+                format!(
+                    "the install failed for a reason of assay's ({}): {}; this says nothing about the project",
+                    d.cause.map_or("", InstallCause::as_str),
+                    d.diagnosis.as_deref().unwrap_or("see the output")
+                ),
+                "nothing for the candidate to do: the operator re-runs it after the fix in the install diagnosis",
+            )),
+            None => out.push(draft(
+                "install_failed",
+                "error",
+                format!(
+                    "installing dependencies failed: {}",
+                    last_lines(&s.install.stderr, &s.install.stdout)
+                ),
+                "run the install from a clean checkout and declare every dependency",
+            )),
+        },
         OutcomeKind::NoTests => out.push(draft(
             "no_tests",
             "error",
@@ -213,6 +233,25 @@ fn sandbox_findings(s: &SandboxReport, out: &mut Vec<Draft>) {
                 "make the solution meet the assignment's specification, not only the candidate's own tests",
             ));
         }
+    }
+    let failing: Vec<String> = s
+        .readme_steps
+        .iter()
+        .filter(|st| st.status == StepStatus::Fails)
+        .map(|st| format!("`{}` (README line {}): {}", st.command, st.line, st.detail))
+        .collect();
+    if !failing.is_empty() {
+        out.push(draft(
+            "readme_step_fails",
+            "warning",
+            format!(
+                "{} of the README's documented commands fail{} in a clean checkout: {}",
+                failing.len(),
+                if failing.len() == 1 { "s" } else { "" },
+                failing.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+            ),
+            "run the README's commands from a fresh clone and correct the ones that fail",
+        ));
     }
     if !s.flaky.is_empty() {
         out.push(draft(
@@ -502,12 +541,8 @@ fn undeclared_imports(tree: &Path, files: &[(String, u64)], declared: &BTreeSet<
     missing.into_iter().take(MAX_PER_KIND).collect()
 }
 
-fn readme_findings(tree: &Path, files: &[(String, u64)], runner: Option<&str>, out: &mut Vec<Draft>) {
-    let readme = files
-        .iter()
-        .map(|(p, _)| p)
-        .find(|p| !p.contains('/') && p.to_ascii_lowercase().starts_with("readme"));
-    let Some(readme) = readme else {
+fn readme_findings(tree: &Path, files: &[(String, u64)], out: &mut Vec<Draft>) {
+    let Some(readme) = Readme::find(tree) else {
         out.push(draft(
             "no_readme",
             "error",
@@ -516,80 +551,130 @@ fn readme_findings(tree: &Path, files: &[(String, u64)], runner: Option<&str>, o
         ));
         return;
     };
-    let text = std::fs::read_to_string(tree.join(readme)).unwrap_or_default();
-    let lower = text.to_ascii_lowercase();
-    let install_words = [
-        "pip install",
-        "poetry install",
-        "uv sync",
-        "cargo build",
-        "npm install",
-        "npm ci",
-        "go build",
-        "go mod",
-        "make install",
-        "conda env",
-        "requirements",
-    ];
-    let test_words = [
-        "pytest",
-        "python -m unittest",
-        "cargo test",
-        "npm test",
-        "npm run test",
-        "go test",
-        "make test",
-        "tox",
-        "nox",
-    ];
-    if !install_words.iter().any(|w| lower.contains(w)) {
+    let name = &readme.name;
+    if !readme.documents_setup() {
         out.push(draft(
             "readme_no_setup",
             "warning",
-            format!("{readme} does not say how to install the project"),
+            format!("{name} does not say how to install the project"),
             "add the install command (e.g. pip install -r requirements.txt)",
         ));
     }
-    let documented: Vec<&&str> = test_words.iter().filter(|w| lower.contains(**w)).collect();
-    if documented.is_empty() {
+    if !readme.documents_tests() {
         out.push(draft(
             "readme_no_test_command",
             "warning",
-            format!("{readme} does not say how to run the tests"),
+            format!("{name} does not say how to run the tests"),
             "add the test command (e.g. pytest)",
         ));
     }
-    // A documented command that cannot work in this project.
-    let mismatched: Vec<String> = documented
-        .iter()
-        .filter(|w| match (***w, runner) {
-            ("pytest" | "python -m unittest" | "tox" | "nox", Some(r)) => r != "python",
-            ("cargo test", Some(r)) => r != "rust",
-            ("npm test" | "npm run test", Some(r)) => r != "node" || !package_has_test(tree),
-            ("go test", Some(r)) => r != "go",
-            ("make test", _) => !tree.join("Makefile").is_file(),
-            _ => false,
-        })
-        .map(|w| w.to_string())
-        .collect();
+    // A documented test command that cannot work in this repository.
+    let project = Project::read(tree, files);
+    let mut mismatched: Vec<String> = Vec::new();
+    for c in readme.recognised().filter(|c| c.purpose == Some(Purpose::Test)) {
+        let shown = shell_words::join(&c.argv);
+        if mismatched.iter().any(|m| m.contains(&format!("`{shown}`"))) {
+            continue;
+        }
+        if let Some(why) = project.cannot_run(c) {
+            mismatched.push(format!("{name}:{} documents `{shown}`, but {why}", c.line));
+        }
+    }
     if !mismatched.is_empty() {
+        mismatched.truncate(3);
         out.push(draft(
             "readme_test_command_mismatch",
             "warning",
-            format!(
-                "{readme} documents `{}`, which this project cannot run",
-                mismatched.join("`, `")
-            ),
+            mismatched.join("; "),
             "document the test command that actually runs the tests",
         ));
     }
 }
 
-fn package_has_test(tree: &Path) -> bool {
-    std::fs::read_to_string(tree.join("package.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|v| v["scripts"]["test"].is_string())
+/// What a repository has that documented commands need.
+struct Project {
+    python: bool,
+    rust: bool,
+    go: bool,
+    /// Script names of every package.json.
+    node_scripts: Option<BTreeSet<String>>,
+    /// Targets of every Makefile.
+    make_targets: Option<BTreeSet<String>>,
+}
+
+impl Project {
+    fn read(tree: &Path, files: &[(String, u64)]) -> Project {
+        let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+        let any = |f: &dyn Fn(&str) -> bool| files.iter().any(|(p, _)| f(p));
+        let mut node_scripts: Option<BTreeSet<String>> = None;
+        let mut make_targets: Option<BTreeSet<String>> = None;
+        for (p, _) in files.iter().filter(|(_, size)| *size <= MAX_SCANNED) {
+            match base(p).as_str() {
+                "package.json" if !p.contains("node_modules/") => {
+                    let scripts = node_scripts.get_or_insert_with(BTreeSet::new);
+                    let v: serde_json::Value = std::fs::read_to_string(tree.join(p))
+                        .ok()
+                        .and_then(|t| serde_json::from_str(&t).ok())
+                        .unwrap_or_default();
+                    if let Some(m) = v["scripts"].as_object() {
+                        scripts.extend(m.keys().cloned());
+                    }
+                }
+                "Makefile" | "makefile" | "GNUmakefile" => {
+                    let targets = make_targets.get_or_insert_with(BTreeSet::new);
+                    let text = std::fs::read_to_string(tree.join(p)).unwrap_or_default();
+                    for line in text.lines() {
+                        if let Some((head, _)) = line.split_once(':') {
+                            if !line.starts_with(char::is_whitespace) && !head.contains('=') {
+                                targets.extend(head.split_whitespace().map(String::from));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Project {
+            python: any(&|p| p.ends_with(".py") || p.ends_with(".ipynb")),
+            rust: any(&|p| base(p) == "Cargo.toml"),
+            go: any(&|p| p.ends_with(".go") || base(p) == "go.mod"),
+            node_scripts,
+            make_targets,
+        }
+    }
+
+    /// Why the documented command `c` cannot run in this repository, if it cannot.
+    fn cannot_run(&self, c: &crate::readme::Command) -> Option<String> {
+        let words: Vec<&str> = c.argv.iter().map(String::as_str).collect();
+        match c.ecosystem {
+            Some("python") if !self.python => Some("the repository has no Python code".into()),
+            Some("rust") if !self.rust => Some("the repository has no Cargo.toml".into()),
+            Some("go") if !self.go => Some("the repository has no Go code".into()),
+            Some("node") => {
+                let Some(scripts) = &self.node_scripts else {
+                    return Some("the repository has no package.json".into());
+                };
+                let script = match words.as_slice() {
+                    [_, "test" | "t", ..] => Some("test"),
+                    [_, "run", s, ..] => Some(*s),
+                    ["yarn" | "pnpm", s, ..] => Some(*s),
+                    _ => None,
+                };
+                script
+                    .filter(|s| !scripts.contains(*s))
+                    .map(|s| format!("no package.json has a \"{s}\" script"))
+            }
+            None if words.first() == Some(&"make") => {
+                let target = words.get(1).copied().unwrap_or("");
+                match &self.make_targets {
+                    None => Some("the repository has no Makefile".into()),
+                    Some(t) if !t.contains(target) => Some(format!("no Makefile has a `{target}` target")),
+                    Some(_) => None,
+                }
+            }
+            _ => None,
+        }
+    }
 }
 
 fn content_findings(tree: &Path, files: &[(String, u64)], lfs: &[String], out: &mut Vec<Draft>) {
@@ -735,7 +820,11 @@ fn badge(sandbox: Option<&SandboxReport>, findings: &[Finding]) -> Badge {
     let blocking: Vec<&str> = findings
         .iter()
         .filter(|f| {
-            f.severity == "error" || matches!(f.kind.as_str(), "flaky_tests" | "unpinned_dependencies" | "no_lockfile")
+            f.severity == "error"
+                || matches!(
+                    f.kind.as_str(),
+                    "flaky_tests" | "unpinned_dependencies" | "no_lockfile" | "readme_step_fails"
+                )
         })
         .map(|f| f.kind.as_str())
         .collect();
@@ -839,7 +928,68 @@ mod tests {
             ],
             flaky: vec![],
             hidden: None,
+            readme_steps: vec![],
         }
+    }
+
+    #[test]
+    fn a_failing_readme_step_is_a_finding_and_an_environment_install_is_not_the_candidates() {
+        use crate::sandbox::diagnose::InstallDiagnosis;
+        use crate::sandbox::steps::ReadmeStep;
+        let t = tree(&[
+            ("README.md", "pip install -r requirements.txt\npytest\n"),
+            ("requirements.txt", "numpy==1.26.4\n"),
+        ]);
+        let mut s = python_sandbox();
+        let step = |status, detail: &str| ReadmeStep {
+            command: "pip install -r requirements-gpu.txt".into(),
+            line: 4,
+            phase: crate::sandbox::Phase::Install,
+            status,
+            detail: detail.into(),
+        };
+        s.readme_steps = vec![
+            step(StepStatus::Works, "exit 0"),
+            step(StepStatus::CannotRun, "needs a GPU"),
+        ];
+        let r = assess(t.path(), Some(&s), &[]);
+        assert!(!kinds(&r).contains(&"readme_step_fails"), "{:?}", kinds(&r));
+        s.readme_steps
+            .push(step(StepStatus::Fails, "exit 1: ERROR: no such file"));
+        let r = assess(t.path(), Some(&s), &[]);
+        let f = r.findings.iter().find(|f| f.kind == "readme_step_fails").unwrap();
+        assert!(
+            f.message.starts_with("1 of the README's documented commands fails"),
+            "{}",
+            f.message
+        );
+        assert!(
+            f.message.contains("(README line 4): exit 1: ERROR: no such file"),
+            "{}",
+            f.message
+        );
+        assert_eq!(r.badge.level, BadgeLevel::Functional);
+        assert!(r.badge.reason.contains("readme_step_fails"), "{}", r.badge.reason);
+
+        // An install that failed for assay's reasons is not reported as the candidate's failure.
+        let mut s = python_sandbox();
+        s.outcome = OutcomeKind::InstallFailed;
+        s.runs.clear();
+        s.install_diagnosis = Some(InstallDiagnosis {
+            ok: false,
+            cause: Some(InstallCause::ResourceLimit),
+            step: Some("pip install -r requirements.txt".into()),
+            diagnosis: Some("the install filled its 8.0 GiB of disk under /work".into()),
+            fix: Some("raise limits.install_disk".into()),
+        });
+        let k = kinds(&assess(t.path(), Some(&s), &[]))
+            .iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>();
+        assert!(
+            k.contains(&"install_not_assessed".to_string()) && !k.contains(&"install_failed".to_string()),
+            "{k:?}"
+        );
     }
 
     #[test]
@@ -853,6 +1003,44 @@ mod tests {
         let r = assess(t.path(), Some(&python_sandbox()), &[]);
         assert!(r.findings.is_empty(), "{:?}", r.findings);
         assert_eq!(r.badge.level, BadgeLevel::Reproduced, "{}", r.badge.reason);
+    }
+
+    #[test]
+    fn readme_commands_are_whole_commands_of_the_project() {
+        // A Rust crate: `cargo test` is not `go test`, and `cargo run` says how to set it up.
+        let t = tree(&[
+            (
+                "README.md",
+                "# Engine\n\n```\ncargo run -- transactions.csv > accounts.csv\n```\n\nTests: `cargo test`.\n",
+            ),
+            ("Cargo.toml", "[package]\nname = \"e\"\n"),
+            ("src/main.rs", "fn main() {}\n"),
+        ]);
+        let r = assess(t.path(), None, &[]);
+        let k = kinds(&r);
+        assert!(!k.iter().any(|k| k.starts_with("readme")), "{k:?}");
+        // `npm test` needs a test script, `make test` a test target, `go test` Go code.
+        let t = tree(&[
+            (
+                "README.md",
+                "Install: `npm ci`. Test: `npm test`, `make test` and `go test ./...`.\n",
+            ),
+            ("package.json", "{\"scripts\": {\"start\": \"node x.js\"}}"),
+            ("Makefile", "build:\n\tcc x.c\n"),
+        ]);
+        let r = assess(t.path(), None, &[]);
+        let m = r
+            .findings
+            .iter()
+            .find(|f| f.kind == "readme_test_command_mismatch")
+            .unwrap();
+        for part in [
+            "README.md:1 documents `npm test`, but no package.json has a \"test\" script",
+            "`make test`, but no Makefile has a `test` target",
+            "`go test ./...`, but the repository has no Go code",
+        ] {
+            assert!(m.message.contains(part), "{}", m.message);
+        }
     }
 
     #[test]

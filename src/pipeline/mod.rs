@@ -112,6 +112,8 @@ pub struct SubmissionSummary {
     /// Whether the sandbox's install worked and, when not, whose fault it was
     /// (`None` without a sandbox stage).
     pub install: Option<crate::sandbox::diagnose::InstallDiagnosis>,
+    /// The README's documented install and test commands, as they went in the sandbox.
+    pub readme_steps: Vec<crate::sandbox::steps::ReadmeStep>,
 }
 
 /// The result of grading a cohort.
@@ -485,7 +487,9 @@ impl Pipeline {
             .map(|h| h.display().to_string())
             .unwrap_or_default();
         let limits_key = serde_json::to_string(&ctx.limits).expect("limits serialise");
-        let sandbox_key = key(&[&commit, &ctx.runner, &hidden_key, &limits_key]);
+        // SANDBOX_EVIDENCE names what the job measures: results stored by an assay that measured
+        // less (before the README's steps ran) are not reused.
+        let sandbox_key = key(&[&commit, &ctx.runner, &hidden_key, &limits_key, SANDBOX_EVIDENCE]);
         let job = format!("{}-{}-{}", ctx.id, rec.id, &commit[..12]);
         let (mirror, export_dir) = (fetch.fetched.mirror.clone(), fetch.export.dir.clone());
         let forced = (ctx.runner != "auto").then(|| ctx.runner.clone());
@@ -961,6 +965,9 @@ fn fetch_and_export(
 }
 
 /// A stable key for stage inputs.
+/// The version of what the sandbox job measures; part of its stage key.
+const SANDBOX_EVIDENCE: &str = "readme-steps-1";
+
 fn key(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -1005,6 +1012,11 @@ pub async fn view(
     );
     let drafts = detail.draft.as_ref().map(|r| r.drafts.clone()).unwrap_or_default();
     let install = detail.sandbox.as_ref().and_then(|s| s.install_diagnosis.clone());
+    let readme_steps = detail
+        .sandbox
+        .as_ref()
+        .map(|s| s.readme_steps.clone())
+        .unwrap_or_default();
     let mut stages = BTreeMap::new();
     for run in runs {
         stages.insert(
@@ -1027,6 +1039,7 @@ pub async fn view(
         drafts,
         facts,
         install,
+        readme_steps,
         evidence: store.evidence(rec.id).await?,
         candidate: rec.candidate.clone(),
         anon_id: rec.anon_id.clone(),

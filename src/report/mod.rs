@@ -793,6 +793,28 @@ pub fn check_text(r: &crate::check::CheckReport) -> String {
             h.outcome, t.passed, t.failed, t.errors
         );
     }
+    if let Some(d) = r.install.as_ref().filter(|d| !d.ok) {
+        let _ = writeln!(
+            out,
+            "install: failed ({}){}{}",
+            d.cause.map_or("unknown cause", |c| c.as_str()),
+            d.diagnosis.as_deref().map(|x| format!(" — {x}")).unwrap_or_default(),
+            d.fix.as_deref().map(|x| format!("\n    fix: {x}")).unwrap_or_default()
+        );
+    }
+    if !r.readme_steps.is_empty() {
+        let _ = writeln!(out, "README steps:");
+        for st in &r.readme_steps {
+            let _ = writeln!(
+                out,
+                "  {:<10} line {:<4} {}  — {}",
+                st.status.as_str(),
+                st.line,
+                st.command,
+                st.detail
+            );
+        }
+    }
     for f in &r.findings {
         let _ = writeln!(
             out,
@@ -822,6 +844,20 @@ pub fn check_markdown(repo: &str, commit: &str, r: &crate::check::CheckReport) -
     );
     if !r.flaky.is_empty() {
         let _ = writeln!(out, "- flaky: {}", r.flaky.join(", "));
+    }
+    if !r.readme_steps.is_empty() {
+        out.push_str("\n## README steps\n\n| line | command | phase | status | detail |\n|---|---|---|---|---|\n");
+        for st in &r.readme_steps {
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {} | {} | {} |",
+                st.line,
+                st.command.replace('|', "\\|"),
+                st.phase.as_str(),
+                st.status.as_str(),
+                st.detail.replace('|', "\\|").replace('\n', " ")
+            );
+        }
     }
     if !r.findings.is_empty() {
         out.push_str("\n## Findings\n\n| id | severity | kind | finding | fix |\n|---|---|---|---|---|\n");

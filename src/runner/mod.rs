@@ -52,6 +52,22 @@ pub struct RunnerSpec {
     pub hidden: Option<String>,
     /// Result collection.
     pub results: ResultsSpec,
+    /// How the README's documented steps run.
+    #[serde(default)]
+    pub steps: StepsSpec,
+}
+
+/// How a README's documented commands run in this runner's sandbox: in the environment the
+/// runner's own install made (a user who followed the README would be in it).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StepsSpec {
+    /// Shell run before each step (e.g. activating the runner's virtualenv).
+    pub activate: Option<String>,
+    /// Extra environment of the test-phase steps, `KEY=VALUE` (e.g. offline flags, since the
+    /// test phase has no network).
+    #[serde(default)]
+    pub test_env: Vec<String>,
 }
 
 const BUILTIN: &[(&str, &str)] = &[

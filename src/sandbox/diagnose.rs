@@ -227,6 +227,17 @@ const SIGNATURES: &[Signature] = &[
     ),
 ];
 
+/// What in `output` shows a failure of assay's environment rather than the project's (a tool
+/// the image lacks, a download from outside the registries), quoting the line.
+pub fn environment_cause(output: &str) -> Option<String> {
+    SIGNATURES.iter().filter(|s| s.cause == Environment).find_map(|s| {
+        output
+            .lines()
+            .find(|l| l.contains(s.needle))
+            .map(|line| format!("{}: {}", s.what, clip(line.trim(), 240)))
+    })
+}
+
 /// Diagnoses a finished install phase of `runner`.
 pub fn diagnose(runner: &str, install: &PhaseResult, limits: &SandboxLimits) -> InstallDiagnosis {
     let step = last_step(&install.stderr).or_else(|| last_step(&install.stdout));

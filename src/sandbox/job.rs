@@ -8,8 +8,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::diagnose::{diagnose, InstallDiagnosis};
+use super::steps::{self, ReadmeStep};
 use super::{Phase, PhaseResult, PhaseSpec, Sandbox, SandboxError, SandboxLimits};
 use crate::outcome::OutcomeKind;
+use crate::readme::{Readme, Step};
 use crate::runner::{self, CaseStatus, RunnerSpec, TestReport};
 
 /// Where test commands write their results, under /work.
@@ -66,6 +68,9 @@ pub struct SandboxReport {
     /// tests or no results file is `no_tests`, which counts as a failure.
     #[serde(default)]
     pub hidden: Option<TestRun>,
+    /// The README's documented install and test commands, as they went here.
+    #[serde(default)]
+    pub readme_steps: Vec<ReadmeStep>,
 }
 
 /// Runs the job; the volume is removed whatever happens.
@@ -117,6 +122,8 @@ async fn run_phases(
     let install = sandbox.run(work, &spec(Phase::Install), l).await?;
     let install_diagnosis = Some(diagnose(&r.name, &install, l));
     if let Some(kind) = install_failure(&install) {
+        // The README's own steps still run: they may install the project another way.
+        let readme_steps = run_readme_steps(sandbox, work, req, &spec).await?;
         return Ok(SandboxReport {
             runner: r.name.clone(),
             outcome: kind,
@@ -125,6 +132,7 @@ async fn run_phases(
             runs: Vec::new(),
             flaky: Vec::new(),
             hidden: None,
+            readme_steps,
         });
     }
     let mut runs = Vec::new();
@@ -154,6 +162,8 @@ async fn run_phases(
             },
         }),
     };
+    // Last, so that nothing the README's steps do changes the results above.
+    let readme_steps = run_readme_steps(sandbox, work, req, &spec).await?;
     Ok(SandboxReport {
         runner: r.name.clone(),
         outcome: runs[0].outcome,
@@ -162,7 +172,53 @@ async fn run_phases(
         runs,
         flaky,
         hidden,
+        readme_steps,
     })
+}
+
+/// Runs the README's documented steps: install steps in one install-phase container, then test
+/// steps in one test-phase container; steps that cannot run here are reported without running.
+async fn run_readme_steps(
+    sandbox: &dyn Sandbox,
+    work: &super::Work,
+    req: &JobRequest<'_>,
+    spec: &(dyn Fn(Phase) -> PhaseSpec + Sync),
+) -> Result<Vec<ReadmeStep>, SandboxError> {
+    let r = req.runner;
+    let (source, name) = (req.source.to_path_buf(), r.name.clone());
+    let planned: Vec<Step> = tokio::task::spawn_blocking(move || Readme::find(&source).map(|m| m.steps(&name)))
+        .await
+        .map_err(|e| SandboxError::Io(format!("reading the README: {e}")))?
+        .unwrap_or_default();
+    let mut results: Vec<Option<ReadmeStep>> = planned
+        .iter()
+        .map(|s| s.blocked.as_deref().map(|why| steps::blocked(s, why)))
+        .collect();
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).map_err(|e| SandboxError::Io(format!("the random source: {e}")))?;
+    let nonce = format!("assay-step-{}", hex::encode(nonce));
+    for phase in [Phase::Install, Phase::Test] {
+        let todo: Vec<(usize, &Step)> = planned
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| results[*i].is_none() && steps::phase_of(s) == phase)
+            .collect();
+        if todo.is_empty() {
+            continue;
+        }
+        let these: Vec<&Step> = todo.iter().map(|(_, s)| *s).collect();
+        let script = steps::script(r.steps.activate.as_deref(), &these, &nonce);
+        let result = sandbox
+            .run(work, &steps::spec(spec(phase), script, &r.steps.test_env), &req.limits)
+            .await?;
+        for ((i, _), done) in todo
+            .iter()
+            .zip(steps::read(&these, phase, &result, &nonce, &req.limits))
+        {
+            results[*i] = Some(done);
+        }
+    }
+    Ok(results.into_iter().flatten().collect())
 }
 
 /// The install's failure kind, if it failed.

@@ -13,6 +13,7 @@ pub mod disk;
 pub mod docker;
 pub mod images;
 pub mod job;
+pub mod steps;
 
 use std::path::Path;
 use std::time::Duration;
@@ -91,6 +92,16 @@ pub enum Phase {
     Install,
     /// Tests: no network, caches read-only.
     Test,
+}
+
+impl Phase {
+    /// The snake_case name used in JSON and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Install => "install",
+            Phase::Test => "test",
+        }
+    }
 }
 
 /// One container run.

@@ -37,7 +37,7 @@ Assumption: the snapshot in data/ is representative of next month.
 ## Run
 
     pip install -r requirements.txt
-    pytest
+    python -m pytest
 MD
 cat > "$g/requirements.txt" <<'TXT'
 pytest==8.3.3

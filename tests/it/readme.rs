@@ -77,7 +77,10 @@ fn documented_python_steps_are_run_and_reported_one_by_one() {
     assert!(v["readme_steps"][3]["detail"].as_str().unwrap().contains("conda"));
     // As on the candidate's machine: bare pytest does not put the root on sys.path.
     assert!(
-        v["readme_steps"][5]["detail"].as_str().unwrap().contains("No module named 'adder'"),
+        v["readme_steps"][5]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("No module named 'adder'"),
         "{}",
         v["readme_steps"][5]
     );

@@ -29,7 +29,9 @@ const CALC: &str = "def add(a, b):\n    return a + b\n";
 #[test]
 fn python_passing_project_passes_with_cases_and_is_reproduced() {
     let r = python_repo(&[
-        ("README.md", "# Calc\n\n    pip install -r requirements.txt\n    pytest\n"),
+    // `python -m pytest`: bare `pytest` would not find calc.py (the root is not on sys.path
+    // without a conftest.py there), and the README step would rightly fail.
+        ("README.md", "# Calc\n\n    pip install -r requirements.txt\n    python -m pytest\n"),
         ("requirements.txt", "pytest==7.2.1\n"),
         ("calc.py", CALC),
         ("tests/test_calc.py", "from calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n\ndef test_add_neg():\n    assert add(-1, 1) == 0\n"),

@@ -281,6 +281,124 @@ pub fn classify(path: &str) -> FileClass {
     FileClass::Other
 }
 
+/// Where a project's pytest configuration says its tests are, beyond pytest's defaults:
+/// `testpaths` (directories) and `python_files` (name globs), from pytest.ini, tox.ini
+/// (`[pytest]`), setup.cfg (`[tool:pytest]`) or pyproject.toml (`[tool.pytest.ini_options]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TestLayout {
+    /// Test directories, relative to the root, without a trailing `/`.
+    pub testpaths: Vec<String>,
+    /// File name globs (`check_*.py`).
+    pub python_files: Vec<String>,
+}
+
+impl TestLayout {
+    /// The layout the root files `files` (name, text) configure; the first file pytest would
+    /// read wins, as pytest picks one configuration file.
+    pub fn from_config(files: &[(&str, &str)]) -> TestLayout {
+        for name in ["pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg"] {
+            let Some((_, text)) = files.iter().find(|(n, _)| *n == name) else {
+                continue;
+            };
+            let layout = match name {
+                "pyproject.toml" => from_pyproject(text),
+                "pytest.ini" => from_ini(text, &["pytest"]),
+                "tox.ini" => from_ini(text, &["pytest"]),
+                _ => from_ini(text, &["tool:pytest"]),
+            };
+            if let Some(layout) = layout {
+                return layout;
+            }
+        }
+        TestLayout::default()
+    }
+
+    /// `path` classified, with Python files the configuration names counted as tests.
+    pub fn classify(&self, path: &str) -> FileClass {
+        let class = classify(path);
+        if class == FileClass::Tests
+            || !path.ends_with(".py")
+            || matches!(class, FileClass::Generated | FileClass::Config)
+        {
+            return class;
+        }
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let under = |dir: &String| dir.is_empty() || dir == "." || path.starts_with(&format!("{dir}/"));
+        let named = self.python_files.iter().any(|g| crate::runner::glob_match(g, name));
+        if named && (self.testpaths.is_empty() || self.testpaths.iter().any(under)) {
+            return FileClass::Tests;
+        }
+        // Under a configured test directory, pytest's default names are tests (handled by
+        // `classify`) and so are the configured ones; helpers there are test code too.
+        if self.testpaths.iter().any(|d| !d.is_empty() && d != "." && under(d)) {
+            return FileClass::Tests;
+        }
+        class
+    }
+}
+
+fn split_values(v: &str) -> Vec<String> {
+    v.split(|c: char| c.is_whitespace() || c == ',')
+        .map(|w| w.trim().trim_end_matches('/').to_string())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// An INI file's pytest section (`None` when it has none: pytest would not use this file).
+fn from_ini(text: &str, sections: &[&str]) -> Option<TestLayout> {
+    let mut in_section = false;
+    let mut found = false;
+    let mut key: Option<String> = None;
+    let mut layout = TestLayout::default();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.starts_with('[') && t.ends_with(']') {
+            in_section = sections.contains(&t[1..t.len() - 1].trim());
+            found |= in_section;
+            key = None;
+            continue;
+        }
+        if !in_section || t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+            continue;
+        }
+        let continued = line.starts_with(char::is_whitespace) && key.is_some();
+        let (k, v) = if continued {
+            (key.clone().unwrap_or_default(), t)
+        } else if let Some((k, v)) = t.split_once('=') {
+            key = Some(k.trim().to_string());
+            (k.trim().to_string(), v.trim())
+        } else {
+            continue;
+        };
+        match k.as_str() {
+            "testpaths" => layout.testpaths.extend(split_values(v)),
+            "python_files" => layout.python_files.extend(split_values(v)),
+            _ => {}
+        }
+    }
+    found.then_some(layout)
+}
+
+fn from_pyproject(text: &str) -> Option<TestLayout> {
+    let doc: toml::Value = toml::from_str(text).ok()?;
+    let opts = doc.get("tool")?.get("pytest")?.get("ini_options")?;
+    let list = |k: &str| -> Vec<String> {
+        match opts.get(k) {
+            Some(toml::Value::String(s)) => split_values(s),
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_str())
+                .map(|s| s.trim_end_matches('/').to_string())
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    Some(TestLayout {
+        testpaths: list("testpaths"),
+        python_files: list("python_files"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +433,37 @@ mod tests {
         check("src/test/java/FooTest.java", FileClass::Tests);
         check("app/FooTest.kt", FileClass::Tests);
         check("Procfile", FileClass::Other);
+    }
+
+    #[test]
+    fn pytest_configuration_names_more_tests() {
+        let ini = TestLayout::from_config(&[("setup.cfg", "[metadata]\nname = x\n\n[tool:pytest]\ntestpaths =\n    checks\n    integration/\npython_files = check_*.py\n")]);
+        assert_eq!(ini.testpaths, ["checks", "integration"]);
+        assert_eq!(ini.python_files, ["check_*.py"]);
+        assert_eq!(ini.classify("checks/check_model.py"), FileClass::Tests);
+        assert_eq!(ini.classify("checks/helpers.py"), FileClass::Tests);
+        assert_eq!(ini.classify("integration/run_all.py"), FileClass::Tests);
+        assert_eq!(
+            ini.classify("src/check_input.py"),
+            FileClass::Source,
+            "outside testpaths"
+        );
+        assert_eq!(ini.classify("tests/test_x.py"), FileClass::Tests, "defaults still hold");
+        let py = TestLayout::from_config(&[(
+            "pyproject.toml",
+            "[tool.pytest.ini_options]\npython_files = [\"*_checks.py\"]\n",
+        )]);
+        assert_eq!(py.classify("pkg/model_checks.py"), FileClass::Tests);
+        assert_eq!(py.classify("pkg/model.py"), FileClass::Source);
+        // pytest.ini wins over pyproject.toml; a tox.ini without [pytest] configures nothing.
+        let both = TestLayout::from_config(&[
+            ("pyproject.toml", "[tool.pytest.ini_options]\ntestpaths = [\"a\"]\n"),
+            ("pytest.ini", "[pytest]\ntestpaths = b\n"),
+        ]);
+        assert_eq!(both.testpaths, ["b"]);
+        assert_eq!(
+            TestLayout::from_config(&[("tox.ini", "[tox]\nenvlist = py311\n")]),
+            TestLayout::default()
+        );
     }
 }

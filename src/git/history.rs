@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::classify::{classify, FileClass};
+use super::classify::{FileClass, TestLayout};
 use super::export::is_lfs_pointer;
 use crate::outcome::{Failure, OutcomeKind};
 
@@ -221,6 +221,8 @@ pub fn analyze(input: &HistoryInput<'_>) -> Result<HistoryReport, Failure> {
             )
         })?;
     let oids = walk(&repo, head.id(), input.max_commits)?;
+    // The graded commit's pytest configuration says where its tests are, for every commit.
+    let layout = test_layout(&repo, head.id());
 
     let path = input.repo.to_path_buf();
     let facts: Vec<Result<CommitFacts, Failure>> = oids
@@ -228,7 +230,7 @@ pub fn analyze(input: &HistoryInput<'_>) -> Result<HistoryReport, Failure> {
         .map_init(
             || Repository::open(&path),
             |repo, oid| match repo {
-                Ok(repo) => commit_facts(repo, *oid, input.salt),
+                Ok(repo) => commit_facts(repo, *oid, input.salt, &layout),
                 Err(e) => Err(Failure::infra(format!(
                     "cannot open {}: {}",
                     path.display(),
@@ -238,7 +240,7 @@ pub fn analyze(input: &HistoryInput<'_>) -> Result<HistoryReport, Failure> {
         )
         .collect();
     let facts: Vec<CommitFacts> = facts.into_iter().collect::<Result<_, _>>()?;
-    let tree = tree_facts(&repo, head.id())?;
+    let tree = tree_facts(&repo, head.id(), &layout)?;
     let first_parent_chain = first_parent_times(&repo, head.id(), input.max_commits)?;
     Ok(build_report(input, head.id(), facts, tree, &first_parent_chain))
 }
@@ -289,7 +291,26 @@ struct CommitFacts {
     email_key: String,
 }
 
-fn commit_facts(repo: &Repository, oid: Oid, salt: &str) -> Result<CommitFacts, Failure> {
+/// The pytest configuration at the root of `head`'s tree (files over 64 KiB are not read).
+fn test_layout(repo: &Repository, head: Oid) -> TestLayout {
+    let Ok(tree) = repo.find_commit(head).and_then(|c| c.tree()) else {
+        return TestLayout::default();
+    };
+    let mut files: Vec<(&str, String)> = Vec::new();
+    for name in ["pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg"] {
+        let blob = tree
+            .get_name(name)
+            .and_then(|e| e.to_object(repo).ok())
+            .and_then(|o| o.into_blob().ok());
+        if let Some(b) = blob.filter(|b| b.size() <= 64 << 10) {
+            files.push((name, String::from_utf8_lossy(b.content()).into_owned()));
+        }
+    }
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (*n, t.as_str())).collect();
+    TestLayout::from_config(&refs)
+}
+
+fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) -> Result<CommitFacts, Failure> {
     let infra = |e: git2::Error| Failure::infra(format!("cannot read commit {oid}: {}", e.message()));
     let commit = repo.find_commit(oid).map_err(infra)?;
     let author = commit.author();
@@ -332,7 +353,7 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str) -> Result<CommitFacts, 
             let Some(path) = file.path_bytes().map(|p| String::from_utf8_lossy(p).into_owned()) else {
                 continue;
             };
-            let class = classify(&path);
+            let class = layout.classify(&path);
             let Some(patch) = Patch::from_diff(&diff, idx).map_err(infra)? else {
                 changes.entry(class).or_default().files += 1;
                 continue;
@@ -603,7 +624,7 @@ fn rust_test_tail(data: &[u8]) -> u64 {
         .map_or(0, |i| (lines.len() - i) as u64)
 }
 
-fn tree_facts(repo: &Repository, head: Oid) -> Result<TreeFacts, Failure> {
+fn tree_facts(repo: &Repository, head: Oid, layout: &TestLayout) -> Result<TreeFacts, Failure> {
     let infra = |e: git2::Error| Failure::infra(format!("cannot read tree of {head}: {}", e.message()));
     let tree = repo.find_commit(head).and_then(|c| c.tree()).map_err(infra)?;
     let odb = repo.odb().map_err(infra)?;
@@ -616,7 +637,7 @@ fn tree_facts(repo: &Repository, head: Oid) -> Result<TreeFacts, Failure> {
         if dir.is_empty() && is_readme(&path) {
             facts.has_readme = true;
         }
-        let class = classify(&path);
+        let class = layout.classify(&path);
         *facts.files.entry(class).or_default() += 1;
         let Ok((size, _)) = odb.read_header(entry.id()) else {
             return TreeWalkResult::Ok;

@@ -399,12 +399,9 @@ impl Pipeline {
             let max_commits = self.settings.limits.commits;
             let slots = Arc::clone(&self.cpu_slots);
             // The commits after the deadline are evidence too: a new deadline on
-            // the same commit reads the history again.
-            let history_key = if after.is_empty() {
-                commit.clone()
-            } else {
-                key(&[&commit, &after.join(",")])
-            };
+            // the same commit reads the history again, as does an assay that reads it
+            // differently (HISTORY_EVIDENCE).
+            let history_key = key(&[&commit, &after.join(","), HISTORY_EVIDENCE]);
             self.run_stage(&rec, Stage::History, &history_key, move || {
                 let (mirror, after, commit, salt, slots) = (
                     mirror.clone(),
@@ -965,6 +962,10 @@ fn fetch_and_export(
 }
 
 /// A stable key for stage inputs.
+/// The version of what the history stage concludes (pytest's configured test paths count as
+/// tests); part of its stage key.
+const HISTORY_EVIDENCE: &str = "pytest-layout-1";
+
 /// The version of what the sandbox job measures; part of its stage key.
 const SANDBOX_EVIDENCE: &str = "readme-steps-1";
 

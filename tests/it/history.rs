@@ -287,3 +287,30 @@ fn a_two_commit_history_does_not_claim_when_tests_came() {
         "{once}"
     );
 }
+
+/// Tests where the project's pytest configuration puts them (testpaths, python_files) are
+/// tests in the history, not source.
+#[test]
+fn tests_named_by_the_pytest_configuration_count_as_tests() {
+    let mut r = Scripted::new();
+    r.put(&[
+        (
+            "setup.cfg",
+            Some("[tool:pytest]\ntestpaths = checks\npython_files = check_*.py\n"),
+        ),
+        ("model.py", Some("def score(x):\n    return x * 2\n")),
+        (
+            "checks/check_model.py",
+            Some("from model import score\n\ndef test_score():\n    assert score(2) == 4\n"),
+        ),
+    ]);
+    r.commit("Baseline scorer with its check", DAY1);
+    r.put(&[("model.py", Some("def score(x):\n    return x * 3\n"))]);
+    r.commit("Triple the score", DAY1 + 3600);
+    r.put(&[("README.md", Some("# Scorer\n"))]);
+    r.commit("Describe it", DAY1 + 7200);
+    let h = history(r.path());
+    let k = kinds(&h);
+    assert!(!k.contains(&"no_tests".to_string()), "{k:?}");
+    assert!(k.contains(&"tests_from_start".to_string()), "{k:?}");
+}

@@ -26,6 +26,9 @@ pub enum OutcomeKind {
     RefNotFound,
     /// The repository has no commits.
     EmptyRepository,
+    /// An object the graded history needs is missing or damaged (a partial
+    /// copy, a broken pack): the message names the object and the commit.
+    RepoCorrupt,
     /// Every commit of the ref is after the cohort deadline.
     NoCommitBeforeDeadline,
     /// The fetch received more bytes than `limits.fetch_bytes`.
@@ -78,6 +81,7 @@ impl OutcomeKind {
             OutcomeKind::AuthFailed => "auth_failed",
             OutcomeKind::RefNotFound => "ref_not_found",
             OutcomeKind::EmptyRepository => "empty_repository",
+            OutcomeKind::RepoCorrupt => "repo_corrupt",
             OutcomeKind::NoCommitBeforeDeadline => "no_commit_before_deadline",
             OutcomeKind::FetchTooLarge => "fetch_too_large",
             OutcomeKind::FetchTimeout => "fetch_timeout",

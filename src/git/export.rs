@@ -13,6 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use git2::{ObjectType, Oid, Repository, TreeWalkMode, TreeWalkResult};
 use serde::{Deserialize, Serialize};
 
+use super::corrupt;
 use crate::config::Limits;
 use crate::outcome::{Failure, OutcomeKind};
 
@@ -114,10 +115,10 @@ pub fn export_tree(repo: &Repository, commit: &str, dest: &Path, limits: &Limits
 }
 
 fn write_tree(repo: &Repository, commit: Oid, root: &Path, limits: &Limits) -> Result<Exported, Failure> {
-    let tree = repo
-        .find_commit(commit)
-        .and_then(|c| c.tree())
-        .map_err(|e| Failure::infra(format!("cannot read tree of {commit}: {}", e.message())))?;
+    let tree = repo.find_commit(commit).and_then(|c| c.tree()).map_err(|e| {
+        corrupt::failure(&e, Some(repo), &format!("exporting {commit}"))
+            .unwrap_or_else(|| Failure::infra(format!("cannot read tree of {commit}: {}", e.message())))
+    })?;
     let odb = repo
         .odb()
         .map_err(|e| Failure::infra(format!("cannot open object database: {}", e.message())))?;
@@ -157,9 +158,10 @@ fn write_tree(repo: &Repository, commit: Oid, root: &Path, limits: &Limits) -> R
                     });
                 }
                 Some(ObjectType::Blob) => {
-                    let (size, _) = odb
-                        .read_header(entry.id())
-                        .map_err(|e| Failure::infra(format!("cannot read {display}: {}", e.message())))?;
+                    let (size, _) = odb.read_header(entry.id()).map_err(|e| {
+                        corrupt::failure(&e, Some(repo), &format!("exporting {display} of {commit}"))
+                            .unwrap_or_else(|| Failure::infra(format!("cannot read {display}: {}", e.message())))
+                    })?;
                     let size = size as u64;
                     if size > limits.file_bytes {
                         return Err(Failure::new(
@@ -187,9 +189,10 @@ fn write_tree(repo: &Repository, commit: Oid, root: &Path, limits: &Limits) -> R
                             format!("the tree is over limits.export_bytes ({} bytes)", limits.export_bytes),
                         ));
                     }
-                    let blob = repo
-                        .find_blob(entry.id())
-                        .map_err(|e| Failure::infra(format!("cannot read {display}: {}", e.message())))?;
+                    let blob = repo.find_blob(entry.id()).map_err(|e| {
+                        corrupt::failure(&e, Some(repo), &format!("exporting {display} of {commit}"))
+                            .unwrap_or_else(|| Failure::infra(format!("cannot read {display}: {}", e.message())))
+                    })?;
                     if mode == 0o120000 {
                         symlinks.push((rel.clone(), display.clone(), blob.content().to_vec()));
                         return Ok(());

@@ -18,6 +18,7 @@ use git2::{
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::corrupt;
 use super::known_hosts::KnownHosts;
 use super::source::{RemoteUrl, RepoSource};
 use crate::config::{Limits, Settings};
@@ -291,6 +292,14 @@ fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failu
                     max_time.as_secs()
                 ),
             ));
+        }
+        // A source that lacks objects its refs need is damaged, not empty.
+        let source = match req.source {
+            RepoSource::Local(p) => Repository::open(p).ok(),
+            RepoSource::Remote(_) => None,
+        };
+        if let Some(f) = corrupt::failure(&e, source.as_ref(), &url) {
+            return Err(f);
         }
         // An empty remote has no HEAD to fetch; that is a result, not an error.
         if repo.references().map(|mut r| r.next().is_none()).unwrap_or(false) && is_missing_head(&e) {

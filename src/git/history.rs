@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::classify::{FileClass, TestLayout};
+use super::corrupt;
 use super::export::is_lfs_pointer;
 use crate::outcome::{Failure, OutcomeKind};
 
@@ -247,7 +248,10 @@ pub fn analyze(input: &HistoryInput<'_>) -> Result<HistoryReport, Failure> {
 
 /// Ancestors of `head`, oldest first (parents before children).
 fn walk(repo: &Repository, head: Oid, max: u64) -> Result<Vec<Oid>, Failure> {
-    let infra = |e: git2::Error| Failure::infra(format!("cannot walk history: {}", e.message()));
+    let infra = |e: git2::Error| {
+        corrupt::failure(&e, Some(repo), "walking the history")
+            .unwrap_or_else(|| Failure::infra(format!("cannot walk history: {}", e.message())))
+    };
     let mut walk = repo.revwalk().map_err(infra)?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::TIME | Sort::REVERSE)
         .map_err(infra)?;
@@ -311,7 +315,10 @@ fn test_layout(repo: &Repository, head: Oid) -> TestLayout {
 }
 
 fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) -> Result<CommitFacts, Failure> {
-    let infra = |e: git2::Error| Failure::infra(format!("cannot read commit {oid}: {}", e.message()));
+    let infra = |e: git2::Error| {
+        corrupt::failure(&e, Some(repo), &format!("reading commit {oid}"))
+            .unwrap_or_else(|| Failure::infra(format!("cannot read commit {oid}: {}", e.message())))
+    };
     let commit = repo.find_commit(oid).map_err(infra)?;
     let author = commit.author();
     let email_key = String::from_utf8_lossy(author.email_bytes()).trim().to_lowercase();
@@ -625,7 +632,10 @@ fn rust_test_tail(data: &[u8]) -> u64 {
 }
 
 fn tree_facts(repo: &Repository, head: Oid, layout: &TestLayout) -> Result<TreeFacts, Failure> {
-    let infra = |e: git2::Error| Failure::infra(format!("cannot read tree of {head}: {}", e.message()));
+    let infra = |e: git2::Error| {
+        corrupt::failure(&e, Some(repo), &format!("reading the tree of {head}"))
+            .unwrap_or_else(|| Failure::infra(format!("cannot read tree of {head}: {}", e.message())))
+    };
     let tree = repo.find_commit(head).and_then(|c| c.tree()).map_err(infra)?;
     let odb = repo.odb().map_err(infra)?;
     let mut facts = TreeFacts::default();

@@ -7,6 +7,7 @@
 //! config from a candidate's repository are ever executed.
 
 pub mod classify;
+pub mod corrupt;
 pub mod export;
 pub mod fetch;
 pub mod history;

@@ -314,3 +314,54 @@ fn tests_named_by_the_pytest_configuration_count_as_tests() {
     assert!(!k.contains(&"no_tests".to_string()), "{k:?}");
     assert!(k.contains(&"tests_from_start".to_string()), "{k:?}");
 }
+
+/// Regression: a repository with a missing object was reported as "the repository has no
+/// commits". It is `repo_corrupt`, naming the object, its path and the commit that needs it,
+/// in `grade`, `history` and `check`.
+#[test]
+fn a_missing_blob_is_repo_corrupt_naming_the_object_and_its_commit() {
+    let mut r = Scripted::new();
+    r.put(&[("a.py", Some("x = 1\n")), ("data/b.csv", Some("id\n1\n"))]);
+    r.commit("First", DAY1);
+    r.put(&[("c.py", Some("y = 2\n"))]);
+    // The newest commit that holds the object is named: the graded one here.
+    let head = r.commit("Second", DAY1 + 3600);
+    let blob = git2::Repository::open(r.path())
+        .unwrap()
+        .revparse_single("HEAD:data/b.csv")
+        .unwrap()
+        .id()
+        .to_string();
+    let loose = r.path().join(".git/objects").join(&blob[..2]).join(&blob[2..]);
+    std::fs::remove_file(&loose).unwrap();
+    let named = |text: &str| {
+        assert!(
+            text.contains(&blob) && text.contains("data/b.csv") && text.contains(&head.to_string()),
+            "{text}"
+        );
+    };
+
+    let work = tempfile::tempdir().unwrap();
+    let cohort = cohort_of(work.path(), "", &[("carol", r.path())]);
+    let assay = Assay::new();
+    let v = json_ok(&assay.run(&[
+        "grade",
+        "--no-drafts",
+        "--no-sandbox",
+        cohort.to_str().unwrap(),
+        "--json",
+        "--out",
+        work.path().join("out").to_str().unwrap(),
+    ]));
+    let s = &v["submissions"][0];
+    assert_eq!(s["outcome"], "repo_corrupt", "{s}");
+    named(s["stages"]["fetch"]["error"].as_str().unwrap());
+
+    for cmd in ["history", "check"] {
+        let out = assay.run(&[cmd, r.path().to_str().unwrap()]);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("repo_corrupt"), "{cmd}: {err}");
+        named(&err);
+    }
+}

@@ -25,6 +25,7 @@
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod bench;
+pub mod bench_corpus;
 pub mod bench_llm;
 pub mod bench_serve;
 pub mod check;

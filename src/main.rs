@@ -268,6 +268,26 @@ enum Bench {
         #[arg(long, default_value = "rubrics/trial-project.toml")]
         rubric: PathBuf,
     },
+    /// `assay check` on a corpus of real take-home repositories whose truth was recorded by
+    /// hand (corpus/manifest.toml): outcome accuracy, install-cause accuracy, finding precision
+    /// per kind, README-step agreement and the disagreements.
+    Corpus {
+        /// The manifest.
+        #[arg(default_value = "corpus/manifest.toml")]
+        manifest: PathBuf,
+        /// Directory holding the repositories as OWNER+NAME/repo git directories.
+        #[arg(long)]
+        repos: PathBuf,
+        /// Only these repositories (owner/name; repeatable).
+        #[arg(long)]
+        only: Vec<String>,
+        /// Write each check's JSON here (OWNER+NAME.json).
+        #[arg(long)]
+        save: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Review UI page latencies (p50/p99) over a generated cohort in the store.
     Serve {
         /// Submissions in the generated cohort.
@@ -461,6 +481,16 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Bench(Bench::History { repo, commits, runs }) => bench_history(repo, commits, runs),
         Command::Bench(Bench::Sandbox { runs }) => runtime()?.block_on(bench_sandbox(runs)),
         Command::Bench(Bench::Cohort { size, jobs }) => bench_cohort(size, jobs),
+        Command::Bench(Bench::Corpus {
+            manifest,
+            repos,
+            only,
+            save,
+            json,
+        }) => {
+            let settings = load_settings(cli.config.as_deref(), &overrides(None, None))?;
+            runtime()?.block_on(bench_corpus(&settings, &manifest, &repos, &only, save.as_deref(), json))
+        }
         Command::Bench(Bench::Serve { size, requests, json }) => {
             let report = runtime()?.block_on(assay::bench_serve::run(size, requests))?;
             if json {
@@ -1060,6 +1090,34 @@ async fn images_build(base: &str, runners: &[String]) -> Result<ExitCode> {
         })
         .await?;
         eprintln!("built {}", spec.image);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn bench_corpus(
+    settings: &Settings,
+    manifest: &std::path::Path,
+    repos: &std::path::Path,
+    only: &[String],
+    save: Option<&std::path::Path>,
+    json: bool,
+) -> Result<ExitCode> {
+    use assay::bench_corpus as corpus;
+    let m = corpus::Manifest::load(manifest)?;
+    let sandbox = assay::sandbox::docker::DockerSandbox::connect()
+        .await
+        .context("cannot reach the Docker engine (is dockerd running? DOCKER_HOST is honoured)")?;
+    use assay::sandbox::Sandbox as _;
+    sandbox.reap_orphans().await?;
+    let judged = corpus::run(&sandbox, &m, repos, settings, only, save).await?;
+    let summary = corpus::summarize(&judged);
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "repos": judged, "summary": summary }))?
+        );
+    } else {
+        print!("{}", corpus::render(&judged, &summary));
     }
     Ok(ExitCode::SUCCESS)
 }

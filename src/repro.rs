@@ -333,6 +333,12 @@ fn dependency_findings(tree: &Path, files: &[(String, u64)], runner: Option<&str
             "package.json without package-lock.json: npm install resolves versions anew each time".into(),
             "commit package-lock.json (npm install writes it)",
         )),
+        Some("go") if !has("go.mod") => out.push(draft(
+            "go_no_module",
+            "warning",
+            "Go files but no go.mod: `go test ./...` needs a module (assay ran the tests in GOPATH mode, GO111MODULE=off, where only standard-library imports resolve)".into(),
+            "run `go mod init <module path>` and `go mod tidy`, and commit go.mod and go.sum",
+        )),
         Some("go") => {
             let text = std::fs::read_to_string(tree.join("go.mod")).unwrap_or_default();
             if text.contains("require") && !has("go.sum") {

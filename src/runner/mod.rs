@@ -191,6 +191,8 @@ mod tests {
         check_detect(&["Cargo.toml"], Some("rust"));
         check_detect(&["package.json"], Some("node"));
         check_detect(&["go.mod"], Some("go"));
+        // The GOPATH layout: Go files without go.mod.
+        check_detect(&["main.go"], Some("go"));
         // A Python project with a package.json for its docs is still Python.
         check_detect(&["package.json", "pyproject.toml"], Some("python"));
         check_detect(&["README.md"], None);

@@ -493,7 +493,7 @@ fn example_cohort_grades_as_the_readme_says() {
     assert!(kinds("c-003").contains(&"vague_messages".into()));
     assert_eq!(subs["c-004"]["outcome"], "repo_not_found");
     // Fixed dates and identities: the demo grades the same commit everywhere.
-    assert_eq!(subs["c-001"]["commit"], "db02585c59693a9940ed66686e328d88b66d1a81");
+    assert_eq!(subs["c-001"]["commit"], "ab385748993aaaeb4b9aac48f0c621dbdd9d39f6");
     for f in ["summary.md", "c-001.md", "c-004.md"] {
         let text = std::fs::read_to_string(out_dir.join(f)).unwrap();
         assert!(!text.contains("\n\n\n"), "{f} has blank-line runs:\n{text}");

@@ -310,6 +310,30 @@ fn go_passing_project_passes() {
     assert_eq!(v["tests"]["cases"][0]["id"], "example.com/calc/TestAdd", "{v}");
 }
 
+/// A Go project in the old GOPATH layout (no go.mod): its tests run with GO111MODULE=off and
+/// the missing module is a finding.
+#[test]
+fn a_gopath_go_project_without_go_mod_runs_its_tests_and_says_go_mod_is_missing() {
+    let r = repo_with(&[
+        ("calc.go", "package calc\n\nfunc Add(a, b int) int { return a + b }\n"),
+        (
+            "calc_test.go",
+            "package calc\n\nimport \"testing\"\n\nfunc TestAdd(t *testing.T) {\n\tif Add(1, 2) != 3 {\n\t\tt.Fatal(\"bad\")\n\t}\n}\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "passed", "{v}");
+    assert_eq!(v["runner"], "go");
+    assert_eq!(v["tests"]["passed"], 1, "{v}");
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "go_no_module")
+        .unwrap_or_else(|| panic!("no go_no_module finding: {v}"));
+    assert!(f["fix"].as_str().unwrap().contains("go mod init"), "{f}");
+}
+
 /// A conftest.py that turns every failure into a pass.
 const CHEATING_CONFTEST: &str = "import pytest\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n    outcome = yield\n    report = outcome.get_result()\n    report.outcome = 'passed'\n";
 

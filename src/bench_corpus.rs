@@ -43,6 +43,9 @@ pub struct Entry {
     /// The true sandbox outcome here (`passed`, `tests_failed`, `no_tests`, `no_runner`,
     /// `install_failed`, …).
     pub outcome: String,
+    /// Other outcomes that are as true (a flaky test passes on some runs).
+    #[serde(default)]
+    pub outcome_also: Vec<String>,
     /// For a failed install: whose fault it truly is (`candidate`, `environment`, `resource_limit`).
     #[serde(default)]
     pub install_cause: Option<String>,
@@ -106,6 +109,8 @@ pub struct Judged {
     pub kind: String,
     /// The true outcome.
     pub truth: String,
+    /// Other outcomes as true.
+    pub truth_also: Vec<String>,
     /// assay's outcome (`error: …` when assay could not check it).
     pub outcome: String,
     /// assay's install cause, when the install failed.
@@ -151,6 +156,7 @@ pub fn judge(entry: &Entry, report: Result<&CheckReport, String>) -> Judged {
                 repo: entry.repo.clone(),
                 kind: entry.kind.clone(),
                 truth: entry.outcome.clone(),
+                truth_also: entry.outcome_also.clone(),
                 outcome: r.outcome.as_str().to_string(),
                 install_cause: r.install.as_ref().and_then(|d| d.cause).map(|c| c.as_str().to_string()),
                 truth_cause: entry.install_cause.clone(),
@@ -173,7 +179,12 @@ pub fn judge(entry: &Entry, report: Result<&CheckReport, String>) -> Judged {
             repo: entry.repo.clone(),
             kind: entry.kind.clone(),
             truth: entry.outcome.clone(),
-            outcome: format!("error: {e}"),
+            truth_also: entry.outcome_also.clone(),
+            // A stage failure reads "kind: message": its kind is the outcome.
+            outcome: match e.split_once(':') {
+                Some((k, _)) if crate::outcome::OutcomeKind::parse(k.trim()).is_some() => k.trim().to_string(),
+                _ => format!("error: {e}"),
+            },
             install_cause: None,
             truth_cause: entry.install_cause.clone(),
             tests_passed: (0, entry.tests_passed),
@@ -237,7 +248,7 @@ pub fn summarize(judged: &[Judged]) -> Summary {
         disagreements: Vec::new(),
     };
     for j in judged {
-        if j.outcome == j.truth {
+        if j.outcome == j.truth || j.truth_also.contains(&j.outcome) {
             s.outcomes_right += 1;
         } else {
             s.disagreements
@@ -260,7 +271,7 @@ pub fn summarize(judged: &[Judged]) -> Summary {
             }
         }
         if let (seen, Some(truth)) = j.tests_passed {
-            if seen != truth && j.outcome == j.truth {
+            if seen != truth && j.outcome == j.truth && j.truth_also.is_empty() {
                 s.disagreements
                     .push(format!("{}: {seen} tests passed (truth {truth})", j.repo));
             }
@@ -318,7 +329,11 @@ pub fn render(judged: &[Judged], s: &Summary) -> String {
             j.kind,
             j.truth,
             j.outcome,
-            if j.outcome == j.truth { "" } else { " ✗" },
+            if j.outcome == j.truth || j.truth_also.contains(&j.outcome) {
+                ""
+            } else {
+                " ✗"
+            },
             j.install_cause.as_deref().unwrap_or("—"),
             j.truth_cause.as_deref().unwrap_or("—"),
             j.tests_passed.0,
@@ -534,5 +549,7 @@ readme_steps = { "cargo test" = "works" }
         assert_eq!((s.false_candidate_installs, s.causes_right), (1, (0, 1)));
         let s = summarize(&[judge(&e, Err("cannot export".into()))]);
         assert_eq!(s.outcomes_right, 0);
+        let j = judge(&e, Err("repo_corrupt: object 1234 is missing".into()));
+        assert_eq!(j.outcome, "repo_corrupt");
     }
 }

@@ -331,8 +331,8 @@ fn is_shell_lang(lang: &str) -> bool {
 }
 
 /// The commands of one code block. In a block where some line starts with a prompt (`$ `), only
-/// those lines are commands (the others are output). Blocks in other languages (python, json…)
-/// contribute only prompted lines.
+/// those lines are commands (the others are output). Blocks in other languages (python, rust,
+/// json…) contribute only lines that are recognised commands.
 fn block_commands(body: &str, first_line: usize, shell: bool, block: usize) -> Vec<Command> {
     let lines: Vec<&str> = body.lines().collect();
     let prompted = lines.iter().any(|l| prompt(l).is_some());
@@ -342,7 +342,7 @@ fn block_commands(body: &str, first_line: usize, shell: bool, block: usize) -> V
         let start = i;
         let mut line = match prompt(lines[i]) {
             Some(rest) => rest.to_string(),
-            None if prompted || !shell => {
+            None if prompted => {
                 i += 1;
                 continue;
             }
@@ -362,6 +362,11 @@ fn block_commands(body: &str, first_line: usize, shell: bool, block: usize) -> V
         }
         for argv in split_commands(&text) {
             let (purpose, ecosystem) = recognise(&argv).unzip();
+            // A block fenced as another language (```rust around `cargo test`, as READMEs
+            // often do) holds commands only where a line is one assay knows.
+            if !shell && purpose.is_none() {
+                continue;
+            }
             out.push(Command {
                 line: first_line + start,
                 text: text.clone(),
@@ -380,6 +385,12 @@ fn prompt(line: &str) -> Option<&str> {
     let t = line.trim_start();
     for p in ["$ ", "% ", "> ", "PS> "] {
         if let Some(rest) = t.strip_prefix(p) {
+            return Some(rest.trim());
+        }
+    }
+    // `>pip install x`, as some READMEs write a Windows-style prompt.
+    if let Some(rest) = t.strip_prefix('>') {
+        if rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
             return Some(rest.trim());
         }
     }
@@ -546,18 +557,34 @@ pub struct Step {
 
 impl Readme {
     /// The install and test commands the README documents, in order, for a project the
-    /// `runner` runner runs; duplicates once.
-    pub fn steps(&self, runner: &str) -> Vec<Step> {
+    /// `runner` runner runs; duplicates once. With the checkout's `tree`, a `cd NAME` into a
+    /// directory it does not have is read as entering the checkout itself (READMEs are written
+    /// from the parent directory: `cd project-name`).
+    pub fn steps(&self, runner: &str, tree: Option<&Path>) -> Vec<Step> {
         let mut out: Vec<Step> = Vec::new();
         for (i, c) in self.commands.iter().enumerate() {
             let Some(purpose @ (Purpose::Install | Purpose::Test)) = c.purpose else {
                 continue;
             };
             let prelude: Vec<&Command> = match c.block {
-                Some(b) => self.commands[..i]
-                    .iter()
-                    .filter(|p| p.block == Some(b) && is_context(&p.argv))
-                    .collect(),
+                Some(b) => {
+                    let mut out = Vec::new();
+                    let mut cloned = false;
+                    for p in self.commands[..i].iter().filter(|p| p.block == Some(b)) {
+                        let first = |w: &str| p.argv.first().is_some_and(|x| x == w);
+                        if first("git") && p.argv.get(1).is_some_and(|x| x == "clone") {
+                            cloned = true;
+                        } else if cloned && first("cd") {
+                            // `git clone URL && cd NAME` enters the clone: here, the checkout.
+                            cloned = false;
+                        } else if first("cd") && enters_checkout(&p.argv, tree) {
+                            // `cd project-name` from the parent directory.
+                        } else if is_context(&p.argv) {
+                            out.push(p);
+                        }
+                    }
+                    out
+                }
                 None => Vec::new(),
             };
             let step = Step {
@@ -578,6 +605,21 @@ impl Readme {
             }
         }
         out
+    }
+}
+
+/// `cd NAME` where NAME is one path component the checkout does not have.
+fn enters_checkout(argv: &[String], tree: Option<&Path>) -> bool {
+    match (argv.get(1), argv.len(), tree) {
+        (Some(dir), 2, Some(tree)) => {
+            let dir = dir.trim_end_matches('/');
+            !dir.is_empty()
+                && !dir.contains('/')
+                && !dir.starts_with('.')
+                && !dir.starts_with('$')
+                && !tree.join(dir).exists()
+        }
+        _ => false,
     }
 }
 
@@ -715,6 +757,20 @@ mod tests {
         assert!(r.documents_setup() && r.documents_tests());
     }
 
+    /// Regression (corpus: a Rust payments engine): commands fenced as ```rust or ```python
+    /// were not read, and the README got "does not say how to install" and "… run the tests".
+    #[test]
+    fn commands_in_blocks_fenced_as_another_language_count() {
+        let text = "# Installation\n\n```rust\ncargo install\ncargo run\n```\n\n```python\nimport os\npython tests/gen.py\n```\n\n```rust\ncargo test\n```\n\n```rust\nfn main() { let x = 1; }\n```\n";
+        let r = Readme::parse("README.md", text);
+        let cmds: Vec<&str> = r.commands.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(
+            cmds,
+            ["cargo install", "cargo run", "python tests/gen.py", "cargo test"]
+        );
+        assert!(r.documents_setup() && r.documents_tests());
+    }
+
     #[test]
     fn cargo_test_is_not_go_test_and_cargo_run_is_setup() {
         let r = Readme::parse(
@@ -756,7 +812,7 @@ mod tests {
     fn steps_for_the_sandbox_with_their_prelude_and_what_cannot_run() {
         let text = "```sh\npython -m venv venv\nsource venv/bin/activate   # or venv\\Scripts\\activate on Windows\nvenv\\Scripts\\activate\npip install -r requirements.txt\nconda env create -f env.yml\nexport KAGGLE_KEY=<your-key>\npytest\n```\n\nTests: `pytest`. Frontend: `npm test`. Run: `python main.py`.\n";
         let r = Readme::parse("README.md", text);
-        let steps = r.steps("python");
+        let steps = r.steps("python", None);
         let got: Vec<(&str, Vec<&str>, Option<&str>)> = steps
             .iter()
             .map(|s| {
@@ -799,5 +855,28 @@ mod tests {
             steps.iter().all(|s| s.command != "python main.py"),
             "run commands are not steps"
         );
+    }
+
+    /// Regression (corpus: a pipenv project and a coding test): `cd NAME` after `git clone`, or
+    /// into a directory the checkout does not have, entered the checkout from its parent in the
+    /// README's world; here it "failed" the step.
+    #[test]
+    fn cd_into_the_checkout_is_not_a_prelude() {
+        let r = Readme::parse(
+            "README.md",
+            "```\ngit clone <repository-url>\ncd test-vm02\npipenv install\ncd docs\nmake\n```\n",
+        );
+        let steps = r.steps("python", None);
+        assert_eq!(steps[0].prelude, Vec::<String>::new(), "{steps:?}");
+        assert_eq!(steps[1].prelude, vec!["cd docs".to_string()], "{steps:?}");
+        let tree = tempfile::tempdir().unwrap();
+        std::fs::create_dir(tree.path().join("docs")).unwrap();
+        let r = Readme::parse(
+            "README.md",
+            "```\n>cd coding-test\n>pip install -r requirements.txt\n>cd docs\n>make\n```\n",
+        );
+        let steps = r.steps("python", Some(tree.path()));
+        assert_eq!(steps[0].prelude, Vec::<String>::new(), "{steps:?}");
+        assert_eq!(steps[1].prelude, vec!["cd docs".to_string()], "{steps:?}");
     }
 }

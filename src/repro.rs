@@ -108,7 +108,7 @@ pub fn assess(tree: &Path, sandbox: Option<&SandboxReport>, lfs_pointers: &[Stri
                 .into(),
             "declare the project's dependencies at the repository root",
         )),
-        Some(s) => sandbox_findings(s, &mut out),
+        Some(s) => sandbox_findings(s, &files, &mut out),
     }
 
     // Dependencies declared and pinned.
@@ -135,7 +135,7 @@ pub fn assess(tree: &Path, sandbox: Option<&SandboxReport>, lfs_pointers: &[Stri
     ReproReport { badge, findings }
 }
 
-fn sandbox_findings(s: &SandboxReport, out: &mut Vec<Draft>) {
+fn sandbox_findings(s: &SandboxReport, files: &[(String, u64)], out: &mut Vec<Draft>) {
     let first = s.runs.first();
     match s.outcome {
         OutcomeKind::InstallFailed => match s
@@ -164,12 +164,33 @@ fn sandbox_findings(s: &SandboxReport, out: &mut Vec<Draft>) {
                 "run the install from a clean checkout and declare every dependency",
             )),
         },
-        OutcomeKind::NoTests => out.push(draft(
-            "no_tests",
-            "error",
-            "no tests ran".into(),
-            "add tests that the runner's default command finds (e.g. tests/test_*.py for pytest)",
-        )),
+        OutcomeKind::NoTests => {
+            // Test files that never reported: the command died first (a database it needs, a
+            // setup step), which is not the same as having no tests.
+            let test_files = files
+                .iter()
+                .filter(|(p, _)| crate::git::classify::classify(p) == crate::git::classify::FileClass::Tests)
+                .count();
+            let died = first.filter(|r| r.phase.exit_code.is_some_and(|c| c != 0));
+            match died {
+                Some(r) if test_files > 0 => out.push(draft(
+                    "tests_did_not_run",
+                    "error",
+                    format!(
+                        "the repository has {test_files} test file(s), but the test command ended with exit {} before any test reported: {}",
+                        r.phase.exit_code.unwrap_or_default(),
+                        error_line(&r.phase.stdout, &r.phase.stderr)
+                    ),
+                    "make the tests run from a clean checkout with the documented commands (start or mock what they need, e.g. a database)",
+                )),
+                _ => out.push(draft(
+                    "no_tests",
+                    "error",
+                    "no tests ran".into(),
+                    "add tests that the runner's default command finds (e.g. tests/test_*.py for pytest)",
+                )),
+            }
+        }
         OutcomeKind::TestsFailed => {
             let failing: Vec<&str> = first
                 .map(|r| {
@@ -271,10 +292,22 @@ fn dependency_findings(tree: &Path, files: &[(String, u64)], runner: Option<&str
     let has = |name: &str| tree.join(name).is_file();
     match runner {
         Some("python") => {
+            let is_reqs = |p: &str| {
+                let name = p.rsplit('/').next().unwrap_or(p);
+                name.starts_with("requirements") && name.ends_with(".txt")
+            };
+            // Pinning is judged on what the runner installs (the top level); what is declared,
+            // on every requirements file (src/requirements.txt in Kedro's layout, a service's
+            // own in a subdirectory).
             let reqs: Vec<&String> = files
                 .iter()
                 .map(|(p, _)| p)
-                .filter(|p| !p.contains('/') && p.starts_with("requirements") && p.ends_with(".txt"))
+                .filter(|p| !p.contains('/') && is_reqs(p))
+                .collect();
+            let nested: Vec<&String> = files
+                .iter()
+                .map(|(p, _)| p)
+                .filter(|p| p.contains('/') && p.matches('/').count() <= 2 && is_reqs(p))
                 .collect();
             let lock = has("poetry.lock") || has("uv.lock") || has("Pipfile.lock") || has("pdm.lock");
             let mut declared: BTreeSet<String> = BTreeSet::new();
@@ -295,10 +328,21 @@ fn dependency_findings(tree: &Path, files: &[(String, u64)], runner: Option<&str
                     }
                 }
             }
-            for f in ["pyproject.toml", "setup.py", "setup.cfg", "Pipfile"] {
+            let manifests = files.iter().map(|(p, _)| p.as_str()).filter(|p| {
+                p.matches('/').count() <= 2
+                    && matches!(
+                        p.rsplit('/').next().unwrap_or(p),
+                        "pyproject.toml" | "setup.py" | "setup.cfg" | "Pipfile"
+                    )
+            });
+            for f in nested.iter().map(|p| p.as_str()).chain(manifests) {
                 if let Ok(text) = std::fs::read_to_string(tree.join(f)) {
                     for word in text.split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
                         declared.insert(normalise(word));
+                        // Extras name packages too: kedro[pandas.CSVDataSet] brings pandas.
+                        if let Some((head, _)) = word.split_once('.') {
+                            declared.insert(normalise(head));
+                        }
                     }
                 }
             }
@@ -539,7 +583,10 @@ fn undeclared_imports(tree: &Path, files: &[(String, u64)], declared: &BTreeSet<
                 .find(|(i, _)| *i == lower)
                 .map(|(_, d)| *d)
                 .unwrap_or(&lower);
-            if !declared.contains(&normalise(dist)) && !declared.contains(&normalise(&lower)) {
+            // Namespace packages: `import google.cloud` comes from google-cloud-storage & co.
+            let namespace = matches!(lower.as_str(), "google" | "azure" | "zope" | "jaraco")
+                && declared.iter().any(|d| d.starts_with(&format!("{lower}-")));
+            if !namespace && !declared.contains(&normalise(dist)) && !declared.contains(&normalise(&lower)) {
                 missing.insert(name.to_string());
             }
         }
@@ -856,6 +903,23 @@ fn badge(sandbox: Option<&SandboxReport>, findings: &[Finding]) -> Badge {
     }
 }
 
+/// The last line of a phase's output that names an error (ANSI colours removed), else its last
+/// lines.
+fn error_line(stdout: &str, stderr: &str) -> String {
+    let plain = |t: &str| {
+        Regex::new(r"\x1b\[[0-9;]*m")
+            .expect("valid regex")
+            .replace_all(t, "")
+            .into_owned()
+    };
+    let text = plain(&format!("{stdout}\n{stderr}"));
+    text.lines()
+        .map(str::trim)
+        .rfind(|l| l.to_ascii_lowercase().contains("error"))
+        .map(|l| l.chars().take(300).collect())
+        .unwrap_or_else(|| last_lines(&text, ""))
+}
+
 fn last_lines(a: &str, b: &str) -> String {
     let text = if a.trim().is_empty() { b } else { a };
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -936,6 +1000,33 @@ mod tests {
             hidden: None,
             readme_steps: vec![],
         }
+    }
+
+    /// Regression (corpus: a TypeScript API whose tests need PostgreSQL): a test command that
+    /// died before reporting was "no tests ran, add tests".
+    #[test]
+    fn tests_that_died_before_reporting_are_not_no_tests() {
+        let mut s = python_sandbox();
+        s.outcome = OutcomeKind::NoTests;
+        s.runs[0].outcome = OutcomeKind::NoTests;
+        s.runs[0].phase.exit_code = Some(1);
+        s.runs[0].phase.stderr = "\x1b[31mError: Can't reach database server at `localhost:5432`\x1b[39m\n".into();
+        let t = tree(&[
+            ("requirements.txt", "x==1\n"),
+            ("tests/test_api.py", "def test_a(): pass\n"),
+        ]);
+        let r = assess(t.path(), Some(&s), &[]);
+        let f = r.findings.iter().find(|f| f.kind == "tests_did_not_run").unwrap();
+        assert!(
+            f.message.contains("1 test file(s)")
+                && f.message
+                    .ends_with("Error: Can't reach database server at `localhost:5432`"),
+            "{}",
+            f.message
+        );
+        assert!(!kinds(&r).contains(&"no_tests"));
+        let t = tree(&[("requirements.txt", "x==1\n"), ("app.py", "x = 1\n")]);
+        assert!(kinds(&assess(t.path(), Some(&s), &[])).contains(&"no_tests"));
     }
 
     #[test]

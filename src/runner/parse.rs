@@ -252,6 +252,17 @@ pub fn counts(output: &str) -> TestReport {
             report.skipped = n;
         }
     }
+    // No summary (jest crashed in a reporter after the tests ran, say): the per-test marks of
+    // jest's and mocha's default reporters, `✓ name` and `✕ name` / `✗ name`.
+    if report.total() == 0 {
+        for line in output.lines().map(str::trim_start) {
+            if line.starts_with("✓ ") || line.starts_with("√ ") {
+                report.passed = report.passed.saturating_add(1);
+            } else if line.starts_with("✕ ") || line.starts_with("✗ ") || line.starts_with("× ") {
+                report.failed = report.failed.saturating_add(1);
+            }
+        }
+    }
     report
 }
 
@@ -330,6 +341,18 @@ garbage"#;
         let r = go_json(out);
         assert_eq!((r.passed, r.failed, r.errors), (1, 1, 1));
         assert_eq!(r.cases[0].id, "ex/TestA");
+    }
+
+    #[test]
+    /// Regression (corpus: a TypeScript API): jest's coverage reporter crashed after the tests
+    /// ran (old source-map on a newer Node), no summary was printed, and the run was `no_tests`.
+    fn counts_from_jest_marks_when_the_summary_is_missing() {
+        let out = "PASS src/routes/index.test.ts\n  Routes\n    ✓ adds the correct ones (5 ms)\n\nFAIL src/routes/health.test.ts\n  Health route\n    ✕ mounts with the correct endpoint (2 ms)\n    ✕ responds with JSON (1 ms)\n\nError: You must provide the URL of lib/mappings.wasm\n";
+        let r = counts(out);
+        assert_eq!((r.passed, r.failed), (1, 2));
+        // A summary, when there is one, wins over the marks.
+        let r = counts("    ✓ a\n    ✓ b\nTests:       1 failed, 1 passed, 2 total\n");
+        assert_eq!((r.passed, r.failed), (1, 1));
     }
 
     #[test]

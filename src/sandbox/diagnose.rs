@@ -140,6 +140,18 @@ const SIGNATURES: &[Signature] = &[
         NETWORK_FIX,
     ),
     sig(
+        "invalid go version",
+        Environment,
+        "go.mod names a Go release newer than the runner image's Go 1.19 (Debian's), which cannot even read it",
+        "build the go runner image with a newer Go, then grade again",
+    ),
+    sig(
+        "go.mod requires go >=",
+        Environment,
+        "go.mod requires a newer Go than the runner image's Go 1.19 (Debian's)",
+        "build the go runner image with a newer Go, then grade again",
+    ),
+    sig(
         "module lookup disabled by GOPROXY=off",
         Environment,
         "the Go project needs modules, and the Go module proxy is not reachable here",
@@ -238,6 +250,27 @@ pub fn environment_cause(output: &str) -> Option<String> {
     })
 }
 
+/// A pin that exists on PyPI but not for the image's Python: pip says "No matching
+/// distribution found for NAME==V" and lists V among the versions it "Ignored … that require a
+/// different python version". The project targets another Python; that is the image's age.
+fn python_version_mismatch(output: &str) -> Option<String> {
+    let wanted = output.lines().find_map(|l| {
+        l.split_once("No matching distribution found for ")
+            .map(|(_, r)| r.trim().to_string())
+    })?;
+    let (name, version) = wanted.split_once("==")?;
+    let ignored = output
+        .lines()
+        .find(|l| l.contains("require a different python version"))?;
+    let spec = ignored
+        .split("; ")
+        .map(|p| p.rsplit(": ").next().unwrap_or(p).trim())
+        .find_map(|p| p.strip_prefix(&format!("{version} Requires-Python ")))?;
+    Some(format!(
+        "{name}=={version} exists on PyPI but requires Python {spec}, and the runner image has another Python"
+    ))
+}
+
 /// Diagnoses a finished install phase of `runner`.
 pub fn diagnose(runner: &str, install: &PhaseResult, limits: &SandboxLimits) -> InstallDiagnosis {
     let step = last_step(&install.stderr).or_else(|| last_step(&install.stdout));
@@ -287,6 +320,15 @@ pub fn diagnose(runner: &str, install: &PhaseResult, limits: &SandboxLimits) -> 
         );
     }
     let output = format!("{}\n{}", install.stdout, install.stderr);
+    if let Some(why) = python_version_mismatch(&output) {
+        return InstallDiagnosis {
+            ok: false,
+            cause: Some(Environment),
+            step: step.clone(),
+            diagnosis: Some(why),
+            fix: Some("grade it with a python runner image whose Python the pinned versions support (docker/python.Dockerfile), then grade again".into()),
+        };
+    }
     for s in SIGNATURES {
         if let Some(line) = output.lines().find(|l| l.contains(s.needle)) {
             return InstallDiagnosis {
@@ -404,6 +446,23 @@ mod tests {
             Some(InstallCause::Environment),
             Some("go test -run '^$' ./..."),
             "module proxy",
+        );
+        // Regression (corpus: a Kedro project): kedro==0.17.7 exists, but for Python < 3.9.
+        check(
+            "python",
+            failed("assay-step: pip install -r src/requirements.txt\nERROR: Ignored the following versions that require a different python version: 0.16.0 Requires-Python >=3.6, <3.9; 0.17.7 Requires-Python >=3.6, <3.9; 9.12.0 Requires-Python >=3.12\nERROR: Could not find a version that satisfies the requirement kedro[pandas.CSVDataSet]==0.17.7 (from versions: 0.18.12)\nERROR: No matching distribution found for kedro[pandas.CSVDataSet]==0.17.7\n"),
+            Some(InstallCause::Environment),
+            Some("pip install -r src/requirements.txt"),
+            "requires Python >=3.6, <3.9",
+        );
+        // Regression (corpus: a Go service): `go 1.21.6` in go.mod is unreadable to Go 1.19;
+        // that is the image's age, not the candidate's project.
+        check(
+            "go",
+            failed("assay-step: go test -run '^$' ./...\ngo: errors parsing go.mod:\n/work/go.mod:3: invalid go version '1.21.6': must match format 1.23\n"),
+            Some(InstallCause::Environment),
+            Some("go test -run '^$' ./..."),
+            "newer than the runner image",
         );
     }
 

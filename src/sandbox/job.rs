@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::diagnose::{diagnose, InstallDiagnosis};
+use super::diagnose::{diagnose, InstallCause, InstallDiagnosis};
 use super::steps::{self, ReadmeStep};
 use super::{Phase, PhaseResult, PhaseSpec, Sandbox, SandboxError, SandboxLimits};
 use crate::outcome::OutcomeKind;
@@ -123,7 +123,7 @@ async fn run_phases(
     let install_diagnosis = Some(diagnose(&r.name, &install, l));
     if let Some(kind) = install_failure(&install) {
         // The README's own steps still run: they may install the project another way.
-        let readme_steps = run_readme_steps(sandbox, work, req, &spec).await?;
+        let readme_steps = run_readme_steps(sandbox, work, req, &spec, install_diagnosis.as_ref()).await?;
         return Ok(SandboxReport {
             runner: r.name.clone(),
             outcome: kind,
@@ -163,7 +163,7 @@ async fn run_phases(
         }),
     };
     // Last, so that nothing the README's steps do changes the results above.
-    let readme_steps = run_readme_steps(sandbox, work, req, &spec).await?;
+    let readme_steps = run_readme_steps(sandbox, work, req, &spec, install_diagnosis.as_ref()).await?;
     Ok(SandboxReport {
         runner: r.name.clone(),
         outcome: runs[0].outcome,
@@ -183,16 +183,32 @@ async fn run_readme_steps(
     work: &super::Work,
     req: &JobRequest<'_>,
     spec: &(dyn Fn(Phase) -> PhaseSpec + Sync),
+    install: Option<&InstallDiagnosis>,
 ) -> Result<Vec<ReadmeStep>, SandboxError> {
     let r = req.runner;
     let (source, name) = (req.source.to_path_buf(), r.name.clone());
-    let planned: Vec<Step> = tokio::task::spawn_blocking(move || Readme::find(&source).map(|m| m.steps(&name)))
-        .await
-        .map_err(|e| SandboxError::Io(format!("reading the README: {e}")))?
-        .unwrap_or_default();
+    let planned: Vec<Step> =
+        tokio::task::spawn_blocking(move || Readme::find(&source).map(|m| m.steps(&name, Some(&source))))
+            .await
+            .map_err(|e| SandboxError::Io(format!("reading the README: {e}")))?
+            .unwrap_or_default();
+    // Tests cannot run on an install that failed for assay's reasons: saying they fail would
+    // blame the project for the sandbox.
+    let not_ours = install
+        .filter(|d| matches!(d.cause, Some(InstallCause::Environment | InstallCause::ResourceLimit)))
+        .map(|d| {
+            format!(
+                "not run: the install failed for a reason of assay's ({})",
+                d.diagnosis.as_deref().unwrap_or("see the install")
+            )
+        });
     let mut results: Vec<Option<ReadmeStep>> = planned
         .iter()
-        .map(|s| s.blocked.as_deref().map(|why| steps::blocked(s, why)))
+        .map(|s| match (&s.blocked, &not_ours) {
+            (Some(why), _) => Some(steps::blocked(s, why)),
+            (None, Some(why)) if steps::phase_of(s) == Phase::Test => Some(steps::blocked(s, why)),
+            _ => None,
+        })
         .collect();
     let mut nonce = [0u8; 12];
     getrandom::fill(&mut nonce).map_err(|e| SandboxError::Io(format!("the random source: {e}")))?;

@@ -135,6 +135,12 @@ pub fn read(
             };
             let (status, detail) = match (started, ended) {
                 (_, Some((_, Some(0)))) => (StepStatus::Works, "exit 0".to_string()),
+                // The program is not in the sandbox (pipenv, a tool the README assumes): the
+                // user's machine may well have it; this says nothing about the project.
+                (_, Some((_, Some(127)))) if tail.contains("command not found") || tail.contains("not found") => (
+                    StepStatus::CannotRun,
+                    format!("the sandbox does not have the program it runs: {}", last_lines(&tail)),
+                ),
                 (_, Some((_, code))) => match environment_cause(&tail) {
                     Some(env) => (StepStatus::CannotRun, format!("assay's environment: {env}")),
                     None => (

@@ -202,11 +202,14 @@ async fn run_readme_steps(
                 d.diagnosis.as_deref().unwrap_or("see the install")
             )
         });
+    // An install that hit a sandbox limit would only hit it again (another 10 minutes of a
+    // timeout): its steps are not run either.
+    let limited = install.is_some_and(|d| d.cause == Some(InstallCause::ResourceLimit));
     let mut results: Vec<Option<ReadmeStep>> = planned
         .iter()
         .map(|s| match (&s.blocked, &not_ours) {
             (Some(why), _) => Some(steps::blocked(s, why)),
-            (None, Some(why)) if steps::phase_of(s) == Phase::Test => Some(steps::blocked(s, why)),
+            (None, Some(why)) if limited || steps::phase_of(s) == Phase::Test => Some(steps::blocked(s, why)),
             _ => None,
         })
         .collect();

@@ -125,8 +125,19 @@ fn an_install_that_fills_its_disk_is_a_resource_limit_with_the_fix() {
         ("setup.py", setup),
         ("adder.py", ADD),
         ("tests/test_adder.py", ADD_TEST),
+        ("README.md", "# Adder\n\n    pip install -e .\n    python -m pytest\n"),
     ]);
     let v = check_with(r.path(), &[("ASSAY_LIMITS_INSTALL_DISK", "402653184")]);
+    // The README's steps would only hit the limit again: reported, not run.
+    let steps = v["readme_steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 2, "{v}");
+    for s in steps {
+        assert_eq!(s["status"], "cannot_run", "{s}");
+        assert!(
+            s["detail"].as_str().unwrap().starts_with("not run: the install failed"),
+            "{s}"
+        );
+    }
     assert_eq!(v["outcome"], "install_failed", "{v}");
     let install = &v["install"];
     assert_eq!(install["cause"], "resource_limit", "{install}");

@@ -2,10 +2,12 @@
 # Makes a Docker engine available and builds assay's runner images:
 # installs docker.io and debootstrap if missing, starts dockerd if it is not
 # answering, builds the debootstrap base image, then the runner images through
-# assay's own `images build` (bollard). Needs root. Usage: docker.sh ASSAY_BIN
+# assay's own `images build` (bollard). Needs root.
+# Usage: docker.sh ASSAY_BIN, or docker.sh --base for the engine and base image
+# only (they need no assay binary, so the tests set them up while cargo builds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-assay=${1:?usage: docker.sh PATH_TO_ASSAY_BINARY}
+assay=${1:?usage: docker.sh PATH_TO_ASSAY_BINARY | --base}
 
 need=()
 # e2fsprogs and util-linux: each sandbox job's /work is an ext4 image on a loop device.
@@ -29,6 +31,7 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 bash docker/make-base.sh assay-base:bookworm
+[ "$assay" = --base ] && exit 0
 for runner in python rust node go; do
   if docker image inspect "assay-runner-$runner" >/dev/null 2>&1 && [ "${FORCE:-0}" != 1 ]; then
     echo "docker: assay-runner-$runner exists (FORCE=1 to rebuild)"

@@ -453,16 +453,14 @@ async fn check_one(
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let tree = tmp.path().join("tree");
     let (commit, file_limits, dest) = (entry.commit.clone(), settings.limits.clone(), tree.clone());
-    let lfs = tokio::task::spawn_blocking(move || {
+    let exported = tokio::task::spawn_blocking(move || {
         let repo = git2::Repository::open(&git).map_err(|e| e.message().to_string())?;
-        crate::git::export_tree(&repo, &commit, &dest, &file_limits)
-            .map(|x| x.lfs_pointers)
-            .map_err(|f| f.to_string())
+        crate::git::export_tree(&repo, &commit, &dest, &file_limits).map_err(|f| f.to_string())
     })
     .await
     .map_err(|e| e.to_string())??;
     let job = format!("corpus-{}-{index}", std::process::id());
-    crate::check::check_tree(sandbox, &tree, None, limits, &job, &lfs, None)
+    crate::check::check_tree(sandbox, &tree, None, limits, &job, &exported, None)
         .await
         .map_err(|e| e.to_string())
 }

@@ -74,7 +74,7 @@ pub async fn check_tree(
     forced_runner: Option<&str>,
     limits: SandboxLimits,
     job_id: &str,
-    lfs_pointers: &[String],
+    export: &crate::git::Exported,
     hidden_tests: Option<&Path>,
 ) -> Result<CheckReport, CheckError> {
     let spec = match forced_runner {
@@ -98,7 +98,7 @@ pub async fn check_tree(
         ),
         None => None,
     };
-    let repro = crate::repro::assess(tree, sandbox_report.as_ref(), lfs_pointers);
+    let repro = crate::repro::assess(tree, sandbox_report.as_ref(), export);
     let first = sandbox_report.as_ref().and_then(|s| s.runs.first());
     let tests = first
         .map(|r| TestsSummary {
@@ -109,8 +109,14 @@ pub async fn check_tree(
             cases: r.report.cases.clone(),
         })
         .unwrap_or_default();
+    // A partial copy is graded as far as it goes, but its outcome is the copy's.
+    let outcome = if export.missing.is_empty() {
+        sandbox_report.as_ref().map_or(OutcomeKind::NoRunner, |s| s.outcome)
+    } else {
+        OutcomeKind::RepoCorrupt
+    };
     Ok(CheckReport {
-        outcome: sandbox_report.as_ref().map_or(OutcomeKind::NoRunner, |s| s.outcome),
+        outcome,
         runner: spec.map(|s| s.name),
         tests,
         badge: repro.badge,

@@ -25,6 +25,10 @@ pub struct Facts {
     pub badge: Option<BadgeLevel>,
     /// Lines of README, `Some(0)` when there is none; `None` when unknown.
     pub readme_lines: Option<usize>,
+    /// Files of the graded tree assay's copy lacks (a partial copy): tests that did not pass
+    /// say nothing about the candidate then.
+    #[serde(default)]
+    pub copy_missing: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,6 +88,7 @@ impl Facts {
             }),
             badge: repro.map(|r| r.badge.level),
             readme_lines,
+            copy_missing: repro.map_or(0, |r| r.missing_from_copy.len()),
         }
     }
 
@@ -106,6 +111,7 @@ impl Facts {
                 .tests
                 .as_ref()
                 .filter(|t| !t.install_not_candidates())
+                .filter(|t| f.copy_missing == 0 || t.outcome == OutcomeKind::Passed)
                 .and_then(|t| match t.outcome {
                     OutcomeKind::Passed => Some(match t.hidden {
                         Some(h) if h != OutcomeKind::Passed => 3,

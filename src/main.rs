@@ -1011,11 +1011,11 @@ fn history(settings: &Settings, spec: &str, git_ref: Option<&str>, json: bool) -
 }
 
 /// Exports the graded tree of `spec` (HEAD of a local repository, or a fetched URL).
-fn export_for_check(settings: &Settings, spec: &str, dest: &std::path::Path) -> Result<(String, Vec<String>)> {
+fn export_for_check(settings: &Settings, spec: &str, dest: &std::path::Path) -> Result<(String, git::Exported)> {
     let opened = open_repo(settings, spec, None)?;
     let repo = git2::Repository::open(&opened.git_dir)?;
     let exported = git::export_tree(&repo, &opened.commit, dest, &settings.limits)?;
-    Ok((opened.commit, exported.lfs_pointers))
+    Ok((opened.commit, exported))
 }
 
 struct CheckOpts<'a> {
@@ -1037,7 +1037,8 @@ async fn check(settings: &Settings, spec: &str, opts: CheckOpts<'_>) -> Result<E
     let tmp = tempfile::tempdir()?;
     let tree = tmp.path().join("tree");
     let (settings_c, spec_c, tree_c) = (settings.clone(), spec.to_string(), tree.clone());
-    let (commit, lfs) = tokio::task::spawn_blocking(move || export_for_check(&settings_c, &spec_c, &tree_c)).await??;
+    let (commit, exported) =
+        tokio::task::spawn_blocking(move || export_for_check(&settings_c, &spec_c, &tree_c)).await??;
     let sandbox = assay::sandbox::docker::DockerSandbox::connect()
         .await
         .context("cannot reach the Docker engine (is dockerd running? DOCKER_HOST is honoured)")?;
@@ -1049,7 +1050,7 @@ async fn check(settings: &Settings, spec: &str, opts: CheckOpts<'_>) -> Result<E
         limits.test_seconds = limits.test_seconds.min(t.max(1));
     }
     let job = format!("check-{}-{}", &commit[..12], std::process::id());
-    let report = assay::check::check_tree(&sandbox, &tree, runner, limits, &job, &lfs, hidden).await?;
+    let report = assay::check::check_tree(&sandbox, &tree, runner, limits, &job, &exported, hidden).await?;
     let markdown = report::check_markdown(spec, &commit, &report);
     if let Some(out) = out {
         std::fs::create_dir_all(out)?;

@@ -15,6 +15,7 @@ use std::path::Path;
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
+use crate::git::Exported;
 use crate::outcome::OutcomeKind;
 use crate::readme::{Purpose, Readme};
 use crate::sandbox::diagnose::InstallCause;
@@ -75,6 +76,10 @@ pub struct ReproReport {
     pub badge: Badge,
     /// Findings in a fixed order of kinds.
     pub findings: Vec<Finding>,
+    /// Paths of the graded tree the repository's copy lacks (objects missing): the results
+    /// were measured without them, so a failure may be the copy's rather than the candidate's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_from_copy: Vec<String>,
 }
 
 struct Draft {
@@ -93,11 +98,32 @@ fn draft(kind: &'static str, severity: &'static str, message: String, fix: &'sta
     }
 }
 
-/// Assesses `tree` with the sandbox's report (absent when no runner matched).
-pub fn assess(tree: &Path, sandbox: Option<&SandboxReport>, lfs_pointers: &[String]) -> ReproReport {
+/// Assesses `tree` (as `export` wrote it) with the sandbox's report (absent when no runner matched).
+pub fn assess(tree: &Path, sandbox: Option<&SandboxReport>, export: &Exported) -> ReproReport {
     let files = list_files(tree);
     let runner = sandbox.map(|s| s.runner.as_str());
     let mut out: Vec<Draft> = Vec::new();
+
+    // A partial copy first: what follows was measured without these files.
+    if !export.missing.is_empty() {
+        let shown: Vec<String> = export
+            .missing
+            .iter()
+            .take(MAX_PER_KIND)
+            .map(|m| format!("{} (object {})", m.path, m.object))
+            .collect();
+        out.push(draft(
+            "copy_incomplete",
+            "warning",
+            format!(
+                "assay's copy of the repository lacks {} file(s) the graded commit names (objects missing: a partial copy): {}{}; the results below were measured without them, so a failure may be the copy's rather than the candidate's",
+                export.missing.len(),
+                shown.join(", "),
+                if export.missing.len() > shown.len() { ", …" } else { "" }
+            ),
+            "grade a complete clone (`git fsck --full` lists what is missing) and re-run",
+        ));
+    }
 
     // What the sandbox saw.
     match sandbox {
@@ -118,7 +144,7 @@ pub fn assess(tree: &Path, sandbox: Option<&SandboxReport>, lfs_pointers: &[Stri
     readme_findings(tree, &files, &mut out);
 
     // Content that should not be in the repository.
-    content_findings(tree, &files, lfs_pointers, &mut out);
+    content_findings(tree, &files, &export.lfs_pointers, &mut out);
 
     let findings: Vec<Finding> = out
         .into_iter()
@@ -132,7 +158,11 @@ pub fn assess(tree: &Path, sandbox: Option<&SandboxReport>, lfs_pointers: &[Stri
         })
         .collect();
     let badge = badge(sandbox, &findings);
-    ReproReport { badge, findings }
+    ReproReport {
+        badge,
+        findings,
+        missing_from_copy: export.missing.iter().map(|m| m.path.clone()).collect(),
+    }
 }
 
 fn sandbox_findings(s: &SandboxReport, files: &[(String, u64)], out: &mut Vec<Draft>) {
@@ -1015,7 +1045,7 @@ mod tests {
             ("requirements.txt", "x==1\n"),
             ("tests/test_api.py", "def test_a(): pass\n"),
         ]);
-        let r = assess(t.path(), Some(&s), &[]);
+        let r = assess(t.path(), Some(&s), &Exported::default());
         let f = r.findings.iter().find(|f| f.kind == "tests_did_not_run").unwrap();
         assert!(
             f.message.contains("1 test file(s)")
@@ -1026,7 +1056,7 @@ mod tests {
         );
         assert!(!kinds(&r).contains(&"no_tests"));
         let t = tree(&[("requirements.txt", "x==1\n"), ("app.py", "x = 1\n")]);
-        assert!(kinds(&assess(t.path(), Some(&s), &[])).contains(&"no_tests"));
+        assert!(kinds(&assess(t.path(), Some(&s), &Exported::default())).contains(&"no_tests"));
     }
 
     #[test]
@@ -1049,11 +1079,11 @@ mod tests {
             step(StepStatus::Works, "exit 0"),
             step(StepStatus::CannotRun, "needs a GPU"),
         ];
-        let r = assess(t.path(), Some(&s), &[]);
+        let r = assess(t.path(), Some(&s), &Exported::default());
         assert!(!kinds(&r).contains(&"readme_step_fails"), "{:?}", kinds(&r));
         s.readme_steps
             .push(step(StepStatus::Fails, "exit 1: ERROR: no such file"));
-        let r = assess(t.path(), Some(&s), &[]);
+        let r = assess(t.path(), Some(&s), &Exported::default());
         let f = r.findings.iter().find(|f| f.kind == "readme_step_fails").unwrap();
         assert!(
             f.message.starts_with("1 of the README's documented commands fails"),
@@ -1079,7 +1109,7 @@ mod tests {
             diagnosis: Some("the install filled its 8.0 GiB of disk under /work".into()),
             fix: Some("raise limits.install_disk".into()),
         });
-        let k = kinds(&assess(t.path(), Some(&s), &[]))
+        let k = kinds(&assess(t.path(), Some(&s), &Exported::default()))
             .iter()
             .map(|k| k.to_string())
             .collect::<Vec<_>>();
@@ -1097,7 +1127,7 @@ mod tests {
             ("app/model.py", "import numpy as np\nfrom sklearn.linear_model import LogisticRegression\nimport os\nfrom app import util\n"),
             ("app/util.py", "x = 1\n"),
         ]);
-        let r = assess(t.path(), Some(&python_sandbox()), &[]);
+        let r = assess(t.path(), Some(&python_sandbox()), &Exported::default());
         assert!(r.findings.is_empty(), "{:?}", r.findings);
         assert_eq!(r.badge.level, BadgeLevel::Reproduced, "{}", r.badge.reason);
     }
@@ -1113,7 +1143,7 @@ mod tests {
             ("Cargo.toml", "[package]\nname = \"e\"\n"),
             ("src/main.rs", "fn main() {}\n"),
         ]);
-        let r = assess(t.path(), None, &[]);
+        let r = assess(t.path(), None, &Exported::default());
         let k = kinds(&r);
         assert!(!k.iter().any(|k| k.starts_with("readme")), "{k:?}");
         // `npm test` needs a test script, `make test` a test target, `go test` Go code.
@@ -1125,7 +1155,7 @@ mod tests {
             ("package.json", "{\"scripts\": {\"start\": \"node x.js\"}}"),
             ("Makefile", "build:\n\tcc x.c\n"),
         ]);
-        let r = assess(t.path(), None, &[]);
+        let r = assess(t.path(), None, &Exported::default());
         let m = r
             .findings
             .iter()
@@ -1147,7 +1177,7 @@ mod tests {
             ("requirements.txt", "numpy\n"),
             ("main.py", "import numpy\nimport pandas as pd\nimport yaml\n"),
         ]);
-        let r = assess(t.path(), Some(&python_sandbox()), &[]);
+        let r = assess(t.path(), Some(&python_sandbox()), &Exported::default());
         let k = kinds(&r);
         assert!(k.contains(&"unpinned_dependencies"), "{k:?}");
         let missing = r.findings.iter().find(|f| f.kind == "undeclared_imports").unwrap();
@@ -1185,7 +1215,14 @@ mod tests {
             ),
         ]);
         std::fs::write(t.path().join("model.pkl"), vec![0u8; 2 << 20]).unwrap();
-        let r = assess(t.path(), Some(&python_sandbox()), &["data/big.csv".to_string()]);
+        let r = assess(
+            t.path(),
+            Some(&python_sandbox()),
+            &Exported {
+                lfs_pointers: vec!["data/big.csv".to_string()],
+                ..Exported::default()
+            },
+        );
         let k = kinds(&r);
         for want in [
             "committed_secret",

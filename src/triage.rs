@@ -231,7 +231,20 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
             penalty: 0.5,
         });
     }
-    let rerun = rerun || install_ours.is_some();
+    // A partial copy (objects missing from the repository): whatever ran, ran without some of
+    // the candidate's files, so the submission is set apart until a complete clone is graded.
+    let copy_incomplete = input.outcome == OutcomeKind::RepoCorrupt || input.facts.copy_missing > 0;
+    if copy_incomplete {
+        doubts.push(Doubt {
+            kind: "copy_incomplete",
+            detail: format!(
+                "assay's copy of the repository lacks {} object(s) of the graded commit: grade a complete clone and re-run",
+                input.facts.copy_missing.max(1)
+            ),
+            penalty: 0.5,
+        });
+    }
+    let rerun = rerun || install_ours.is_some() || copy_incomplete;
     if let Some(t) = &input.facts.tests {
         if t.flaky > 0 {
             doubts.push(Doubt {
@@ -363,6 +376,7 @@ level = [{ score = 1, descriptor = "dump" }, { score = 2, descriptor = "few" }, 
                 }),
                 badge: Some(BadgeLevel::Reproduced),
                 readme_lines: Some(20),
+                copy_missing: 0,
             },
             drafts: Vec::new(),
             injection_flags: 0,

@@ -9,6 +9,11 @@ use crate::outcome::{Failure, OutcomeKind};
 /// Commits searched for the one that needs a missing object, at most.
 const MAX_SEARCHED: usize = 20_000;
 
+/// Whether a libgit2 error says an object is missing (with or without naming it).
+pub fn is_missing(e: &git2::Error) -> bool {
+    missing_object(e).is_some() || e.code() == git2::ErrorCode::NotFound && e.class() == git2::ErrorClass::Odb
+}
+
 /// The object a libgit2 error says is missing, if it says so.
 pub fn missing_object(e: &git2::Error) -> Option<Oid> {
     let m = e.message().to_ascii_lowercase();

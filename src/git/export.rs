@@ -4,7 +4,9 @@
 //! no submodules run. Hostile trees are expected: names that could escape the
 //! directory (`..`, `.git` in any case or disguise, separators) fail the export;
 //! symlinks are written only when they resolve inside the tree; sizes and file
-//! counts are capped.
+//! counts are capped. A partial copy (objects missing from the repository, as in a
+//! mirror that left out its largest blobs) exports what it has: each missing file or
+//! directory is listed in [`Exported::missing`], never silently dropped.
 
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
@@ -44,6 +46,35 @@ pub struct Exported {
     pub submodules: Vec<SubmoduleInfo>,
     /// Files that are Git LFS pointers rather than content.
     pub lfs_pointers: Vec<String>,
+    /// Files and directories the tree names whose objects the repository lacks: left out
+    /// of the export. Results measured on this export are not the candidate's alone.
+    #[serde(default)]
+    pub missing: Vec<MissingFile>,
+}
+
+/// A path of the exported tree whose object the repository lacks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MissingFile {
+    /// Path in the tree (a directory ends in `/`).
+    pub path: String,
+    /// The missing object.
+    pub object: String,
+}
+
+impl Exported {
+    /// The `repo_corrupt` message for an export that lacks objects, naming the first few
+    /// (`None` when nothing is missing).
+    pub fn missing_message(&self, commit: &str) -> Option<String> {
+        let first = self.missing.first()?;
+        let more = match self.missing.len() {
+            1 => String::new(),
+            n => format!(" and {} more", n - 1),
+        };
+        Some(format!(
+            "object {} ({} in commit {commit}){more} is missing from the repository: it is damaged or a partial copy; ask for a complete clone (`git fsck --full` lists what is missing)",
+            first.object, first.path
+        ))
+    }
 }
 
 /// True when `data` is a Git LFS pointer file.
@@ -145,6 +176,18 @@ fn write_tree(repo: &Repository, commit: Oid, root: &Path, limits: &Limits) -> R
             Path::new(std::ffi::OsStr::from_bytes(dir.as_bytes())).join(std::ffi::OsStr::from_bytes(name));
         let path = root.join(&rel);
         let mode = entry.filemode();
+        // A subtree the repository lacks cannot be walked into: list it, skip it.
+        if entry.kind() == Some(ObjectType::Tree) {
+            if let Err(e) = repo.find_tree(entry.id()) {
+                if corrupt::is_missing(&e) {
+                    out.missing.push(MissingFile {
+                        path: format!("{display}/"),
+                        object: entry.id().to_string(),
+                    });
+                    return TreeWalkResult::Skip;
+                }
+            }
+        }
         let step = (|| -> Result<(), Failure> {
             match entry.kind() {
                 Some(ObjectType::Tree) => {
@@ -158,7 +201,17 @@ fn write_tree(repo: &Repository, commit: Oid, root: &Path, limits: &Limits) -> R
                     });
                 }
                 Some(ObjectType::Blob) => {
-                    let (size, _) = odb.read_header(entry.id()).map_err(|e| {
+                    let header = match odb.read_header(entry.id()) {
+                        Err(e) if corrupt::is_missing(&e) => {
+                            out.missing.push(MissingFile {
+                                path: display.clone(),
+                                object: entry.id().to_string(),
+                            });
+                            return Ok(());
+                        }
+                        other => other,
+                    };
+                    let (size, _) = header.map_err(|e| {
                         corrupt::failure(&e, Some(repo), &format!("exporting {display} of {commit}"))
                             .unwrap_or_else(|| Failure::infra(format!("cannot read {display}: {}", e.message())))
                     })?;

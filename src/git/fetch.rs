@@ -110,6 +110,9 @@ pub fn fetch(req: &FetchRequest<'_>) -> Result<Fetched, Failure> {
 
     let repo = open_or_init_mirror(&mirror)?;
     let bytes_received = update_mirror(&repo, req)?;
+    // Opened again: a partial local copy's fetch may have added alternates just now.
+    let repo = Repository::open_bare(&mirror)
+        .map_err(|e| Failure::infra(format!("cannot open mirror {}: {}", mirror.display(), e.message())))?;
     let (resolved_ref, tip) = resolve_ref(&repo, req.git_ref)?;
     let (commit, after_deadline) = apply_deadline(&repo, tip, req.deadline, req.limits.commits)?;
     Ok(Fetched {
@@ -299,6 +302,15 @@ fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failu
             RepoSource::Remote(_) => None,
         };
         if let Some(f) = corrupt::failure(&e, source.as_ref(), &url) {
+            // A local partial copy cannot be packed, but it can be read in place: the
+            // mirror borrows its objects (alternates) and copies its refs, so the history
+            // and export read what it has and list what it lacks.
+            if let Some(src) = source.as_ref() {
+                match borrow_local_objects(repo, src) {
+                    Ok(()) => return Ok(0),
+                    Err(why) => tracing::warn!("{url}: cannot read the partial copy in place: {why}"),
+                }
+            }
             return Err(f);
         }
         // An empty remote has no HEAD to fetch; that is a result, not an error.
@@ -349,6 +361,39 @@ fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failu
         return Err(Failure::new(kind, format!("{url}: fetch failed: {}", e.message())));
     }
     Ok(received.load(Ordering::Relaxed))
+}
+
+/// Points `mirror` at the objects of the local repository `source` (an alternates entry) and
+/// copies its branches, tags and HEAD under the names a fetch would have given them.
+fn borrow_local_objects(mirror: &Repository, source: &Repository) -> Result<(), String> {
+    let objects = source.path().join("objects");
+    let objects = objects
+        .canonicalize()
+        .map_err(|e| format!("{}: {e}", objects.display()))?;
+    let info = mirror.path().join("objects").join("info");
+    std::fs::create_dir_all(&info).map_err(|e| format!("{}: {e}", info.display()))?;
+    let alternates = info.join("alternates");
+    std::fs::write(&alternates, format!("{}\n", objects.display()))
+        .map_err(|e| format!("{}: {e}", alternates.display()))?;
+    // The object database was opened before the alternates existed.
+    let mirror = Repository::open(mirror.path()).map_err(|e| e.message().to_string())?;
+    let refs = source.references().map_err(|e| e.message().to_string())?;
+    for r in refs.flatten() {
+        let (Some(name), Some(target)) = (r.name().ok(), r.resolve().ok().and_then(|r| r.target())) else {
+            continue;
+        };
+        if name.starts_with("refs/heads/") || name.starts_with("refs/tags/") {
+            mirror
+                .reference(name, target, true, "assay: partial local copy")
+                .map_err(|e| e.message().to_string())?;
+        }
+    }
+    if let Some(head) = source.head().ok().and_then(|h| h.target()) {
+        mirror
+            .reference("refs/assay/HEAD", head, true, "assay: partial local copy")
+            .map_err(|e| e.message().to_string())?;
+    }
+    Ok(())
 }
 
 fn is_missing_head(e: &git2::Error) -> bool {

@@ -38,6 +38,8 @@ const BURST_GAP_SECS: i64 = 5;
 const BURST_MIN_COMMITS: usize = 8;
 /// At most this many commits are cited by one signal.
 const MAX_CITED: usize = 20;
+/// Paths a partial copy lacks listed in a history report, at most.
+const MAX_MISSING_LISTED: usize = 50;
 /// Growth curve points kept in the report.
 const GROWTH_POINTS: usize = 50;
 /// Blobs above this size are not counted for lines in the final tree.
@@ -200,6 +202,10 @@ pub struct HistoryReport {
     pub growth: Vec<GrowthPoint>,
     /// Git LFS pointer files in the graded tree.
     pub lfs_pointers: Vec<String>,
+    /// Paths whose objects the repository lacks, in the graded tree or in a commit's changes
+    /// (at most 50; a directory ends in `/`): the history is read without them.
+    #[serde(default)]
+    pub missing_objects: Vec<String>,
     /// Commits after the deadline that were not graded.
     pub after_deadline: Vec<String>,
     /// Every commit, oldest first.
@@ -293,6 +299,8 @@ fn first_parent_times(repo: &Repository, head: Oid, max: u64) -> Result<Vec<(Str
 struct CommitFacts {
     info: CommitInfo,
     email_key: String,
+    /// Paths this commit changed whose objects the repository lacks (their lines are not counted).
+    missing: Vec<String>,
 }
 
 /// The pytest configuration at the root of `head`'s tree (files over 64 KiB are not read).
@@ -338,6 +346,7 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
     let parents = commit.parent_count();
     let mut changes: BTreeMap<FileClass, ClassChange> = BTreeMap::new();
     let mut readme_results = false;
+    let mut missing: Vec<String> = Vec::new();
     if parents <= 1 {
         let new_tree = commit.tree().map_err(infra)?;
         let old_tree = if parents == 1 {
@@ -347,10 +356,19 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
         };
         let mut opts = DiffOptions::new();
         opts.ignore_submodules(true).context_lines(0);
-        let diff = repo
-            .diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), Some(&mut opts))
-            .map_err(infra)?;
-        for idx in 0..diff.deltas().len() {
+        // A partial copy may lack a subtree: the commit's changes are then unknown, not an error.
+        let diff = match repo.diff_tree_to_tree(old_tree.as_ref(), Some(&new_tree), Some(&mut opts)) {
+            Err(e) if corrupt::is_missing(&e) => {
+                missing.push(corrupt::missing_object(&e).map_or_else(
+                    || format!("a tree of commit {}", short(&oid.to_string())),
+                    |o| format!("object {o} (a tree of commit {})", short(&oid.to_string())),
+                ));
+                None
+            }
+            other => Some(other.map_err(infra)?),
+        };
+        for idx in 0..diff.as_ref().map_or(0, |d| d.deltas().len()) {
+            let diff = diff.as_ref().expect("a diff when it has deltas");
             let delta = diff.get_delta(idx).expect("delta index in range");
             let file = if delta.status() == Delta::Deleted {
                 delta.old_file()
@@ -361,7 +379,16 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
                 continue;
             };
             let class = layout.classify(&path);
-            let Some(patch) = Patch::from_diff(&diff, idx).map_err(infra)? else {
+            // A blob the repository lacks (a partial copy): the file changed, its lines are unknown.
+            let patch = match Patch::from_diff(diff, idx) {
+                Err(e) if corrupt::is_missing(&e) => {
+                    changes.entry(class).or_default().files += 1;
+                    missing.push(path);
+                    continue;
+                }
+                other => other.map_err(infra)?,
+            };
+            let Some(patch) = patch else {
                 changes.entry(class).or_default().files += 1;
                 continue;
             };
@@ -399,7 +426,11 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
         template: false,
         changes,
     };
-    Ok(CommitFacts { info, email_key })
+    Ok(CommitFacts {
+        info,
+        email_key,
+        missing,
+    })
 }
 
 fn to_utc(secs: i64) -> DateTime<Utc> {
@@ -577,6 +608,8 @@ struct TreeFacts {
     files: BTreeMap<FileClass, u64>,
     lines: BTreeMap<FileClass, u64>,
     lfs: Vec<String>,
+    /// Paths of the graded tree whose objects the repository lacks (a directory ends in `/`).
+    missing: Vec<String>,
     has_readme: bool,
 }
 
@@ -640,17 +673,31 @@ fn tree_facts(repo: &Repository, head: Oid, layout: &TestLayout) -> Result<TreeF
     let odb = repo.odb().map_err(infra)?;
     let mut facts = TreeFacts::default();
     tree.walk(TreeWalkMode::PreOrder, |dir, entry| {
+        let path = format!("{dir}{}", String::from_utf8_lossy(entry.name_bytes()));
+        if entry.kind() == Some(ObjectType::Tree) {
+            // A subtree a partial copy lacks cannot be walked into: listed, skipped.
+            if repo.find_tree(entry.id()).is_err_and(|e| corrupt::is_missing(&e)) {
+                facts.missing.push(format!("{path}/"));
+                return TreeWalkResult::Skip;
+            }
+            return TreeWalkResult::Ok;
+        }
         if entry.kind() != Some(ObjectType::Blob) || entry.filemode() == 0o120000 {
             return TreeWalkResult::Ok;
         }
-        let path = format!("{dir}{}", String::from_utf8_lossy(entry.name_bytes()));
         if dir.is_empty() && is_readme(&path) {
             facts.has_readme = true;
         }
         let class = layout.classify(&path);
         *facts.files.entry(class).or_default() += 1;
-        let Ok((size, _)) = odb.read_header(entry.id()) else {
-            return TreeWalkResult::Ok;
+        let (size, _) = match odb.read_header(entry.id()) {
+            Ok(h) => h,
+            Err(e) => {
+                if corrupt::is_missing(&e) {
+                    facts.missing.push(path);
+                }
+                return TreeWalkResult::Ok;
+            }
         };
         if size > MAX_COUNTED_BLOB {
             return TreeWalkResult::Ok;
@@ -680,6 +727,7 @@ fn tree_facts(repo: &Repository, head: Oid, layout: &TestLayout) -> Result<TreeF
     })
     .map_err(infra)?;
     facts.lfs.sort();
+    facts.missing.sort();
     Ok(facts)
 }
 
@@ -735,6 +783,18 @@ fn build_report(
         .max_by(|a, b| (a.1 .0, a.1 .1, b.0).cmp(&(b.1 .0, b.1 .1, a.0)))
         .map(|(k, _)| k.clone())
         .unwrap_or_default();
+
+    // What a partial copy lacks, in the graded tree and in the commits' changes.
+    let missing: Vec<String> = tree
+        .missing
+        .iter()
+        .chain(facts.iter().flat_map(|f| f.missing.iter()))
+        .cloned()
+        .collect::<std::collections::BTreeSet<String>>()
+        .into_iter()
+        .take(MAX_MISSING_LISTED)
+        .collect();
+    let missing_count = tree.missing.len() + facts.iter().map(|f| f.missing.len()).sum::<usize>();
 
     // A template: the leading commits by someone other than the candidate,
     // when the candidate committed after them.
@@ -854,11 +914,26 @@ fn build_report(
         largest_commit,
         growth,
         lfs_pointers: tree.lfs.clone(),
+        missing_objects: missing,
         after_deadline: input.after_deadline.to_vec(),
         commits: Vec::new(),
         signals: Vec::new(),
     };
     report.signals = signals(input, &report, &commits, &work, &tree, first_parent, first_tests);
+    if missing_count > 0 {
+        // About assay's copy, not the candidate: the last signal, so the others keep their ids.
+        let shown: Vec<&str> = report.missing_objects.iter().take(5).map(String::as_str).collect();
+        report.signals.push(Signal {
+            id: format!("H{}", report.signals.len() + 1),
+            kind: "objects_missing".into(),
+            description: format!(
+                "this copy of the repository lacks {missing_count} object(s) (a partial copy): {}{}; their lines are not counted",
+                shown.join(", "),
+                if report.missing_objects.len() > shown.len() { ", …" } else { "" }
+            ),
+            commits: vec![report.commit.clone()],
+        });
+    }
     report.commits = commits;
     report
 }

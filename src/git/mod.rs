@@ -16,7 +16,7 @@ pub mod source;
 pub mod tls;
 
 pub use classify::{classify, FileClass};
-pub use export::{export_tree, Exported};
+pub use export::{export_tree, Exported, MissingFile};
 pub use fetch::{fetch, FetchRequest, Fetched};
 pub use history::{analyze, HistoryInput, HistoryReport, Signal};
 pub use source::{redact, RepoSource, SourcePolicy};

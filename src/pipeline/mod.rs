@@ -114,6 +114,9 @@ pub struct SubmissionSummary {
     pub install: Option<crate::sandbox::diagnose::InstallDiagnosis>,
     /// The README's documented install and test commands, as they went in the sandbox.
     pub readme_steps: Vec<crate::sandbox::steps::ReadmeStep>,
+    /// Files of the graded commit whose objects assay's copy lacks (the outcome is then
+    /// `repo_corrupt`; what ran, ran without them).
+    pub missing_objects: Vec<crate::git::MissingFile>,
 }
 
 /// The result of grading a cohort.
@@ -358,6 +361,7 @@ impl Pipeline {
             &rec.repo,
             rec.git_ref.as_deref().unwrap_or("HEAD"),
             &ctx.deadline.map(|d| d.to_rfc3339()).unwrap_or_default(),
+            EXPORT_VERSION,
         ]);
         let fetch = {
             let settings = Arc::clone(&self.settings);
@@ -445,6 +449,15 @@ impl Pipeline {
                 Ok(kind) => kind,
                 Err(f) => return self.fail(ctx, &rec, f, Some(&commit)).await,
             },
+        };
+        // A partial copy is graded as far as it goes (history, tests, drafts) but its outcome
+        // is the copy's: `repo_corrupt`, set apart in triage, never a verdict on the candidate.
+        let outcome = match fetch.export.missing_message(&commit) {
+            Some(message) => {
+                tracing::warn!(candidate, "{message}");
+                OutcomeKind::RepoCorrupt
+            }
+            None => outcome,
         };
         if let Some(drafter) = &self.drafter {
             // A failed draft leaves the submission's outcome alone: the stage run records why,
@@ -559,14 +572,14 @@ impl Pipeline {
         let outcome = output.report.as_ref().map_or(OutcomeKind::NoRunner, |r| r.outcome);
 
         let repro_key = key(&[&sandbox_key, "repro"]);
-        let (tree, lfs) = (fetch.export.dir.clone(), fetch.export.lfs_pointers.clone());
+        let (tree, export) = (fetch.export.dir.clone(), fetch.export.clone());
         let report = output.report.clone();
         let repro = self
             .run_stage(rec, Stage::Repro, &repro_key, || {
-                let (tree, lfs, report) = (tree.clone(), lfs.clone(), report.clone());
+                let (tree, export, report) = (tree.clone(), export.clone(), report.clone());
                 async move {
                     blocking(move || {
-                        let r = repro::assess(&tree, report.as_ref(), &lfs);
+                        let r = repro::assess(&tree, report.as_ref(), &export);
                         Ok(StageOk {
                             evidence: r
                                 .findings
@@ -961,14 +974,18 @@ fn fetch_and_export(
     })
 }
 
-/// A stable key for stage inputs.
 /// The version of what the history stage concludes (pytest's configured test paths count as
-/// tests); part of its stage key.
-const HISTORY_EVIDENCE: &str = "pytest-layout-1";
+/// tests; a partial copy's missing objects are listed and read around); part of its stage key.
+const HISTORY_EVIDENCE: &str = "missing-objects-1";
+
+/// The version of what the fetch stage's export writes (a partial copy exports what it has and
+/// lists what it lacks, where it used to fail); part of its stage key.
+const EXPORT_VERSION: &str = "partial-copies-1";
 
 /// The version of what the sandbox job measures; part of its stage key.
 const SANDBOX_EVIDENCE: &str = "readme-steps-1";
 
+/// A stable key for stage inputs.
 fn key(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
@@ -1005,7 +1022,7 @@ pub async fn view(
         repro: done(Stage::Repro).and_then(|v| serde_json::from_value(v).ok()),
         draft: done(Stage::Draft).and_then(|v| serde_json::from_value::<draft::DraftRecord>(v).ok()),
     };
-    let facts = draft::Facts::from_reports(
+    let mut facts = draft::Facts::from_reports(
         detail.history.as_ref(),
         detail.sandbox.as_ref(),
         detail.repro.as_ref(),
@@ -1036,11 +1053,19 @@ pub async fn view(
         SubmissionStatus::Failed => ("failed", rec.outcome.unwrap_or(OutcomeKind::InfraError)),
         _ => ("interrupted", OutcomeKind::Interrupted),
     };
+    let missing_objects = detail
+        .fetch
+        .as_ref()
+        .map(|f| f.export.missing.clone())
+        .unwrap_or_default();
+    // Known from the export even when no sandbox (so no reproducibility report) ran.
+    facts.copy_missing = facts.copy_missing.max(missing_objects.len());
     let summary = SubmissionSummary {
         drafts,
         facts,
         install,
         readme_steps,
+        missing_objects,
         evidence: store.evidence(rec.id).await?,
         candidate: rec.candidate.clone(),
         anon_id: rec.anon_id.clone(),

@@ -316,30 +316,28 @@ fn tests_named_by_the_pytest_configuration_count_as_tests() {
 }
 
 /// Regression: a repository with a missing object was reported as "the repository has no
-/// commits". It is `repo_corrupt`, naming the object, its path and the commit that needs it,
-/// in `grade`, `history` and `check`.
+/// commits". A partial copy is graded as far as it goes: the history reads around the missing
+/// blob, the export leaves it out and lists it, and the outcome is `repo_corrupt` (set apart in
+/// triage), naming the object, its path and the commit, in `grade`, `history` and `check`.
 #[test]
-fn a_missing_blob_is_repo_corrupt_naming_the_object_and_its_commit() {
+fn a_missing_blob_is_repo_corrupt_naming_the_object_and_its_commit_and_the_history_reads_around_it() {
     let mut r = Scripted::new();
     r.put(&[("a.py", Some("x = 1\n")), ("data/b.csv", Some("id\n1\n"))]);
     r.commit("First", DAY1);
-    r.put(&[("c.py", Some("y = 2\n"))]);
-    // The newest commit that holds the object is named: the graded one here.
+    r.put(&[("c.py", Some("y = 2\n")), ("assets/logo.svg", Some("<svg/>\n"))]);
     let head = r.commit("Second", DAY1 + 3600);
-    let blob = git2::Repository::open(r.path())
-        .unwrap()
-        .revparse_single("HEAD:data/b.csv")
-        .unwrap()
-        .id()
-        .to_string();
-    let loose = r.path().join(".git/objects").join(&blob[..2]).join(&blob[2..]);
-    std::fs::remove_file(&loose).unwrap();
-    let named = |text: &str| {
-        assert!(
-            text.contains(&blob) && text.contains("data/b.csv") && text.contains(&head.to_string()),
-            "{text}"
-        );
+    let id = |spec: &str| {
+        git2::Repository::open(r.path())
+            .unwrap()
+            .revparse_single(spec)
+            .unwrap()
+            .id()
+            .to_string()
     };
+    let (blob, tree) = (id("HEAD:data/b.csv"), id("HEAD:assets"));
+    for o in [&blob, &tree] {
+        std::fs::remove_file(r.path().join(".git/objects").join(&o[..2]).join(&o[2..])).unwrap();
+    }
 
     let work = tempfile::tempdir().unwrap();
     let cohort = cohort_of(work.path(), "", &[("carol", r.path())]);
@@ -355,13 +353,63 @@ fn a_missing_blob_is_repo_corrupt_naming_the_object_and_its_commit() {
     ]));
     let s = &v["submissions"][0];
     assert_eq!(s["outcome"], "repo_corrupt", "{s}");
-    named(s["stages"]["fetch"]["error"].as_str().unwrap());
+    assert_eq!(s["commit"], head.to_string(), "{s}");
+    // A missing directory is listed as one entry, its files unread.
+    assert_eq!(s["missing_objects"][0]["path"], "assets/", "{s}");
+    assert_eq!(s["missing_objects"][0]["object"], tree.as_str(), "{s}");
+    assert_eq!(s["missing_objects"][1]["path"], "data/b.csv", "{s}");
+    assert_eq!(s["missing_objects"][1]["object"], blob.as_str(), "{s}");
+    // The history was read all the same: both commits, the missing blob named.
+    assert_eq!(s["stages"]["history"]["status"], "done", "{s}");
+    assert!(
+        s["facts"]["history"]["signals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k == "objects_missing"),
+        "{s}"
+    );
+    assert_eq!(s["facts"]["history"]["commit_count"], 2, "{s}");
+    // Set apart for a re-run, never ranked on a copy's gap.
+    let t = &v["triage"]["submissions"][0];
+    assert_eq!(t["rerun"], true, "{t}");
 
-    for cmd in ["history", "check"] {
-        let out = assay.run(&[cmd, r.path().to_str().unwrap()]);
-        assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("repo_corrupt"), "{cmd}: {err}");
-        named(&err);
-    }
+    let out = assay.run(&["history", "--json", r.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let h: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        h["missing_objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p == "data/b.csv"),
+        "{h}"
+    );
+    assert!(
+        h["missing_objects"].as_array().unwrap().iter().any(|p| p == "assets/"),
+        "{h}"
+    );
+    let signal = h["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "objects_missing")
+        .unwrap();
+    assert!(
+        signal["description"].as_str().unwrap().contains("data/b.csv"),
+        "{signal}"
+    );
+
+    let out = assay.run(&["check", "--json", r.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(c["outcome"], "repo_corrupt", "{c}");
+    let finding = c["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "copy_incomplete")
+        .unwrap();
+    let text = finding["message"].as_str().unwrap();
+    assert!(text.contains("data/b.csv") && text.contains(&blob), "{text}");
 }

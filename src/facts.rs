@@ -50,6 +50,10 @@ pub struct TestFacts {
     /// Whose fault a failed install was (`None` when it worked or is unknown).
     #[serde(default)]
     pub install_cause: Option<InstallCause>,
+    /// Why tests that did not pass are not the candidate's doing (a browser the image lacks,
+    /// the test disk limit); `None` when their result is the project's.
+    #[serde(default)]
+    pub tests_cause: Option<InstallCause>,
 }
 
 impl TestFacts {
@@ -60,6 +64,16 @@ impl TestFacts {
             self.install_cause,
             Some(InstallCause::Environment | InstallCause::ResourceLimit)
         )
+    }
+
+    /// The install or the tests failed for a reason of assay's: the results say nothing about
+    /// the candidate.
+    pub fn not_candidates(&self) -> bool {
+        self.install_not_candidates()
+            || matches!(
+                self.tests_cause,
+                Some(InstallCause::Environment | InstallCause::ResourceLimit)
+            )
     }
 }
 
@@ -84,6 +98,7 @@ impl Facts {
                     hidden: s.hidden.as_ref().map(|h| h.outcome),
                     flaky: s.flaky.len(),
                     install_cause: s.install_diagnosis.as_ref().and_then(|d| d.cause),
+                    tests_cause: s.tests_diagnosis.as_ref().and_then(|d| d.cause),
                 }
             }),
             badge: repro.map(|r| r.badge.level),
@@ -110,7 +125,7 @@ impl Facts {
             "tests" => f
                 .tests
                 .as_ref()
-                .filter(|t| !t.install_not_candidates())
+                .filter(|t| !t.not_candidates())
                 .filter(|t| f.copy_missing == 0 || t.outcome == OutcomeKind::Passed)
                 .and_then(|t| match t.outcome {
                     OutcomeKind::Passed => Some(match t.hidden {

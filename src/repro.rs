@@ -167,7 +167,23 @@ pub fn assess(tree: &Path, sandbox: Option<&SandboxReport>, export: &Exported) -
 
 fn sandbox_findings(s: &SandboxReport, files: &[(String, u64)], out: &mut Vec<Draft>) {
     let first = s.runs.first();
-    match s.outcome {
+    // Tests that did not pass for a reason of assay's (a browser the image lacks, the test
+    // disk limit) are not the project's failure: said so, and no failure finding follows.
+    let ours = s.tests_diagnosis.as_ref().and_then(|d| d.cause.map(|c| (c, d)));
+    if let Some((cause, d)) = ours {
+        out.push(draft(
+            "tests_not_assessed",
+            "info",
+            format!(
+                "the tests did not pass for a reason of assay's ({}): {}; this says nothing about the project",
+                cause.as_str(),
+                d.diagnosis.as_deref().unwrap_or("see the output")
+            ),
+            "nothing for the candidate to do: the operator re-runs it after the fix in the tests diagnosis",
+        ));
+    }
+    let outcome = if ours.is_some() { OutcomeKind::Ok } else { s.outcome };
+    match outcome {
         OutcomeKind::InstallFailed => match s
             .install_diagnosis
             .as_ref()
@@ -1029,6 +1045,7 @@ mod tests {
             flaky: vec![],
             hidden: None,
             readme_steps: vec![],
+            tests_diagnosis: None,
         }
     }
 

@@ -362,6 +362,7 @@ level = [{ score = 0, descriptor = "no" }, { score = 1, descriptor = "some" }, {
                 hidden: None,
                 flaky: 0,
                 install_cause: None,
+                tests_cause: None,
             }),
             badge: Some(BadgeLevel::None),
             ..Facts::default()

@@ -220,14 +220,17 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
     }
     // An install that failed for want of our tools or our limits is ours too:
     // set apart for a re-run once the operator has applied the fix.
-    let install_ours = input.facts.tests.as_ref().filter(|t| t.install_not_candidates());
+    let install_ours = input.facts.tests.as_ref().filter(|t| t.not_candidates());
     if let Some(t) = install_ours {
-        let cause = t.install_cause.map_or("environment", |c| c.as_str());
+        let (kind, what, cause) = if t.install_not_candidates() {
+            ("install_not_candidates", "the install", t.install_cause)
+        } else {
+            ("tests_not_candidates", "the tests", t.tests_cause)
+        };
+        let cause = cause.map_or("environment", |c| c.as_str());
         doubts.push(Doubt {
-            kind: "install_not_candidates",
-            detail: format!(
-                "the install failed for a reason of assay's ({cause}): apply the fix in the report and re-run"
-            ),
+            kind,
+            detail: format!("{what} failed for a reason of assay's ({cause}): apply the fix in the report and re-run"),
             penalty: 0.5,
         });
     }
@@ -373,6 +376,7 @@ level = [{ score = 1, descriptor = "dump" }, { score = 2, descriptor = "few" }, 
                     hidden: None,
                     flaky: 0,
                     install_cause: None,
+                    tests_cause: None,
                 }),
                 badge: Some(BadgeLevel::Reproduced),
                 readme_lines: Some(20),

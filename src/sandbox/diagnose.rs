@@ -271,6 +271,95 @@ fn python_version_mismatch(output: &str) -> Option<String> {
     ))
 }
 
+/// What a test suite needs that the runner images do not have, a browser to drive: the line
+/// the tool prints, the package that prints it (the project must declare it, so text the
+/// candidate's own code prints cannot set a failure apart), and what to say.
+const TEST_ENVIRONMENT: &[(&str, &str, &str)] = &[
+    (
+        "No binary for Chrome browser",
+        "karma-chrome-launcher",
+        "karma needs Chrome",
+    ),
+    (
+        "No binary for ChromeHeadless browser",
+        "karma-chrome-launcher",
+        "karma needs Chrome",
+    ),
+    ("Could not find Chrome (ver", "puppeteer", "puppeteer needs its Chrome"),
+    (
+        "Could not find expected browser",
+        "puppeteer",
+        "puppeteer needs its browser",
+    ),
+    (
+        "Looks like Playwright Test or Playwright was just installed",
+        "playwright",
+        "Playwright needs its browsers",
+    ),
+    (
+        "Please run the following command to download new browsers",
+        "playwright",
+        "Playwright needs its browsers",
+    ),
+    (
+        "Cypress failed to start",
+        "cypress",
+        "Cypress needs its binary and a display",
+    ),
+    (
+        "Your system is missing the dependency: Xvfb",
+        "cypress",
+        "Cypress needs Xvfb",
+    ),
+];
+
+const BROWSER_FIX: &str = "the tests drive a browser the runner image does not have (and cannot download): add chromium to docker/RUNNER.Dockerfile (with CHROME_BIN=/usr/bin/chromium), rebuild with `assay images build --runner RUNNER`, then grade again";
+
+/// Why a test run that did not pass says nothing about the candidate, when that is so: the
+/// test phase filled its disk limit (measured), or the suite needs what the image lacks (a
+/// browser, by the signature of the tool that says so, when `manifest` — the project's
+/// package.json — declares that tool). `None` for a run the project decided.
+pub fn diagnose_tests(
+    runner: &str,
+    run: &PhaseResult,
+    limits: &SandboxLimits,
+    manifest: &str,
+) -> Option<InstallDiagnosis> {
+    if run.disk_full {
+        return Some(InstallDiagnosis {
+            ok: false,
+            cause: Some(InstallCause::ResourceLimit),
+            step: Some("tests".into()),
+            diagnosis: Some(format!(
+                "the tests filled their {:.1} GiB of disk under /work",
+                limits.test_disk as f64 / f64::from(1u32 << 30)
+            )),
+            fix: Some(format!(
+                "raise limits.test_disk (now {} bytes) in assay.toml or ASSAY_LIMITS_TEST_DISK, then grade again",
+                limits.test_disk
+            )),
+        });
+    }
+    let output = format!("{}\n{}", run.stdout, run.stderr);
+    let declared =
+        |package: &str| manifest.contains(&format!("\"{package}\"")) || manifest.contains(&format!("\"@{package}/"));
+    TEST_ENVIRONMENT
+        .iter()
+        .filter(|(_, package, _)| declared(package))
+        .find_map(|(needle, _, what)| {
+            output
+                .lines()
+                .find(|l| l.contains(needle))
+                .map(|line| InstallDiagnosis {
+                    ok: false,
+                    cause: Some(Environment),
+                    step: Some("tests".into()),
+                    diagnosis: Some(format!("{what}: {}", clip(line.trim(), 240))),
+                    fix: Some(BROWSER_FIX.replace("RUNNER", runner)),
+                })
+        })
+}
+
 /// Diagnoses a finished install phase of `runner`.
 pub fn diagnose(runner: &str, install: &PhaseResult, limits: &SandboxLimits) -> InstallDiagnosis {
     let step = last_step(&install.stderr).or_else(|| last_step(&install.stdout));
@@ -404,6 +493,33 @@ mod tests {
             Some("pip install -r requirements.txt"),
             "numpy==99.0",
         );
+    }
+
+    #[test]
+    fn tests_that_need_a_browser_the_image_lacks_are_not_the_candidates() {
+        let karma = "12 01 2026 ERROR [launcher]: No binary for Chrome browser on your platform.\n  Please, set \"CHROME_BIN\" env variable.\n";
+        let pkg = r#"{"devDependencies": {"karma": "~6.3.0", "karma-chrome-launcher": "~3.1.0"}}"#;
+        let l = SandboxLimits::default();
+        let d = diagnose_tests("node", &failed(karma), &l, pkg).expect("diagnosed");
+        assert_eq!(d.cause, Some(InstallCause::Environment));
+        assert!(d.diagnosis.unwrap().contains("karma needs Chrome"));
+        assert!(d.fix.unwrap().contains("docker/node.Dockerfile"));
+        // The same line from a project that does not use the tool is the project's output.
+        assert_eq!(
+            diagnose_tests("node", &failed(karma), &l, r#"{"devDependencies": {"jest": "29"}}"#),
+            None
+        );
+        // An ordinary failure is the project's.
+        assert_eq!(
+            diagnose_tests("node", &failed("Tests: 1 failed, 1 total\n"), &l, pkg),
+            None
+        );
+        // A full test disk is measured, whatever was printed.
+        let mut p = failed("");
+        p.disk_full = true;
+        let d = diagnose_tests("python", &p, &l, "").expect("diagnosed");
+        assert_eq!(d.cause, Some(InstallCause::ResourceLimit));
+        assert!(d.fix.unwrap().contains("limits.test_disk"));
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub struct SandboxReport {
     /// The README's documented install and test commands, as they went here.
     #[serde(default)]
     pub readme_steps: Vec<ReadmeStep>,
+    /// Why the first test run, which did not pass, says nothing about the candidate (the test
+    /// phase's disk limit, a browser the image lacks); `None` when its result is the project's.
+    #[serde(default)]
+    pub tests_diagnosis: Option<InstallDiagnosis>,
 }
 
 /// Runs the job; the volume is removed whatever happens.
@@ -133,6 +137,7 @@ async fn run_phases(
             flaky: Vec::new(),
             hidden: None,
             readme_steps,
+            tests_diagnosis: None,
         });
     }
     let mut runs = Vec::new();
@@ -142,6 +147,18 @@ async fn run_phases(
         runs.push(TestRun { outcome, report, phase });
     }
     let flaky = flaky(&runs);
+    let tests_diagnosis = if runs[0].outcome == OutcomeKind::Passed {
+        None
+    } else {
+        // Small and the candidate's: read only to see which test tools the project declares.
+        let manifest = tokio::fs::read(req.source.join("package.json"))
+            .await
+            .ok()
+            .filter(|b| b.len() <= 1 << 20)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        super::diagnose::diagnose_tests(&r.name, &runs[0].phase, l, &manifest)
+    };
     let hidden = match (req.hidden_tests, &r.hidden) {
         (None, _) => None,
         (Some(dir), Some(script)) => {
@@ -173,6 +190,7 @@ async fn run_phases(
         flaky,
         hidden,
         readme_steps,
+        tests_diagnosis,
     })
 }
 

@@ -25,8 +25,8 @@ pub struct Facts {
     pub badge: Option<BadgeLevel>,
     /// Lines of README, `Some(0)` when there is none; `None` when unknown.
     pub readme_lines: Option<usize>,
-    /// Files of the graded tree assay's copy lacks (a partial copy): tests that did not pass
-    /// say nothing about the candidate then.
+    /// Files of the graded tree assay's copy lacks (a partial copy; set from the export):
+    /// tests that did not pass say nothing about the candidate then.
     #[serde(default)]
     pub copy_missing: usize,
 }
@@ -103,7 +103,7 @@ impl Facts {
             }),
             badge: repro.map(|r| r.badge.level),
             readme_lines,
-            copy_missing: repro.map_or(0, |r| r.missing_from_copy.len()),
+            copy_missing: 0,
         }
     }
 

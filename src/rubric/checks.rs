@@ -112,18 +112,18 @@ fn tests_pass(i: &CheckInput<'_>) -> Verdict {
     }
 }
 
+/// The history signals that say when tests arrived (or that there are none).
+const TEST_TIMING: [&str; 6] = [
+    "no_tests",
+    "tests_from_start",
+    "tests_midway",
+    "tests_late",
+    "tests_arrived_at_once",
+    "test_growth",
+];
+
 fn has_tests(i: &CheckInput<'_>) -> Verdict {
-    let h = i.ids(
-        'H',
-        &[
-            "no_tests",
-            "tests_from_start",
-            "tests_midway",
-            "tests_late",
-            "tests_arrived_at_once",
-            "test_growth",
-        ],
-    );
+    let h = i.ids('H', &TEST_TIMING);
     if let Some(t) = i.facts.tests.as_ref().filter(|t| t.total > 0) {
         return verdict(Some(true), h, format!("{} tests ran in the sandbox", t.total));
     }
@@ -135,16 +135,7 @@ fn has_tests(i: &CheckInput<'_>) -> Verdict {
 }
 
 fn tests_from_start(i: &CheckInput<'_>) -> Verdict {
-    let ids = i.ids(
-        'H',
-        &[
-            "tests_from_start",
-            "tests_midway",
-            "tests_late",
-            "tests_arrived_at_once",
-            "no_tests",
-        ],
-    );
+    let ids = i.ids('H', &TEST_TIMING);
     match &i.facts.history {
         None => verdict(None, vec![], "the history was not read"),
         Some(_) if i.has_signal("tests_from_start") => {

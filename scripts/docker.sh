@@ -10,7 +10,7 @@
 # build` then finds every layer in the cache).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-assay=${1:?usage: docker.sh PATH_TO_ASSAY_BINARY | --base}
+assay=${1:?usage: docker.sh PATH_TO_ASSAY_BINARY | --base | --cli}
 
 need=()
 # e2fsprogs and util-linux: each sandbox job's /work is an ext4 image on a loop device.

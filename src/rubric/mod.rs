@@ -46,10 +46,13 @@ pub struct Criterion {
     /// How its automated score is computed from the facts.
     pub automated: Automated,
     /// Its checklist, in file order (empty for a criterion scored from `automated` alone).
-    #[serde(default)]
+    /// Left out of the serialised form when empty, and so is the default rule: a rubric
+    /// without items serialises as before, so its hash (part of the draft stage's key) and
+    /// the drafts stored under it stay valid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<Item>,
     /// How its level follows from the items met.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "LevelRule::is_count")]
     pub rule: LevelRule,
 }
 
@@ -85,6 +88,12 @@ pub enum LevelRule {
     Count,
     /// Level `i` needs at least `at_least[i]` met (`levels = { at_least = [0, 1, 3, 4] }`).
     AtLeast(Vec<f64>),
+}
+
+impl LevelRule {
+    fn is_count(&self) -> bool {
+        *self == LevelRule::Count
+    }
 }
 
 /// How a criterion's automated score is computed: the 1–4 estimates of some evidence sources
@@ -697,6 +706,19 @@ from = ["readme", "history"]
         assert_eq!(c.level_from_items(&[false, true]), 1);
         assert_eq!(c.level_from_items(&[true, false]), 2);
         assert_eq!(c.level_from_items(&[true, true]), 3);
+    }
+
+    #[test]
+    fn a_rubric_without_items_serialises_as_before_so_stored_drafts_stay_valid() {
+        let r = Rubric::parse(Path::new("r.toml"), ONE).unwrap();
+        let v = serde_json::to_value(&r).unwrap();
+        let keys: Vec<&String> = v["criteria"][0].as_object().unwrap().keys().collect();
+        assert!(!keys.iter().any(|k| *k == "items" || *k == "rule"), "{keys:?}");
+        let back: Rubric = serde_json::from_value(v).unwrap();
+        assert_eq!(back, r);
+        let r = Rubric::parse(Path::new("r.toml"), CHECKLIST).unwrap();
+        let back: Rubric = serde_json::from_value(serde_json::to_value(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct DraftStats {
     pub gen_tokens: usize,
     pub valid: bool,
     pub prompt_ids: Vec<u32>,
+    /// The draft itself.
+    pub record: draft::DraftRecord,
 }
 
 /// Prompt processing of `ids`, then `n_gen` greedy tokens (end-of-turn ignored).
@@ -83,6 +85,7 @@ pub fn run_draft(model: &Path, bundle: &Path, rubric: &Path, n_ctx: usize) -> Re
         gen_tokens: record.generated_tokens,
         valid: record.valid,
         prompt_ids,
+        record,
     })
 }
 

@@ -166,6 +166,8 @@ async fn generate(store: &dyn Store, dir: &Path, size: usize) -> Result<Vec<Stri
                     evidence: cite.iter().skip((i + k) % cite.len().max(1)).take(3).cloned().collect(),
                     valid: true,
                     flags: Vec::new(),
+                    items: Vec::new(),
+                    feedback: None,
                 }
             })
             .collect();
@@ -193,6 +195,8 @@ async fn generate(store: &dyn Store, dir: &Path, size: usize) -> Result<Vec<Stri
             evidence_cut: Vec::new(),
             readme_lines: Some(readme.lines().count()),
             raw: String::new(),
+            answers: Vec::new(),
+            feedback: None,
         };
         done(
             store,

@@ -10,6 +10,7 @@ use crate::git::HistoryReport;
 use crate::outcome::OutcomeKind;
 use crate::repro::{BadgeLevel, ReproReport};
 use crate::sandbox::job::SandboxReport;
+use crate::sandbox::steps::StepStatus;
 
 /// The evidence sources a rubric can name (`evidence`, `automated.from`).
 pub const SOURCES: [&str; 4] = ["history", "tests", "repro", "readme"];
@@ -29,6 +30,18 @@ pub struct Facts {
     /// tests that did not pass say nothing about the candidate then.
     #[serde(default)]
     pub copy_missing: usize,
+    /// How the README's documented install and test commands went in the sandbox (`None`
+    /// without a sandbox stage).
+    #[serde(default)]
+    pub readme_steps: Option<StepCounts>,
+}
+
+/// The README's documented commands by how they went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepCounts {
+    pub works: usize,
+    pub fails: usize,
+    pub cannot_run: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +117,38 @@ impl Facts {
             badge: repro.map(|r| r.badge.level),
             readme_lines,
             copy_missing: 0,
+            readme_steps: sandbox.map(|s| {
+                let count = |st: StepStatus| s.readme_steps.iter().filter(|x| x.status == st).count();
+                StepCounts {
+                    works: count(StepStatus::Works),
+                    fails: count(StepStatus::Fails),
+                    cannot_run: count(StepStatus::CannotRun),
+                }
+            }),
+        }
+    }
+
+    /// Why the test results say nothing about the candidate, when they do not: unknown (no
+    /// sandbox stage), failed for a reason of assay's environment, a failed sandbox, or a partial
+    /// copy whose tests did not pass. `None`: the results are the project's own.
+    pub fn tests_unassessed(&self) -> Option<&'static str> {
+        match &self.tests {
+            None => Some("the tests were not run (no sandbox stage)"),
+            Some(t) if t.not_candidates() => {
+                Some("the install or the tests failed for a reason of assay's environment: set apart, re-run")
+            }
+            Some(t)
+                if matches!(
+                    t.outcome,
+                    OutcomeKind::InfraError | OutcomeKind::InternalError | OutcomeKind::Interrupted
+                ) =>
+            {
+                Some("the sandbox failed (infrastructure): re-run")
+            }
+            Some(t) if self.copy_missing > 0 && t.outcome != OutcomeKind::Passed => {
+                Some("assay's copy of the repository is incomplete: tests that did not pass say nothing")
+            }
+            Some(_) => None,
         }
     }
 
@@ -125,20 +170,15 @@ impl Facts {
             "tests" => f
                 .tests
                 .as_ref()
-                .filter(|t| !t.not_candidates())
-                .filter(|t| f.copy_missing == 0 || t.outcome == OutcomeKind::Passed)
-                .and_then(|t| match t.outcome {
-                    OutcomeKind::Passed => Some(match t.hidden {
+                .filter(|_| f.tests_unassessed().is_none())
+                .map(|t| match t.outcome {
+                    OutcomeKind::Passed => match t.hidden {
                         Some(h) if h != OutcomeKind::Passed => 3,
                         _ => 4,
-                    }),
-                    OutcomeKind::TestsFailed => Some(if t.total > 0 && t.passed * 4 >= t.total * 3 {
-                        3
-                    } else {
-                        2
-                    }),
-                    OutcomeKind::InfraError | OutcomeKind::InternalError | OutcomeKind::Interrupted => None,
-                    _ => Some(1),
+                    },
+                    OutcomeKind::TestsFailed if t.total > 0 && t.passed * 4 >= t.total * 3 => 3,
+                    OutcomeKind::TestsFailed => 2,
+                    _ => 1,
                 }),
             "repro" => f.badge.map(|b| match b {
                 BadgeLevel::Reproduced => 4,

@@ -24,6 +24,7 @@
 //!
 //! See ARCHITECTURE.md for the invariants.
 
+pub mod ask;
 pub mod bench;
 pub mod bench_corpus;
 pub mod bench_llm;

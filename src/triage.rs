@@ -11,8 +11,11 @@
 use serde::Serialize;
 
 use crate::draft::CriterionDraft;
+use crate::evidence::EvidenceItem;
 use crate::facts::Facts;
 use crate::outcome::OutcomeKind;
+use crate::rubric::assess;
+use crate::rubric::checks::CheckInput;
 use crate::rubric::Rubric;
 
 /// Below this confidence a submission is surfaced for review whatever its rank.
@@ -31,6 +34,8 @@ pub struct Input {
     pub drafts: Vec<CriterionDraft>,
     /// Injection flags raised while drafting (`I` evidence items).
     pub injection_flags: usize,
+    /// The submission's evidence items (what checklist checks cite).
+    pub evidence: Vec<EvidenceItem>,
 }
 
 /// Where a criterion's score came from.
@@ -128,9 +133,47 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
     let mut unscored: Vec<&str> = Vec::new();
     let (mut weighted, mut weights) = (0.0, 0.0);
     for c in &rubric.criteria {
-        let automated = c.automated_score(&input.facts);
         let d = input.drafts.iter().find(|d| d.criterion == c.id);
         let draft = d.filter(|d| d.valid).and_then(|d| d.score);
+        // A checklist criterion without a draft: its checks alone (questions not met).
+        let checked = (!c.items.is_empty()).then(|| {
+            let ci = CheckInput {
+                facts: &input.facts,
+                evidence: &input.evidence,
+            };
+            assess::items(c, &ci, &[])
+        });
+        let automated = match &checked {
+            None => c.automated_score(&input.facts),
+            Some(items)
+                if items
+                    .iter()
+                    .all(|i| i.kind == "ask" || i.flags.iter().any(|f| f == "cannot_tell")) =>
+            {
+                None
+            }
+            Some(items) => Some(assess::level(c, items)),
+        };
+        let undecided = d
+            .filter(|d| d.valid && !d.items.is_empty())
+            .map(|d| d.items.as_slice())
+            .or(checked.as_deref())
+            .map_or(0, |items| {
+                items
+                    .iter()
+                    .filter(|i| i.flags.iter().any(|f| f == "cannot_tell"))
+                    .count()
+            });
+        if undecided > 0 {
+            doubts.push(Doubt {
+                kind: "items_undecided",
+                detail: format!(
+                    "{}: {undecided} checklist item(s) could not be decided and count as not met",
+                    c.id
+                ),
+                penalty: 0.05,
+            });
+        }
         if let Some(d) = d.filter(|d| !d.valid) {
             doubts.push(Doubt {
                 kind: "invalid_draft",
@@ -143,8 +186,9 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
             });
         }
         let level = |s: u32| c.level_index(s).unwrap_or(0) as i64;
+        // A checklist draft adds its questions to the same checks: not a disagreement.
         let disagreement = match (draft, automated) {
-            (Some(a), Some(b)) => (level(a) - level(b)).unsigned_abs() as u32,
+            (Some(a), Some(b)) if c.items.is_empty() => (level(a) - level(b)).unsigned_abs() as u32,
             _ => 0,
         };
         if disagreement >= 2 {
@@ -382,9 +426,11 @@ level = [{ score = 1, descriptor = "dump" }, { score = 2, descriptor = "few" }, 
                 badge: Some(BadgeLevel::Reproduced),
                 readme_lines: Some(20),
                 copy_missing: 0,
+                readme_steps: None,
             },
             drafts: Vec::new(),
             injection_flags: 0,
+            evidence: Vec::new(),
         }
     }
 
@@ -398,6 +444,8 @@ level = [{ score = 1, descriptor = "dump" }, { score = 2, descriptor = "few" }, 
             evidence: vec![],
             valid,
             flags: if valid { vec![] } else { vec!["invalid: cut off".into()] },
+            items: vec![],
+            feedback: None,
         }
     }
 

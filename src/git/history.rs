@@ -611,6 +611,10 @@ struct TreeFacts {
     /// Paths of the graded tree whose objects the repository lacks (a directory ends in `/`).
     missing: Vec<String>,
     has_readme: bool,
+    /// CI configuration files: (service, path).
+    ci: Vec<(&'static str, String)>,
+    /// Linter and formatter configuration: (tool, path).
+    linters: Vec<(&'static str, String)>,
 }
 
 fn is_rust(path: &str) -> bool {
@@ -690,6 +694,11 @@ fn tree_facts(repo: &Repository, head: Oid, layout: &TestLayout) -> Result<TreeF
         }
         let class = layout.classify(&path);
         *facts.files.entry(class).or_default() += 1;
+        if class != FileClass::Generated {
+            if let Some(service) = super::tooling::ci_service(&path) {
+                facts.ci.push((service, path.clone()));
+            }
+        }
         let (size, _) = match odb.read_header(entry.id()) {
             Ok(h) => h,
             Err(e) => {
@@ -704,6 +713,12 @@ fn tree_facts(repo: &Repository, head: Oid, layout: &TestLayout) -> Result<TreeF
         }
         if let Ok(blob) = repo.find_blob(entry.id()) {
             let data = blob.content();
+            if class != FileClass::Generated {
+                let text = super::tooling::needs_content(&path).then(|| String::from_utf8_lossy(data));
+                for tool in super::tooling::linters(&path, text.as_deref()) {
+                    facts.linters.push((tool, path.clone()));
+                }
+            }
             if is_lfs_pointer(data) {
                 facts.lfs.push(path);
             } else if !blob.is_binary() {
@@ -1244,6 +1259,54 @@ fn signals(
                 tree.lfs.len(),
                 shown.join(", ")
             ),
+            vec![r.commit.clone()],
+        ));
+    }
+
+    // Iteration from a baseline: code early, then changed in later steps.
+    let changes_code = |c: &CommitInfo| {
+        [FileClass::Source, FileClass::Notebooks, FileClass::Tests]
+            .iter()
+            .any(|k| c.changes.get(k).is_some_and(|x| x.added + x.removed > 0))
+    };
+    if let Some(i) = work.iter().position(|c| !c.merge && changes_code(c)) {
+        let c = work[i];
+        let later = work[i + 1..].iter().filter(|c| !c.merge && changes_code(c)).count();
+        let in_first_session = r.sessions.first().is_some_and(|s| s.commits.contains(&c.sha));
+        if (in_first_session || i < (n / 4).max(1)) && later >= 3 {
+            out.push((
+                "early_baseline",
+                format!(
+                    "code from the start: first in commit {} (commit {} of {n}{}), then {later} later commits changed it",
+                    short(&c.sha),
+                    i + 1,
+                    if in_first_session { ", first work session" } else { "" }
+                ),
+                vec![c.sha.clone()],
+            ));
+        }
+    }
+
+    // Tooling in the graded tree.
+    let listed = |found: &[(&str, String)]| {
+        let mut tools: Vec<&str> = found.iter().map(|(t, _)| *t).collect();
+        tools.dedup();
+        let paths: Vec<&str> = found.iter().take(5).map(|(_, p)| p.as_str()).collect();
+        format!("{} ({})", tools.join(", "), paths.join(", "))
+    };
+    if !tree.ci.is_empty() {
+        out.push((
+            "ci_config",
+            format!("continuous integration is configured: {}", listed(&tree.ci)),
+            vec![r.commit.clone()],
+        ));
+    }
+    if !tree.linters.is_empty() {
+        let mut found = tree.linters.clone();
+        found.sort();
+        out.push((
+            "linters",
+            format!("linters or formatters are configured: {}", listed(&found)),
             vec![r.commit.clone()],
         ));
     }

@@ -14,6 +14,7 @@ pub mod history;
 pub mod known_hosts;
 pub mod source;
 pub mod tls;
+pub mod tooling;
 
 pub use classify::{classify, FileClass};
 pub use export::{export_tree, Exported, MissingFile};

@@ -615,12 +615,12 @@ impl Pipeline {
         drafter: Arc<Drafter>,
     ) -> Result<Result<(), Failure>, StoreError> {
         let store = self.store.as_ref();
-        // The draft stage's own items (D, I) are rebuilt each time.
+        // The draft stage's own items (D, C, I) are rebuilt each time.
         let items: Vec<EvidenceItem> = store
             .evidence(rec.id)
             .await?
             .into_iter()
-            .filter(|i| !i.id.starts_with('D') && !i.id.starts_with('I'))
+            .filter(|i| !i.id.starts_with('D') && !i.id.starts_with('C') && !i.id.starts_with('I'))
             .collect();
         let sandbox_report = stage_output(store, rec.id, Stage::Sandbox)
             .await?
@@ -629,12 +629,16 @@ impl Pipeline {
         let repro_report: Option<repro::ReproReport> = stage_output(store, rec.id, Stage::Repro)
             .await?
             .and_then(|v| serde_json::from_value(v).ok());
-        let facts = draft::Facts::from_reports(
-            history_of(store, rec.id).await?.as_ref(),
-            sandbox_report.as_ref(),
-            repro_report.as_ref(),
-            None,
-        );
+        let history = history_of(store, rec.id).await?;
+        let facts = draft::Facts::from_reports(history.as_ref(), sandbox_report.as_ref(), repro_report.as_ref(), None);
+        let commits = crate::ask::commit_items(history.as_ref());
+        // Questions whose prompt has not changed keep the answers of the last draft.
+        let previous: Vec<crate::ask::Answer> = stage_output(store, rec.id, Stage::Draft)
+            .await?
+            .and_then(|v| serde_json::from_value::<draft::DraftRecord>(v).ok())
+            .filter(|r| r.model == drafter.engine.model_id)
+            .map(|r| r.answers)
+            .unwrap_or_default();
         let evidence_hash = {
             let mut h = Sha256::new();
             h.update(serde_json::to_vec(&items).expect("evidence serialises"));
@@ -659,6 +663,7 @@ impl Pipeline {
                     (mirror.clone(), export_dir.clone(), commit.clone(), file_limits.clone());
                 let (items, mut facts, drafter, rubric) =
                     (items.clone(), facts.clone(), Arc::clone(&drafter), Arc::clone(&rubric));
+                let (commits, previous) = (commits.clone(), previous.clone());
                 async move {
                     let (readme, readme_lines) = blocking(move || {
                         ensure_export(&mirror, &commit, &export_dir, &file_limits)?;
@@ -673,8 +678,10 @@ impl Pipeline {
                             band_above: rubric.band_above,
                             stage_items: items,
                             readme,
+                            commits,
                             facts,
                             options: &drafter.options,
+                            previous,
                         },
                     )
                     .await
@@ -975,8 +982,9 @@ fn fetch_and_export(
 }
 
 /// The version of what the history stage concludes (pytest's configured test paths count as
-/// tests; a partial copy's missing objects are listed and read around); part of its stage key.
-const HISTORY_EVIDENCE: &str = "missing-objects-1";
+/// tests; a partial copy's missing objects are listed and read around; an early baseline, CI and
+/// linter configuration are signals); part of its stage key.
+const HISTORY_EVIDENCE: &str = "tooling-1";
 
 /// The version of what the fetch stage's export writes (a partial copy exports what it has and
 /// lists what it lacks, where it used to fail); part of its stage key.
@@ -1086,6 +1094,7 @@ pub fn triage_input(s: &SubmissionSummary) -> crate::triage::Input {
         facts: s.facts.clone(),
         drafts: s.drafts.clone(),
         injection_flags: s.evidence.iter().filter(|e| e.id.starts_with('I')).count(),
+        evidence: s.evidence.clone(),
     }
 }
 

@@ -195,6 +195,10 @@ pub struct CriterionRow<'a> {
     pub evidence: Vec<String>,
     pub rationale: String,
     pub flags: Vec<String>,
+    /// A checklist criterion's items as drafted (empty otherwise).
+    pub items: Vec<crate::rubric::assess::ItemResult>,
+    /// The candidate-facing feedback draft.
+    pub feedback: Option<String>,
 }
 
 /// The packet's rows, in rubric order.
@@ -217,6 +221,8 @@ pub fn criterion_rows<'a>(rubric: &'a Rubric, s: &SubmissionSummary, t: Option<&
                 evidence: draft.map(|x| x.evidence.clone()).unwrap_or_default(),
                 rationale: draft.map(|x| x.rationale.clone()).unwrap_or_default(),
                 flags: draft.map(|x| x.flags.clone()).unwrap_or_default(),
+                items: draft.map(|x| x.items.clone()).unwrap_or_default(),
+                feedback: draft.and_then(|x| x.feedback.clone()),
             }
         })
         .collect()

@@ -40,6 +40,15 @@ impl CheckInput<'_> {
             .collect()
     }
 
+    /// Every item of one stage (`T`, `R`, ...).
+    fn with_prefix(&self, prefix: char) -> Vec<String> {
+        self.evidence
+            .iter()
+            .filter(|e| e.id.starts_with(prefix))
+            .map(|e| e.id.clone())
+            .collect()
+    }
+
     fn has_signal(&self, kind: &str) -> bool {
         self.facts
             .history
@@ -68,35 +77,13 @@ fn verdict(met: Option<bool>, evidence: Vec<String>, note: impl Into<String>) ->
 
 /// The tests' verdicts say nothing about the candidate: unknown, or failed for assay's reasons.
 fn tests_unknown(i: &CheckInput<'_>) -> Option<Verdict> {
-    let all_t = |i: &CheckInput<'_>| {
-        i.evidence
-            .iter()
-            .filter(|e| e.id.starts_with('T'))
-            .map(|e| e.id.clone())
-            .collect::<Vec<_>>()
+    let why = i.facts.tests_unassessed()?;
+    let ids = if i.facts.tests.is_some() {
+        i.with_prefix('T')
+    } else {
+        vec![]
     };
-    match &i.facts.tests {
-        None => Some(verdict(None, vec![], "the tests were not run (no sandbox stage)")),
-        Some(t) if t.not_candidates() => Some(verdict(
-            None,
-            all_t(i),
-            "the install or the tests failed for a reason of assay's environment: set apart, re-run",
-        )),
-        Some(t)
-            if matches!(
-                t.outcome,
-                OutcomeKind::InfraError | OutcomeKind::InternalError | OutcomeKind::Interrupted
-            ) =>
-        {
-            Some(verdict(None, all_t(i), "the sandbox failed (infrastructure): re-run"))
-        }
-        Some(t) if i.facts.copy_missing > 0 && t.outcome != OutcomeKind::Passed => Some(verdict(
-            None,
-            all_t(i),
-            "assay's copy of the repository is incomplete: tests that did not pass say nothing",
-        )),
-        Some(_) => None,
-    }
+    Some(verdict(None, ids, why))
 }
 
 fn tests_pass(i: &CheckInput<'_>) -> Verdict {
@@ -110,6 +97,38 @@ fn tests_pass(i: &CheckInput<'_>) -> Verdict {
         OutcomeKind::TestsFailed => verdict(Some(false), ids, format!("{} of {} tests passed", t.passed, t.total)),
         other => verdict(Some(false), ids, format!("the tests did not pass: {}", other.as_str())),
     }
+}
+
+fn tests_ran(i: &CheckInput<'_>) -> Verdict {
+    if let Some(v) = tests_unknown(i) {
+        return v;
+    }
+    let t = i.facts.tests.as_ref().expect("known tests");
+    let ids = i.ids('T', &["candidate_tests"]);
+    if t.total > 0 && matches!(t.outcome, OutcomeKind::Passed | OutcomeKind::TestsFailed) {
+        verdict(Some(true), ids, format!("{} tests ran in the sandbox", t.total))
+    } else {
+        verdict(Some(false), ids, format!("no test ran: {}", t.outcome.as_str()))
+    }
+}
+
+fn most_tests_pass(i: &CheckInput<'_>) -> Verdict {
+    if let Some(v) = tests_unknown(i) {
+        return v;
+    }
+    let t = i.facts.tests.as_ref().expect("known tests");
+    let ids = i.ids('T', &["candidate_tests"]);
+    let ran = matches!(t.outcome, OutcomeKind::Passed | OutcomeKind::TestsFailed) && t.total > 0;
+    let note = format!("{} of {} tests passed", t.passed, t.total);
+    verdict(
+        Some(ran && t.passed * 4 >= t.total * 3),
+        ids,
+        if ran {
+            note
+        } else {
+            format!("no test ran: {}", t.outcome.as_str())
+        },
+    )
 }
 
 /// The history signals that say when tests arrived (or that there are none).
@@ -205,12 +224,7 @@ fn reproduces(i: &CheckInput<'_>) -> Verdict {
     if let Some(v) = tests_unknown(i) {
         return v;
     }
-    let ids: Vec<String> = i
-        .evidence
-        .iter()
-        .filter(|e| e.id.starts_with('R'))
-        .map(|e| e.id.clone())
-        .collect();
+    let ids = i.with_prefix('R');
     match i.facts.badge {
         None => verdict(None, vec![], "reproducibility was not assessed"),
         Some(BadgeLevel::Reproduced) => verdict(
@@ -240,8 +254,109 @@ fn readme_results(i: &CheckInput<'_>) -> Verdict {
     }
 }
 
+fn early_baseline(i: &CheckInput<'_>) -> Verdict {
+    match &i.facts.history {
+        None => verdict(None, vec![], "the history was not read"),
+        Some(_) if i.has_signal("early_baseline") => verdict(
+            Some(true),
+            i.ids('H', &["early_baseline"]),
+            "code from the start, then improved in later steps",
+        ),
+        Some(h) => verdict(
+            Some(false),
+            i.ids('H', &["work_sessions", "single_dump"]),
+            format!(
+                "{} commits: no early code followed by at least three changes to it",
+                h.commit_count
+            ),
+        ),
+    }
+}
+
+/// Met when the history has `signal` (a fact of the graded tree), citing it.
+fn tree_signal(i: &CheckInput<'_>, signal: &str, met: &str, unmet: &str) -> Verdict {
+    match &i.facts.history {
+        None => verdict(None, vec![], "the history was not read"),
+        Some(_) if i.has_signal(signal) => verdict(Some(true), i.ids('H', &[signal]), met),
+        Some(_) => verdict(Some(false), vec![], unmet),
+    }
+}
+
+fn ci_config(i: &CheckInput<'_>) -> Verdict {
+    tree_signal(
+        i,
+        "ci_config",
+        "CI configuration in the tree",
+        "no CI configuration in the graded tree",
+    )
+}
+
+fn linters(i: &CheckInput<'_>) -> Verdict {
+    tree_signal(
+        i,
+        "linters",
+        "linter or formatter configuration in the tree",
+        "no linter or formatter configuration in the graded tree",
+    )
+}
+
+fn readme_run_instructions(i: &CheckInput<'_>) -> Verdict {
+    const MISSING: [&str; 3] = ["no_readme", "readme_no_setup", "readme_no_test_command"];
+    let ids = i.ids('R', &MISSING);
+    match i.facts.badge {
+        None => verdict(None, vec![], "reproducibility was not assessed"),
+        Some(_) if ids.is_empty() => verdict(
+            Some(true),
+            ids,
+            "the README says how to install and how to run the tests",
+        ),
+        Some(_) => verdict(
+            Some(false),
+            ids,
+            "the README does not say how to install or how to run the tests",
+        ),
+    }
+}
+
+fn readme_steps_work(i: &CheckInput<'_>) -> Verdict {
+    let ids = i.ids(
+        'R',
+        &[
+            "readme_step_fails",
+            "readme_no_setup",
+            "readme_no_test_command",
+            "no_readme",
+        ],
+    );
+    let Some(steps) = i.facts.readme_steps else {
+        return verdict(None, vec![], "the README's commands were not run (no sandbox stage)");
+    };
+    if let Some(why) = i.facts.tests_unassessed().filter(|_| steps.fails > 0) {
+        return verdict(None, ids, why);
+    }
+    match steps {
+        s if s.fails > 0 => verdict(
+            Some(false),
+            ids,
+            format!("{} of the README's commands fail in a clean checkout", s.fails),
+        ),
+        s if s.works > 0 => verdict(
+            Some(true),
+            ids,
+            format!(
+                "the README's {} documented command(s) work in a clean checkout",
+                s.works
+            ),
+        ),
+        s if s.cannot_run > 0 => verdict(None, ids, "the README's commands could not run here"),
+        _ => verdict(Some(false), ids, "the README documents no install or test command"),
+    }
+}
+
 /// Every check a rubric may name.
 pub const CHECKS: &[Check] = &[
+    Check { name: "tests_ran", doc: "The project's own tests ran in the sandbox (at least one test reported a result).", reads: &["tests"], eval: tests_ran },
+    Check { name: "most_tests_pass", doc: "At least three quarters of the project's tests passed in the sandbox.", reads: &["tests"], eval: most_tests_pass },
     Check { name: "tests_pass", doc: "The project's own tests ran in the sandbox and all passed.", reads: &["tests"], eval: tests_pass },
     Check { name: "has_tests", doc: "The project has test code (tests ran in the sandbox, or the history has test files).", reads: &["tests", "history"], eval: has_tests },
     Check { name: "tests_from_start", doc: "Tests arrived with the first quarter of the work, not at the end.", reads: &["history"], eval: tests_from_start },
@@ -252,6 +367,11 @@ pub const CHECKS: &[Check] = &[
     Check { name: "reproduces", doc: "Installs from a clean checkout and its tests pass twice identically with pinned dependencies (badge `reproduced`).", reads: &["repro", "tests"], eval: reproduces },
     Check { name: "pinned_dependencies", doc: "Dependencies are declared and pinned (a lockfile or exact pins; no undeclared imports).", reads: &["repro"], eval: pinned_dependencies },
     Check { name: "readme_results", doc: "The README reports results.", reads: &["history", "readme"], eval: readme_results },
+    Check { name: "early_baseline", doc: "Code arrived in the first work session or the first quarter of the commits, and at least three later commits changed it.", reads: &["history"], eval: early_baseline },
+    Check { name: "ci_config", doc: "The graded tree configures continuous integration (GitHub Actions, GitLab CI, CircleCI, Travis, Jenkins, ...).", reads: &["history"], eval: ci_config },
+    Check { name: "linters", doc: "The graded tree configures a linter or formatter (pre-commit, ruff, flake8, mypy, eslint, prettier, golangci-lint, rustfmt, ...).", reads: &["history"], eval: linters },
+    Check { name: "readme_run_instructions", doc: "The README says how to install the project and how to run its tests.", reads: &["repro", "readme"], eval: readme_run_instructions },
+    Check { name: "readme_steps_work", doc: "The README's documented install and test commands were run in a clean checkout and none failed.", reads: &["tests", "readme"], eval: readme_steps_work },
 ];
 
 /// The check named `name`.
@@ -298,6 +418,15 @@ mod tests {
 
     fn eval(name: &str, facts: &Facts, evidence: &[EvidenceItem]) -> Verdict {
         (find(name).unwrap().eval)(&CheckInput { facts, evidence })
+    }
+
+    #[test]
+    fn the_readme_documents_every_check_with_what_it_reads() {
+        let readme = include_str!("../../README.md");
+        for c in CHECKS {
+            let row = format!("| `{}` | {} | {} |", c.name, c.doc, c.reads.join(", "));
+            assert!(readme.contains(&row), "README.md lacks the row {row}");
+        }
     }
 
     #[test]

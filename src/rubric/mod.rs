@@ -7,6 +7,7 @@
 //! check ([`checks`]) or a yes/no question for the model with the evidence kinds it may read,
 //! and a rule (`levels`) that gives the criterion's level from the items met.
 
+pub mod assess;
 pub mod checks;
 
 use std::path::Path;
@@ -16,6 +17,9 @@ use toml::Spanned;
 
 use crate::diag::InputError;
 use crate::facts::{Facts, SOURCES};
+
+/// The evidence a question may read: the stage sources, and `commits` (each commit's message).
+pub const ASK_SOURCES: [&str; 5] = ["readme", "commits", "history", "tests", "repro"];
 
 /// One scoring level of a criterion.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -327,20 +331,7 @@ impl Rubric {
                 .with_hint("give each level a score and a descriptor"));
             }
             levels.sort_by_key(|l| l.score);
-            let known = |v: &Spanned<String>| -> Result<String, InputError> {
-                if SOURCES.contains(&v.get_ref().as_str()) {
-                    Ok(v.get_ref().clone())
-                } else {
-                    Err(err(
-                        v.span(),
-                        format!(
-                            "unknown evidence source {:?} in criterion {id:?} (known: {})",
-                            v.get_ref(),
-                            SOURCES.join(", ")
-                        ),
-                    ))
-                }
-            };
+            let known = |v: &Spanned<String>| source_in(&SOURCES, v, &format!("criterion {id:?}"), "known", &err);
             let evidence: Vec<String> = c.evidence.iter().map(known).collect::<Result<_, _>>()?;
             let automated = match c.automated {
                 None => Automated {
@@ -367,7 +358,7 @@ impl Rubric {
                     }
                 }
             };
-            let items = items(&c.items, &id, &known, &err)?;
+            let items = items(&c.items, &id, &err)?;
             let rule = rule(c.rule, span, &id, &items, levels.len(), &err)?;
             criteria.push(Criterion {
                 id,
@@ -390,11 +381,32 @@ impl Rubric {
     }
 }
 
+/// `v` when it is one of `sources`, else an error at it naming `place` and the sources.
+fn source_in(
+    sources: &[&str],
+    v: &Spanned<String>,
+    place: &str,
+    known: &str,
+    err: &dyn Fn(std::ops::Range<usize>, String) -> InputError,
+) -> Result<String, InputError> {
+    if sources.contains(&v.get_ref().as_str()) {
+        Ok(v.get_ref().clone())
+    } else {
+        Err(err(
+            v.span(),
+            format!(
+                "unknown evidence source {:?} in {place} ({known}: {})",
+                v.get_ref(),
+                sources.join(", ")
+            ),
+        ))
+    }
+}
+
 /// The checklist items of criterion `id`, validated.
 fn items(
     raw: &[Spanned<RawItem>],
     id: &str,
-    known: &dyn Fn(&Spanned<String>) -> Result<String, InputError>,
     err: &dyn Fn(std::ops::Range<usize>, String) -> InputError,
 ) -> Result<Vec<Item>, InputError> {
     let mut out: Vec<Item> = Vec::new();
@@ -439,8 +451,19 @@ fn items(
                 if question.is_empty() {
                     return Err(err(ask.span(), format!("item {item_id:?}: the question is empty")));
                 }
+                let known_to_ask = |v: &Spanned<String>| {
+                    source_in(
+                        &ASK_SOURCES,
+                        v,
+                        &format!("item {item_id:?}"),
+                        "a question may read",
+                        err,
+                    )
+                };
                 let from: Vec<String> = match &item.from {
-                    Some(f) if !f.get_ref().is_empty() => f.get_ref().iter().map(known).collect::<Result<_, _>>()?,
+                    Some(f) if !f.get_ref().is_empty() => {
+                        f.get_ref().iter().map(known_to_ask).collect::<Result<_, _>>()?
+                    }
                     Some(f) => {
                         return Err(err(
                             f.span(),
@@ -452,7 +475,7 @@ fn items(
                             r.span(),
                             format!("item {item_id:?}: a question needs `from`, the evidence sources it may read"),
                         )
-                        .with_hint(format!("e.g. from = [\"readme\"]; sources: {}", SOURCES.join(", "))))
+                        .with_hint(format!("e.g. from = [\"readme\"]; sources: {}", ASK_SOURCES.join(", "))))
                     }
                 };
                 Decide::Ask { question, from }
@@ -583,6 +606,18 @@ mod tests {
             let path = entry.unwrap().path();
             let rubric = Rubric::load(&path).unwrap_or_else(|e| panic!("{e}"));
             assert!(rubric.criteria.len() >= 4, "{}", path.display());
+            // Every criterion is a checklist of 3-5 items, about twenty in all.
+            for c in &rubric.criteria {
+                assert!(
+                    (3..=5).contains(&c.items.len()),
+                    "{}: {} has {} items",
+                    path.display(),
+                    c.id,
+                    c.items.len()
+                );
+            }
+            let n: usize = rubric.criteria.iter().map(|c| c.items.len()).sum();
+            assert!((18..=26).contains(&n), "{}: {n} items", path.display());
         }
     }
 

@@ -409,3 +409,42 @@ fn a_missing_blob_is_repo_corrupt_naming_the_object_and_its_commit_and_the_histo
     let text = finding["message"].as_str().unwrap();
     assert!(text.contains("data/b.csv") && text.contains(&blob), "{text}");
 }
+
+#[test]
+fn an_early_baseline_ci_and_linters_are_read_from_the_history_and_the_graded_tree() {
+    let mut r = iterative();
+    let h = history(r.path());
+    let k = kinds(&h);
+    assert!(k.contains(&"early_baseline".to_string()), "{k:?}");
+    assert!(signal(&h, "early_baseline")["description"]
+        .as_str()
+        .unwrap()
+        .contains("commit 1 of 11"));
+    assert!(
+        !k.contains(&"ci_config".to_string()) && !k.contains(&"linters".to_string()),
+        "{k:?}"
+    );
+
+    r.put(&[
+        (".github/workflows/test.yml", Some("on: push\njobs: {}\n")),
+        (
+            "pyproject.toml",
+            Some("[project]\nname = \"churn\"\n\n[tool.ruff]\nline-length = 100\n"),
+        ),
+        // Vendored configuration is not the candidate's.
+        ("node_modules/pkg/.eslintrc.json", Some("{}\n")),
+    ]);
+    r.commit("Add CI and ruff", DAY1 + 30 * HOUR);
+    let h = history(r.path());
+    let ci = signal(&h, "ci_config")["description"].as_str().unwrap().to_string();
+    assert!(ci.contains("GitHub Actions (.github/workflows/test.yml)"), "{ci}");
+    let lint = signal(&h, "linters")["description"].as_str().unwrap().to_string();
+    assert!(
+        lint.contains("ruff (pyproject.toml)") && !lint.contains("eslint"),
+        "{lint}"
+    );
+
+    // A dump has no early baseline.
+    let h = history(single_dump().path());
+    assert!(!kinds(&h).contains(&"early_baseline".to_string()), "{:?}", kinds(&h));
+}

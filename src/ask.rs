@@ -207,31 +207,56 @@ fn label_of(text: &str) -> Option<&str> {
     Some(&text[..3 + end + 2])
 }
 
+/// Why a quote does not verify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QuoteError {
+    /// Fewer than [`MIN_QUOTE_WORDS`] words of the item's own text.
+    TooShort(usize),
+    /// The cited id is not an item the question reads.
+    NotReadable(String),
+    /// The quote is not in the cited item.
+    NotFound(String),
+    /// The quote is itself text aimed at the grader or the model.
+    Screened(String),
+}
+
+impl std::fmt::Display for QuoteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QuoteError::TooShort(n) => write!(
+                f,
+                "the quote has {n} word(s) of the item's text; at least {MIN_QUOTE_WORDS} are needed"
+            ),
+            QuoteError::NotReadable(id) => write!(f, "{id} is not an item this question reads"),
+            QuoteError::NotFound(id) => write!(f, "the quote is not in {id}"),
+            QuoteError::Screened(id) => write!(f, "the quote in {id} is text aimed at the grader or the model"),
+        }
+    }
+}
+
 /// Checks a quote against the full text of the item it cites: at least [`MIN_QUOTE_WORDS`]
 /// words of the candidate's text (a section's heading label aside), found there (normalised),
 /// and not itself text aimed at the grader or the model.
-pub fn verify_quote(quote: &str, cited: &str, text: Option<&str>) -> Result<(), String> {
+pub fn verify_quote(quote: &str, cited: &str, text: Option<&str>) -> Result<(), QuoteError> {
     let q = normalise(
         quote
             .trim()
             .trim_matches(|c: char| c == '"' || c == '\'' || c == '…' || c == '.'),
     );
     let Some(text) = text else {
-        return Err(format!("{cited} is not an item this question reads"));
+        return Err(QuoteError::NotReadable(cited.to_string()));
     };
     let label = label_of(text).map(normalise).unwrap_or_default();
     let own = q.strip_prefix(label.trim_end()).map_or(q.as_str(), str::trim_start);
     let words = own.split_whitespace().count();
     if words < MIN_QUOTE_WORDS {
-        return Err(format!(
-            "the quote has {words} word(s) of the item's text; at least {MIN_QUOTE_WORDS} are needed"
-        ));
+        return Err(QuoteError::TooShort(words));
     }
     if !normalise(text).contains(&q) {
-        return Err(format!("the quote is not in {cited}"));
+        return Err(QuoteError::NotFound(cited.to_string()));
     }
     if !draft::screen(quote).is_empty() {
-        return Err(format!("the quote in {cited} is text aimed at the grader or the model"));
+        return Err(QuoteError::Screened(cited.to_string()));
     }
     Ok(())
 }
@@ -405,8 +430,9 @@ pub fn judge(raw: &str, finish: FinishReason, sources: &Sources, readable: &BTre
                 .iter()
                 .filter(|id| **id != cited && verify_quote(&quote, id, text_of(id)).is_ok())
                 .collect();
+            let misplaced = matches!(why, QuoteError::NotFound(_) | QuoteError::NotReadable(_));
             match holders.as_slice() {
-                [one] if why.starts_with("the quote is not in") || why.ends_with("not an item this question reads") => {
+                [one] if misplaced => {
                     j.flags
                         .push(format!("cited_elsewhere: the quote is in {one}, not {cited}"));
                     j.evidence = Some((*one).clone());

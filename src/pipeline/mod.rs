@@ -651,6 +651,7 @@ impl Pipeline {
             &drafter.engine.model_id,
             &ctx.rubric_hash,
             draft::PROMPT_VERSION,
+            crate::ask::ASK_VERSION,
             &options,
             &evidence_hash,
         ]);

@@ -722,14 +722,10 @@ fn checklist_draft(c: &Criterion, input: &CheckInput<'_>, answers: &[Answer], fl
     if flagged {
         flags.push("injection_in_evidence".into());
     }
-    for (flag, what) in [
-        ("unverified_quote", "unverified_quote"),
-        ("invalid_answer", "invalid_answer"),
-        ("cannot_tell", "cannot_tell"),
-    ] {
+    for flag in ["unverified_quote", "invalid_answer", "cannot_tell"] {
         let n = items
             .iter()
-            .filter(|i| i.flags.iter().any(|f| f.starts_with(what)))
+            .filter(|i| i.flags.iter().any(|f| f.starts_with(flag)))
             .count();
         if n > 0 {
             flags.push(format!("{flag}: {n} item(s)"));

@@ -21,7 +21,7 @@ pub struct ItemResult {
     pub evidence: Vec<String>,
     /// For a question met: the verified words of the cited item.
     pub quote: Option<String>,
-    /// `cannot_tell`, `not_asked`, `unverified_quote: …`, `invalid_answer: …`, `changed_by_grader`
+    /// `cannot_tell`, `not_asked`, `unverified_quote: …`, `invalid_answer: …`, `cited_elsewhere: …`
     pub flags: Vec<String>,
     /// One line for the grader: why (a check's reading, or what the model claimed).
     pub note: String,

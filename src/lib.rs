@@ -15,7 +15,9 @@
 //! - [`evidence`]: evidence items with stable ids, built from stage outputs.
 //! - [`facts`]: the deterministic facts scores rest on, and what each source supports.
 //! - [`triage`]: automated criterion scores, drafts, weighted totals, confidence, ranking, queue.
-//! - [`review`]: grader reviews: finality, final totals, exports, the hiring lead's metrics.
+//! - [`review`]: grader reviews: finality, final totals, overrides, exports, the hiring lead's
+//!   metrics (per criterion and per checklist item).
+//! - [`feedback`]: the candidate's feedback after sign-off (`assay feedback`).
 //! - [`store`]: the `Store` trait and its SQLite implementation (sqlx).
 //! - [`pipeline`]: the worker pool: stages, semaphores, retries, cancellation, resume.
 //! - [`report`]: Markdown reports (tera).
@@ -36,6 +38,7 @@ pub mod diag;
 pub mod draft;
 pub mod evidence;
 pub mod facts;
+pub mod feedback;
 pub mod git;
 pub mod llm;
 pub mod outcome;

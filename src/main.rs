@@ -98,6 +98,21 @@ enum Command {
         #[arg(long)]
         db: Option<String>,
     },
+    /// Write each candidate's feedback report (HTML and Markdown) once a grader finalized the
+    /// review: the public checklist as ticked, the approved feedback, the reproducibility report.
+    Feedback {
+        /// Cohort name (the assignment's name, as graded).
+        cohort: String,
+        /// Directory for CANDIDATE.feedback.html and .md.
+        #[arg(long, default_value = "assay-out/feedback")]
+        out: PathBuf,
+        /// Only this candidate (id as in the cohort file).
+        #[arg(long)]
+        candidate: Option<String>,
+        /// Database URL (default sqlite://DATA_DIR/assay.db).
+        #[arg(long)]
+        db: Option<String>,
+    },
     /// The graders' review UI: queue, packets with pre-filled drafts, save and finalize.
     Serve {
         /// Database URL (default sqlite://DATA_DIR/assay.db).
@@ -454,6 +469,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let settings = load_settings(cli.config.as_deref(), &overrides(db.clone(), None))?;
             runtime()?.block_on(export(&settings, cohort, format, reveal))
         }
+        Command::Feedback {
+            ref cohort,
+            ref out,
+            ref candidate,
+            ref db,
+        } => {
+            let settings = load_settings(cli.config.as_deref(), &overrides(db.clone(), None))?;
+            runtime()?.block_on(feedback(&settings, cohort, out, candidate.as_deref()))
+        }
         Command::Serve { ref db, addr, reveal } => {
             let settings = load_settings(cli.config.as_deref(), &overrides(db.clone(), None))?;
             runtime()?.block_on(serve(settings, addr, reveal))
@@ -638,27 +662,78 @@ fn grader_add(config: Option<&std::path::Path>, name: &str) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
+/// The stored cohort named `cohort`, or a bad-input error that lists the ones there are.
+async fn find_cohort(store: &dyn store::Store, cohort: &str) -> Result<store::CohortRecord> {
+    let cohorts = store.cohorts().await?;
+    if let Some(c) = cohorts.iter().find(|c| c.name == cohort) {
+        return Ok(c.clone());
+    }
+    let names: Vec<&str> = cohorts.iter().map(|c| c.name.as_str()).collect();
+    Err(InputError::file(
+        std::path::Path::new(cohort),
+        format!(
+            "no such cohort in the database (cohorts: {})",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ),
+    )
+    .into())
+}
+
+async fn feedback(
+    settings: &Settings,
+    cohort: &str,
+    out: &std::path::Path,
+    candidate: Option<&str>,
+) -> Result<ExitCode> {
+    use assay::feedback::Outcome;
+    let db_url = settings.db_url();
+    let store = store::open(&db_url)
+        .await
+        .with_context(|| format!("cannot open database {}", git::redact(&db_url)))?;
+    let c = find_cohort(store.as_ref(), cohort).await?;
+    let done = assay::feedback::write_cohort(store.as_ref(), &c, candidate, out).await?;
+    if let (Some(name), true) = (candidate, done.is_empty()) {
+        return Err(InputError::file(
+            std::path::Path::new(name),
+            format!("no such candidate in cohort {cohort} (check the id as in the cohort file)"),
+        )
+        .into());
+    }
+    let mut written = 0;
+    for (who, outcome) in &done {
+        match outcome {
+            Outcome::Written { html, markdown } => {
+                written += 1;
+                println!("{who}: {} and {}", html.display(), markdown.display());
+            }
+            Outcome::NotFinal => {
+                println!("{who}: no final review yet: nothing written (a grader finalizes it in `assay serve`)")
+            }
+        }
+    }
+    eprintln!(
+        "assay: feedback written for {written} of {} submission(s) into {}",
+        done.len(),
+        out.display()
+    );
+    // Asked for one candidate whose review is not final: nothing was done.
+    Ok(if candidate.is_some() && written == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 async fn export(settings: &Settings, cohort: &str, format: &str, reveal: bool) -> Result<ExitCode> {
     let db_url = settings.db_url();
     let store = store::open(&db_url)
         .await
         .with_context(|| format!("cannot open database {}", git::redact(&db_url)))?;
-    let cohorts = store.cohorts().await?;
-    let Some(c) = cohorts.iter().find(|c| c.name == cohort) else {
-        let names: Vec<&str> = cohorts.iter().map(|c| c.name.as_str()).collect();
-        return Err(InputError::file(
-            std::path::Path::new(cohort),
-            format!(
-                "no such cohort in the database (cohorts: {})",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
-            ),
-        )
-        .into());
-    };
+    let c = &find_cohort(store.as_ref(), cohort).await?;
     let rubric = c.rubric().with_context(|| {
         format!("cohort {cohort} was graded before rubrics were stored with it: run `assay grade` on it again")
     })?;
@@ -672,6 +747,7 @@ async fn export(settings: &Settings, cohort: &str, format: &str, reveal: bool) -
             "blind": !reveal,
             "reviews": rows,
             "metrics": assay::review::metrics(&rubric, &reviews),
+            "item_metrics": assay::review::item_metrics(&rubric, &reviews),
         });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::rubric::Rubric;
+use crate::rubric::{Criterion, Decide, Rubric};
 use crate::store::{CriterionReview, Review, ReviewStatus, SubmissionRecord};
 
 /// Why `scores` cannot be finalized under `rubric` (empty: they can). A final review scores
@@ -21,6 +21,38 @@ pub fn final_problems(rubric: &Rubric, scores: &BTreeMap<String, CriterionReview
                 out.push(format!("{}: {s} is not one of its levels", c.title))
             }
             Some(_) => {}
+        }
+    }
+    out
+}
+
+/// The level `c`'s rule gives the items a grader ticked in `r` (`None`: `c` has no items, or
+/// the review holds no item answers for it).
+pub fn items_level(c: &Criterion, r: &CriterionReview) -> Option<u32> {
+    if c.items.is_empty() || r.items.is_empty() {
+        return None;
+    }
+    let met: Vec<bool> = c
+        .items
+        .iter()
+        .map(|i| r.items.get(&i.id).is_some_and(|x| x.met))
+        .collect();
+    Some(c.level_from_items(&met))
+}
+
+/// Why `scores` cannot be saved (empty: they can): a checklist criterion scored at another
+/// level than its ticked items give is an override, and an override needs the grader's note.
+pub fn override_problems(rubric: &Rubric, scores: &BTreeMap<String, CriterionReview>) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in &rubric.criteria {
+        let Some(r) = scores.get(&c.id) else { continue };
+        if let (Some(s), Some(level)) = (r.score, items_level(c, r)) {
+            if s != level && r.comment.trim().is_empty() {
+                out.push(format!(
+                    "{}: level {s} overrides the level its ticked items give ({level}): say why in your note",
+                    c.title
+                ));
+            }
         }
     }
     out
@@ -52,6 +84,12 @@ pub struct ExportRow {
     pub total: Option<f64>,
     /// By criterion id, in rubric order.
     pub scores: BTreeMap<String, Option<u32>>,
+    /// A checklist criterion's items as the grader ticked them: criterion id → item id → met.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub items: BTreeMap<String, BTreeMap<String, bool>>,
+    /// The candidate-facing feedback the grader approved, by criterion id (non-empty only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub feedback: BTreeMap<String, String>,
 }
 
 /// The final reviews of a cohort; identities only when `reveal`.
@@ -73,6 +111,25 @@ pub fn export_rows(rubric: &Rubric, subs: &[SubmissionRecord], reviews: &[Review
                     .iter()
                     .map(|c| (c.id.clone(), r.scores.get(&c.id).and_then(|x| x.score)))
                     .collect(),
+                items: rubric
+                    .criteria
+                    .iter()
+                    .filter_map(|c| {
+                        let x = r.scores.get(&c.id).filter(|x| !x.items.is_empty())?;
+                        let ticked = c
+                            .items
+                            .iter()
+                            .filter_map(|i| x.items.get(&i.id).map(|v| (i.id.clone(), v.met)))
+                            .collect();
+                        Some((c.id.clone(), ticked))
+                    })
+                    .collect(),
+                feedback: r
+                    .scores
+                    .iter()
+                    .filter(|(_, x)| !x.feedback.trim().is_empty())
+                    .map(|(id, x)| (id.clone(), x.feedback.clone()))
+                    .collect(),
             })
         })
         .collect();
@@ -90,6 +147,14 @@ pub fn export_csv(rubric: &Rubric, rows: &[ExportRow], reveal: bool) -> String {
     header.extend(["grader", "finalized_at", "total"]);
     let mut cols: Vec<String> = header.iter().map(|s| s.to_string()).collect();
     cols.extend(rubric.criteria.iter().map(|c| c.id.clone()));
+    // Then one column per checklist item, `criterion.item`: 1 met, 0 not, empty when the
+    // review holds no answer for it.
+    cols.extend(
+        rubric
+            .criteria
+            .iter()
+            .flat_map(|c| c.items.iter().map(move |i| format!("{}.{}", c.id, i.id))),
+    );
     let _ = writeln!(
         out,
         "{}",
@@ -112,6 +177,12 @@ pub fn export_csv(rubric: &Rubric, rows: &[ExportRow], reveal: bool) -> String {
                     .flatten()
                     .map_or(String::new(), |s| s.to_string()),
             );
+        }
+        for c in &rubric.criteria {
+            for i in &c.items {
+                let met = r.items.get(&c.id).and_then(|x| x.get(&i.id));
+                f.push(met.map_or(String::new(), |m| u8::from(*m).to_string()));
+            }
         }
         let _ = writeln!(out, "{}", f.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
     }
@@ -197,11 +268,76 @@ pub fn metrics(rubric: &Rubric, reviews: &[Review]) -> Vec<CriterionMetrics> {
         .collect()
 }
 
+/// Per checklist item: how often graders kept the draft's answer, and which way they changed it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ItemMetrics {
+    pub criterion: String,
+    pub item: String,
+    /// `check` or `ask`.
+    pub kind: &'static str,
+    /// Final reviews that answered the item with a draft answer to compare against.
+    pub with_draft: usize,
+    /// Of those, how many kept the draft's answer.
+    pub kept: usize,
+    pub kept_rate: Option<f64>,
+    /// Graders ticked it where the draft had not.
+    pub to_met: usize,
+    /// Graders unticked it where the draft had ticked it.
+    pub to_unmet: usize,
+}
+
+impl ItemMetrics {
+    /// How many times graders changed the draft's answer.
+    pub fn changed(&self) -> usize {
+        self.to_met + self.to_unmet
+    }
+}
+
+/// Per-item agreement between the drafts and the graders over a cohort's final reviews, in
+/// rubric order (sort by [`ItemMetrics::changed`] for the items graders change most).
+pub fn item_metrics(rubric: &Rubric, reviews: &[Review]) -> Vec<ItemMetrics> {
+    let finals: Vec<&Review> = reviews.iter().filter(|r| r.status == ReviewStatus::Final).collect();
+    let mut out = Vec::new();
+    for c in &rubric.criteria {
+        for i in &c.items {
+            let mut m = ItemMetrics {
+                criterion: c.id.clone(),
+                item: i.id.clone(),
+                kind: match i.decide {
+                    Decide::Check(_) => "check",
+                    Decide::Ask { .. } => "ask",
+                },
+                with_draft: 0,
+                kept: 0,
+                kept_rate: None,
+                to_met: 0,
+                to_unmet: 0,
+            };
+            for r in &finals {
+                let Some(x) = r.scores.get(&c.id).and_then(|x| x.items.get(&i.id)) else {
+                    continue;
+                };
+                let Some(draft) = x.draft_met else { continue };
+                m.with_draft += 1;
+                match (draft, x.met) {
+                    (d, g) if d == g => m.kept += 1,
+                    (false, true) => m.to_met += 1,
+                    _ => m.to_unmet += 1,
+                }
+            }
+            m.kept_rate = (m.with_draft > 0).then(|| (m.kept as f64 / m.with_draft as f64 * 100.0).round() / 100.0);
+            out.push(m);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::store::ItemReview;
 
     fn rubric() -> Rubric {
         Rubric::parse(
@@ -230,16 +366,15 @@ level = [{ score = 0, descriptor = "no" }, { score = 1, descriptor = "yes" }]
             "a".to_string(),
             CriterionReview {
                 score: a,
-                comment: String::new(),
                 draft_score: draft_a,
+                ..Default::default()
             },
         );
         scores.insert(
             "b".to_string(),
             CriterionReview {
                 score: b,
-                comment: String::new(),
-                draft_score: None,
+                ..Default::default()
             },
         );
         Review {
@@ -283,6 +418,145 @@ level = [{ score = 0, descriptor = "no" }, { score = 1, descriptor = "yes" }]
         assert_eq!((m[0].with_draft, m[0].kept_draft, m[0].kept_rate), (3, 2, Some(0.67)));
         assert_eq!((m[0].pairs, m[0].exact, m[0].within_one), (1, 0, 1));
         assert_eq!((m[1].pairs, m[1].exact, m[1].agreement), (1, 1, Some(1.0)));
+    }
+
+    /// A checklist criterion `c` (levels 1–3, `levels = "count"`) with a check and a question.
+    fn checklist() -> Rubric {
+        Rubric::parse(
+            Path::new("r.toml"),
+            r#"name = "r"
+[[criterion]]
+id = "c"
+title = "C"
+description = "d"
+weight = 1.0
+level = [{ score = 1, descriptor = "x" }, { score = 2, descriptor = "y" }, { score = 3, descriptor = "z" }]
+[[criterion.item]]
+id = "ci"
+text = "CI runs the tests."
+check = "ci_config"
+[[criterion.item]]
+id = "metric"
+text = "The README states the success metric."
+ask = "Does the README state how success is measured?"
+from = ["readme"]
+"#,
+        )
+        .unwrap()
+    }
+
+    fn ticked(score: Option<u32>, comment: &str, items: &[(&str, bool, Option<bool>)]) -> CriterionReview {
+        CriterionReview {
+            score,
+            comment: comment.into(),
+            items: items
+                .iter()
+                .map(|(id, met, draft_met)| {
+                    (
+                        id.to_string(),
+                        ItemReview {
+                            met: *met,
+                            draft_met: *draft_met,
+                        },
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn final_review(sub: i64, grader: &str, c: CriterionReview) -> Review {
+        Review {
+            scores: BTreeMap::from([("c".to_string(), c)]),
+            ..review(sub, grader, None, None, None)
+        }
+    }
+
+    #[test]
+    fn a_level_other_than_the_ticked_items_give_needs_a_note() {
+        let r = checklist();
+        let c = &r.criteria[0];
+        let both = ticked(Some(3), "", &[("ci", true, None), ("metric", true, None)]);
+        assert_eq!(items_level(c, &both), Some(3), "1 + two items met");
+        assert!(override_problems(&r, &BTreeMap::from([("c".into(), both)])).is_empty());
+        let lowered = ticked(Some(1), "", &[("ci", true, None), ("metric", true, None)]);
+        assert_eq!(
+            override_problems(&r, &BTreeMap::from([("c".into(), lowered)])),
+            ["C: level 1 overrides the level its ticked items give (3): say why in your note"]
+        );
+        let explained = ticked(
+            Some(1),
+            "the CI job never ran",
+            &[("ci", true, None), ("metric", true, None)],
+        );
+        assert!(override_problems(&r, &BTreeMap::from([("c".into(), explained)])).is_empty());
+        // A review saved before the criterion had items is not an override.
+        assert_eq!(items_level(c, &ticked(Some(1), "", &[])), None);
+    }
+
+    #[test]
+    fn item_metrics_count_kept_answers_and_which_way_graders_changed_them() {
+        let r = checklist();
+        let reviews = [
+            final_review(
+                1,
+                "ann",
+                ticked(Some(3), "", &[("ci", true, Some(true)), ("metric", true, Some(false))]),
+            ),
+            final_review(
+                2,
+                "ann",
+                ticked(
+                    Some(1),
+                    "",
+                    &[("ci", false, Some(true)), ("metric", false, Some(false))],
+                ),
+            ),
+            final_review(
+                3,
+                "ann",
+                ticked(Some(2), "", &[("ci", true, None), ("metric", true, Some(false))]),
+            ),
+            // Open reviews do not count.
+            Review {
+                status: ReviewStatus::Open,
+                ..final_review(4, "bob", ticked(None, "", &[("metric", false, Some(true))]))
+            },
+        ];
+        let m = item_metrics(&r, &reviews);
+        assert_eq!((m[0].item.as_str(), m[0].kind), ("ci", "check"));
+        assert_eq!((m[0].with_draft, m[0].kept, m[0].to_met, m[0].to_unmet), (2, 1, 0, 1));
+        assert_eq!((m[1].item.as_str(), m[1].kind), ("metric", "ask"));
+        assert_eq!((m[1].with_draft, m[1].kept, m[1].to_met, m[1].to_unmet), (3, 1, 2, 0));
+        assert_eq!((m[1].kept_rate, m[1].changed()), (Some(0.33), 2));
+    }
+
+    #[test]
+    fn exports_carry_the_ticked_items_and_the_approved_feedback() {
+        let r = checklist();
+        let sub = SubmissionRecord {
+            id: 1,
+            cohort_id: 1,
+            candidate: "c-1".into(),
+            anon_id: "s-1".into(),
+            repo: "/r".into(),
+            git_ref: None,
+            commit: None,
+            status: crate::store::SubmissionStatus::Done,
+            outcome: None,
+        };
+        let mut c = ticked(Some(2), "", &[("ci", true, Some(true)), ("metric", false, Some(true))]);
+        c.feedback = "State the metric.".into();
+        let rows = export_rows(&r, &[sub], &[final_review(1, "ann", c)], false);
+        assert_eq!(
+            rows[0].items["c"],
+            BTreeMap::from([("ci".into(), true), ("metric".into(), false)])
+        );
+        assert_eq!(rows[0].feedback["c"], "State the metric.");
+        let csv = export_csv(&r, &rows, false);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines[0], "anon_id,grader,finalized_at,total,c,c.ci,c.metric");
+        assert_eq!(lines[1], "s-1,ann,2026-11-23T10:00:00Z,50.0,2,1,0");
     }
 
     #[test]

@@ -56,7 +56,7 @@ fn engine() -> Tera {
 
 /// The HTML report templates (name, source), embedded in the binary. The review UI builds its
 /// engine from these and its own, so its pages share the base layout and the packet's evidence.
-pub const HTML_TEMPLATES: [(&str, &str); 5] = [
+pub const HTML_TEMPLATES: [(&str, &str); 7] = [
     ("base.html", include_str!("templates/base.html.tera")),
     ("packet.html", include_str!("templates/packet.html.tera")),
     (
@@ -64,6 +64,11 @@ pub const HTML_TEMPLATES: [(&str, &str); 5] = [
         include_str!("templates/packet_evidence.html.tera"),
     ),
     ("candidate.html", include_str!("templates/candidate.html.tera")),
+    (
+        "candidate_body.html",
+        include_str!("templates/candidate_body.html.tera"),
+    ),
+    ("feedback.html", include_str!("templates/feedback.html.tera")),
     ("summary.html", include_str!("templates/summary.html.tera")),
 ];
 
@@ -271,6 +276,136 @@ pub fn render_candidate(
     findings: &[crate::repro::Finding],
     history: Option<&HistoryReport>,
 ) -> Result<String, ReportError> {
+    let ctx = candidate_context(name, commit, sandbox, badge, findings, history);
+    render(html_engine(), "candidate.html", &ctx)
+}
+
+/// A candidate's feedback after sign-off ([`crate::feedback`]): the checklist as the grader
+/// ticked it, the approved feedback texts and the reproducibility report.
+pub struct Feedback<'a> {
+    pub assignment: &'a str,
+    pub candidate: &'a str,
+    pub commit: Option<&'a str>,
+    pub criteria: Vec<crate::feedback::FeedbackCriterion>,
+    pub detail: &'a SubmissionDetail,
+}
+
+/// The feedback report (HTML, self-contained): the candidate report's body under the rubric's
+/// checklist and the grader-approved feedback.
+pub fn render_feedback(f: &Feedback<'_>) -> Result<String, ReportError> {
+    let d = f.detail;
+    let mut ctx = candidate_context(
+        Some(f.candidate),
+        f.commit,
+        d.sandbox.as_ref(),
+        d.repro.as_ref().map(|r| &r.badge),
+        d.repro.as_ref().map_or(&[][..], |r| &r.findings),
+        d.history.as_ref(),
+    );
+    ctx.insert("assignment", f.assignment);
+    ctx.insert("criteria", &f.criteria);
+    render(html_engine(), "feedback.html", &ctx)
+}
+
+/// The feedback report as Markdown.
+pub fn feedback_markdown(f: &Feedback<'_>) -> String {
+    use std::fmt::Write;
+    let mut out = format!("# Feedback on your submission\n\n{} · `{}`", f.assignment, f.candidate);
+    if let Some(c) = f.commit {
+        let _ = write!(out, " · commit `{}`", c.get(..12).unwrap_or(c));
+    }
+    out.push_str("\n\nA grader reviewed your work against the public rubric below and approved this feedback.\n");
+    for c in &f.criteria {
+        let _ = write!(out, "\n## {}\n\n{}\n", c.title, c.description);
+        if !c.items.is_empty() {
+            out.push('\n');
+            for i in &c.items {
+                let _ = writeln!(out, "- [{}] {}", if i.met { "x" } else { " " }, i.text);
+            }
+        }
+        if !c.feedback.is_empty() {
+            let _ = write!(out, "\n{}\n", c.feedback);
+        }
+    }
+    out.push_str("\n## Reproducibility report\n\n");
+    let d = f.detail;
+    if let Some(r) = &d.repro {
+        let _ = writeln!(out, "- badge: **{:?}** — {}", r.badge.level, r.badge.reason);
+    }
+    if let Some(sb) = &d.sandbox {
+        let _ = writeln!(out, "- runner: {} — {}", sb.runner, sb.outcome);
+        for (n, run) in sb.runs.iter().enumerate() {
+            let t = &run.report;
+            let _ = writeln!(
+                out,
+                "- test run {}: {} — {} passed, {} failed, {} skipped, {} errors",
+                n + 1,
+                run.outcome,
+                t.passed,
+                t.failed,
+                t.skipped,
+                t.errors
+            );
+        }
+        out.push_str(&steps_table(&sb.readme_steps));
+    }
+    if let Some(r) = &d.repro {
+        out.push_str(&findings_table(&r.findings));
+    }
+    out
+}
+
+/// The README steps as a Markdown section (empty when there are none).
+fn steps_table(steps: &[crate::sandbox::steps::ReadmeStep]) -> String {
+    use std::fmt::Write;
+    if steps.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        "\n## README steps\n\n| line | command | phase | status | detail |\n|---|---|---|---|---|\n".to_string();
+    for st in steps {
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} | {} |",
+            st.line,
+            st.command.replace('|', "\\|"),
+            st.phase.as_str(),
+            st.status.as_str(),
+            st.detail.replace('|', "\\|").replace('\n', " ")
+        );
+    }
+    out
+}
+
+/// The findings as a Markdown section (empty when there are none).
+fn findings_table(findings: &[crate::repro::Finding]) -> String {
+    use std::fmt::Write;
+    if findings.is_empty() {
+        return String::new();
+    }
+    let mut out = "\n## Findings\n\n| id | severity | kind | finding | fix |\n|---|---|---|---|---|\n".to_string();
+    for f in findings {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            f.id,
+            f.severity,
+            f.kind,
+            f.message.replace('|', "\\|"),
+            f.fix
+        );
+    }
+    out
+}
+
+fn candidate_context(
+    name: Option<&str>,
+    commit: Option<&str>,
+    sandbox: Option<&crate::sandbox::job::SandboxReport>,
+    badge: Option<&crate::repro::Badge>,
+    findings: &[crate::repro::Finding],
+    history: Option<&HistoryReport>,
+) -> Context {
     let mut ctx = Context::new();
     ctx.insert("version", env!("CARGO_PKG_VERSION"));
     ctx.insert("name", &name);
@@ -303,7 +438,7 @@ pub fn render_candidate(
         ctx.insert("timeline_svg", &svg::timeline(h));
         ctx.insert("legend", &legend());
     }
-    render(html_engine(), "candidate.html", &ctx)
+    ctx
 }
 
 /// The last 40 lines of stdout and stderr of what failed (the install, else the first test run
@@ -851,34 +986,8 @@ pub fn check_markdown(repo: &str, commit: &str, r: &crate::check::CheckReport) -
     if !r.flaky.is_empty() {
         let _ = writeln!(out, "- flaky: {}", r.flaky.join(", "));
     }
-    if !r.readme_steps.is_empty() {
-        out.push_str("\n## README steps\n\n| line | command | phase | status | detail |\n|---|---|---|---|---|\n");
-        for st in &r.readme_steps {
-            let _ = writeln!(
-                out,
-                "| {} | `{}` | {} | {} | {} |",
-                st.line,
-                st.command.replace('|', "\\|"),
-                st.phase.as_str(),
-                st.status.as_str(),
-                st.detail.replace('|', "\\|").replace('\n', " ")
-            );
-        }
-    }
-    if !r.findings.is_empty() {
-        out.push_str("\n## Findings\n\n| id | severity | kind | finding | fix |\n|---|---|---|---|---|\n");
-        for f in &r.findings {
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {} | {} |",
-                f.id,
-                f.severity,
-                f.kind,
-                f.message.replace('|', "\\|"),
-                f.fix
-            );
-        }
-    }
+    out.push_str(&steps_table(&r.readme_steps));
+    out.push_str(&findings_table(&r.findings));
     // The end of the output of what failed (or of the first test run), so a
     // candidate can see why without rerunning anything.
     if let Some(sb) = &r.sandbox {
@@ -992,6 +1101,23 @@ pub fn draft_text(
         }
         for f in &c.flags {
             let _ = writeln!(s, "  ! {f}");
+        }
+        for i in &c.items {
+            let mut line = format!("  [{}] {} ({}", if i.met { "x" } else { " " }, i.id, i.kind);
+            if !i.evidence.is_empty() {
+                let _ = write!(line, " {}", i.evidence.join(", "));
+            }
+            line.push(')');
+            if let Some(q) = &i.quote {
+                let _ = write!(line, " \"{q}\"");
+            }
+            for f in &i.flags {
+                let _ = write!(line, " !{f}");
+            }
+            let _ = writeln!(s, "{line}");
+        }
+        if let Some(f) = &c.feedback {
+            let _ = writeln!(s, "  feedback draft: {f}");
         }
     }
     let cited: std::collections::BTreeSet<&str> = d

@@ -552,20 +552,7 @@ impl Store for SqliteStore {
                 .find(|r| r.grader == save.grader);
             return Ok(SaveOutcome::Conflict(now_stored));
         }
-        let before = current.as_ref().map(|r| &r.scores);
-        let changed: Vec<serde_json::Value> = save
-            .scores
-            .iter()
-            .filter(|(k, v)| before.and_then(|b| b.get(*k)) != Some(*v))
-            .map(|(k, v)| {
-                serde_json::json!({
-                    "criterion": k,
-                    "from": before.and_then(|b| b.get(k)).and_then(|c| c.score),
-                    "to": v.score,
-                    "comment": v.comment,
-                })
-            })
-            .collect();
+        let changed = super::review_changes(current.as_ref().map(|r| &r.scores), &save.scores);
         let kind = if save.finalize {
             "review_finalized"
         } else {
@@ -671,6 +658,7 @@ mod tests {
                 score: Some(score),
                 comment: format!("scored {score}"),
                 draft_score: Some(3),
+                ..Default::default()
             },
         )])
     }

@@ -38,7 +38,8 @@ use crate::report;
 use crate::review;
 use crate::rubric::Rubric;
 use crate::store::{
-    CohortRecord, CriterionReview, Review, ReviewSave, ReviewStatus, SaveOutcome, Store, StoreError, SubmissionRecord,
+    CohortRecord, CriterionReview, ItemReview, Review, ReviewSave, ReviewStatus, SaveOutcome, Store, StoreError,
+    SubmissionRecord,
 };
 use crate::triage::Triage;
 
@@ -634,13 +635,24 @@ struct ReviewInput {
     comment: String,
 }
 
-/// Reads the posted form: `score:<id>`, `comment:<id>`, `draft:<id>` per criterion, `comment`,
-/// `base`, `action` (save or finalize) and `csrf`.
+/// Reads the posted form: per criterion `score:<id>` (a level, `items` for the level its
+/// ticked items give, or empty), `comment:<id>`, `draft:<id>`, `feedback:<id>`; per checklist
+/// item `item:<criterion>:<item>` (a checkbox, posted only when ticked) and
+/// `itemdraft:<criterion>:<item>` (the draft's answer, `1` or `0`); then `comment`, `base`,
+/// `action` (save or finalize) and `csrf`.
 fn parse_review(rubric: &Rubric, fields: &[(String, String)]) -> Result<ReviewInput, String> {
     let mut input = ReviewInput::default();
     for c in &rubric.criteria {
-        input.scores.insert(c.id.clone(), CriterionReview::default());
+        let items = c.items.iter().map(|i| (i.id.clone(), ItemReview::default())).collect();
+        input.scores.insert(
+            c.id.clone(),
+            CriterionReview {
+                items,
+                ..Default::default()
+            },
+        );
     }
+    let mut follow_items = Vec::new();
     let clip = |s: &str| s.replace("\r\n", "\n").chars().take(MAX_COMMENT).collect::<String>();
     for (k, v) in fields {
         let v = v.trim();
@@ -650,13 +662,28 @@ fn parse_review(rubric: &Rubric, fields: &[(String, String)]) -> Result<ReviewIn
             "action" => input.finalize = v == "finalize",
             "comment" => input.comment = clip(v),
             _ => {
-                let Some((kind, id)) = k.split_once(':') else {
+                let Some((kind, rest)) = k.split_once(':') else {
                     continue;
+                };
+                let (id, item) = match rest.split_once(':') {
+                    Some((id, item)) => (id, Some(item)),
+                    None => (rest, None),
                 };
                 let Some(c) = rubric.criteria.iter().find(|c| c.id == id) else {
                     return Err(format!("the rubric has no criterion {id:?}"));
                 };
                 let entry = input.scores.get_mut(id).expect("every criterion inserted");
+                if let Some(item) = item {
+                    let Some(x) = entry.items.get_mut(item) else {
+                        return Err(format!("{}: the rubric has no item {item:?}", c.title));
+                    };
+                    match kind {
+                        "item" => x.met = true,
+                        "itemdraft" => x.draft_met = Some(v == "1"),
+                        _ => {}
+                    }
+                    continue;
+                }
                 let score = || -> Result<Option<u32>, String> {
                     if v.is_empty() {
                         return Ok(None);
@@ -670,15 +697,37 @@ fn parse_review(rubric: &Rubric, fields: &[(String, String)]) -> Result<ReviewIn
                     Ok(Some(s))
                 };
                 match kind {
+                    "score" if v == "items" && !c.items.is_empty() => follow_items.push(c),
                     "score" => entry.score = score()?,
                     "draft" => entry.draft_score = score()?,
                     "comment" => entry.comment = clip(v),
+                    "feedback" => entry.feedback = clip(v),
                     _ => {}
                 }
             }
         }
     }
+    // The level follows the items once every box is read.
+    for c in follow_items {
+        let entry = input.scores.get_mut(&c.id).expect("every criterion inserted");
+        entry.score = review::items_level(c, entry);
+    }
     Ok(input)
+}
+
+/// One checklist item of the review form.
+#[derive(Serialize)]
+struct FormItem<'a> {
+    id: &'a str,
+    text: &'a str,
+    kind: &'static str,
+    /// Whether the box is ticked.
+    checked: bool,
+    /// Whether a draft answered it, and what.
+    drafted: bool,
+    draft_met: bool,
+    /// The draft's reading of it (evidence, quote, flags, note), when drafted.
+    draft: Option<crate::rubric::assess::ItemResult>,
 }
 
 #[derive(Serialize)]
@@ -697,6 +746,14 @@ struct FormRow<'a> {
     levels: Vec<LevelRow>,
     unscored: bool,
     comment: String,
+    /// A checklist criterion's items as the form shows them (empty otherwise).
+    form_items: Vec<FormItem<'a>>,
+    /// The level the ticked items give (checklist criteria).
+    items_level: Option<u32>,
+    /// The score follows the items (no override).
+    follows_items: bool,
+    /// The candidate-facing feedback (the grader's, else the draft's).
+    feedback_text: String,
     /// What the stored review holds, when a conflict shows it beside the grader's input.
     stored: Option<FormCriterion>,
 }
@@ -779,15 +836,65 @@ async fn packet_html(
         .zip(report::criterion_rows(&view.rubric, &summary, t))
         .map(|(c, row)| {
             // Input after a refused save, else the stored review, else the draft.
-            let (score, comment) = if let Some(input) = state.input {
-                let x = &input.scores[&c.id];
-                (x.score, x.comment.clone())
-            } else if let Some(r) = state.mine {
-                let x = r.scores.get(&c.id).cloned().unwrap_or_default();
-                (x.score, x.comment)
-            } else {
-                (row.draft_score, row.rationale.clone())
+            // A checklist criterion's note starts empty: its rationale (shown above the form)
+            // only restates the items, and the note is where the grader explains an override.
+            let draft = CriterionReview {
+                score: row.draft_score,
+                comment: if c.items.is_empty() {
+                    row.rationale.clone()
+                } else {
+                    String::new()
+                },
+                draft_score: row.draft_score,
+                items: row
+                    .items
+                    .iter()
+                    .map(|i| {
+                        (
+                            i.id.clone(),
+                            ItemReview {
+                                met: i.met,
+                                draft_met: Some(i.met),
+                            },
+                        )
+                    })
+                    .collect(),
+                feedback: row.feedback.clone().unwrap_or_default(),
             };
+            let mut shown = if let Some(input) = state.input {
+                input.scores[&c.id].clone()
+            } else if let Some(r) = state.mine {
+                r.scores.get(&c.id).cloned().unwrap_or_default()
+            } else {
+                draft.clone()
+            };
+            // A review saved before the criterion had items (or before the draft answered
+            // them) shows the draft's answers.
+            if shown.items.is_empty() {
+                shown.items = draft.items.clone();
+            }
+            let items_level = review::items_level(c, &shown);
+            let follows_items = items_level.is_some() && shown.score == items_level;
+            let form_items = c
+                .items
+                .iter()
+                .map(|i| {
+                    let drafted = row.items.iter().find(|r| r.id == i.id);
+                    FormItem {
+                        id: &i.id,
+                        text: &i.text,
+                        kind: match i.decide {
+                            crate::rubric::Decide::Check(_) => "check",
+                            crate::rubric::Decide::Ask { .. } => "ask",
+                        },
+                        checked: shown.items.get(&i.id).is_some_and(|x| x.met),
+                        drafted: drafted.is_some(),
+                        draft_met: drafted.is_some_and(|r| r.met),
+                        draft: drafted.cloned(),
+                    }
+                })
+                .collect();
+            let score = shown.score;
             FormRow {
                 description: &c.description,
                 levels: c
@@ -796,11 +903,15 @@ async fn packet_html(
                     .map(|l| LevelRow {
                         score: l.score,
                         descriptor: l.descriptor.clone(),
-                        checked: score == Some(l.score),
+                        checked: !follows_items && score == Some(l.score),
                     })
                     .collect(),
                 unscored: score.is_none(),
-                comment,
+                comment: shown.comment,
+                form_items,
+                items_level,
+                follows_items,
+                feedback_text: shown.feedback,
                 stored: state.theirs.map(|r| {
                     let x = r.scores.get(&c.id).cloned().unwrap_or_default();
                     FormCriterion {
@@ -884,6 +995,22 @@ async fn save(
     }
     let reviews = app.store.reviews(rec.id).await?;
     let mine = reviews.iter().find(|r| r.grader == session.grader);
+    let overrides = review::override_problems(&view.rubric, &input.scores);
+    if !overrides.is_empty() {
+        let state = PacketState {
+            input: Some(&input),
+            mine,
+            theirs: None,
+            banner: Some(Banner {
+                kind: "error",
+                title: "Not saved: a level that overrides the checklist needs a note. Nothing was saved; your input is below."
+                    .into(),
+                lines: overrides,
+            }),
+        };
+        let page = packet_html(&app, &session, &view, rec, &reviews, state).await?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page)).into_response());
+    }
     if input.finalize {
         let problems = review::final_problems(&view.rubric, &input.scores);
         if !problems.is_empty() {
@@ -996,6 +1123,32 @@ async fn metrics_page(
             m,
         })
         .collect();
+    #[derive(Serialize)]
+    struct ItemRow<'a> {
+        criterion: &'a str,
+        text: &'a str,
+        m: &'a review::ItemMetrics,
+        kept_pct: Option<u32>,
+    }
+    let item_metrics = review::item_metrics(&view.rubric, &reviews);
+    let items: Vec<ItemRow> = item_metrics
+        .iter()
+        .map(|m| {
+            let c = view.rubric.criteria.iter().find(|c| c.id == m.criterion);
+            ItemRow {
+                criterion: c.map_or(&m.criterion, |c| &c.title),
+                text: c
+                    .and_then(|c| c.items.iter().find(|i| i.id == m.item))
+                    .map_or(&m.item, |i| &i.text),
+                kept_pct: pct(m.kept, m.with_draft),
+                m,
+            }
+        })
+        .collect();
+    // The items graders change most, most changes first (only those changed at all).
+    let mut most_changed: Vec<&ItemRow> = items.iter().filter(|r| r.m.changed() > 0).collect();
+    most_changed.sort_by_key(|r| std::cmp::Reverse(r.m.changed()));
+    most_changed.truncate(5);
     let finals = reviews.iter().filter(|r| r.status == ReviewStatus::Final).count();
     let mut per_grader: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     for r in &reviews {
@@ -1007,6 +1160,8 @@ async fn metrics_page(
     ctx.insert("cohort", &cohort);
     ctx.insert("base", &format!("/c/{}", seg(&cohort)));
     ctx.insert("rows", &rows);
+    ctx.insert("items", &items);
+    ctx.insert("most_changed", &most_changed);
     ctx.insert("reviews", &reviews.len());
     ctx.insert("finals", &finals);
     ctx.insert("graders", &per_grader);
@@ -1108,6 +1263,64 @@ mod tests {
         assert!(err.contains("7 is not one of its levels"), "{err}");
         let err = parse_review(&r, &fields(&[("score:nope", "1")])).unwrap_err();
         assert!(err.contains("no criterion \"nope\""), "{err}");
+    }
+
+    #[test]
+    fn checklist_boxes_are_read_and_the_level_follows_them_unless_overridden() {
+        let mut r = rubric();
+        let item = |id: &str, check: &str| crate::rubric::Item {
+            id: id.into(),
+            text: format!("{id} text"),
+            decide: crate::rubric::Decide::Check(check.into()),
+            weight: 1.0,
+        };
+        r.criteria[0].items = vec![
+            item("metric", "readme_results"),
+            item("scope", "has_tests"),
+            item("ci", "ci_config"),
+        ];
+        // Two boxes ticked, the level from the checklist: 1 + 2 met = 3.
+        let input = parse_review(
+            &r,
+            &fields(&[
+                ("score:framing", "items"),
+                ("item:framing:metric", "1"),
+                ("item:framing:ci", "1"),
+                ("itemdraft:framing:metric", "0"),
+                ("itemdraft:framing:scope", "1"),
+                ("itemdraft:framing:ci", "1"),
+                ("feedback:framing", "State the metric.\r\n"),
+            ]),
+        )
+        .unwrap();
+        let f = &input.scores["framing"];
+        assert_eq!(f.score, Some(3));
+        let ticks: Vec<(&str, bool, Option<bool>)> = f
+            .items
+            .iter()
+            .map(|(id, x)| (id.as_str(), x.met, x.draft_met))
+            .collect();
+        assert_eq!(
+            ticks,
+            [
+                ("ci", true, Some(true)),
+                ("metric", true, Some(false)),
+                ("scope", false, Some(true))
+            ]
+        );
+        assert_eq!(f.feedback, "State the metric.");
+        // An explicit level is kept as the grader's override.
+        let input = parse_review(&r, &fields(&[("score:framing", "1"), ("item:framing:metric", "1")])).unwrap();
+        assert_eq!(input.scores["framing"].score, Some(1));
+        assert!(
+            !review::override_problems(&r, &input.scores).is_empty(),
+            "an override without a note"
+        );
+        // No box ticked: the lowest level.
+        let input = parse_review(&r, &fields(&[("score:framing", "items")])).unwrap();
+        assert_eq!(input.scores["framing"].score, Some(1));
+        let err = parse_review(&r, &fields(&[("item:framing:nope", "1")])).unwrap_err();
+        assert!(err.contains("no item \"nope\""), "{err}");
     }
 
     #[test]

@@ -693,8 +693,8 @@ fn export_writes_final_reviews_blind_unless_revealed_with_the_leads_metrics() {
                         c.id.clone(),
                         CriterionReview {
                             score: Some(s),
-                            comment: String::new(),
                             draft_score: Some(3),
+                            ..Default::default()
                         },
                     )
                 })
@@ -720,21 +720,33 @@ fn export_writes_final_reviews_blind_unless_revealed_with_the_leads_metrics() {
     assert!(csv.status.success(), "{}", String::from_utf8_lossy(&csv.stderr));
     let csv = String::from_utf8(csv.stdout).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
+    // One column per criterion, then one per checklist item (empty: these reviews were saved
+    // without item answers).
+    let items: Vec<String> = rubric
+        .criteria
+        .iter()
+        .flat_map(|c| c.items.iter().map(move |i| format!("{}.{}", c.id, i.id)))
+        .collect();
+    assert!(items.contains(&"framing.metric".to_string()), "{items:?}");
     assert_eq!(
         lines[0],
-        "anon_id,grader,finalized_at,total,framing,iteration,engineering,communication,decisions,correctness"
+        format!(
+            "anon_id,grader,finalized_at,total,framing,iteration,engineering,communication,decisions,correctness,{}",
+            items.join(",")
+        )
     );
     assert_eq!(
         lines.len(),
         3,
         "two final reviews; the open one is not exported:\n{csv}"
     );
+    let no_items = ",".repeat(items.len());
     assert!(
-        lines[1].contains(",ann,") && lines[1].ends_with(",66.7,3,3,3,3,3,3"),
+        lines[1].contains(",ann,") && lines[1].ends_with(&format!(",66.7,3,3,3,3,3,3{no_items}")),
         "{csv}"
     );
     assert!(
-        lines[2].contains(",ben,") && lines[2].ends_with(",100.0,4,4,4,4,4,4"),
+        lines[2].contains(",ben,") && lines[2].ends_with(&format!(",100.0,4,4,4,4,4,4{no_items}")),
         "{csv}"
     );
     assert!(!csv.contains("alice") && !csv.contains("bob-jones") && !csv.contains(&a.path().display().to_string()));

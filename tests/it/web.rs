@@ -105,9 +105,15 @@ async fn type_into(c: &Client, at: Locator<'_>, text: &str) {
     c.find(at).await.unwrap().send_keys(text).await.unwrap();
 }
 
-/// Clicks the element `at` finds.
+/// Clicks the element `at` finds, scrolled to the middle of the window first, as a person
+/// would (chromedriver clicks where the element is, under the sticky action bar or not).
 async fn click(c: &Client, at: Locator<'_>) {
-    c.find(at).await.unwrap().click().await.unwrap();
+    let el = c.find(at).await.unwrap();
+    let arg = serde_json::to_value(&el).unwrap();
+    c.execute("arguments[0].scrollIntoView({block: 'center'})", vec![arg])
+        .await
+        .unwrap();
+    el.click().await.unwrap();
 }
 
 async fn sign_in(c: &Client, base: &str, name: &str, token: &str) {
@@ -155,14 +161,24 @@ async fn banner(c: &Client, before: fantoccini::elements::Element) -> String {
 
 /// What a criterion's note textarea holds now.
 async fn note_text(c: &Client, criterion: &str) -> String {
-    let at = format!("comment-{criterion}");
-    c.find(Locator::Id(&at))
+    field_text(c, &format!("comment-{criterion}")).await
+}
+
+/// What a textarea or input holds now.
+async fn field_text(c: &Client, id: &str) -> String {
+    c.find(Locator::Id(id))
         .await
         .unwrap()
         .prop("value")
         .await
         .unwrap()
         .unwrap()
+}
+
+/// Whether the checkbox `name` is ticked now.
+async fn ticked(c: &Client, name: &str) -> bool {
+    let sel = format!("input[name='{name}']");
+    c.find(Locator::Css(&sel)).await.unwrap().is_selected().await.unwrap()
 }
 
 async fn checked(c: &Client, criterion: &str) -> Option<String> {
@@ -255,7 +271,7 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
         &bob.path().display().to_string(),
     ];
     let db = format!("sqlite://{}", assay.db().display());
-    rt.block_on(async {
+    let signed = rt.block_on(async {
         let c = browser(&driver_url, &profiles.path().join("a")).await;
         sign_in(&c, &base, "ann", &ann).await;
 
@@ -287,16 +303,31 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
         let records = store.submissions(cid).await.unwrap();
         let redactor = assay::web::redact::Redactor::new(&records);
         let record = |anon: &str| records.iter().find(|s| s.anon_id == anon).unwrap().clone();
-        for d in a["drafts"].as_array().unwrap() {
+        let drafts = a["drafts"].as_array().unwrap();
+        let draft_of = |id: &str| drafts.iter().find(|d| d["criterion"] == id).unwrap().clone();
+        for d in drafts {
             let id = d["criterion"].as_str().unwrap();
+            // Every criterion of the shipped rubric is a checklist: its level follows the items.
             assert_eq!(
-                checked(&c, id).await,
-                d["score"].as_u64().map(|s| s.to_string()),
-                "{id} pre-filled from the draft"
+                checked(&c, id).await.as_deref(),
+                Some("items"),
+                "{id} follows its items"
             );
-            let note = note_text(&c, id).await;
-            let rationale = redactor.text(d["rationale"].as_str().unwrap()).trim().to_string();
-            assert_eq!(note, rationale, "{id} note pre-filled (blind)");
+            assert_eq!(note_text(&c, id).await, "", "{id}: the note is the grader's own");
+            for item in d["items"].as_array().unwrap() {
+                let name = format!("item:{id}:{}", item["id"].as_str().unwrap());
+                assert_eq!(
+                    ticked(&c, &name).await,
+                    item["met"].as_bool().unwrap(),
+                    "{name} pre-filled from the draft"
+                );
+            }
+            let feedback = redactor.text(d["feedback"].as_str().unwrap_or("")).trim().to_string();
+            assert_eq!(
+                field_text(&c, &format!("feedback-{id}")).await,
+                feedback,
+                "{id} feedback (blind)"
+            );
             // Cited evidence is one click away, on the same page.
             for cited in d["evidence"].as_array().unwrap() {
                 let cited = cited.as_str().unwrap();
@@ -304,23 +335,71 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
             }
         }
 
-        // Change a score with the mouse, another by keyboard, and finalize by keyboard.
-        click(&c, Locator::Css("input[name='score:framing'][value='4']")).await;
-        let note = c.find(Locator::Id("comment-framing")).await.unwrap();
-        note.clear().await.unwrap();
-        note.send_keys("Metric stated up front; scope explicit.").await.unwrap();
-        let draft_iteration: Option<String> = checked(&c, "iteration").await;
-        let other = if draft_iteration.as_deref() == Some("1") {
-            "2"
-        } else {
-            "1"
-        };
+        // Tick a framing item the draft left unticked (three questions, levels = "count"):
+        // on save the level is recomputed from the boxes, one higher.
+        let framing = draft_of("framing");
+        let draft_framing = framing["score"].as_u64().map(|s| s as u32);
+        let unmet = framing["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["met"] == false)
+            .expect("the tiny model leaves a framing question unmet")["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        click(&c, Locator::Css(&format!("input[name='item:framing:{unmet}']"))).await;
+        let approved = "State the success metric before the results.";
+        let fb = c.find(Locator::Id("feedback-framing")).await.unwrap();
+        fb.clear().await.unwrap();
+        fb.send_keys(approved).await.unwrap();
+        // Override iteration's level by keyboard, without a note: refused, the input kept.
+        let iteration = draft_of("iteration")["score"].as_u64().unwrap();
+        let other = if iteration == 1 { "2" } else { "1" };
         type_into(
             &c,
             Locator::Css(&format!("input[name='score:iteration'][value='{other}']")),
             " ",
         )
         .await;
+        let before = page(&c).await;
+        click(&c, Locator::Css("button[value='save']")).await;
+        let refused = banner(&c, before).await;
+        assert!(
+            refused.contains("needs a note") && refused.contains("overrides the level its ticked items give"),
+            "{refused}"
+        );
+        assert!(ticked(&c, &format!("item:framing:{unmet}")).await, "the tick is kept");
+        assert_eq!(checked(&c, "iteration").await.as_deref(), Some(other));
+        let rec = record(&a_anon);
+        assert!(store.reviews(rec.id).await.unwrap().is_empty(), "nothing was saved");
+        type_into(
+            &c,
+            Locator::Id("comment-iteration"),
+            "The history was rewritten by a rebase.",
+        )
+        .await;
+        let before = page(&c).await;
+        click(&c, Locator::Css("button[value='save']")).await;
+        let saved = banner(&c, before).await;
+        assert!(saved.contains("Review saved"), "{saved}");
+        // The page shows the recomputed level, the box ticked and the override kept.
+        let level = draft_framing.unwrap() + 1;
+        let label = c
+            .find(Locator::Css("input[name='score:framing'][value='items']"))
+            .await
+            .unwrap()
+            .find(Locator::XPath(".."))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(label.contains(&format!("level {level}")), "{label}");
+        assert_eq!(checked(&c, "framing").await.as_deref(), Some("items"));
+        assert_eq!(checked(&c, "iteration").await.as_deref(), Some(other));
+
+        // Finalize by keyboard.
         let finalize = c.find(Locator::Css("button[value='finalize']")).await.unwrap();
         let before = page(&c).await;
         finalize.send_keys("\u{E007}").await.unwrap(); // Enter
@@ -333,41 +412,41 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
             .is_empty());
 
         // What the database holds, and the audit trail.
-        let rec = record(&a_anon);
         let reviews = store.reviews(rec.id).await.unwrap();
         assert_eq!(reviews.len(), 1);
         let r = &reviews[0];
         assert_eq!(
             (r.grader.as_str(), r.status, r.version),
-            ("ann", ReviewStatus::Final, 1)
+            ("ann", ReviewStatus::Final, 2)
         );
-        assert_eq!(r.scores["framing"].score, Some(4));
-        assert_eq!(r.scores["framing"].comment, "Metric stated up front; scope explicit.");
+        let f = &r.scores["framing"];
+        assert_eq!(f.score, Some(level), "the level follows the ticked items");
+        assert_eq!(
+            (f.items[&unmet].met, f.items[&unmet].draft_met),
+            (true, Some(false)),
+            "the tick and the draft's answer it changed"
+        );
+        assert_eq!(f.feedback, approved);
+        assert_eq!(f.draft_score, draft_framing, "the draft shown is recorded");
         assert_eq!(r.scores["iteration"].score, Some(other.parse().unwrap()));
-        let draft_framing = a["drafts"]
+        assert_eq!(r.scores["iteration"].comment, "The history was rewritten by a rebase.");
+        let events = store.events(rec.id).await.unwrap();
+        let first_save = &events[events.len() - 2];
+        let framing_change = first_save.detail["changed"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|d| d["criterion"] == "framing")
-            .unwrap()["score"]
-            .as_u64()
-            .map(|s| s as u32);
+            .find(|ch| ch["criterion"] == "framing")
+            .unwrap_or_else(|| panic!("{:?}", first_save.detail))
+            .clone();
         assert_eq!(
-            r.scores["framing"].draft_score, draft_framing,
-            "the draft shown is recorded"
+            framing_change["items"][&unmet],
+            serde_json::json!({ "from": false, "to": true })
         );
-        let events = store.events(rec.id).await.unwrap();
+        assert_eq!(framing_change["feedback"], approved);
+        assert_eq!(framing_change["to"], level);
         let last = events.last().unwrap();
         assert_eq!((last.actor.as_str(), last.kind.as_str()), ("ann", "review_finalized"));
-        assert!(
-            last.detail["changed"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|ch| ch["criterion"] == "framing"),
-            "{:?}",
-            last.detail
-        );
         // The audit trail is on the packet.
         assert!(c.source().await.unwrap().contains("review finalized"));
 
@@ -435,15 +514,91 @@ fn graders_review_in_chromium_blind_with_drafts_prefilled_audited_and_conflicts_
         for h in hidden {
             assert!(!csv.contains(h), "export shows {h}");
         }
-        // The lead's metrics page.
+        // The lead's metrics page: ann's tick is the one item a grader changed.
         b1.goto(&format!("{base}/c/demo/metrics")).await.unwrap();
         let metrics = b1.source().await.unwrap();
         assert!(metrics.contains("kept the draft"), "metrics page");
+        let row = b1
+            .find(Locator::Id(&format!("item-framing-{unmet}")))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(row.contains("0 (0 %) 1 0"), "kept 0 of 1, ticked once: {row}");
+        assert!(metrics.contains("Changed most by graders"), "metrics page");
 
         for c in [c, b1, b2] {
             c.close().await.unwrap();
         }
+        (unmet, approved)
     });
+    let (unmet, approved) = signed;
+
+    // The export carries ann's ticks and the feedback she approved.
+    let out = assay.run(&["export", "demo", "--format", "json"]);
+    let doc = json_ok(&out);
+    let row = &doc["reviews"][0];
+    assert_eq!(row["items"]["framing"][&unmet], true, "{row:#}");
+    assert_eq!(row["feedback"]["framing"], approved);
+    assert!(doc["item_metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["item"] == unmet.as_str() && m["to_met"] == 1));
+
+    // Feedback to candidates: only the signed-off review of alice's submission is sent.
+    let fb = tempfile::tempdir().unwrap();
+    let out = assay
+        .cmd()
+        .args(["feedback", "demo", "--out"])
+        .arg(fb.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("bob-jones: no final review yet: nothing written"),
+        "{said}"
+    );
+    assert!(!fb.path().join("bob-jones.feedback.html").exists());
+    let html = std::fs::read_to_string(fb.path().join("alice-smith.feedback.html")).unwrap();
+    let md = std::fs::read_to_string(fb.path().join("alice-smith.feedback.md")).unwrap();
+    let rubric = assay::rubric::Rubric::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/rubrics/trial-project.toml"
+    )))
+    .unwrap();
+    let framing = &rubric.criteria[0];
+    let ticked_text = &framing.items.iter().find(|i| i.id == unmet).unwrap().text;
+    assert!(md.contains(&format!("- [x] {ticked_text}")), "{md}");
+    assert!(md.contains(approved) && html.contains(approved));
+    assert!(html.contains("Reproducibility report") && md.contains("## Reproducibility report"));
+    for c in &rubric.criteria {
+        if let Some(g) = &c.guidelines {
+            assert!(
+                !html.contains(g.as_str()) && !md.contains(g.as_str()),
+                "guidelines of {} leaked",
+                c.id
+            );
+        }
+    }
+    for never in ["Draft rationale", "Automated:", "The history was rewritten by a rebase"] {
+        assert!(
+            !md.contains(never) && !html.contains(never),
+            "{never} reached the candidate"
+        );
+    }
+    // One candidate without a final review: nothing written, and exit 1.
+    let out = assay
+        .cmd()
+        .args(["feedback", "demo", "--candidate", "bob-jones", "--out"])
+        .arg(fb.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = assay.run(&["feedback", "demo", "--candidate", "nobody"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// Signs in over plain HTTP; returns the session cookie's value.

@@ -29,6 +29,7 @@
 pub mod ask;
 pub mod bench;
 pub mod bench_corpus;
+pub mod bench_items;
 pub mod bench_llm;
 pub mod bench_serve;
 pub mod check;

@@ -303,6 +303,38 @@ enum Bench {
         #[arg(long)]
         json: bool,
     },
+    /// The checklist rubric's items on the corpus against hand labels (corpus/items.toml):
+    /// accuracy per item, unverified quotes, Spearman's rho of totals, ties, and the questions'
+    /// time against the holistic draft.
+    Items {
+        /// The labels.
+        #[arg(default_value = "corpus/items.toml")]
+        labels: PathBuf,
+        /// The corpus manifest (the labelled repositories' commits).
+        #[arg(long, default_value = "corpus/manifest.toml")]
+        manifest: PathBuf,
+        /// Directory holding the repositories as OWNER+NAME/repo git directories.
+        #[arg(long)]
+        repos: PathBuf,
+        /// The rubric the labels judge.
+        #[arg(long, default_value = "rubrics/trial-project.toml")]
+        rubric: PathBuf,
+        /// Model that answers the questions: a manifest name or a .gguf path.
+        #[arg(long, default_value = "qwen2.5-coder-1.5b-instruct")]
+        model: String,
+        /// Where the cohort file, database and reports go (default DATA_DIR/bench-items).
+        #[arg(long)]
+        work: Option<PathBuf>,
+        /// Jobs for the grade run.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+        /// Submissions drafted twice (holistic and checklist) for the timing; 0 skips it.
+        #[arg(long, default_value_t = 3)]
+        timing: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Review UI page latencies (p50/p99) over a generated cohort in the store.
     Serve {
         /// Submissions in the generated cohort.
@@ -514,6 +546,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }) => {
             let settings = load_settings(cli.config.as_deref(), &overrides(None, None))?;
             runtime()?.block_on(bench_corpus(&settings, &manifest, &repos, &only, save.as_deref(), json))
+        }
+        Command::Bench(Bench::Items {
+            labels,
+            manifest,
+            repos,
+            rubric,
+            model,
+            work,
+            jobs,
+            timing,
+            json,
+        }) => {
+            let settings = load_settings(cli.config.as_deref(), &overrides(None, None))?;
+            let work = work.unwrap_or_else(|| settings.data_dir.join("bench-items"));
+            let options = assay::bench_items::Options {
+                labels: &labels,
+                manifest: &manifest,
+                repos: &repos,
+                rubric: &rubric,
+                model: &model,
+                work: &work,
+                data_dir: &settings.data_dir,
+                jobs,
+                timing,
+            };
+            let report = runtime()?.block_on(assay::bench_items::run(&options))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", assay::bench_items::text(&report));
+            }
+            Ok(ExitCode::SUCCESS)
         }
         Command::Bench(Bench::Serve { size, requests, json }) => {
             let report = runtime()?.block_on(assay::bench_serve::run(size, requests))?;

@@ -615,23 +615,7 @@ impl Pipeline {
         drafter: Arc<Drafter>,
     ) -> Result<Result<(), Failure>, StoreError> {
         let store = self.store.as_ref();
-        // The draft stage's own items (D, C, I) are rebuilt each time.
-        let items: Vec<EvidenceItem> = store
-            .evidence(rec.id)
-            .await?
-            .into_iter()
-            .filter(|i| !i.id.starts_with('D') && !i.id.starts_with('C') && !i.id.starts_with('I'))
-            .collect();
-        let sandbox_report = stage_output(store, rec.id, Stage::Sandbox)
-            .await?
-            .and_then(|v| serde_json::from_value::<SandboxOutput>(v).ok())
-            .and_then(|o| o.report);
-        let repro_report: Option<repro::ReproReport> = stage_output(store, rec.id, Stage::Repro)
-            .await?
-            .and_then(|v| serde_json::from_value(v).ok());
-        let history = history_of(store, rec.id).await?;
-        let facts = draft::Facts::from_reports(history.as_ref(), sandbox_report.as_ref(), repro_report.as_ref(), None);
-        let commits = crate::ask::commit_items(history.as_ref());
+        let DraftEvidence { items, facts, commits } = draft_evidence(store, rec.id).await?;
         // Questions whose prompt has not changed keep the answers of the last draft.
         let previous: Vec<crate::ask::Answer> = stage_output(store, rec.id, Stage::Draft)
             .await?
@@ -655,22 +639,16 @@ impl Pipeline {
             &options,
             &evidence_hash,
         ]);
-        let (mirror, export_dir) = (fetch.fetched.mirror.clone(), fetch.export.dir.clone());
         let file_limits = self.settings.limits.clone();
         let rubric = Arc::clone(&ctx.rubric);
         let out = self
             .run_stage(rec, Stage::Draft, &draft_key, || {
-                let (mirror, export_dir, commit, file_limits) =
-                    (mirror.clone(), export_dir.clone(), commit.clone(), file_limits.clone());
+                let (fetch, file_limits) = (fetch.clone(), file_limits.clone());
                 let (items, mut facts, drafter, rubric) =
                     (items.clone(), facts.clone(), Arc::clone(&drafter), Arc::clone(&rubric));
                 let (commits, previous) = (commits.clone(), previous.clone());
                 async move {
-                    let (readme, readme_lines) = blocking(move || {
-                        ensure_export(&mirror, &commit, &export_dir, &file_limits)?;
-                        Ok(draft::readme_evidence(&export_dir))
-                    })
-                    .await?;
+                    let (readme, readme_lines) = blocking(move || readme_evidence(&fetch, &file_limits)).await?;
                     facts.readme_lines = Some(readme_lines);
                     let (record, extra) = draft::draft(
                         &drafter.engine,
@@ -935,6 +913,46 @@ where
         }
         Err(e) => Err(Failure::infra(format!("blocking task failed: {e}"))),
     }
+}
+
+/// What the draft stage reads of a submission besides its README.
+pub struct DraftEvidence {
+    /// The stored evidence without the draft stage's own items (D, C, I: rebuilt each time).
+    pub items: Vec<EvidenceItem>,
+    pub facts: draft::Facts,
+    /// The candidate's commit messages as `C` items.
+    pub commits: Vec<EvidenceItem>,
+}
+
+/// Reads what the draft stage drafts from (the README aside, see [`readme_evidence`]).
+pub async fn draft_evidence(store: &dyn Store, submission_id: i64) -> Result<DraftEvidence, StoreError> {
+    let items: Vec<EvidenceItem> = store
+        .evidence(submission_id)
+        .await?
+        .into_iter()
+        .filter(|i| !i.id.starts_with('D') && !i.id.starts_with('C') && !i.id.starts_with('I'))
+        .collect();
+    let sandbox_report = stage_output(store, submission_id, Stage::Sandbox)
+        .await?
+        .and_then(|v| serde_json::from_value::<SandboxOutput>(v).ok())
+        .and_then(|o| o.report);
+    let repro_report: Option<repro::ReproReport> = stage_output(store, submission_id, Stage::Repro)
+        .await?
+        .and_then(|v| serde_json::from_value(v).ok());
+    let history = history_of(store, submission_id).await?;
+    let facts = draft::Facts::from_reports(history.as_ref(), sandbox_report.as_ref(), repro_report.as_ref(), None);
+    let commits = crate::ask::commit_items(history.as_ref());
+    Ok(DraftEvidence { items, facts, commits })
+}
+
+/// The README's `D` items and line count from the graded tree (re-exported from the mirror
+/// when the export was cleaned). Blocking: run it off the async runtime.
+pub fn readme_evidence(
+    fetch: &FetchOutput,
+    limits: &crate::config::Limits,
+) -> Result<(Vec<EvidenceItem>, usize), Failure> {
+    ensure_export(&fetch.fetched.mirror, &fetch.fetched.commit, &fetch.export.dir, limits)?;
+    Ok(draft::readme_evidence(&fetch.export.dir))
 }
 
 /// (Re)builds the export of `commit` from the mirror; a finished export is reused.

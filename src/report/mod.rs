@@ -293,15 +293,7 @@ pub struct Feedback<'a> {
 /// The feedback report (HTML, self-contained): the candidate report's body under the rubric's
 /// checklist and the grader-approved feedback.
 pub fn render_feedback(f: &Feedback<'_>) -> Result<String, ReportError> {
-    let d = f.detail;
-    let mut ctx = candidate_context(
-        Some(f.candidate),
-        f.commit,
-        d.sandbox.as_ref(),
-        d.repro.as_ref().map(|r| &r.badge),
-        d.repro.as_ref().map_or(&[][..], |r| &r.findings),
-        d.history.as_ref(),
-    );
+    let mut ctx = detail_context(f.candidate, f.commit, f.detail);
     ctx.insert("assignment", f.assignment);
     ctx.insert("criteria", &f.criteria);
     render(html_engine(), "feedback.html", &ctx)
@@ -396,6 +388,18 @@ fn findings_table(findings: &[crate::repro::Finding]) -> String {
         );
     }
     out
+}
+
+/// The candidate report's context for a stored submission.
+fn detail_context(candidate: &str, commit: Option<&str>, d: &SubmissionDetail) -> Context {
+    candidate_context(
+        Some(candidate),
+        commit,
+        d.sandbox.as_ref(),
+        d.repro.as_ref().map(|r| &r.badge),
+        d.repro.as_ref().map_or(&[][..], |r| &r.findings),
+        d.history.as_ref(),
+    )
 }
 
 fn candidate_context(
@@ -807,13 +811,10 @@ pub fn write_all(
         )?;
         write(
             &candidate_file(&s.candidate),
-            &render_candidate(
-                Some(&s.candidate),
-                s.commit.as_deref(),
-                d.sandbox.as_ref(),
-                d.repro.as_ref().map(|r| &r.badge),
-                d.repro.as_ref().map_or(&[][..], |r| &r.findings),
-                d.history.as_ref(),
+            &render(
+                html_engine(),
+                "candidate.html",
+                &detail_context(&s.candidate, s.commit.as_deref(), d),
             )?,
         )?;
     }

@@ -995,39 +995,33 @@ async fn save(
     }
     let reviews = app.store.reviews(rec.id).await?;
     let mine = reviews.iter().find(|r| r.grader == session.grader);
-    let overrides = review::override_problems(&view.rubric, &input.scores);
-    if !overrides.is_empty() {
+    // An override without a note, or a finalize with a criterion unscored: nothing is saved
+    // and the page comes back with the grader's input and why.
+    let refusal = match review::override_problems(&view.rubric, &input.scores) {
+        o if !o.is_empty() => Some((
+            "Not saved: a level that overrides the checklist needs a note. Nothing was saved; your input is below.",
+            o,
+        )),
+        _ if input.finalize => Some((
+            "Not finalized: every criterion needs a score. Nothing was saved; your input is below.",
+            review::final_problems(&view.rubric, &input.scores),
+        ))
+        .filter(|(_, p)| !p.is_empty()),
+        _ => None,
+    };
+    if let Some((title, lines)) = refusal {
         let state = PacketState {
             input: Some(&input),
             mine,
             theirs: None,
             banner: Some(Banner {
                 kind: "error",
-                title: "Not saved: a level that overrides the checklist needs a note. Nothing was saved; your input is below."
-                    .into(),
-                lines: overrides,
+                title: title.into(),
+                lines,
             }),
         };
         let page = packet_html(&app, &session, &view, rec, &reviews, state).await?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page)).into_response());
-    }
-    if input.finalize {
-        let problems = review::final_problems(&view.rubric, &input.scores);
-        if !problems.is_empty() {
-            let state = PacketState {
-                input: Some(&input),
-                mine,
-                theirs: None,
-                banner: Some(Banner {
-                    kind: "error",
-                    title: "Not finalized: every criterion needs a score. Nothing was saved; your input is below."
-                        .into(),
-                    lines: problems,
-                }),
-            };
-            let page = packet_html(&app, &session, &view, rec, &reviews, state).await?;
-            return Ok((StatusCode::UNPROCESSABLE_ENTITY, Html(page)).into_response());
-        }
     }
     let outcome = app
         .store

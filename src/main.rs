@@ -1039,7 +1039,7 @@ async fn grade(settings: Settings, cohort: Cohort, opts: GradeOpts) -> Result<Ex
             evidence_budget: draft_budget,
             ..Default::default()
         };
-        pipeline = pipeline.with_drafter(Arc::new(pipeline::Drafter { engine, options }));
+        pipeline = pipeline.with_drafter(Arc::new(pipeline::Drafter::new(engine, options)));
     }
     let pipeline = Arc::new(pipeline);
     // The summary and each submission's report detail, read from the store once.

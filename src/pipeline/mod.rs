@@ -166,6 +166,22 @@ struct CohortCtx {
 pub struct Drafter {
     pub engine: Engine,
     pub options: DraftOptions,
+    /// One submission drafts at a time. Its questions share prompt prefixes that the model's
+    /// KV cache keeps between consecutive prompts; interleaved with another submission's, every
+    /// question would process its whole prompt again (measured on the corpus with four jobs:
+    /// no submission's draft finished in 4.5 minutes).
+    turn: tokio::sync::Mutex<()>,
+}
+
+impl Drafter {
+    /// A drafter over `engine`.
+    pub fn new(engine: Engine, options: DraftOptions) -> Drafter {
+        Drafter {
+            engine,
+            options,
+            turn: tokio::sync::Mutex::new(()),
+        }
+    }
 }
 
 impl Pipeline {
@@ -636,6 +652,7 @@ impl Pipeline {
             &ctx.rubric_hash,
             draft::PROMPT_VERSION,
             crate::ask::ASK_VERSION,
+            crate::rubric::checks::VERSION,
             &options,
             &evidence_hash,
         ]);
@@ -650,6 +667,7 @@ impl Pipeline {
                 async move {
                     let (readme, readme_lines) = blocking(move || readme_evidence(&fetch, &file_limits)).await?;
                     facts.readme_lines = Some(readme_lines);
+                    let _turn = drafter.turn.lock().await;
                     let (record, extra) = draft::draft(
                         &drafter.engine,
                         draft::DraftInput {

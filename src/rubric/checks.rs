@@ -240,6 +240,13 @@ fn pinned_dependencies(i: &CheckInput<'_>) -> Verdict {
     let ids = i.ids('R', &["no_lockfile", "unpinned_dependencies", "undeclared_imports"]);
     match i.facts.badge {
         None => verdict(None, vec![], "reproducibility was not assessed"),
+        // No finding against a project whose manifest no runner read is no evidence of pins
+        // (corpus: R scripts and a project in a subdirectory were "declared and pinned").
+        Some(_) if i.facts.tests.is_none() => verdict(
+            None,
+            vec![],
+            "no runner recognised the project: its dependency manifest was not read",
+        ),
         Some(_) if ids.is_empty() => verdict(Some(true), ids, "dependencies declared and pinned"),
         Some(_) => verdict(Some(false), ids, "dependencies not declared or not pinned"),
     }
@@ -353,6 +360,11 @@ fn readme_steps_work(i: &CheckInput<'_>) -> Verdict {
     }
 }
 
+/// The version of what the checks conclude: part of the draft stage's key, so a submission
+/// drafted under an older version is drafted again (its questions' answers are reused when
+/// their prompts are unchanged; only the checks, levels and feedback are redone).
+pub const VERSION: &str = "checks-v2";
+
 /// Every check a rubric may name.
 pub const CHECKS: &[Check] = &[
     Check { name: "tests_ran", doc: "The project's own tests ran in the sandbox (at least one test reported a result).", reads: &["tests"], eval: tests_ran },
@@ -365,7 +377,7 @@ pub const CHECKS: &[Check] = &[
     Check { name: "explained_commits", doc: "At least three commits, and their messages describe the change (no run of vague messages).", reads: &["history"], eval: explained_commits },
     Check { name: "honest_timestamps", doc: "No sign of rewritten commit times (replayed bursts, back- or future-dated commits, dates out of order).", reads: &["history"], eval: honest_timestamps },
     Check { name: "reproduces", doc: "Installs from a clean checkout and its tests pass twice identically with pinned dependencies (badge `reproduced`).", reads: &["repro", "tests"], eval: reproduces },
-    Check { name: "pinned_dependencies", doc: "Dependencies are declared and pinned (a lockfile or exact pins; no undeclared imports).", reads: &["repro"], eval: pinned_dependencies },
+    Check { name: "pinned_dependencies", doc: "Dependencies are declared in a manifest a runner reads and pinned (a lockfile or exact pins; no undeclared imports); cannot tell when no runner recognised the project.", reads: &["repro", "tests"], eval: pinned_dependencies },
     Check { name: "readme_results", doc: "The README reports results.", reads: &["history", "readme"], eval: readme_results },
     Check { name: "early_baseline", doc: "Code arrived in the first work session or the first quarter of the commits, and at least three later commits changed it.", reads: &["history"], eval: early_baseline },
     Check { name: "ci_config", doc: "The graded tree configures continuous integration (GitHub Actions, GitLab CI, CircleCI, Travis, Jenkins, ...).", reads: &["history"], eval: ci_config },
@@ -461,6 +473,21 @@ mod tests {
         }
         // No history read: the checks cannot tell, they do not guess.
         assert_eq!(eval("many_small_steps", &Facts::default(), &[]).met, None);
+    }
+
+    #[test]
+    fn pins_are_not_claimed_for_a_project_no_runner_read() {
+        let repro = |tests: Option<TestFacts>| Facts {
+            badge: Some(crate::repro::BadgeLevel::Available),
+            tests,
+            ..Facts::default()
+        };
+        // R scripts: no runner, no lockfile finding, and no evidence of pins either.
+        assert_eq!(eval("pinned_dependencies", &repro(None), &[]).met, None);
+        let read = repro(Some(tests(OutcomeKind::Passed, 3, 3)));
+        assert_eq!(eval("pinned_dependencies", &read, &[]).met, Some(true));
+        let unpinned = [item("R1", "no_lockfile")];
+        assert_eq!(eval("pinned_dependencies", &read, &unpinned).met, Some(false));
     }
 
     #[test]

@@ -448,6 +448,8 @@ pub struct Options<'a> {
     pub jobs: usize,
     /// Submissions drafted twice for the timing (0: none).
     pub timing: usize,
+    /// The file limits an export is rebuilt under (the settings' own).
+    pub limits: &'a crate::config::Limits,
 }
 
 /// Runs the bench: grades the labelled corpus with `assay grade` (this binary), judges the
@@ -504,7 +506,6 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
             model: m.id.clone(),
             ..Default::default()
         };
-        let settings = crate::config::Settings::default();
         let records = store.submissions(cohort_id).await?;
         for j in report.submissions.iter().take(o.timing) {
             let id = candidate_id(&j.repo);
@@ -517,7 +518,7 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
             else {
                 continue;
             };
-            let limits = settings.limits.clone();
+            let limits = o.limits.clone();
             let (readme, lines) =
                 tokio::task::spawn_blocking(move || crate::pipeline::readme_evidence(&fetch, &limits)).await??;
             let ev = crate::pipeline::draft_evidence(store.as_ref(), rec.id).await?;

@@ -570,6 +570,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 data_dir: &settings.data_dir,
                 jobs,
                 timing,
+                limits: &settings.limits,
             };
             let report = runtime()?.block_on(assay::bench_items::run(&options))?;
             if json {

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::bench_corpus::{self, Manifest};
 use crate::diag::InputError;
 use crate::pipeline::GradeSummary;
-use crate::rubric::{Decide, Rubric};
+use crate::rubric::Rubric;
 use crate::store::CriterionReview;
 
 /// The labels file.
@@ -43,22 +43,13 @@ pub struct Labelled {
     pub items: BTreeMap<String, bool>,
 }
 
-/// The `criterion.item` keys of `rubric`'s items, in rubric order.
-pub fn item_keys(rubric: &Rubric) -> Vec<String> {
-    rubric
-        .criteria
-        .iter()
-        .flat_map(|c| c.items.iter().map(move |i| format!("{}.{}", c.id, i.id)))
-        .collect()
-}
-
 impl Labels {
     /// Reads a labels file and checks it against `rubric` and the corpus `manifest`: every
     /// repository is in the manifest, once, and labels every item of the rubric, nothing else.
     pub fn load(path: &Path, rubric: &Rubric, manifest: &Manifest) -> Result<Labels, InputError> {
         let text = std::fs::read_to_string(path).map_err(|e| InputError::file(path, format!("cannot read: {e}")))?;
         let labels: Labels = toml::from_str(&text).map_err(|e| InputError::from_toml(path, &text, &e))?;
-        let keys = item_keys(rubric);
+        let keys = rubric.item_keys();
         let mut seen = std::collections::BTreeSet::new();
         for l in &labels.repos {
             if !manifest.repos.iter().any(|e| e.repo == l.repo) {
@@ -218,11 +209,10 @@ pub fn total_of(rubric: &Rubric, met: &dyn Fn(&str, &str) -> bool) -> f64 {
         .criteria
         .iter()
         .map(|c| {
-            let items: Vec<bool> = c.items.iter().map(|i| met(&c.id, &i.id)).collect();
             (
                 c.id.clone(),
                 CriterionReview {
-                    score: Some(c.level_from_items(&items)),
+                    score: Some(c.level_where(|i| met(&c.id, i))),
                     ..Default::default()
                 },
             )
@@ -265,17 +255,14 @@ pub fn graded(summary: &GradeSummary) -> BTreeMap<String, Graded> {
 
 /// Judges the graded cohort against the labels.
 pub fn judge(rubric: &Rubric, labels: &Labels, graded: &BTreeMap<String, Graded>) -> ItemsReport {
-    let keys = item_keys(rubric);
+    let keys = rubric.item_keys();
     let mut scores: Vec<ItemScore> = rubric
         .criteria
         .iter()
         .flat_map(|c| {
             c.items.iter().map(move |i| ItemScore {
                 item: format!("{}.{}", c.id, i.id),
-                kind: match i.decide {
-                    Decide::Check(_) => "check",
-                    Decide::Ask { .. } => "ask",
-                },
+                kind: i.decide.kind(),
                 judged: 0,
                 agree: 0,
                 accuracy: None,
@@ -507,6 +494,7 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
             ..Default::default()
         };
         let records = store.submissions(cohort_id).await?;
+        let whole = holistic(&rubric);
         for j in report.submissions.iter().take(o.timing) {
             let id = candidate_id(&j.repo);
             let Some(rec) = records.iter().find(|r| r.candidate == id) else {
@@ -535,7 +523,6 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
                 options: &options,
                 previous: vec![],
             };
-            let whole = holistic(&rubric);
             let start = std::time::Instant::now();
             crate::draft::draft(&engine, input(&whole)).await?;
             let holistic_ms = start.elapsed().as_millis() as u64;

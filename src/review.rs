@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::rubric::{Criterion, Decide, Rubric};
+use crate::rubric::{Criterion, Rubric};
 use crate::store::{CriterionReview, Review, ReviewStatus, SubmissionRecord};
 
 /// Why `scores` cannot be finalized under `rubric` (empty: they can). A final review scores
@@ -32,12 +32,7 @@ pub fn items_level(c: &Criterion, r: &CriterionReview) -> Option<u32> {
     if c.items.is_empty() || r.items.is_empty() {
         return None;
     }
-    let met: Vec<bool> = c
-        .items
-        .iter()
-        .map(|i| r.items.get(&i.id).is_some_and(|x| x.met))
-        .collect();
-    Some(c.level_from_items(&met))
+    Some(c.level_where(|id| r.items.get(id).is_some_and(|x| x.met)))
 }
 
 /// Why `scores` cannot be saved (empty: they can): a checklist criterion scored at another
@@ -149,12 +144,7 @@ pub fn export_csv(rubric: &Rubric, rows: &[ExportRow], reveal: bool) -> String {
     cols.extend(rubric.criteria.iter().map(|c| c.id.clone()));
     // Then one column per checklist item, `criterion.item`: 1 met, 0 not, empty when the
     // review holds no answer for it.
-    cols.extend(
-        rubric
-            .criteria
-            .iter()
-            .flat_map(|c| c.items.iter().map(move |i| format!("{}.{}", c.id, i.id))),
-    );
+    cols.extend(rubric.item_keys());
     let _ = writeln!(
         out,
         "{}",
@@ -222,6 +212,11 @@ pub struct CriterionMetrics {
     pub agreement: Option<f64>,
 }
 
+/// `n / d` rounded to two places (`None` when `d` is 0).
+fn rate(n: usize, d: usize) -> Option<f64> {
+    (d > 0).then(|| (n as f64 / d as f64 * 100.0).round() / 100.0)
+}
+
 /// The hiring lead's metrics over a cohort's final reviews.
 pub fn metrics(rubric: &Rubric, reviews: &[Review]) -> Vec<CriterionMetrics> {
     let finals: Vec<&Review> = reviews.iter().filter(|r| r.status == ReviewStatus::Final).collect();
@@ -253,7 +248,6 @@ pub fn metrics(rubric: &Rubric, reviews: &[Review]) -> Vec<CriterionMetrics> {
                     }
                 }
             }
-            let rate = |n: usize, d: usize| (d > 0).then(|| (n as f64 / d as f64 * 100.0).round() / 100.0);
             CriterionMetrics {
                 criterion: c.id.clone(),
                 with_draft,
@@ -303,10 +297,7 @@ pub fn item_metrics(rubric: &Rubric, reviews: &[Review]) -> Vec<ItemMetrics> {
             let mut m = ItemMetrics {
                 criterion: c.id.clone(),
                 item: i.id.clone(),
-                kind: match i.decide {
-                    Decide::Check(_) => "check",
-                    Decide::Ask { .. } => "ask",
-                },
+                kind: i.decide.kind(),
                 with_draft: 0,
                 kept: 0,
                 kept_rate: None,
@@ -325,7 +316,7 @@ pub fn item_metrics(rubric: &Rubric, reviews: &[Review]) -> Vec<ItemMetrics> {
                     _ => m.to_unmet += 1,
                 }
             }
-            m.kept_rate = (m.with_draft > 0).then(|| (m.kept as f64 / m.with_draft as f64 * 100.0).round() / 100.0);
+            m.kept_rate = rate(m.kept, m.with_draft);
             out.push(m);
         }
     }

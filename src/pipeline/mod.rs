@@ -631,11 +631,14 @@ impl Pipeline {
         drafter: Arc<Drafter>,
     ) -> Result<Result<(), Failure>, StoreError> {
         let store = self.store.as_ref();
-        let DraftEvidence { items, facts, commits } = draft_evidence(store, rec.id).await?;
+        let DraftEvidence {
+            items,
+            facts,
+            commits,
+            previous,
+        } = draft_evidence(store, rec.id).await?;
         // Questions whose prompt has not changed keep the answers of the last draft.
-        let previous: Vec<crate::ask::Answer> = stage_output(store, rec.id, Stage::Draft)
-            .await?
-            .and_then(|v| serde_json::from_value::<draft::DraftRecord>(v).ok())
+        let previous: Vec<crate::ask::Answer> = previous
             .filter(|r| r.model == drafter.engine.model_id)
             .map(|r| r.answers)
             .unwrap_or_default();
@@ -940,9 +943,12 @@ pub struct DraftEvidence {
     pub facts: draft::Facts,
     /// The candidate's commit messages as `C` items.
     pub commits: Vec<EvidenceItem>,
+    /// The submission's last draft, when there is one.
+    pub previous: Option<draft::DraftRecord>,
 }
 
-/// Reads what the draft stage drafts from (the README aside, see [`readme_evidence`]).
+/// Reads what the draft stage drafts from (the README aside, see [`readme_evidence`]): the
+/// evidence and the submission's runs, each read once.
 pub async fn draft_evidence(store: &dyn Store, submission_id: i64) -> Result<DraftEvidence, StoreError> {
     let items: Vec<EvidenceItem> = store
         .evidence(submission_id)
@@ -950,17 +956,20 @@ pub async fn draft_evidence(store: &dyn Store, submission_id: i64) -> Result<Dra
         .into_iter()
         .filter(|i| !i.id.starts_with('D') && !i.id.starts_with('C') && !i.id.starts_with('I'))
         .collect();
-    let sandbox_report = stage_output(store, submission_id, Stage::Sandbox)
-        .await?
+    let runs = store.runs(submission_id).await?;
+    let output = |stage| latest_done(&runs, stage);
+    let sandbox_report = output(Stage::Sandbox)
         .and_then(|v| serde_json::from_value::<SandboxOutput>(v).ok())
         .and_then(|o| o.report);
-    let repro_report: Option<repro::ReproReport> = stage_output(store, submission_id, Stage::Repro)
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok());
-    let history = history_of(store, submission_id).await?;
+    let repro_report: Option<repro::ReproReport> = output(Stage::Repro).and_then(|v| serde_json::from_value(v).ok());
+    let history: Option<HistoryReport> = output(Stage::History).and_then(|v| serde_json::from_value(v).ok());
     let facts = draft::Facts::from_reports(history.as_ref(), sandbox_report.as_ref(), repro_report.as_ref(), None);
-    let commits = crate::ask::commit_items(history.as_ref());
-    Ok(DraftEvidence { items, facts, commits })
+    Ok(DraftEvidence {
+        items,
+        facts,
+        commits: crate::ask::commit_items(history.as_ref()),
+        previous: output(Stage::Draft).and_then(|v| serde_json::from_value(v).ok()),
+    })
 }
 
 /// The README's `D` items and line count from the graded tree (re-exported from the mirror
@@ -1052,12 +1061,7 @@ pub async fn view(
     rec: &SubmissionRecord,
 ) -> Result<(SubmissionSummary, crate::report::SubmissionDetail), StoreError> {
     let runs = store.runs(rec.id).await?;
-    let done = |stage: Stage| {
-        runs.iter()
-            .rev()
-            .find(|r| r.stage == stage && r.status == RunStatus::Done)
-            .and_then(|r| r.output.clone())
-    };
+    let done = |stage: Stage| latest_done(&runs, stage);
     let detail = crate::report::SubmissionDetail {
         fetch: done(Stage::Fetch).and_then(|v| serde_json::from_value(v).ok()),
         history: done(Stage::History).and_then(|v| serde_json::from_value(v).ok()),
@@ -1172,18 +1176,21 @@ pub async fn summarize_with_details(
     Ok((summary, details))
 }
 
+/// The output of the latest done run of `stage` among `runs` (a submission's, oldest first).
+fn latest_done(runs: &[StageRun], stage: Stage) -> Option<serde_json::Value> {
+    runs.iter()
+        .rev()
+        .find(|r| r.stage == stage && r.status == RunStatus::Done)
+        .and_then(|r| r.output.clone())
+}
+
 /// The stored output of a submission's latest done run of `stage`.
 pub async fn stage_output(
     store: &dyn Store,
     submission_id: i64,
     stage: Stage,
 ) -> Result<Option<serde_json::Value>, StoreError> {
-    let runs = store.runs(submission_id).await?;
-    Ok(runs
-        .into_iter()
-        .rev()
-        .find(|r| r.stage == stage && r.status == RunStatus::Done)
-        .and_then(|r| r.output))
+    Ok(latest_done(&store.runs(submission_id).await?, stage))
 }
 
 /// The history report of a submission, when its history stage is done.

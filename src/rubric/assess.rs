@@ -49,7 +49,7 @@ pub fn items(c: &Criterion, input: &CheckInput<'_>, answers: &[Answer]) -> Vec<I
                 let v = (check.eval)(input);
                 ItemResult {
                     id: item.id.clone(),
-                    kind: "check".into(),
+                    kind: item.decide.kind().into(),
                     text: item.text.clone(),
                     met: v.met == Some(true),
                     evidence: v.evidence,
@@ -68,7 +68,7 @@ pub fn items(c: &Criterion, input: &CheckInput<'_>, answers: &[Answer]) -> Vec<I
                 match a {
                     None => ItemResult {
                         id: item.id.clone(),
-                        kind: "ask".into(),
+                        kind: item.decide.kind().into(),
                         text: item.text.clone(),
                         met: false,
                         evidence: vec![],
@@ -79,7 +79,7 @@ pub fn items(c: &Criterion, input: &CheckInput<'_>, answers: &[Answer]) -> Vec<I
                     },
                     Some(a) => ItemResult {
                         id: item.id.clone(),
-                        kind: "ask".into(),
+                        kind: item.decide.kind().into(),
                         text: item.text.clone(),
                         met: a.met,
                         evidence: if a.met {
@@ -113,12 +113,7 @@ pub fn items(c: &Criterion, input: &CheckInput<'_>, answers: &[Answer]) -> Vec<I
 
 /// The level the rubric's rule gives these items.
 pub fn level(c: &Criterion, items: &[ItemResult]) -> u32 {
-    let met: Vec<bool> = c
-        .items
-        .iter()
-        .map(|i| items.iter().any(|r| r.id == i.id && r.met))
-        .collect();
-    c.level_from_items(&met)
+    c.level_where(|id| items.iter().any(|r| r.id == id && r.met))
 }
 
 /// A rationale from the items alone: what is met (with ids and quotes), then what is not.

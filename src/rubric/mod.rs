@@ -83,6 +83,16 @@ pub enum Decide {
     Ask { question: String, from: Vec<String> },
 }
 
+impl Decide {
+    /// `check` or `ask`, as item results, metrics and the review form name the kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Decide::Check(_) => "check",
+            Decide::Ask { .. } => "ask",
+        }
+    }
+}
+
 /// How a criterion's level follows from the weight of its items met.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(rename_all = "snake_case")]
@@ -190,6 +200,12 @@ impl Criterion {
         self.levels[index].score
     }
 
+    /// The level the rule gives when `met(item id)` tells which items are met.
+    pub fn level_where(&self, met: impl Fn(&str) -> bool) -> u32 {
+        let met: Vec<bool> = self.items.iter().map(|i| met(&i.id)).collect();
+        self.level_from_items(&met)
+    }
+
     /// Lowest and highest level scores.
     pub fn range(&self) -> (u32, u32) {
         (self.levels[0].score, self.levels[self.levels.len() - 1].score)
@@ -272,6 +288,14 @@ struct RawLevel {
 }
 
 impl Rubric {
+    /// Every checklist item as `criterion.item`, in rubric order (export columns, labels).
+    pub fn item_keys(&self) -> Vec<String> {
+        self.criteria
+            .iter()
+            .flat_map(|c| c.items.iter().map(move |i| format!("{}.{}", c.id, i.id)))
+            .collect()
+    }
+
     /// Reads and validates a rubric file.
     pub fn load(path: &Path) -> Result<Rubric, InputError> {
         let text =

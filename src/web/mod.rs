@@ -723,10 +723,7 @@ struct FormItem<'a> {
     kind: &'static str,
     /// Whether the box is ticked.
     checked: bool,
-    /// Whether a draft answered it, and what.
-    drafted: bool,
-    draft_met: bool,
-    /// The draft's reading of it (evidence, quote, flags, note), when drafted.
+    /// The draft's answer and its reading (evidence, quote, flags, note), when drafted.
     draft: Option<crate::rubric::assess::ItemResult>,
 }
 
@@ -878,20 +875,12 @@ async fn packet_html(
             let form_items = c
                 .items
                 .iter()
-                .map(|i| {
-                    let drafted = row.items.iter().find(|r| r.id == i.id);
-                    FormItem {
-                        id: &i.id,
-                        text: &i.text,
-                        kind: match i.decide {
-                            crate::rubric::Decide::Check(_) => "check",
-                            crate::rubric::Decide::Ask { .. } => "ask",
-                        },
-                        checked: shown.items.get(&i.id).is_some_and(|x| x.met),
-                        drafted: drafted.is_some(),
-                        draft_met: drafted.is_some_and(|r| r.met),
-                        draft: drafted.cloned(),
-                    }
+                .map(|i| FormItem {
+                    id: &i.id,
+                    text: &i.text,
+                    kind: i.decide.kind(),
+                    checked: shown.items.get(&i.id).is_some_and(|x| x.met),
+                    draft: row.items.iter().find(|r| r.id == i.id).cloned(),
                 })
                 .collect();
             let score = shown.score;

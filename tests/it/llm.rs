@@ -649,3 +649,78 @@ fn grade_drafts_every_criterion_and_assay_draft_shows_them() {
         .count();
     assert_eq!(drafts_run, 1, "the draft stage ran once over two grades");
 }
+
+/// Regression (corpus bench, four jobs): the questions of submissions drafting at once
+/// interleaved on the one model thread, so no question reused its group's prompt prefix and no
+/// draft finished in minutes. Drafts take turns: within one submission, each question after
+/// the first of its group reuses all of its prompt but the question itself.
+#[test]
+fn drafts_of_submissions_graded_together_take_turns_and_keep_their_prompt_prefixes() {
+    use crate::helpers::{cohort_of, json_ok, Assay, Scripted, DAY1, HOUR};
+    let work = tempfile::tempdir().unwrap();
+    let repos: Vec<Scripted> = (0..3)
+        .map(|k| {
+            let mut r = Scripted::new();
+            let prose: String = (0..12)
+                .map(|n| {
+                    format!(
+                        "Step {n} of project {k} cleans table {} and writes report {}. ",
+                        n * 7 + k,
+                        n + k
+                    )
+                })
+                .collect();
+            r.put(&[(
+                "README.md",
+                Some(&format!("# Project {k}\n\n{prose}\n\n## Results\n\nAccuracy {k}0%.\n")),
+            )]);
+            r.put(&[("main.py", Some("print('hi')\n"))]);
+            r.commit(&format!("Start project {k}"), DAY1 + k as i64 * HOUR);
+            r
+        })
+        .collect();
+    let names = ["p0", "p1", "p2"];
+    let subs: Vec<(&str, &std::path::Path)> = names.iter().zip(&repos).map(|(n, r)| (*n, r.path())).collect();
+    let cohort = cohort_of(work.path(), "", &subs);
+    let assay = Assay::new();
+    let models = model_path(TINY_MODEL).parent().unwrap().to_path_buf();
+    let graded = assay
+        .cmd()
+        .env("ASSAY_MODEL_DIR", &models)
+        .args(["grade", "--no-sandbox", "--jobs", "3", "--model", TINY_MODEL, "--json"])
+        .arg(&cohort)
+        .output()
+        .unwrap();
+    json_ok(&graded);
+    let rubric = rubric();
+    let from = |criterion: &str, item: &str| -> Vec<String> {
+        let c = rubric.criteria.iter().find(|c| c.id == criterion).unwrap();
+        match &c.items.iter().find(|i| i.id == item).unwrap().decide {
+            assay::rubric::Decide::Ask { from, .. } => from.clone(),
+            other => panic!("{item} is not a question: {other:?}"),
+        }
+    };
+    for name in names {
+        let shown = json_ok(&assay.run(&["draft", name, "--json"]));
+        let answers = shown["draft"]["answers"].as_array().unwrap();
+        assert!(answers.len() >= 10, "{name}: {} answers", answers.len());
+        for pair in answers.windows(2) {
+            let (a, b) = (&pair[0], &pair[1]);
+            let group = |x: &serde_json::Value| from(x["criterion"].as_str().unwrap(), x["item"].as_str().unwrap());
+            if group(a) != group(b) {
+                continue;
+            }
+            let (prompt, reused) = (
+                b["prompt_tokens"].as_u64().unwrap(),
+                b["reused_tokens"].as_u64().unwrap(),
+            );
+            // Only the question and the turn's closing tokens differ from the previous prompt.
+            assert!(
+                reused + 64 >= prompt,
+                "{name} {}: reused {reused} of {prompt} prompt tokens after {}",
+                b["item"],
+                a["item"]
+            );
+        }
+    }
+}

@@ -164,6 +164,9 @@ pub struct Judged {
     /// assay's items, in rubric order (for ties).
     #[serde(skip)]
     pub met: Vec<bool>,
+    /// What the ranking orders equal totals by.
+    #[serde(skip)]
+    pub order: Vec<bool>,
 }
 
 /// What `assay bench items` reports.
@@ -179,7 +182,10 @@ pub struct ItemsReport {
     pub unverified_share: Option<f64>,
     /// Spearman's ρ between assay's totals and the hand totals (submissions with a total).
     pub spearman: Option<f64>,
-    /// Pairs of submissions with the same total whose items differ.
+    /// Pairs of submissions with the same total whose items differ, which the ranking orders
+    /// by their items.
+    pub equal_totals: Vec<(String, String, f64)>,
+    /// Pairs with the same total whose items differ that the ranking leaves tied.
     pub ties: Vec<(String, String, f64)>,
     /// The timing runs, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -228,6 +234,8 @@ pub struct Graded {
     pub total: Option<f64>,
     /// Its drafts, with the checklist items.
     pub drafts: Vec<crate::draft::CriterionDraft>,
+    /// The checklist items the ranking orders equal totals by (triage's `items_met`).
+    pub order: Vec<bool>,
 }
 
 /// The graded submissions of `summary`, by candidate id.
@@ -236,17 +244,13 @@ pub fn graded(summary: &GradeSummary) -> BTreeMap<String, Graded> {
         .submissions
         .iter()
         .map(|s| {
-            let total = summary
-                .triage
-                .submissions
-                .iter()
-                .find(|t| t.candidate == s.candidate)
-                .and_then(|t| t.total);
+            let t = summary.triage.submissions.iter().find(|t| t.candidate == s.candidate);
             (
                 s.candidate.clone(),
                 Graded {
-                    total,
+                    total: t.and_then(|t| t.total),
                     drafts: s.drafts.clone(),
+                    order: t.map(|t| t.items_met.clone()).unwrap_or_default(),
                 },
             )
         })
@@ -324,6 +328,7 @@ pub fn judge(rubric: &Rubric, labels: &Labels, graded: &BTreeMap<String, Graded>
             hand_total,
             disagreements,
             met,
+            order: s.order.clone(),
         });
     }
     for s in &mut scores {
@@ -339,12 +344,17 @@ pub fn judge(rubric: &Rubric, labels: &Labels, graded: &BTreeMap<String, Graded>
         &ranked.iter().map(|j| j.total.expect("filtered")).collect::<Vec<_>>(),
         &ranked.iter().map(|j| j.hand_total).collect::<Vec<_>>(),
     );
-    let mut ties = Vec::new();
+    let (mut equal_totals, mut ties) = (Vec::new(), Vec::new());
     for (n, a) in ranked.iter().enumerate() {
         for b in &ranked[n + 1..] {
             let (x, y) = (a.total.expect("filtered"), b.total.expect("filtered"));
-            if (x - y).abs() < 0.05 && a.met != b.met {
-                ties.push((a.repo.clone(), b.repo.clone(), x));
+            if (x - y).abs() < crate::triage::TIE_EPSILON && a.met != b.met {
+                let pair = (a.repo.clone(), b.repo.clone(), x);
+                if a.order == b.order {
+                    ties.push(pair);
+                } else {
+                    equal_totals.push(pair);
+                }
             }
         }
     }
@@ -355,6 +365,7 @@ pub fn judge(rubric: &Rubric, labels: &Labels, graded: &BTreeMap<String, Graded>
         check_accuracy,
         unverified_share,
         spearman,
+        equal_totals,
         ties,
         timing: None,
     }
@@ -527,7 +538,7 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
             crate::draft::draft(&engine, input(&whole)).await?;
             let holistic_ms = start.elapsed().as_millis() as u64;
             let (record, _) = crate::draft::draft(&engine, input(&rubric)).await?;
-            let questions_ms: u64 = record.answers.iter().map(|a| a.run.prompt_ms + a.run.generate_ms).sum();
+            let questions_ms: u64 = record.answers.iter().map(crate::ask::Answer::ms).sum();
             let feedback_ms = record
                 .feedback
                 .as_ref()
@@ -600,8 +611,16 @@ pub fn text(r: &ItemsReport) -> String {
         "Spearman's rho, assay's totals vs the hand labels' totals: {} (target ≥ 0.85)",
         r.spearman.map_or("—".into(), |v| format!("{v:.3}"))
     );
+    let _ = writeln!(
+        s,
+        "equal totals with different items, ordered by the items met: {} pair(s)",
+        r.equal_totals.len()
+    );
     if r.ties.is_empty() {
-        let _ = writeln!(s, "ties between submissions whose items differ: none");
+        let _ = writeln!(
+            s,
+            "ties the ranking leaves between submissions whose items differ: none"
+        );
     }
     for (a, b, t) in &r.ties {
         let _ = writeln!(s, "tie at {t:.1} with different items: {a} and {b}");
@@ -721,6 +740,7 @@ check = "ci_config"
     fn drafted(total: Option<f64>, items: Vec<crate::rubric::assess::ItemResult>) -> Graded {
         Graded {
             total,
+            order: items.iter().map(|i| i.met).collect(),
             drafts: vec![crate::draft::CriterionDraft {
                 criterion: "framing".into(),
                 score: None,
@@ -748,6 +768,9 @@ repo = "a/two"
 items = { "framing.metric" = false, "framing.ci" = true }
 [[repo]]
 repo = "a/three"
+items = { "framing.metric" = false, "framing.ci" = true }
+[[repo]]
+repo = "a/four"
 items = { "framing.metric" = false, "framing.ci" = true }
 [[repo]]
 repo = "a/undrafted"
@@ -778,7 +801,7 @@ items = { "framing.metric" = true, "framing.ci" = true }
                     ],
                 ),
             ),
-            // The check missed CI: same total as a.two with different items, a tie that is not explained.
+            // The check missed CI: same total as a.two with different items, ordered by them.
             (
                 "a.three".to_string(),
                 drafted(
@@ -789,25 +812,41 @@ items = { "framing.metric" = true, "framing.ci" = true }
                     ],
                 ),
             ),
+            // Same total and different items, but the ranking read the same items as a.two's
+            // (say, from the checks of an invalid draft): a tie it leaves.
+            (
+                "a.four".to_string(),
+                Graded {
+                    order: vec![false, true],
+                    ..drafted(
+                        Some(50.0),
+                        vec![
+                            item("metric", "ask", true, true, false),
+                            item("ci", "check", false, false, false),
+                        ],
+                    )
+                },
+            ),
             ("a.undrafted".to_string(), Graded::default()),
         ]);
         let rep = judge(&r, &labels, &graded);
-        assert_eq!(rep.submissions.len(), 3, "an undrafted submission is not judged");
+        assert_eq!(rep.submissions.len(), 4, "an undrafted submission is not judged");
         let metric = &rep.items[0];
         assert_eq!(
             (metric.judged, metric.agree, metric.false_met, metric.missed),
-            (3, 2, 1, 0)
+            (4, 2, 2, 0)
         );
-        assert_eq!((metric.yes, metric.unverified), (3, 1));
-        assert_eq!(rep.question_accuracy, Some(2.0 / 3.0));
-        assert_eq!(rep.check_accuracy, Some(2.0 / 3.0));
-        assert_eq!(rep.unverified_share, Some(1.0 / 3.0));
+        assert_eq!((metric.yes, metric.unverified), (4, 1));
+        assert_eq!(rep.question_accuracy, Some(2.0 / 4.0));
+        assert_eq!(rep.check_accuracy, Some(2.0 / 4.0));
+        assert_eq!(rep.unverified_share, Some(1.0 / 4.0));
         assert_eq!(
             rep.submissions[2].disagreements,
             [("framing.metric".to_string(), true), ("framing.ci".to_string(), false)]
         );
         assert_eq!(rep.submissions[1].hand_total, 50.0);
-        assert_eq!(rep.ties, [("a/two".to_string(), "a/three".to_string(), 50.0)]);
+        assert_eq!(rep.equal_totals, [("a/two".to_string(), "a/three".to_string(), 50.0)]);
+        assert_eq!(rep.ties, [("a/two".to_string(), "a/four".to_string(), 50.0)]);
         assert!(rep.spearman.is_some());
     }
 

@@ -30,7 +30,12 @@ pub const PROMPT_VERSION: &str = "draft-v4";
 pub const MAX_RATIONALE: usize = 400;
 const MIN_RATIONALE: usize = 12;
 /// Most README sections turned into evidence.
-const MAX_README_SECTIONS: usize = 12;
+const MAX_README_SECTIONS: usize = 40;
+/// Longest README section kept as evidence, in characters: the checklist questions read each
+/// section whole when the budget allows (a "Known limitations" list seldom fits in 500).
+pub const MAX_SECTION_TEXT: usize = 2000;
+/// README sections the holistic draft reads, each bounded to [`evidence::MAX_TEXT`].
+const HOLISTIC_README_SECTIONS: usize = 12;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DraftOptions {
@@ -46,7 +51,8 @@ pub struct DraftOptions {
     /// 1.2, distinct rationales with the README's own facts and criterion-specific citations.
     #[serde(default = "default_repeat_penalty")]
     pub repeat_penalty: f32,
-    /// Tokens the evidence of one checklist question's prompt may take.
+    /// Tokens the evidence of one checklist question's prompt may take: its first source (the
+    /// README) within this, each further source (commit messages) within half of it.
     #[serde(default = "default_ask_budget")]
     pub ask_budget: usize,
 }
@@ -281,7 +287,7 @@ pub fn readme_items(readme: Option<&Readme>) -> Vec<EvidenceItem> {
             id: format!("D{}", i + 1),
             kind: "readme_section".into(),
             source: format!("{}:{}", readme.name, s.line),
-            text: evidence::bound(&format!("## {}: {}", s.heading, s.text), evidence::MAX_TEXT),
+            text: evidence::bound(&format!("## {}: {}", s.heading, s.text), MAX_SECTION_TEXT),
         })
         .collect()
 }
@@ -371,8 +377,13 @@ pub fn prepare(
     for item in stage_items.iter().chain(readme.iter()) {
         let (clean, hidden) = sanitize(&item.text);
         flag(item, &clean, hidden.as_deref(), &mut flags);
+        if item.id.starts_with('D')
+            && items.iter().filter(|i| i.id.starts_with('D')).count() >= HOLISTIC_README_SECTIONS
+        {
+            continue;
+        }
         items.push(EvidenceItem {
-            text: defuse(&clean),
+            text: evidence::bound(&defuse(&clean), evidence::MAX_TEXT),
             ..item.clone()
         });
     }
@@ -722,7 +733,7 @@ fn checklist_draft(c: &Criterion, input: &CheckInput<'_>, answers: &[Answer], fl
     if flagged {
         flags.push("injection_in_evidence".into());
     }
-    for flag in ["unverified_quote", "invalid_answer", "cannot_tell"] {
+    for flag in ["unverified_quote", "not_confirmed", "invalid_answer", "cannot_tell"] {
         let n = items
             .iter()
             .filter(|i| i.flags.iter().any(|f| f.starts_with(flag)))
@@ -1049,6 +1060,79 @@ level = [{ score = 1, descriptor = "none" }, { score = 2, descriptor = "setup" }
         .unwrap()
     }
 
+    /// Quotes the test command as "how success is measured" and the README's metric as an
+    /// assumption; on the passage alone, says yes only where the passage states a metric.
+    fn quotes_the_first_thing(prompt: &str) -> String {
+        if let Some(p) = prompt.split("<passage>\n").nth(1) {
+            let yes = p.contains("macro-F1");
+            return json!({"answer": if yes { "yes" } else { "no" }}).to_string();
+        }
+        if prompt.contains("did not meet these checklist items") {
+            return json!({}).to_string();
+        }
+        let q = prompt.rsplit("Question: ").next().unwrap_or("");
+        if q.contains("how success is measured") {
+            json!({"answer": "yes", "evidence": "D2", "quote": "pytest -v tests/model"}).to_string()
+        } else if q.contains("report a result") {
+            json!({"answer": "yes", "evidence": "D3", "quote": "success as macro-F1 on the held-out split"}).to_string()
+        } else {
+            json!({"answer": "no"}).to_string()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_yes_counts_only_when_its_passage_read_alone_confirms_it() {
+        let rubric = Rubric::parse(
+            Path::new("trial-project.toml"),
+            include_str!("../rubrics/trial-project.toml"),
+        )
+        .unwrap();
+        let mut bundle = checklist_bundle();
+        bundle.readme = Some(BundleReadme {
+            name: "README.md".into(),
+            text: "# Churn\n\n## Training\n\npytest -v tests/model\n\n## Results\n\nWe tried trees first. We measure \
+success as macro-F1 on the held-out split: 0.71.\n"
+                .into(),
+        });
+        let options = DraftOptions::default();
+        let model = Scripted {
+            answer: quotes_the_first_thing,
+            prompts: Default::default(),
+        };
+        let (rec, _) = draft(&model, bundle.input(&rubric, &options)).await.unwrap();
+        let item = |c: &str, i: &str| {
+            rec.drafts
+                .iter()
+                .find(|d| d.criterion == c)
+                .and_then(|d| d.items.iter().find(|x| x.id == i))
+                .unwrap()
+                .clone()
+        };
+        // The test command is genuinely in D2, but read alone it states no metric: not met.
+        let metric = item("framing", "metric");
+        assert!(!metric.met && metric.quote.is_none(), "{metric:?}");
+        assert!(metric.flags[0].starts_with("not_confirmed"), "{metric:?}");
+        assert!(metric.note.contains("second reading"), "{metric:?}");
+        let results = item("communication", "results");
+        assert!(results.met && results.evidence == ["D3"], "{results:?}");
+        // Each second reading saw its passage alone: the sentence under its heading.
+        let prompts = model.prompts.lock().unwrap();
+        let passages: Vec<&str> = prompts
+            .iter()
+            .filter_map(|p| p.split("<passage>\n").nth(1)?.split("</passage>").next())
+            .collect();
+        assert_eq!(passages.len(), 2, "{passages:?}");
+        assert_eq!(passages[0].trim(), "## Training: pytest -v tests/model");
+        assert_eq!(
+            passages[1].trim(),
+            "## Results: We measure success as macro-F1 on the held-out split: 0.71."
+        );
+        // Stored with the answer, with what the second reading said.
+        let a = rec.answers.iter().find(|a| a.item == "metric").unwrap();
+        assert_eq!(a.confirmation.as_ref().unwrap().answer.as_deref(), Some("no"));
+        assert!(!a.met && a.answer.as_deref() == Some("yes"));
+    }
+
     #[tokio::test]
     async fn checklist_levels_rest_on_checks_and_verified_quotes_only() {
         let rubric = Rubric::parse(
@@ -1127,7 +1211,7 @@ level = [{ score = 1, descriptor = "none" }, { score = 2, descriptor = "setup" }
         // Questions that read the README only share a prefix; the one that also reads commit
         // messages comes after them and extends it.
         let prompts = model.prompts.lock().unwrap().clone();
-        let questions: Vec<&String> = prompts.iter().filter(|p| p.contains("Question: ")).collect();
+        let questions: Vec<&String> = prompts.iter().filter(|p| p.contains("</evidence>")).collect();
         assert_eq!(questions.len(), rec.answers.len());
         assert_eq!(questions.len(), 11, "the trial-project rubric's questions");
         let head = |p: &str| p[..p.find("</evidence>").unwrap()].to_string();

@@ -91,7 +91,12 @@ pub struct Triaged {
     pub confidence: f64,
     pub criteria: Vec<CriterionScore>,
     pub doubts: Vec<Doubt>,
-    /// Shares its total with another ranked submission.
+    /// The checklist items met, criterion by criterion and item by item in the rubric's order
+    /// (empty for a rubric without checklists): equal totals are ordered by how many are met,
+    /// then by these in order, so only submissions meeting the same items tie.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items_met: Vec<bool>,
+    /// Shares its total and its checklist items with another ranked submission.
     pub tie: bool,
     pub low_confidence: bool,
     /// Set apart for a re-run (infrastructure error), never ranked down.
@@ -132,6 +137,7 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
     let mut criteria = Vec::new();
     let mut unscored: Vec<&str> = Vec::new();
     let (mut weighted, mut weights) = (0.0, 0.0);
+    let mut items_met = Vec::new();
     for c in &rubric.criteria {
         let d = input.drafts.iter().find(|d| d.criterion == c.id);
         let draft = d.filter(|d| d.valid).and_then(|d| d.score);
@@ -154,16 +160,19 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
             }
             Some(items) => Some(assess::level(c, items)),
         };
-        let undecided = d
+        let decided = d
             .filter(|d| d.valid && !d.items.is_empty())
             .map(|d| d.items.as_slice())
-            .or(checked.as_deref())
-            .map_or(0, |items| {
-                items
-                    .iter()
-                    .filter(|i| i.flags.iter().any(|f| f == "cannot_tell"))
-                    .count()
-            });
+            .or(checked.as_deref());
+        if let Some(items) = decided {
+            items_met.extend(c.items.iter().map(|i| items.iter().any(|r| r.id == i.id && r.met)));
+        }
+        let undecided = decided.map_or(0, |items| {
+            items
+                .iter()
+                .filter(|i| i.flags.iter().any(|f| f == "cannot_tell"))
+                .count()
+        });
         if undecided > 0 {
             doubts.push(Doubt {
                 kind: "items_undecided",
@@ -312,6 +321,7 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
         confidence,
         criteria,
         doubts,
+        items_met,
         tie: false,
         low_confidence: confidence < LOW_CONFIDENCE,
         rerun,
@@ -319,12 +329,19 @@ pub fn score(rubric: &Rubric, input: &Input) -> Triaged {
     }
 }
 
+/// The ranking's order among equal totals: items met, then which, in the rubric's order.
+fn items_order(t: &Triaged) -> (usize, &[bool]) {
+    (t.items_met.iter().filter(|m| **m).count(), &t.items_met)
+}
+
 /// Scores, ranks and queues a cohort. The top `top_k` ranked submissions are queued, with every
 /// submission tied with the K-th, every low-confidence one and every re-run.
 pub fn triage(rubric: &Rubric, inputs: &[Input], top_k: usize) -> Triage {
     let mut all: Vec<Triaged> = inputs.iter().map(|i| score(rubric, i)).collect();
-    // Ranked: has a total and is not a re-run. Best total first; ties by confidence, then by
-    // anonymous id (stable, and not the candidate's name).
+    // Ranked: has a total and is not a re-run. Best total first; equal totals by the checklist
+    // items met (more first, then the rubric's order: a totals' level moves by whole levels, so
+    // many submissions share one), then by confidence, then by anonymous id (stable, and not
+    // the candidate's name).
     all.sort_by(|a, b| {
         let group = |t: &Triaged| match (t.rerun, t.total) {
             (false, Some(_)) => 0,
@@ -334,6 +351,7 @@ pub fn triage(rubric: &Rubric, inputs: &[Input], top_k: usize) -> Triage {
         group(a)
             .cmp(&group(b))
             .then(b.total.unwrap_or(0.0).total_cmp(&a.total.unwrap_or(0.0)))
+            .then(items_order(b).cmp(&items_order(a)))
             .then(b.confidence.total_cmp(&a.confidence))
             .then(a.anon_id.cmp(&b.anon_id))
     });
@@ -341,18 +359,19 @@ pub fn triage(rubric: &Rubric, inputs: &[Input], top_k: usize) -> Triage {
     for (i, t) in all.iter_mut().take(ranked).enumerate() {
         t.rank = Some(i + 1);
     }
-    let totals: Vec<f64> = all[..ranked].iter().map(|t| t.total.unwrap_or(0.0)).collect();
-    let cutoff = top_k.min(ranked).checked_sub(1).map(|i| totals[i]);
+    let keys: Vec<(f64, Vec<bool>)> = all[..ranked]
+        .iter()
+        .map(|t| (t.total.unwrap_or(0.0), t.items_met.clone()))
+        .collect();
+    let same = |a: &(f64, Vec<bool>), b: &(f64, Vec<bool>)| (a.0 - b.0).abs() < TIE_EPSILON && a.1 == b.1;
+    let cutoff = top_k.min(ranked).checked_sub(1).map(|i| keys[i].clone());
     for (i, t) in all.iter_mut().enumerate() {
         if i < ranked {
-            let total = totals[i];
-            t.tie = totals
-                .iter()
-                .enumerate()
-                .any(|(j, o)| j != i && (o - total).abs() < TIE_EPSILON);
+            let key = &keys[i];
+            t.tie = keys.iter().enumerate().any(|(j, o)| j != i && same(o, key));
             if i < top_k {
                 t.queued.push(QueueReason::TopK);
-            } else if cutoff.is_some_and(|c| (c - total).abs() < TIE_EPSILON) {
+            } else if cutoff.as_ref().is_some_and(|c| same(c, key)) {
                 t.queued.push(QueueReason::TiedAtCutoff);
             }
         }
@@ -547,5 +566,83 @@ level = [{ score = 1, descriptor = "dump" }, { score = 2, descriptor = "few" }, 
         // No drafts is a (small) doubt.
         assert_eq!(t.confidence, 0.9);
         assert!(!t.low_confidence);
+    }
+
+    #[test]
+    fn equal_totals_are_ordered_by_the_checklist_items_met() {
+        let rubric = Rubric::parse(
+            Path::new("r.toml"),
+            r#"name = "r"
+[[criterion]]
+id = "communication"
+title = "Communication"
+description = "README"
+weight = 1.0
+evidence = ["readme"]
+levels = { at_least = [0, 1, 3, 4] }
+level = [{ score = 1, descriptor = "none" }, { score = 2, descriptor = "one or two" }, { score = 3, descriptor = "three" }, { score = 4, descriptor = "all" }]
+[[criterion.item]]
+id = "a"
+text = "A."
+ask = "A?"
+from = ["readme"]
+[[criterion.item]]
+id = "b"
+text = "B."
+ask = "B?"
+from = ["readme"]
+[[criterion.item]]
+id = "c"
+text = "C."
+ask = "C?"
+from = ["readme"]
+[[criterion.item]]
+id = "d"
+text = "D."
+ask = "D?"
+from = ["readme"]
+"#,
+        )
+        .unwrap();
+        let with = |name: &str, met: &[&str]| {
+            let mut i = input(name, OutcomeKind::Passed, 1, 1, 12);
+            let mut d = draft("communication", Some(2), true);
+            d.items = ["a", "b", "c", "d"]
+                .iter()
+                .map(|id| crate::rubric::assess::ItemResult {
+                    id: (*id).into(),
+                    kind: "ask".into(),
+                    text: String::new(),
+                    met: met.contains(id),
+                    evidence: vec![],
+                    quote: None,
+                    flags: vec![],
+                    note: String::new(),
+                    claimed: None,
+                })
+                .collect();
+            i.drafts = vec![d];
+            i
+        };
+        // One or two items met: the same level, the same total.
+        let t = triage(
+            &rubric,
+            &[
+                with("only-b", &["b"]),
+                with("a", &["a"]),
+                with("b-and-c", &["b", "c"]),
+                with("also-only-b", &["b"]),
+            ],
+            2,
+        );
+        let order: Vec<&str> = t.submissions.iter().map(|s| s.candidate.as_str()).collect();
+        // More items first; then the rubric's order (a before b); the same items tie (anonymous id).
+        assert_eq!(order, ["b-and-c", "a", "also-only-b", "only-b"]);
+        assert!(t.submissions.iter().all(|s| s.total == Some(33.3)));
+        let tie: Vec<bool> = t.submissions.iter().map(|s| s.tie).collect();
+        assert_eq!(tie, [false, false, true, true]);
+        assert_eq!(t.submissions[1].items_met, [true, false, false, false]);
+        // The K-th (a) shares its total with the next two, but not its items: nothing tied at the cutoff.
+        assert!(t.submissions[2..].iter().all(|s| s.queued.is_empty()));
     }
 }

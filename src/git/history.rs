@@ -536,6 +536,14 @@ const VAGUE: &[&str] = &[
 ];
 
 /// Whether a commit summary says nothing about what changed.
+/// Whether the largest commit holds most of the work (the `single_dump` signal).
+fn is_dump(l: &LargestCommit) -> bool {
+    l.share >= SINGLE_DUMP_SHARE && l.added >= 20
+}
+
+/// Fewer words than this and a commit message is too short to explain a step.
+pub const TERSE_WORDS: usize = 3;
+
 pub fn is_vague(summary: &str) -> bool {
     let s = summary.trim().trim_end_matches(['.', '!', ' ']).to_lowercase();
     if s.chars().filter(|c| c.is_alphanumeric()).count() < 3 {
@@ -994,7 +1002,7 @@ fn signals(
     }
     if let Some(l) = &r.largest_commit {
         let pct = (l.share * 100.0).round();
-        if l.share >= SINGLE_DUMP_SHARE && l.added >= 20 {
+        if is_dump(l) {
             out.push((
                 "single_dump",
                 format!(
@@ -1140,6 +1148,27 @@ fn signals(
             cite(&vague),
         ));
     }
+    // Messages too short to say what a step did and why ("readme", "bug fixed", "Some fixes"):
+    // when they are half or more, the commits do not explain the steps.
+    let terse: Vec<&CommitInfo> = non_merge
+        .iter()
+        .filter(|c| c.has("vague") || c.summary.split_whitespace().count() < TERSE_WORDS)
+        .copied()
+        .collect();
+    let flagged_vague = out.last().is_some_and(|(k, _, _)| *k == "vague_messages");
+    if !flagged_vague && non_merge.len() >= 3 && terse.len() * 2 >= non_merge.len() {
+        out.push((
+            "terse_messages",
+            format!(
+                "{} of {} commit messages have fewer than {TERSE_WORDS} words or say nothing about the change, e.g. {:?} ({})",
+                terse.len(),
+                non_merge.len(),
+                terse[0].summary,
+                list_shas(&terse)
+            ),
+            cite(&terse),
+        ));
+    }
     let conventional = non_merge.iter().filter(|c| c.has("conventional")).count();
     if non_merge.len() >= 3 && conventional * 2 >= non_merge.len() {
         out.push((
@@ -1185,14 +1214,30 @@ fn signals(
                 vec![c.sha.clone()],
             ));
         }
+        // Nor can tests that came with the commit that added most of the work.
+        Some(i)
+            if r.largest_commit
+                .as_ref()
+                .is_some_and(|l| l.commit == work[i].sha && is_dump(l)) =>
+        {
+            let c = work[i];
+            out.push((
+                "tests_arrived_at_once",
+                format!(
+                    "tests first appear in commit {}, which added most of the final lines: the history cannot show when they were written",
+                    short(&c.sha)
+                ),
+                vec![c.sha.clone()],
+            ));
+        }
         Some(i) => {
             let c = work[i];
             let after = r.first_tests_after_s.unwrap_or(0);
-            let in_first_session = r.sessions.first().is_some_and(|s| s.commits.contains(&c.sha));
             let late_session = r.sessions.len() >= 2 && r.sessions.last().is_some_and(|s| s.commits.contains(&c.sha));
-            // "From the start" means the first work session, or the first
-            // quarter of a history long enough for quarters to mean something.
-            let (kind, when) = if in_first_session || (n >= 8 && i < n / 4) {
+            // "From the start" means the first quarter of the commits (at least the first one).
+            // Not "the first work session": a take-home done in one sitting has one session,
+            // and tests added at its end would be "from the start".
+            let (kind, when) = if i < (n / 4).max(1) {
                 ("tests_from_start", "from the start")
             } else if i * 4 >= n * 3 || late_session {
                 ("tests_late", "only late")

@@ -93,6 +93,11 @@ pub fn items(c: &Criterion, input: &CheckInput<'_>, answers: &[Answer]) -> Vec<I
                             (Some("yes"), true) => {
                                 "the model answered yes; its quote was found in the cited item".into()
                             }
+                            (Some("yes"), false) if a.flags.iter().any(|f| f.starts_with("not_confirmed")) => {
+                                "the model answered yes with a quote found in the cited item, but on a second \
+reading of that passage alone it did not: not counted"
+                                    .into()
+                            }
                             (Some("yes"), false) => {
                                 "the model answered yes, but its quote was not verified: not counted".into()
                             }
@@ -208,6 +213,7 @@ from = ["readme", "commits"]
             },
             prompt_hash: "h".into(),
             run: Default::default(),
+            confirmation: None,
         }
     }
 

@@ -190,7 +190,7 @@ fn many_small_steps(i: &CheckInput<'_>) -> Verdict {
 }
 
 fn explained_commits(i: &CheckInput<'_>) -> Verdict {
-    let ids = i.ids('H', &["vague_messages", "conventional_messages"]);
+    let ids = i.ids('H', &["vague_messages", "terse_messages", "conventional_messages"]);
     match &i.facts.history {
         None => verdict(None, vec![], "the history was not read"),
         Some(h) if h.commit_count < 3 => verdict(
@@ -201,6 +201,11 @@ fn explained_commits(i: &CheckInput<'_>) -> Verdict {
         Some(_) if i.has_signal("vague_messages") => {
             verdict(Some(false), ids, "many commit messages say nothing of the change")
         }
+        Some(_) if i.has_signal("terse_messages") => verdict(
+            Some(false),
+            ids,
+            "half or more of the commit messages are too short to explain a step",
+        ),
         Some(_) => verdict(Some(true), ids, "commit messages describe their changes"),
     }
 }

@@ -448,3 +448,107 @@ fn an_early_baseline_ci_and_linters_are_read_from_the_history_and_the_graded_tre
     let h = history(single_dump().path());
     assert!(!kinds(&h).contains(&"early_baseline".to_string()), "{:?}", kinds(&h));
 }
+
+/// Corpus regression: "bug fixed", "typo tweaks", "readme" were read as explained steps.
+#[test]
+fn mostly_terse_messages_are_flagged_and_explained_ones_are_not() {
+    let mut r = Scripted::new();
+    for (i, m) in [
+        "initial commit",
+        "adding benchmarks",
+        "assignment implemented",
+        "Handle duplicate messages without an error",
+        "bug fixed",
+        "typo tweaks",
+    ]
+    .iter()
+    .enumerate()
+    {
+        r.put(&[("a.py", Some(&format!("v = {i}\n")))]);
+        r.commit(m, DAY1 + i as i64 * HOUR);
+    }
+    let h = history(r.path());
+    let terse = signal(&h, "terse_messages");
+    assert_eq!(terse["commits"].as_array().unwrap().len(), 5, "{terse}");
+    assert!(
+        terse["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("5 of 6 commit messages"),
+        "{terse}"
+    );
+
+    let mut r = Scripted::new();
+    for (i, m) in [
+        "Initial commit",
+        "Add the CSV reader and its tests",
+        "Reject withdrawals beyond the balance",
+        "Document the dispute rules in the README",
+    ]
+    .iter()
+    .enumerate()
+    {
+        r.put(&[("a.py", Some(&format!("v = {i}\n")))]);
+        r.commit(m, DAY1 + i as i64 * HOUR);
+    }
+    assert!(!kinds(&history(r.path())).contains(&"terse_messages".to_string()));
+}
+
+/// Corpus regression: tests that came inside the commit holding most of the work were
+/// "from the start" when that commit was in the first work session.
+#[test]
+fn tests_that_came_with_the_dump_do_not_claim_when_they_were_written() {
+    let mut r = Scripted::new();
+    r.put(&[("README.md", Some("# Project\n"))]);
+    r.commit("Initial commit", DAY1);
+    let body: String = (0..60).map(|k| format!("def f{k}():\n    return {k}\n")).collect();
+    r.put(&[
+        ("app/main.py", Some(&body)),
+        (
+            "tests/test_main.py",
+            Some("from app.main import f1\n\ndef test_f():\n    assert f1() == 1\n"),
+        ),
+    ]);
+    r.commit("Added the whole exercise", DAY1 + 300);
+    for i in 0..3 {
+        r.put(&[("README.md", Some(&format!("# Project\n\nStep {i}.\n")))]);
+        r.commit("Update README.md", DAY1 + 600 + i * 60);
+    }
+    let h = history(r.path());
+    let k = kinds(&h);
+    assert!(k.contains(&"single_dump".to_string()), "{k:?}");
+    for timing in ["tests_from_start", "tests_midway", "tests_late"] {
+        assert!(!k.contains(&timing.to_string()), "{timing} in {k:?}");
+    }
+    assert!(signal(&h, "tests_arrived_at_once")["description"]
+        .as_str()
+        .unwrap()
+        .contains("added most of the final lines"));
+}
+
+/// Corpus regression: a take-home done in one sitting is one work session, and tests added in
+/// its fourth commit of six were "from the start" for being in the first session.
+#[test]
+fn tests_late_in_a_single_sitting_are_not_from_the_start() {
+    let mut r = Scripted::new();
+    for i in 0..6 {
+        let mut files = vec![(format!("app/step{i}.py"), format!("def step{i}():\n    return {i}\n"))];
+        if i == 3 {
+            files.push((
+                "tests/test_steps.py".to_string(),
+                "from app.step0 import step0\n\ndef test_step0():\n    assert step0() == 0\n".to_string(),
+            ));
+        }
+        let files: Vec<(&str, Option<&str>)> = files.iter().map(|(p, t)| (p.as_str(), Some(t.as_str()))).collect();
+        r.put(&files);
+        r.commit(&format!("Add step {i} of the pipeline"), DAY1 + i * 600);
+    }
+    let h = history(r.path());
+    let k = kinds(&h);
+    assert_eq!(h["sessions"].as_array().unwrap().len(), 1, "{}", h["sessions"]);
+    assert!(!k.contains(&"tests_from_start".to_string()), "{k:?}");
+    assert!(
+        k.contains(&"tests_midway".to_string()) || k.contains(&"tests_late".to_string()),
+        "{k:?}"
+    );
+}

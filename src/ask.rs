@@ -472,9 +472,11 @@ fn user_prefix(sources: &[Vec<&EvidenceItem>], model: &dyn Model, budget: usize)
     }
     text.push_str("</evidence>\n\n");
     text.push_str(
-        "Answer the question below from the evidence alone. Answer \"yes\" only if one evidence item \
-says so: then give that item's id and copy, word for word, the few words of that item that show it (a \
-phrase of three to fifteen words). If no item says so, answer \"no\".\n\nQuestion: ",
+        "Answer the question below from the evidence alone. Read every item: the answer is often in a \
+later section, and a title or an introduction that only names the project or its task answers nothing. \
+Answer \"yes\" only if one evidence item says so: then give that item's id and copy, word for word, the \
+few words of that item that show it (a phrase of three to fifteen words). If no item says so, answer \
+\"no\".\n\nQuestion: ",
     );
     (text, cut)
 }

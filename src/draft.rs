@@ -33,7 +33,7 @@ const MIN_RATIONALE: usize = 12;
 const MAX_README_SECTIONS: usize = 40;
 /// Longest README section kept as evidence, in characters: the checklist questions read each
 /// section whole when the budget allows (a "Known limitations" list seldom fits in 500).
-pub const MAX_SECTION_TEXT: usize = 2000;
+pub const MAX_SECTION_TEXT: usize = 4000;
 /// README sections the holistic draft reads, each bounded to [`evidence::MAX_TEXT`].
 const HOLISTIC_README_SECTIONS: usize = 12;
 

@@ -27,7 +27,7 @@ use crate::rubric::{Decide, Rubric};
 
 /// Bumped when the question prompt, its schema or how answers are judged changes (part of each
 /// answer's prompt hash).
-pub const ASK_VERSION: &str = "ask-v2";
+pub const ASK_VERSION: &str = "ask-v3";
 /// Fewest words a quote needs to count.
 pub const MIN_QUOTE_WORDS: usize = 3;
 /// Fewest words of a quote the model copied wrong past its start that count: its longest

@@ -654,7 +654,7 @@ impl Pipeline {
             &drafter.engine.model_id,
             &ctx.rubric_hash,
             draft::PROMPT_VERSION,
-            crate::ask::ASK_VERSION,
+            crate::ask::fingerprint(),
             crate::rubric::checks::VERSION,
             &options,
             &evidence_hash,

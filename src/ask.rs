@@ -40,7 +40,7 @@ const ANSWER_TOKENS: usize = 100;
 /// Tokens the second reading's answer may take.
 const CONFIRM_TOKENS: usize = 12;
 /// Characters of context a passage takes on each side of its quote, at most.
-const PASSAGE_CONTEXT: usize = 160;
+pub const PASSAGE_CONTEXT: usize = 160;
 /// Fewest characters each evidence item keeps when a prompt's items are shortened to fit.
 const MIN_SHOWN: usize = 60;
 

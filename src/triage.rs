@@ -339,7 +339,7 @@ fn items_order(t: &Triaged) -> (usize, &[bool]) {
 pub fn triage(rubric: &Rubric, inputs: &[Input], top_k: usize) -> Triage {
     let mut all: Vec<Triaged> = inputs.iter().map(|i| score(rubric, i)).collect();
     // Ranked: has a total and is not a re-run. Best total first; equal totals by the checklist
-    // items met (more first, then the rubric's order: a totals' level moves by whole levels, so
+    // items met (more first, then the rubric's order: criterion levels move in whole steps, so
     // many submissions share one), then by confidence, then by anonymous id (stable, and not
     // the candidate's name).
     all.sort_by(|a, b| {

@@ -374,12 +374,13 @@ pub fn prepare(
     // Clean, screen and defuse every untrusted text.
     let mut flags: Vec<EvidenceItem> = Vec::new();
     let mut items: Vec<EvidenceItem> = Vec::new();
+    let mut sections = 0;
     for item in stage_items.iter().chain(readme.iter()) {
         let (clean, hidden) = sanitize(&item.text);
         flag(item, &clean, hidden.as_deref(), &mut flags);
-        if item.id.starts_with('D')
-            && items.iter().filter(|i| i.id.starts_with('D')).count() >= HOLISTIC_README_SECTIONS
-        {
+        // Every section is screened above; the holistic prompt reads the first few.
+        sections += usize::from(item.id.starts_with('D'));
+        if sections > HOLISTIC_README_SECTIONS {
             continue;
         }
         items.push(EvidenceItem {

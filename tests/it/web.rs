@@ -144,6 +144,8 @@ async fn banner(c: &Client, before: fantoccini::elements::Element) -> String {
     loop {
         match before.tag_name().await {
             Err(e) if e.is_stale_element_reference() => break,
+            // Chromium sometimes names a replaced page's node this way instead of "stale".
+            Err(e) if e.to_string().contains("does not belong to the document") => break,
             Err(e) => panic!("waiting for the next page: {e}"),
             Ok(_) if Instant::now() > deadline => panic!("the page did not change after the click"),
             Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,

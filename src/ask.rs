@@ -53,6 +53,11 @@ pub trait Model: Send + Sync {
     fn count_tokens(&self, text: &str) -> usize;
     fn encode_chat(&self, messages: &[Message]) -> anyhow::Result<Vec<u32>>;
     async fn generate(&self, prompt: Vec<u32>, params: GenParams) -> anyhow::Result<Generation>;
+    /// The tokens that start spelling `word` (see [`crate::llm::tokenizer::GgufTokenizer::spelling`]);
+    /// none for a model without a vocabulary (fakes), which then gets no bias.
+    fn spelling(&self, _word: &str) -> Vec<u32> {
+        Vec::new()
+    }
 }
 
 #[async_trait]
@@ -71,6 +76,9 @@ impl Model for Engine {
     }
     async fn generate(&self, prompt: Vec<u32>, params: GenParams) -> anyhow::Result<Generation> {
         Engine::generate(self, prompt, params).await
+    }
+    fn spelling(&self, word: &str) -> Vec<u32> {
+        self.tok.spelling(word)
     }
 }
 
@@ -686,11 +694,14 @@ async fn answer(
     prompt: Vec<u32>,
     sources: &Sources,
     readable: &BTreeSet<String>,
+    lean: &[(u32, f32)],
 ) -> anyhow::Result<(Judged, GenRun)> {
     let ids: Vec<&str> = readable.iter().map(String::as_str).collect();
     let params = GenParams {
         max_tokens: ANSWER_TOKENS,
         schema: Some(schema(&ids)),
+        start: ANSWER_START.into(),
+        first_bias: lean.to_vec(),
         ..Default::default()
     };
     let g = model.generate(prompt, params).await?;
@@ -731,6 +742,7 @@ pub async fn ask_all(
             }
         })
         .collect();
+    let lean: Vec<(u32, f32)> = model.spelling("yes").into_iter().map(|t| (t, YES_LEAN)).collect();
     let mut out = Vec::new();
     let mut asked: Vec<Asked<'_>> = Vec::new();
     for (n, p) in prepared.iter().enumerate() {
@@ -744,7 +756,7 @@ pub async fn ask_all(
                 out.push(prev.clone());
                 continue;
             }
-            let (j, run) = answer(model, prompt, sources, &p.readable).await?;
+            let (j, run) = answer(model, prompt, sources, &p.readable, &lean).await?;
             asked.push(Asked {
                 at: out.len(),
                 group: n,
@@ -782,7 +794,7 @@ pub async fn ask_all(
         }
         let note = format!("Item {refused_id} {AGAIN}");
         let prompt = question_prompt(model, &p.prefix, a.question, Some(&note))?;
-        let (j, run) = answer(model, prompt, sources, &readable).await?;
+        let (j, run) = answer(model, prompt, sources, &readable, &lean).await?;
         let target = &mut out[a.at];
         let earlier = Attempt {
             answer: target.answer.take(),
@@ -850,6 +862,17 @@ async fn second_readings(
     Ok(())
 }
 
+/// What every answer starts with, so that the choice between yes and no is the first token the
+/// model generates.
+const ANSWER_START: &str = "{\"answer\":\"";
+
+/// Added to the logits of the tokens spelling "yes" at that choice (log-odds: a yes wins when
+/// the model gives it more than about a fifth of the chance of no). A 1.5B model that scans a
+/// long README answers no to questions its evidence answers — most of its misses on the
+/// corpus were plain noes — while every yes is checked (the quote must be in the item) and
+/// read a second time on its passage alone: leaning toward yes costs time, not trust.
+pub const YES_LEAN: f32 = 1.5;
+
 /// What a question asked again says of the item the first yes cited and the second reading
 /// refused, after "Item D1 ".
 const AGAIN: &str = "does not answer this question: answer from the other items.";
@@ -867,7 +890,17 @@ const CONFIRM_RULE: &str = "Answer \"yes\" only if the passage itself clearly sa
 pub fn fingerprint() -> &'static str {
     static FINGERPRINT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let mut h = Sha256::new();
-        for part in [ASK_VERSION, SYSTEM, RULES, AGAIN, CONFIRM_SYSTEM, CONFIRM_RULE] {
+        let lean = YES_LEAN.to_string();
+        for part in [
+            ASK_VERSION,
+            SYSTEM,
+            RULES,
+            AGAIN,
+            CONFIRM_SYSTEM,
+            CONFIRM_RULE,
+            ANSWER_START,
+            &lean,
+        ] {
             h.update(part.as_bytes());
             h.update([0]);
         }
@@ -1063,6 +1096,67 @@ mod tests {
             p.starts_with("## Notes: …") && p.ends_with('…') && p.len() < 2 * PASSAGE_CONTEXT + 60,
             "{p}"
         );
+    }
+
+    /// Answers no to everything, spells "yes" with tokens 7 and 8, and keeps the parameters
+    /// of every generation.
+    #[derive(Default)]
+    struct Leaning {
+        seen: std::sync::Mutex<Vec<GenParams>>,
+    }
+
+    #[async_trait]
+    impl Model for Leaning {
+        fn model_id(&self) -> &str {
+            "leaning"
+        }
+        fn n_ctx(&self) -> usize {
+            1 << 16
+        }
+        fn count_tokens(&self, text: &str) -> usize {
+            text.len().div_ceil(4)
+        }
+        fn encode_chat(&self, messages: &[Message]) -> anyhow::Result<Vec<u32>> {
+            Ok(messages.iter().flat_map(|m| m.content.chars().map(u32::from)).collect())
+        }
+        async fn generate(&self, prompt: Vec<u32>, params: GenParams) -> anyhow::Result<Generation> {
+            self.seen.lock().unwrap().push(params);
+            Ok(Generation {
+                text: r#"{"answer":"no"}"#.into(),
+                tokens: vec![0; 4],
+                prompt_tokens: prompt.len(),
+                reused_tokens: 0,
+                finish: FinishReason::Stop,
+                prompt_ms: 0,
+                generate_ms: 0,
+            })
+        }
+        fn spelling(&self, word: &str) -> Vec<u32> {
+            if word == "yes" {
+                vec![7, 8]
+            } else {
+                vec![]
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn every_question_starts_its_answer_and_leans_toward_yes_at_the_choice() {
+        let rubric = Rubric::parse(
+            std::path::Path::new("trial-project.toml"),
+            include_str!("../rubrics/trial-project.toml"),
+        )
+        .unwrap();
+        let model = Leaning::default();
+        let answers = ask_all(&model, &rubric, &sources(), 1400, &[]).await.unwrap();
+        let seen = model.seen.lock().unwrap();
+        assert_eq!(seen.len(), answers.len(), "no yes, so no second reading");
+        assert!(seen.len() >= 10);
+        for p in seen.iter() {
+            assert_eq!(p.start, r#"{"answer":""#);
+            assert_eq!(p.first_bias, [(7, YES_LEAN), (8, YES_LEAN)]);
+        }
+        assert!(answers.iter().all(|a| a.answer.as_deref() == Some("no") && !a.met));
     }
 
     /// Counts a token per four characters; never generates.

@@ -450,6 +450,17 @@ pub struct Options<'a> {
     pub limits: &'a crate::config::Limits,
 }
 
+/// `n` indices spread evenly over `0..len`, first and last included (all of them when `n`
+/// is at least `len`).
+fn spread(len: usize, n: usize) -> Vec<usize> {
+    match (len, n) {
+        (0, _) | (_, 0) => vec![],
+        (_, 1) => vec![len / 2],
+        _ if n >= len => (0..len).collect(),
+        _ => (0..n).map(|k| (k * (len - 1) + (n - 1) / 2) / (n - 1)).collect(),
+    }
+}
+
 /// Runs the bench: grades the labelled corpus with `assay grade` (this binary), judges the
 /// items, and times the questions against the holistic draft when asked.
 pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
@@ -506,7 +517,11 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
         };
         let records = store.submissions(cohort_id).await?;
         let whole = holistic(&rubric);
-        for j in report.submissions.iter().take(o.timing) {
+        // The README of every graded submission, to time a sample that spans README lengths
+        // (the questions' evidence is cut to a budget, so a long README costs more than a
+        // short one would suggest).
+        let mut graded = Vec::new();
+        for j in &report.submissions {
             let id = candidate_id(&j.repo);
             let Some(rec) = records.iter().find(|r| r.candidate == id) else {
                 continue;
@@ -520,6 +535,13 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
             let limits = o.limits.clone();
             let (readme, lines) =
                 tokio::task::spawn_blocking(move || crate::pipeline::readme_evidence(&fetch, &limits)).await??;
+            let chars: usize = readme.iter().map(|i| i.text.len()).sum();
+            graded.push((j, rec, readme, lines, chars));
+        }
+        graded.sort_by_key(|g| (g.4, g.0.repo.clone()));
+        for k in spread(graded.len(), o.timing) {
+            let (j, rec, readme, lines, _) = &graded[k];
+            let (readme, lines) = (readme.clone(), *lines);
             let ev = crate::pipeline::draft_evidence(store.as_ref(), rec.id).await?;
             let mut facts = ev.facts.clone();
             facts.readme_lines = Some(lines);
@@ -686,6 +708,17 @@ check = "ci_config"
 "#,
         )
         .unwrap()
+    }
+
+    #[test]
+    fn the_timing_sample_spans_the_shortest_to_the_longest() {
+        assert_eq!(spread(33, 5), [0, 8, 16, 24, 32]);
+        assert_eq!(spread(33, 3), [0, 16, 32]);
+        assert_eq!(spread(10, 1), [5]);
+        assert_eq!(spread(4, 9), [0, 1, 2, 3]);
+        assert!(spread(0, 3).is_empty() && spread(7, 0).is_empty());
+        let s = spread(100, 7);
+        assert!(s.windows(2).all(|w| w[0] < w[1]) && s[0] == 0 && s[6] == 99, "{s:?}");
     }
 
     #[test]

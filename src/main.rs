@@ -328,7 +328,8 @@ enum Bench {
         /// Jobs for the grade run.
         #[arg(long, default_value_t = 4)]
         jobs: usize,
-        /// Submissions drafted twice (holistic and checklist) for the timing; 0 skips it.
+        /// Submissions drafted twice (holistic and checklist) for the timing, spread over README
+        /// lengths from the shortest to the longest; 0 skips it.
         #[arg(long, default_value_t = 3)]
         timing: usize,
         /// Print JSON.

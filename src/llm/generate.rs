@@ -29,6 +29,12 @@ pub struct GenParams {
     /// a positive logit is divided by it, a negative one multiplied.
     pub repeat_penalty: f32,
     pub repeat_last: usize,
+    /// Text the answer starts with: appended to the prompt (and, with a schema, consumed by its
+    /// grammar), so generation continues from it; the returned text starts with it.
+    pub start: String,
+    /// Added to these tokens' logits at the first generated step only, after `start`: how a
+    /// caller leans one way at a choice the grammar leaves open there (`yes` over `no`).
+    pub first_bias: Vec<(u32, f32)>,
 }
 
 impl Default for GenParams {
@@ -41,6 +47,8 @@ impl Default for GenParams {
             schema: None,
             repeat_penalty: 1.0,
             repeat_last: 64,
+            start: String::new(),
+            first_bias: Vec::new(),
         }
     }
 }
@@ -208,7 +216,19 @@ pub fn generate(
         (Some(_), None) => return Err(anyhow!("a JSON schema was given but the model has no constrainer")),
         _ => None,
     };
-    let (mut logits, reused) = model.prefill(prompt)?;
+    let start = if params.start.is_empty() {
+        Vec::new()
+    } else {
+        tok.encode_plain(&params.start)?
+    };
+    if let Some(m) = matcher.as_mut() {
+        for &t in &start {
+            m.consume_token(t)
+                .map_err(|e| anyhow!("grammar: the answer's start {:?}: {e}", params.start))?;
+        }
+    }
+    let full: Vec<u32> = prompt.iter().chain(&start).copied().collect();
+    let (mut logits, reused) = model.prefill(&full)?;
     let prompt_ms = started.elapsed().as_millis() as u64;
     let gen_started = Instant::now();
     let mut rng = Rng(params.seed);
@@ -229,6 +249,13 @@ pub fn generate(
             }
             if logits.iter().all(|l| !l.is_finite()) {
                 return Err(anyhow!("grammar allows no token"));
+            }
+        }
+        if out.is_empty() {
+            for &(id, bias) in &params.first_bias {
+                if let Some(l) = logits.get_mut(id as usize) {
+                    *l += bias;
+                }
             }
         }
         let next = sample(&logits, params, &mut rng);
@@ -255,8 +282,8 @@ pub fn generate(
         }
     }
     Ok(Generation {
-        text: tok.decode(&out),
-        prompt_tokens: prompt.len(),
+        text: format!("{}{}", params.start, tok.decode(&out)),
+        prompt_tokens: full.len(),
         reused_tokens: reused,
         tokens: out,
         finish,

@@ -197,6 +197,20 @@ impl GgufTokenizer {
         self.token_bytes.len()
     }
 
+    /// Ids of the (non-control) tokens that can start spelling `word`: their text is a
+    /// non-empty prefix of it (`y`, `ye`, `yes`) or starts with it (`yes"`). Under a grammar
+    /// that only allows `word` or its rivals at that point, these are the tokens choosing it.
+    pub fn spelling(&self, word: &str) -> Vec<u32> {
+        let w = word.as_bytes();
+        (0..self.vocab_size() as u32)
+            .filter(|&id| !self.is_control(id))
+            .filter(|&id| {
+                let b = self.token_bytes(id);
+                !b.is_empty() && (w.starts_with(b) || b.starts_with(w))
+            })
+            .collect()
+    }
+
     pub fn token_id(&self, text: &str) -> Option<u32> {
         self.special.token_to_id(text)
     }

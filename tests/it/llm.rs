@@ -206,6 +206,52 @@ fn special_tokens_in_untrusted_text_stay_text() {
 }
 
 #[test]
+fn an_answer_continues_from_its_start_and_a_first_token_bias_decides_a_close_choice() {
+    let mut llm = Llm::load(&model_path(TINY_MODEL), TINY_MODEL, 2048).unwrap();
+    let msgs = [
+        Message::new("system", "Answer with JSON only."),
+        Message::new("user", "Is the sky green at noon on a clear day? Answer yes or no."),
+    ];
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {"answer": {"enum": ["yes", "no"]}},
+        "required": ["answer"],
+        "additionalProperties": false
+    });
+    let yes = llm.tok.spelling("yes");
+    let no = llm.tok.spelling("no");
+    assert!(!yes.is_empty() && !no.is_empty());
+    for id in &yes {
+        let t = String::from_utf8_lossy(llm.tok.token_bytes(*id)).into_owned();
+        assert!("yes".starts_with(&t) || t.starts_with("yes"), "{t:?}");
+    }
+    let ask = |llm: &mut Llm, lean: &[u32], bias: f32| {
+        let p = assay::llm::GenParams {
+            max_tokens: 8,
+            schema: Some(schema.clone()),
+            start: "{\"answer\":\"".into(),
+            first_bias: lean.iter().map(|&t| (t, bias)).collect(),
+            ..Default::default()
+        };
+        let g = llm.chat(&msgs, &p).unwrap();
+        assert_eq!(g.finish, assay::llm::FinishReason::Stop, "{:?}", g.text);
+        let v: serde_json::Value = serde_json::from_str(&g.text).unwrap_or_else(|e| panic!("{e}: {:?}", g.text));
+        (v["answer"].as_str().unwrap().to_string(), g)
+    };
+    // The text returned starts with the given start; its tokens are part of the prompt.
+    let (plain, g) = ask(&mut llm, &[], 0.0);
+    assert!(g.text.starts_with("{\"answer\":\""), "{:?}", g.text);
+    let bare = llm.encode_chat(&msgs).unwrap().len();
+    assert!(g.prompt_tokens > bare, "{} vs {bare}", g.prompt_tokens);
+    // A bias on the first generated token decides it, either way; later tokens are untouched
+    // (the answer still closes as the grammar requires).
+    assert_eq!(ask(&mut llm, &yes, 30.0).0, "yes");
+    assert_eq!(ask(&mut llm, &no, 30.0).0, "no");
+    // No bias and a zero bias are the same answer.
+    assert_eq!(ask(&mut llm, &yes, 0.0).0, plain);
+}
+
+#[test]
 fn smollm2_generates_deterministically_and_reuses_the_prefix() {
     let mut llm = Llm::load(&model_path(TINY_MODEL), TINY_MODEL, 2048).unwrap();
     let msgs = [

@@ -379,6 +379,28 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
                 continue;
             };
             let class = layout.classify(&path);
+            // A notebook counts the lines of its cells' sources, not of its JSON: a run's
+            // outputs (tables, logs, images in base64) are not work, and one re-run added
+            // thousands of lines.
+            if class == FileClass::Notebooks {
+                match notebook_change(repo, &delta) {
+                    Ok(Some((added, removed))) => {
+                        let entry = changes.entry(class).or_default();
+                        entry.files += 1;
+                        entry.added += added;
+                        entry.removed += removed;
+                        continue;
+                    }
+                    // Not a notebook's JSON: its text lines count, as any file's.
+                    Ok(None) => {}
+                    Err(e) if corrupt::is_missing(&e) => {
+                        changes.entry(class).or_default().files += 1;
+                        missing.push(path);
+                        continue;
+                    }
+                    Err(e) => return Err(infra(e)),
+                }
+            }
             // A blob the repository lacks (a partial copy): the file changed, its lines are unknown.
             let patch = match Patch::from_diff(diff, idx) {
                 Err(e) if corrupt::is_missing(&e) => {
@@ -729,6 +751,8 @@ fn tree_facts(repo: &Repository, head: Oid, layout: &TestLayout) -> Result<TreeF
             }
             if is_lfs_pointer(data) {
                 facts.lfs.push(path);
+            } else if let Some(source) = (class == FileClass::Notebooks).then(|| notebook_source(data)).flatten() {
+                *facts.lines.entry(class).or_default() += source.len() as u64;
             } else if !blob.is_binary() {
                 let mut lines = bytecount(data);
                 if !data.is_empty() && !data.ends_with(b"\n") {
@@ -752,6 +776,64 @@ fn tree_facts(repo: &Repository, head: Oid, layout: &TestLayout) -> Result<TreeF
     facts.lfs.sort();
     facts.missing.sort();
     Ok(facts)
+}
+
+/// The non-blank lines of a Jupyter notebook's cell sources (code and markdown), in order;
+/// `None` when `data` is not a notebook's JSON.
+pub fn notebook_source(data: &[u8]) -> Option<Vec<String>> {
+    let v: serde_json::Value = serde_json::from_slice(data).ok()?;
+    let cells = v.get("cells")?.as_array()?;
+    let mut out = Vec::new();
+    for cell in cells {
+        let text = match cell.get("source") {
+            Some(serde_json::Value::String(s)) => s.clone(),
+            Some(serde_json::Value::Array(parts)) => parts.iter().filter_map(|p| p.as_str()).collect(),
+            _ => continue,
+        };
+        out.extend(
+            text.lines()
+                .map(str::trim_end)
+                .filter(|l| !l.trim().is_empty())
+                .map(String::from),
+        );
+    }
+    Some(out)
+}
+
+/// Lines of `new` not in `old` and lines of `old` not in `new`, each line matched once
+/// (a moved line is neither).
+fn line_change(old: &[String], new: &[String]) -> (u64, u64) {
+    let mut left: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
+    for l in old {
+        *left.entry(l.as_str()).or_default() += 1;
+    }
+    let mut added = 0;
+    for l in new {
+        match left.get_mut(l.as_str()) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => added += 1,
+        }
+    }
+    (added, left.values().sum())
+}
+
+/// Source lines a commit's change to a notebook added and removed; `None` when either side is
+/// not a notebook's JSON (or too large to read), so the file's text lines count instead.
+fn notebook_change(repo: &Repository, delta: &git2::DiffDelta<'_>) -> Result<Option<(u64, u64)>, git2::Error> {
+    let read = |id: Oid| -> Result<Option<Vec<String>>, git2::Error> {
+        if id.is_zero() {
+            return Ok(Some(Vec::new()));
+        }
+        let blob = repo.find_blob(id)?;
+        if blob.size() > MAX_COUNTED_BLOB {
+            return Ok(None);
+        }
+        Ok(notebook_source(blob.content()))
+    };
+    let (Some(old), Some(new)) = (read(delta.old_file().id())?, read(delta.new_file().id())?) else {
+        return Ok(None);
+    };
+    Ok(Some(line_change(&old, &new)))
 }
 
 fn bytecount(data: &[u8]) -> u64 {
@@ -1370,6 +1452,23 @@ fn signals(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn notebook_sources_are_their_cells_lines_and_changes_match_lines_once() {
+        let nb = br##"{"cells": [
+            {"cell_type": "markdown", "source": "# Title\n\nWhy"},
+            {"cell_type": "code", "source": ["x = 1\n", "   \n", "print(x)\n"], "outputs": [{"text": ["1\n"]}]}
+        ], "nbformat": 4}"##;
+        let src = notebook_source(nb).unwrap();
+        assert_eq!(src, ["# Title", "Why", "x = 1", "print(x)"]);
+        assert!(notebook_source(b"not json").is_none());
+        assert!(notebook_source(b"{\"nbformat\": 4}").is_none());
+        let v = |xs: &[&str]| xs.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // A moved line is neither added nor removed; a repeated line counts each time.
+        assert_eq!(line_change(&v(&["a", "b", "c"]), &v(&["c", "a", "b", "b"])), (1, 0));
+        assert_eq!(line_change(&v(&["a", "b"]), &v(&["a"])), (0, 1));
+        assert_eq!(line_change(&[], &v(&["a", "a"])), (2, 0));
+    }
 
     #[test]
     fn vague_messages() {

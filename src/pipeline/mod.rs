@@ -1030,8 +1030,8 @@ fn fetch_and_export(
 /// The version of what the history stage concludes (pytest's configured test paths count as
 /// tests; a partial copy's missing objects are listed and read around; an early baseline, CI and
 /// linter configuration are signals; terse messages, and tests that came with the dump, are
-/// signals); part of its stage key.
-const HISTORY_EVIDENCE: &str = "messages-1";
+/// signals; notebooks count their cells' source lines); part of its stage key.
+const HISTORY_EVIDENCE: &str = "notebooks-1";
 
 /// The version of what the fetch stage's export writes (a partial copy exports what it has and
 /// lists what it lacks, where it used to fail); part of its stage key.

@@ -552,3 +552,73 @@ fn tests_late_in_a_single_sitting_are_not_from_the_start() {
         "{k:?}"
     );
 }
+
+/// A Jupyter notebook as JSON: one code cell per source, each with `outputs` lines of output.
+fn notebook(sources: &[String], outputs: usize) -> String {
+    let cells: Vec<serde_json::Value> = sources
+        .iter()
+        .map(|src| {
+            let lines: Vec<String> = src.lines().map(|l| format!("{l}\n")).collect();
+            let text: Vec<String> = (0..outputs).map(|k| format!("row {k}: 0.{k}\n")).collect();
+            serde_json::json!({
+                "cell_type": "code",
+                "execution_count": 1,
+                "metadata": {},
+                "source": lines,
+                "outputs": [{"name": "stdout", "output_type": "stream", "text": text}],
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&serde_json::json!({
+        "cells": cells,
+        "metadata": {"kernelspec": {"name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }))
+    .unwrap()
+}
+
+/// Corpus regression: a notebook re-run with its outputs saved added thousands of JSON lines,
+/// and a history of 27 commits over days was "a single dump" for it.
+#[test]
+fn a_notebook_counts_its_cells_sources_not_its_outputs() {
+    let cell = |k: usize| format!("df = load({k})\nprint(df.describe())\n");
+    let mut r = Scripted::new();
+    r.put(&[("README.md", Some("# Churn\n\nExploring churn.\n"))]);
+    r.commit("Initial commit with the question", DAY1);
+    let mut cells: Vec<String> = Vec::new();
+    for step in 0..6 {
+        cells.push(cell(step));
+        cells.push(format!("model_{step} = fit(df, depth={step})\n"));
+        // Each run saves 400 lines of output per cell: the JSON grows far more than the work.
+        let outputs = if step == 3 { 400 } else { 1 };
+        r.put(&[("analysis.ipynb", Some(&notebook(&cells, outputs)))]);
+        r.commit(
+            &format!("Modelling step {step}: try depth {step}"),
+            DAY1 + (step as i64 + 1) * HOUR,
+        );
+    }
+    let h = history(r.path());
+    let k = kinds(&h);
+    assert!(!k.contains(&"single_dump".to_string()), "{k:?} {}", h["largest_commit"]);
+    // 6 steps × 3 source lines.
+    assert_eq!(h["lines_by_class"]["notebooks"], 18, "{}", h["lines_by_class"]);
+    assert_eq!(h["files_by_class"]["notebooks"], 1);
+
+    // A whole notebook added in one go is still a dump.
+    let mut r = Scripted::new();
+    r.put(&[("README.md", Some("# Churn\n"))]);
+    r.commit("Initial commit", DAY1);
+    let all: Vec<String> = (0..40).map(cell).collect();
+    r.put(&[("analysis.ipynb", Some(&notebook(&all, 0)))]);
+    r.commit("Add the analysis", DAY1 + HOUR);
+    r.put(&[("README.md", Some("# Churn\n\nDone.\n"))]);
+    r.commit("Say it is done", DAY1 + 2 * HOUR);
+    let h = history(r.path());
+    assert!(
+        kinds(&h).contains(&"single_dump".to_string()),
+        "{}",
+        h["largest_commit"]
+    );
+    assert_eq!(h["largest_commit"]["added"], 80, "{}", h["largest_commit"]);
+}

@@ -160,6 +160,11 @@ pub struct GenRun {
     pub generate_ms: u64,
     /// The model's raw answer.
     pub raw: String,
+    /// For a question: how far its first token was from "yes" (the best logit spelling yes less
+    /// the best other allowed one, before [`YES_LEAN`]; > 0: it said yes unaided). What the
+    /// lean is calibrated from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub yes_margin: Option<f32>,
 }
 
 impl From<Generation> for GenRun {
@@ -171,6 +176,7 @@ impl From<Generation> for GenRun {
             prompt_ms: g.prompt_ms,
             generate_ms: g.generate_ms,
             raw: g.text,
+            yes_margin: g.first_margin,
         }
     }
 }
@@ -866,12 +872,13 @@ async fn second_readings(
 /// model generates.
 const ANSWER_START: &str = "{\"answer\":\"";
 
-/// Added to the logits of the tokens spelling "yes" at that choice (log-odds: a yes wins when
-/// the model gives it more than about a fifth of the chance of no). A 1.5B model that scans a
-/// long README answers no to questions its evidence answers — most of its misses on the
-/// corpus were plain noes — while every yes is checked (the quote must be in the item) and
-/// read a second time on its passage alone: leaning toward yes costs time, not trust.
-pub const YES_LEAN: f32 = 1.5;
+/// Added to the logits of the tokens spelling "yes" at that choice. Most of the model's misses
+/// on the corpus are plain noes on questions the README answers, and every yes is checked
+/// (its quote must be in the item) and read a second time, so a lean toward yes looked cheap;
+/// measured, +1.5 made the default model answer yes to nearly every question (11 of 11 on two
+/// submissions, each refused or unverified, then asked again), costing minutes and no items.
+/// So none, and each answer stores its `yes_margin` to calibrate a lean from the corpus.
+pub const YES_LEAN: f32 = 0.0;
 
 /// What a question asked again says of the item the first yes cited and the second reading
 /// refused, after "Item D1 ".
@@ -1129,6 +1136,7 @@ mod tests {
                 finish: FinishReason::Stop,
                 prompt_ms: 0,
                 generate_ms: 0,
+                first_margin: None,
             })
         }
         fn spelling(&self, word: &str) -> Vec<u32> {
@@ -1141,7 +1149,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn every_question_starts_its_answer_and_leans_toward_yes_at_the_choice() {
+    async fn every_question_starts_its_answer_and_names_the_tokens_spelling_yes() {
         let rubric = Rubric::parse(
             std::path::Path::new("trial-project.toml"),
             include_str!("../rubrics/trial-project.toml"),

@@ -1017,6 +1017,7 @@ level = [{ score = 1, descriptor = "none" }, { score = 2, descriptor = "setup" }
                 finish: FinishReason::Stop,
                 prompt_ms: 1,
                 generate_ms: 1,
+                first_margin: None,
             })
         }
     }

@@ -74,6 +74,10 @@ pub struct Generation {
     pub finish: FinishReason,
     pub prompt_ms: u64,
     pub generate_ms: u64,
+    /// With `first_bias`: at the first generated step, the best logit among its tokens less the
+    /// best among the other tokens allowed there, before the bias (> 0: the model chose one of
+    /// them unaided). How far a choice was from going the other way, to calibrate a bias.
+    pub first_margin: Option<f32>,
 }
 
 /// llguidance's view of our tokenizer.
@@ -234,6 +238,7 @@ pub fn generate(
     let mut rng = Rng(params.seed);
     let mut out = Vec::new();
     let mut finish = FinishReason::Length;
+    let mut first_margin = None;
     while out.len() < params.max_tokens {
         penalise_repeats(&mut logits, &out, params);
         if let Some(m) = matcher.as_mut() {
@@ -251,7 +256,18 @@ pub fn generate(
                 return Err(anyhow!("grammar allows no token"));
             }
         }
-        if out.is_empty() {
+        if out.is_empty() && !params.first_bias.is_empty() {
+            let chosen: std::collections::HashSet<u32> = params.first_bias.iter().map(|b| b.0).collect();
+            let best = |pick: bool| {
+                logits
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, l)| l.is_finite() && chosen.contains(&(*i as u32)) == pick)
+                    .map(|(_, l)| *l)
+                    .fold(f32::NEG_INFINITY, f32::max)
+            };
+            let (with, without) = (best(true), best(false));
+            first_margin = (with.is_finite() && without.is_finite()).then_some(with - without);
             for &(id, bias) in &params.first_bias {
                 if let Some(l) = logits.get_mut(id as usize) {
                     *l += bias;
@@ -289,6 +305,7 @@ pub fn generate(
         finish,
         prompt_ms,
         generate_ms: gen_started.elapsed().as_millis() as u64,
+        first_margin,
     })
 }
 

@@ -247,8 +247,16 @@ fn an_answer_continues_from_its_start_and_a_first_token_bias_decides_a_close_cho
     // (the answer still closes as the grammar requires).
     assert_eq!(ask(&mut llm, &yes, 30.0).0, "yes");
     assert_eq!(ask(&mut llm, &no, 30.0).0, "no");
-    // No bias and a zero bias are the same answer.
-    assert_eq!(ask(&mut llm, &yes, 0.0).0, plain);
+    // No bias and a zero bias are the same answer, and the margin says which way it went
+    // and by how much: a bias beyond it turns the answer.
+    let (unbiased, g) = ask(&mut llm, &yes, 0.0);
+    assert_eq!(unbiased, plain);
+    let margin = g.first_margin.expect("a margin when tokens are named");
+    assert_eq!(margin > 0.0, plain == "yes", "{margin} {plain}");
+    let turned = if plain == "yes" { "no" } else { "yes" };
+    assert_eq!(ask(&mut llm, &yes, -margin - 0.5).0, turned);
+    assert_eq!(ask(&mut llm, &yes, -margin + 0.5).0, plain);
+    assert!(ask(&mut llm, &[], 0.0).1.first_margin.is_none());
 }
 
 #[test]

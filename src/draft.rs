@@ -1073,14 +1073,8 @@ level = [{ score = 1, descriptor = "none" }, { score = 2, descriptor = "setup" }
             return json!({}).to_string();
         }
         let q = prompt.rsplit("Question: ").next().unwrap_or("");
-        // Asked again with D2 named as not answering: the metric is found where it is; nothing
-        // else is out of scope.
-        let again = q.contains("Item D2 does not answer");
-        let test_command = json!({"answer": "yes", "evidence": "D2", "quote": "pytest -v tests/model"}).to_string();
-        if q.contains("how success is measured") && again {
-            json!({"answer": "yes", "evidence": "D3", "quote": "we measure success as macro-F1"}).to_string()
-        } else if q.contains("how success is measured") || (q.contains("out of scope") && !again) {
-            test_command
+        if q.contains("how success is measured") {
+            json!({"answer": "yes", "evidence": "D2", "quote": "pytest -v tests/model"}).to_string()
         } else if q.contains("report a result") {
             json!({"answer": "yes", "evidence": "D3", "quote": "success as macro-F1 on the held-out split"}).to_string()
         } else {
@@ -1116,25 +1110,13 @@ success as macro-F1 on the held-out split: 0.71.\n"
                 .unwrap()
                 .clone()
         };
-        // The test command is genuinely in D2, but read alone it states nothing out of scope:
-        // asked again with D2 named as not answering, the model says no. Not met, and the
-        // grader sees both.
-        let scope = item("framing", "scope");
-        assert!(!scope.met && scope.quote.is_none(), "{scope:?}");
-        assert!(scope.flags[0].starts_with("asked_again"), "{scope:?}");
-        assert!(scope.flags.iter().all(|f| !f.starts_with("not_confirmed")), "{scope:?}");
-        // The same first yes for the metric; asked again, the model finds the metric in D3,
-        // and a second reading of that passage confirms it.
+        // The test command is genuinely in D2, but read alone it states no metric: not met.
         let metric = item("framing", "metric");
-        assert!(metric.met && metric.evidence == ["D3"], "{metric:?}");
-        assert_eq!(metric.quote.as_deref(), Some("we measure success as macro-F1"));
-        assert!(
-            metric.flags[0].starts_with("asked_again: the first yes cited D2"),
-            "{metric:?}"
-        );
+        assert!(!metric.met && metric.quote.is_none(), "{metric:?}");
+        assert!(metric.flags[0].starts_with("not_confirmed"), "{metric:?}");
+        assert!(metric.note.contains("second reading"), "{metric:?}");
         let results = item("communication", "results");
         assert!(results.met && results.evidence == ["D3"], "{results:?}");
-        assert!(results.flags.is_empty(), "{results:?}");
         // Each second reading saw its passage alone: the sentence under its heading.
         let prompts = model.prompts.lock().unwrap();
         let passages: Vec<&str> = prompts
@@ -1142,27 +1124,17 @@ success as macro-F1 on the held-out split: 0.71.\n"
             .filter_map(|p| p.split("<passage>\n").nth(1)?.split("</passage>").next())
             .map(str::trim)
             .collect();
-        let training = "## Training: pytest -v tests/model";
-        let results = "## Results: We measure success as macro-F1 on the held-out split: 0.71.";
-        // First readings (metric, scope, results), then the metric asked again.
-        assert_eq!(passages, [training, training, results, results], "{passages:?}");
-        // A question asked again is told which item does not answer it, and may not cite it.
-        let asked_again: Vec<&String> = prompts
-            .iter()
-            .filter(|p| p.contains("does not answer this question"))
-            .collect();
-        assert_eq!(asked_again.len(), 2, "metric and scope");
-        // Stored with the answer: the first yes and what its second reading said.
-        let a = rec.answers.iter().find(|a| a.item == "metric").unwrap();
-        assert!(a.met && a.answer.as_deref() == Some("yes"));
-        assert_eq!(a.earlier.len(), 1);
-        assert_eq!(a.earlier[0].evidence.as_deref(), Some("D2"));
         assert_eq!(
-            a.earlier[0].confirmation.as_ref().unwrap().answer.as_deref(),
-            Some("no")
+            passages,
+            [
+                "## Training: pytest -v tests/model",
+                "## Results: We measure success as macro-F1 on the held-out split: 0.71."
+            ]
         );
-        assert!(a.earlier[0].flags[0].starts_with("not_confirmed"));
-        assert_eq!(a.confirmation.as_ref().unwrap().answer.as_deref(), Some("yes"));
+        // Stored with the answer, with what the second reading said.
+        let a = rec.answers.iter().find(|a| a.item == "metric").unwrap();
+        assert_eq!(a.confirmation.as_ref().unwrap().answer.as_deref(), Some("no"));
+        assert!(!a.met && a.answer.as_deref() == Some("yes"));
     }
 
     #[tokio::test]

@@ -89,29 +89,20 @@ pub fn items(c: &Criterion, input: &CheckInput<'_>, answers: &[Answer]) -> Vec<I
                         },
                         quote: a.quote.clone().filter(|_| a.met),
                         flags: a.flags.clone(),
-                        note: {
-                            let now: String = match (a.answer.as_deref(), a.met) {
-                                (Some("yes"), true) => {
-                                    "the model answered yes; its quote was found in the cited item and confirmed".into()
-                                }
-                                (Some("yes"), false) if a.flags.iter().any(|f| f.starts_with("not_confirmed")) => {
-                                    "the model answered yes with a quote found in the cited item, but on a second \
-reading of that passage alone it did not: not counted"
-                                        .into()
-                                }
-                                (Some("yes"), false) => {
-                                    "the model answered yes, but its quote was not verified: not counted".into()
-                                }
-                                (Some(_), _) => "the model answered no".into(),
-                                (None, _) => "the model's answer was unusable: not counted".into(),
-                            };
-                            match a.earlier.first().and_then(|e| e.evidence.as_deref()) {
-                                Some(id) => format!(
-                                    "first, the model answered yes citing {id}, which a second reading of its \
-passage refused; asked again without {id}: {now}"
-                                ),
-                                None => now,
+                        note: match (a.answer.as_deref(), a.met) {
+                            (Some("yes"), true) => {
+                                "the model answered yes; its quote was found in the cited item and confirmed".into()
                             }
+                            (Some("yes"), false) if a.flags.iter().any(|f| f.starts_with("not_confirmed")) => {
+                                "the model answered yes with a quote found in the cited item, but on a second \
+reading of that passage alone it did not: not counted"
+                                    .into()
+                            }
+                            (Some("yes"), false) => {
+                                "the model answered yes, but its quote was not verified: not counted".into()
+                            }
+                            (Some(_), _) => "the model answered no".into(),
+                            (None, _) => "the model's answer was unusable: not counted".into(),
                         },
                         claimed: Some(Claim {
                             answer: a.answer.clone(),
@@ -223,7 +214,6 @@ from = ["readme", "commits"]
             prompt_hash: "h".into(),
             run: Default::default(),
             confirmation: None,
-            earlier: Vec::new(),
         }
     }
 

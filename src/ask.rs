@@ -452,7 +452,8 @@ fn fit(items: &[&EvidenceItem], model: &dyn Model, budget: usize) -> Vec<Option<
     };
     let longest = chars.iter().copied().max().unwrap_or(0);
     let floor = cut_lines(MIN_SHOWN);
-    if cost(&floor) <= budget {
+    let floor_tokens: Vec<usize> = floor.iter().map(|l| model.count_tokens(l)).collect();
+    if floor_tokens.iter().sum::<usize>() <= budget {
         // The largest cap the estimate lets fit, then shortened by a tenth until it truly fits.
         let (mut lo, mut hi) = (MIN_SHOWN, longest);
         while hi - lo > 8 {
@@ -476,7 +477,7 @@ fn fit(items: &[&EvidenceItem], model: &dyn Model, budget: usize) -> Vec<Option<
     let mut out = vec![None; items.len()];
     let mut used = 0;
     for i in order {
-        let n = model.count_tokens(&floor[i]);
+        let n = floor_tokens[i];
         if used + n <= budget {
             used += n;
             out[i] = Some(floor[i].clone());

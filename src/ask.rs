@@ -27,7 +27,7 @@ use crate::rubric::{Decide, Rubric};
 
 /// Bumped when the questions' schema or how answers are judged changes; a changed prompt text
 /// needs no bump (see [`fingerprint`]).
-pub const ASK_VERSION: &str = "ask-v4";
+pub const ASK_VERSION: &str = "ask-v5";
 /// Fewest words a quote needs to count.
 pub const MIN_QUOTE_WORDS: usize = 3;
 /// Fewest words of a quote the model copied wrong past its start that count: its longest
@@ -105,6 +105,9 @@ pub struct Answer {
     /// The second reading of a verified yes: the quoted passage alone, the question again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirmation: Option<Confirmation>,
+    /// Closer readings of a yes that did not count: README sections read alone (see [`Closer`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub closer: Vec<Closer>,
 }
 
 impl Answer {
@@ -114,8 +117,33 @@ impl Answer {
             .confirmation
             .as_ref()
             .map_or(0, |c| c.run.prompt_ms + c.run.generate_ms);
-        self.run.prompt_ms + self.run.generate_ms + c
+        let closer: u64 = self.closer.iter().map(|c| c.run.prompt_ms + c.run.generate_ms).sum();
+        self.run.prompt_ms + self.run.generate_ms + c + closer
     }
+}
+
+/// A closer reading of a question whose "yes" did not count (its quote unverified, or not
+/// confirmed on its passage): one README section, among those that share the most words with
+/// the question, read alone and whole (up to [`CLOSER_TOKENS`]), the question asked again and
+/// answered with a quote from that section. A small model that says "yes" over a whole README
+/// often quotes the opening of its first section (the project's title) rather than the section
+/// that answers; read alone, the right section answers with its own words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Closer {
+    /// The section read.
+    pub evidence: String,
+    /// What it saw: the section, or the part of it richest in the question's words.
+    pub passage: String,
+    /// `yes`, `no`, or `None` when the answer was unusable.
+    pub answer: Option<String>,
+    /// The words quoted (yes only), as verified against the section's text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<String>,
+    /// Why a "yes" did not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    #[serde(flatten)]
+    pub run: GenRun,
 }
 
 /// A verified yes read a second time: the model sees only the passage around its quote (the
@@ -661,10 +689,12 @@ struct Prepared<'a> {
     readable: BTreeSet<String>,
 }
 
-/// A question asked in this run (not reused): where its answer is, for its second reading.
+/// A question asked in this run (not reused): where its answer is, for its second and closer
+/// readings, and the ids it may read.
 struct Asked<'a> {
     at: usize,
     question: &'a str,
+    readable: &'a BTreeSet<String>,
 }
 
 /// The prompt of a question: the group's prefix, then the question.
@@ -742,6 +772,7 @@ pub async fn ask_all(
             asked.push(Asked {
                 at: out.len(),
                 question: q.text,
+                readable: &p.readable,
             });
             out.push(Answer {
                 criterion: q.criterion.to_string(),
@@ -754,10 +785,12 @@ pub async fn ask_all(
                 prompt_hash,
                 run,
                 confirmation: None,
+                closer: Vec::new(),
             });
         }
     }
     second_readings(model, sources, &mut out, &asked).await?;
+    closer_readings(model, sources, &mut out, &asked).await?;
     Ok(out)
 }
 
@@ -828,6 +861,7 @@ pub fn fingerprint() -> &'static str {
     static FINGERPRINT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let mut h = Sha256::new();
         let lean = YES_LEAN.to_string();
+        let closer = format!("{CLOSER_SECTIONS} {CLOSER_TOKENS} {}", STOPWORDS.join(" "));
         for part in [
             ASK_VERSION,
             SYSTEM,
@@ -836,6 +870,8 @@ pub fn fingerprint() -> &'static str {
             CONFIRM_RULE,
             ANSWER_START,
             &lean,
+            CLOSER_RULE,
+            &closer,
         ] {
             h.update(part.as_bytes());
             h.update([0]);
@@ -843,6 +879,32 @@ pub fn fingerprint() -> &'static str {
         hex::encode(h.finalize())
     });
     &FINGERPRINT
+}
+
+/// The prompt of a reading of one passage: `passage` (from `item`) alone, then the question and `rule`.
+fn passage_prompt(
+    model: &dyn Model,
+    item: &EvidenceItem,
+    passage: &str,
+    question: &str,
+    rule: &str,
+) -> anyhow::Result<Vec<u32>> {
+    let what = match item.kind.as_str() {
+        "readme_section" => "from the README",
+        "commit_message" => "a commit message",
+        _ => "from the evidence",
+    };
+    model.encode_chat(&[
+        Message::new("system", CONFIRM_SYSTEM),
+        Message::new(
+            "user",
+            format!(
+                "<passage>\n{}\n</passage>\n\nThe passage is {what} ({}). Question: {question}\n{rule}",
+                draft::defuse(passage),
+                item.source
+            ),
+        ),
+    ])
 }
 
 /// The second reading of a verified yes: `passage` (from `item`) alone, the question again,
@@ -853,23 +915,7 @@ async fn confirm(
     passage: &str,
     question: &str,
 ) -> anyhow::Result<Confirmation> {
-    let what = match item.kind.as_str() {
-        "readme_section" => "from the README",
-        "commit_message" => "a commit message",
-        _ => "from the evidence",
-    };
-    let messages = [
-        Message::new("system", CONFIRM_SYSTEM),
-        Message::new(
-            "user",
-            format!(
-                "<passage>\n{}\n</passage>\n\nThe passage is {what} ({}). Question: {question}\n{CONFIRM_RULE}",
-                draft::defuse(passage),
-                item.source
-            ),
-        ),
-    ];
-    let prompt = model.encode_chat(&messages)?;
+    let prompt = passage_prompt(model, item, passage, question, CONFIRM_RULE)?;
     let params = GenParams {
         max_tokens: CONFIRM_TOKENS,
         schema: Some(json!({
@@ -891,6 +937,343 @@ async fn confirm(
         answer,
         run: g.into(),
     })
+}
+
+/// README sections a closer reading reads, at most, per question.
+pub const CLOSER_SECTIONS: usize = 2;
+/// Tokens of a section a closer reading shows, about: a longer section shows its part richest
+/// in the question's words.
+pub const CLOSER_TOKENS: usize = 320;
+
+/// What a closer reading asks after the question.
+const CLOSER_RULE: &str = "Answer \"yes\" only if the passage itself clearly says so: then copy, word for \
+word, the few words of the passage that show it (a phrase of three to fifteen words). Otherwise answer \"no\".";
+
+/// Words that tell nothing of what a question is about.
+const STOPWORDS: &[&str] = &[
+    "the",
+    "and",
+    "for",
+    "with",
+    "from",
+    "that",
+    "this",
+    "these",
+    "those",
+    "what",
+    "which",
+    "who",
+    "how",
+    "does",
+    "did",
+    "say",
+    "says",
+    "said",
+    "state",
+    "states",
+    "readme",
+    "author",
+    "authors",
+    "candidate",
+    "such",
+    "any",
+    "one",
+    "give",
+    "gives",
+    "name",
+    "names",
+    "made",
+    "make",
+    "makes",
+    "not",
+    "but",
+    "than",
+    "then",
+    "there",
+    "their",
+    "they",
+    "about",
+    "only",
+    "more",
+    "some",
+    "its",
+    "are",
+    "was",
+    "were",
+    "been",
+    "has",
+    "have",
+    "had",
+    "can",
+    "could",
+    "would",
+    "will",
+    "should",
+    "into",
+    "our",
+    "you",
+    "your",
+    "all",
+    "also",
+    "other",
+];
+
+/// The words of `text` a relevance score compares: lower case, three letters or more, not a
+/// stopword, cut to their first five letters (a crude stem: "assumption" meets "assumed",
+/// "limitations" meets "limits").
+fn terms(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 3)
+        .map(str::to_lowercase)
+        .filter(|w| !STOPWORDS.contains(&w.as_str()))
+        .map(|w| w.chars().take(5).collect())
+        .collect()
+}
+
+/// A README section's text split into its heading label (`## Heading: `, see [`label_of`]) and body.
+fn split_label(text: &str) -> (&str, &str) {
+    match label_of(text) {
+        Some(l) => (l, &text[l.len()..]),
+        None => ("", text),
+    }
+}
+
+/// How much each of `items` is about `question`: each of the question's words found in it,
+/// weighted by how few of the items hold it (idf), three times over in the heading, half again
+/// when the body has it three times or more. 0: none of its words.
+fn relevance(question: &str, items: &[&EvidenceItem]) -> Vec<f32> {
+    let wanted: BTreeSet<String> = terms(question).into_iter().collect();
+    let parsed: Vec<(BTreeSet<String>, BTreeMap<String, usize>)> = items
+        .iter()
+        .map(|i| {
+            let (heading, body) = split_label(&i.text);
+            let mut counts = BTreeMap::new();
+            for t in terms(body) {
+                *counts.entry(t).or_insert(0) += 1;
+            }
+            (terms(heading).into_iter().collect(), counts)
+        })
+        .collect();
+    let n = items.len() as f32;
+    let idf: BTreeMap<&String, f32> = wanted
+        .iter()
+        .map(|t| {
+            let df = parsed
+                .iter()
+                .filter(|(h, b)| h.contains(t) || b.contains_key(t))
+                .count() as f32;
+            (t, (1.0 + n / df.max(1.0)).ln())
+        })
+        .collect();
+    parsed
+        .iter()
+        .map(|(h, b)| {
+            wanted
+                .iter()
+                .map(|t| {
+                    let tf = b.get(t).copied().unwrap_or(0);
+                    let hits = 3.0 * f32::from(u8::from(h.contains(t)))
+                        + f32::from(u8::from(tf > 0))
+                        + 0.5 * f32::from(u8::from(tf >= 3));
+                    hits * idf[t]
+                })
+                .sum()
+        })
+        .collect()
+}
+
+/// What a closer reading of `text` shows: all of it when it is at most `max` characters, else
+/// its heading label and the run of lines and sentences, at most `max` characters, that holds
+/// the most of `wanted` (the question's [`terms`]), marked with ellipses where cut.
+fn window(text: &str, wanted: &BTreeSet<String>, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let (label, body) = split_label(text);
+    // Units: lines, and sentences within them, each with its separator.
+    let mut units: Vec<&str> = Vec::new();
+    let mut start = 0;
+    let bytes: Vec<(usize, char)> = body.char_indices().collect();
+    for (k, &(i, c)) in bytes.iter().enumerate() {
+        let next = bytes.get(k + 1).map(|&(_, n)| n);
+        let ends = c == '\n' || (matches!(c, '.' | '!' | '?') && next.is_some_and(char::is_whitespace));
+        if ends {
+            let end = i + c.len_utf8();
+            units.push(&body[start..end]);
+            start = end;
+        }
+    }
+    if start < body.len() {
+        units.push(&body[start..]);
+    }
+    let chars: Vec<usize> = units.iter().map(|u| u.chars().count()).collect();
+    let hits: Vec<usize> = units
+        .iter()
+        .map(|u| terms(u).iter().filter(|t| wanted.contains(*t)).count())
+        .collect();
+    let room = max.saturating_sub(label.chars().count()).max(1);
+    // The window [a, b) of most hits within `room` characters (two pointers); the first on ties.
+    let (mut best, mut best_hits) = ((0, 0), 0);
+    let (mut b, mut len, mut sum) = (0, 0, 0);
+    for a in 0..units.len() {
+        if b < a {
+            b = a;
+            len = 0;
+            sum = 0;
+        }
+        while b < units.len() && (len + chars[b] <= room || b == a) {
+            len += chars[b];
+            sum += hits[b];
+            b += 1;
+        }
+        if sum > best_hits || best == (0, 0) {
+            best = (a, b);
+            best_hits = sum;
+        }
+        len -= chars[a];
+        sum -= hits[a];
+    }
+    let (a, b) = best;
+    let mut out = String::from(label);
+    if a > 0 {
+        out.push('…');
+    }
+    let shown: String = units[a..b].concat();
+    out.push_str(&shorten(shown.trim(), room));
+    if b < units.len() {
+        out.push('…');
+    }
+    out
+}
+
+/// Closer readings (see [`Closer`]) of every yes among `asked` that did not count: the README
+/// sections it may read, most relevant first, up to [`CLOSER_SECTIONS`] of those that share a
+/// word with the question, each read alone; the first whose "yes" has a quote found in it
+/// makes the item met, citing it. A section the second reading already saw whole is not read
+/// again.
+async fn closer_readings(
+    model: &dyn Model,
+    sources: &Sources,
+    out: &mut [Answer],
+    asked: &[Asked<'_>],
+) -> anyhow::Result<()> {
+    for a in asked {
+        let answer = &mut out[a.at];
+        if answer.met || answer.answer.as_deref() != Some("yes") {
+            continue;
+        }
+        let sections: Vec<&EvidenceItem> = sources
+            .shown
+            .iter()
+            .filter(|i| i.kind == "readme_section" && a.readable.contains(&i.id))
+            .collect();
+        let scores = relevance(a.question, &sections);
+        let seen = answer
+            .confirmation
+            .as_ref()
+            .map(|c| (answer.evidence.clone(), c.passage.chars().count()));
+        let mut order: Vec<usize> = (0..sections.len())
+            .filter(|&k| scores[k] > 0.0)
+            .filter(|&k| match &seen {
+                // The second reading saw (nearly) all of this section already.
+                Some((Some(id), n)) if *id == sections[k].id => n * 10 < sections[k].text.chars().count() * 8,
+                _ => true,
+            })
+            .collect();
+        order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
+        let wanted: BTreeSet<String> = terms(a.question).into_iter().collect();
+        for k in order.into_iter().take(CLOSER_SECTIONS) {
+            let item = sections[k];
+            let c = closer(model, sources, item, &wanted, a.question).await?;
+            let counted = c.refused.is_none() && c.answer.as_deref() == Some("yes");
+            let (quote, id) = (c.quote.clone(), item.id.clone());
+            answer.closer.push(c);
+            if counted {
+                let first = format!(
+                    "the first yes cited {} and did not count ({})",
+                    answer.evidence.as_deref().unwrap_or("nothing"),
+                    answer.flags.join("; ")
+                );
+                answer.flags = vec![format!("closer_reading: {first}; {id} read alone answers yes")];
+                answer.evidence = Some(id);
+                answer.quote = quote;
+                answer.met = true;
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One closer reading: `item` alone (its part richest in `wanted` when long), the question,
+/// answered yes with a quote or no; a yes whose quote is not in the item is refused.
+async fn closer(
+    model: &dyn Model,
+    sources: &Sources,
+    item: &EvidenceItem,
+    wanted: &BTreeSet<String>,
+    question: &str,
+) -> anyhow::Result<Closer> {
+    let tokens = model.count_tokens(&item.text).max(1);
+    let chars = item.text.chars().count();
+    let max = (chars * CLOSER_TOKENS / tokens).max(MIN_SHOWN);
+    let full = sources.full.get(&item.id).map(String::as_str);
+    let shown = window(full.unwrap_or(&item.text), wanted, max);
+    let prompt = passage_prompt(model, item, &shown, question, CLOSER_RULE)?;
+    let params = GenParams {
+        max_tokens: ANSWER_TOKENS,
+        schema: Some(closer_schema()),
+        start: ANSWER_START.into(),
+        ..Default::default()
+    };
+    let g = model.generate(prompt, params).await?;
+    let v: Option<Value> = (g.finish == FinishReason::Stop)
+        .then(|| serde_json::from_str(&g.text).ok())
+        .flatten();
+    let answer = v
+        .as_ref()
+        .and_then(|v| v.get("answer").and_then(Value::as_str).map(str::to_string))
+        .filter(|a| a == "yes" || a == "no");
+    let claimed = v
+        .as_ref()
+        .and_then(|v| v.get("quote").and_then(Value::as_str).map(str::to_string));
+    let (quote, refused) = match (answer.as_deref(), claimed) {
+        (Some("yes"), Some(q)) => match verify_quote(&q, &item.id, full) {
+            Ok(found) => (Some(found), None),
+            Err(why) => (Some(q), Some(why.to_string())),
+        },
+        (Some("yes"), None) => (None, Some("the answer has no quote".to_string())),
+        _ => (None, None),
+    };
+    Ok(Closer {
+        evidence: item.id.clone(),
+        passage: shown,
+        answer,
+        quote,
+        refused,
+        run: g.into(),
+    })
+}
+
+/// The JSON schema of a closer reading's answer: a bare "no", or a "yes" with a quote.
+fn closer_schema() -> Value {
+    json!({"anyOf": [
+        {
+            "type": "object",
+            "properties": {"answer": {"const": "no"}},
+            "required": ["answer"],
+            "additionalProperties": false,
+        },
+        {
+            "type": "object",
+            "properties": {
+                "answer": {"const": "yes"},
+                "quote": {"type": "string", "minLength": 12, "maxLength": MAX_QUOTE},
+            },
+            "required": ["answer", "quote"],
+            "additionalProperties": false,
+        },
+    ]})
 }
 
 #[cfg(test)]
@@ -1032,6 +1415,165 @@ mod tests {
             p.starts_with("## Notes: …") && p.ends_with('…') && p.len() < 2 * PASSAGE_CONTEXT + 60,
             "{p}"
         );
+    }
+
+    /// Answers from a script of the prompt's text; keeps every prompt.
+    struct Reader {
+        answer: Box<dyn Fn(&str) -> String + Send + Sync>,
+        prompts: std::sync::Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Model for Reader {
+        fn model_id(&self) -> &str {
+            "reader"
+        }
+        fn n_ctx(&self) -> usize {
+            1 << 16
+        }
+        fn count_tokens(&self, text: &str) -> usize {
+            text.len().div_ceil(4)
+        }
+        fn encode_chat(&self, messages: &[Message]) -> anyhow::Result<Vec<u32>> {
+            Ok(messages.iter().flat_map(|m| m.content.chars().map(u32::from)).collect())
+        }
+        async fn generate(&self, prompt: Vec<u32>, _: GenParams) -> anyhow::Result<Generation> {
+            let text: String = prompt.iter().filter_map(|&c| char::from_u32(c)).collect();
+            let answer = (self.answer)(&text);
+            self.prompts.lock().unwrap().push(text);
+            Ok(Generation {
+                tokens: vec![0; 4],
+                text: answer,
+                prompt_tokens: prompt.len(),
+                reused_tokens: 0,
+                finish: FinishReason::Stop,
+                prompt_ms: 1,
+                generate_ms: 1,
+                first_margin: None,
+            })
+        }
+    }
+
+    fn limits_readme() -> Sources {
+        let section = |n: usize, text: &str| EvidenceItem {
+            id: format!("D{n}"),
+            kind: "readme_section".into(),
+            source: format!("README.md:{}", n * 5),
+            text: text.into(),
+        };
+        Sources::new(&[
+            section(1, "## Churn: A model that predicts which telecom customers leave."),
+            section(2, "## Install: pip install -r requirements.txt"),
+            section(
+                3,
+                "## Known limitations: The model ignores seasonality, and the data covers one year only.",
+            ),
+        ])
+    }
+
+    /// Over the whole README, says yes to the limitations question quoting the title; on a
+    /// passage alone, a second reading says no unless it names seasonality, and a closer
+    /// reading quotes `quote` where it names seasonality.
+    fn quotes_the_title(prompt: &str, quote: &str) -> String {
+        let question = prompt.rsplit("Question: ").next().unwrap_or("");
+        if !question.contains("limitation") {
+            return json!({"answer": "no"}).to_string();
+        }
+        let Some(passage) = prompt.split("<passage>\n").nth(1) else {
+            return json!({"answer": "yes", "evidence": "D1", "quote": "A model that predicts which"}).to_string();
+        };
+        let about = passage.contains("seasonality");
+        if prompt.contains("copy, word for word") && about {
+            return json!({"answer": "yes", "quote": quote}).to_string();
+        }
+        json!({"answer": if about { "yes" } else { "no" }}).to_string()
+    }
+
+    async fn ask_limits(quote: &str) -> (Answer, Vec<String>) {
+        let rubric = Rubric::parse(
+            std::path::Path::new("trial-project.toml"),
+            include_str!("../rubrics/trial-project.toml"),
+        )
+        .unwrap();
+        let quote = quote.to_string();
+        let model = Reader {
+            answer: Box::new(move |prompt| quotes_the_title(prompt, &quote)),
+            prompts: Default::default(),
+        };
+        let answers = ask_all(&model, &rubric, &limits_readme(), 1400, &[]).await.unwrap();
+        let a = answers.into_iter().find(|a| a.item == "limitations").unwrap();
+        let passages = model
+            .prompts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|p| Some(p.split("<passage>\n").nth(1)?.split("\n</passage>").next()?.to_string()))
+            .collect();
+        (a, passages)
+    }
+
+    #[tokio::test]
+    async fn a_refused_yes_is_read_again_on_the_section_most_about_the_question() {
+        let (a, passages) = ask_limits("The model ignores seasonality").await;
+        assert!(a.met, "{a:?}");
+        assert_eq!(a.evidence.as_deref(), Some("D3"));
+        assert_eq!(a.quote.as_deref(), Some("The model ignores seasonality"));
+        assert_eq!(a.flags.len(), 1, "{a:?}");
+        assert!(
+            a.flags[0].starts_with("closer_reading: the first yes cited D1 and did not count (not_confirmed"),
+            "{a:?}"
+        );
+        // The title's passage was read a second time (no), then only the limitations section:
+        // the install section shares no word with the question and is never read.
+        assert_eq!(passages.len(), 2, "{passages:?}");
+        assert!(passages[0].starts_with("## Churn:"), "{passages:?}");
+        assert!(passages[1].starts_with("## Known limitations:"), "{passages:?}");
+        assert_eq!(a.closer.len(), 1);
+        assert_eq!(a.closer[0].evidence, "D3");
+        assert!(a.closer[0].refused.is_none());
+        assert!(
+            a.ms() >= 3,
+            "the first answer, its second reading and the closer reading all count"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closer_reading_whose_quote_is_not_in_its_section_counts_for_nothing() {
+        let (a, _) = ask_limits("seasonality is handled by the weekly model").await;
+        assert!(!a.met && a.evidence.as_deref() == Some("D1"), "{a:?}");
+        assert!(a.flags[0].starts_with("not_confirmed"), "{a:?}");
+        assert_eq!(a.closer.len(), 1);
+        assert_eq!(a.closer[0].answer.as_deref(), Some("yes"));
+        assert_eq!(a.closer[0].refused.as_deref(), Some("the quote is not in D3"));
+    }
+
+    #[test]
+    fn sections_rank_by_the_question_words_they_hold_headings_first() {
+        let s = limits_readme();
+        let items: Vec<&EvidenceItem> = s.shown.iter().collect();
+        let q = "Does the README state a limitation, a known weakness or a known bug of the solution?";
+        let r = relevance(q, &items);
+        assert!(r[2] > 0.0 && r[0] == 0.0 && r[1] == 0.0, "{r:?}");
+        // In the body only, a word weighs less than in the heading.
+        let body = EvidenceItem {
+            text: "## Notes: one limitation is speed.".into(),
+            ..s.shown[0].clone()
+        };
+        let r = relevance(q, &[&body, &s.shown[2]]);
+        assert!(r[1] > r[0] && r[0] > 0.0, "{r:?}");
+    }
+
+    #[test]
+    fn a_long_section_shows_its_part_richest_in_the_question_words() {
+        let filler = "The service reads events from the queue and stores them. ".repeat(20);
+        let text = format!("## Design: {filler}\nOne known limitation: retries are not idempotent. {filler}");
+        let wanted: BTreeSet<String> = terms("a limitation or a known bug").into_iter().collect();
+        let w = window(&text, &wanted, 300);
+        assert!(w.starts_with("## Design: …"), "{w}");
+        assert!(w.contains("One known limitation: retries are not idempotent."), "{w}");
+        assert!(w.ends_with('…') && w.chars().count() <= 305, "{w}");
+        // A section that fits is shown whole.
+        assert_eq!(window("## A: short", &wanted, 300), "## A: short");
     }
 
     /// Answers no to everything, spells "yes" with tokens 7 and 8, and keeps the parameters

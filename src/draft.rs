@@ -1063,10 +1063,14 @@ level = [{ score = 1, descriptor = "none" }, { score = 2, descriptor = "setup" }
     }
 
     /// Quotes the test command as "how success is measured" and the README's metric as an
-    /// assumption; on the passage alone, says yes only where the passage states a metric.
+    /// assumption; on the passage alone, says yes only where the passage states a metric, and
+    /// a closer reading quotes it.
     fn quotes_the_first_thing(prompt: &str) -> String {
         if let Some(p) = prompt.split("<passage>\n").nth(1) {
             let yes = p.contains("macro-F1");
+            if yes && prompt.contains("copy, word for word") {
+                return json!({"answer": "yes", "quote": "We measure success as macro-F1"}).to_string();
+            }
             return json!({"answer": if yes { "yes" } else { "no" }}).to_string();
         }
         if prompt.contains("did not meet these checklist items") {
@@ -1110,11 +1114,16 @@ success as macro-F1 on the held-out split: 0.71.\n"
                 .unwrap()
                 .clone()
         };
-        // The test command is genuinely in D2, but read alone it states no metric: not met.
+        // The test command is genuinely in D2, but read alone it states no metric: it does not
+        // count. A closer reading of the section most about the question finds the metric.
         let metric = item("framing", "metric");
-        assert!(!metric.met && metric.quote.is_none(), "{metric:?}");
-        assert!(metric.flags[0].starts_with("not_confirmed"), "{metric:?}");
-        assert!(metric.note.contains("second reading"), "{metric:?}");
+        assert!(metric.met && metric.evidence == ["D3"], "{metric:?}");
+        assert_eq!(metric.quote.as_deref(), Some("We measure success as macro-F1"));
+        assert!(
+            metric.flags[0].starts_with("closer_reading: the first yes cited D2 and did not count (not_confirmed"),
+            "{metric:?}"
+        );
+        assert!(metric.note.contains("read alone"), "{metric:?}");
         let results = item("communication", "results");
         assert!(results.met && results.evidence == ["D3"], "{results:?}");
         // Each second reading saw its passage alone: the sentence under its heading.
@@ -1128,13 +1137,17 @@ success as macro-F1 on the held-out split: 0.71.\n"
             passages,
             [
                 "## Training: pytest -v tests/model",
-                "## Results: We measure success as macro-F1 on the held-out split: 0.71."
+                "## Results: We measure success as macro-F1 on the held-out split: 0.71.",
+                // The closer reading: the whole section (the training section holds no word of
+                // the question and is not read again).
+                "## Results: We tried trees first. We measure success as macro-F1 on the held-out split: 0.71."
             ]
         );
-        // Stored with the answer, with what the second reading said.
+        // Stored with the answer, with what the second and closer readings said.
         let a = rec.answers.iter().find(|a| a.item == "metric").unwrap();
         assert_eq!(a.confirmation.as_ref().unwrap().answer.as_deref(), Some("no"));
-        assert!(!a.met && a.answer.as_deref() == Some("yes"));
+        assert_eq!(a.closer.len(), 1);
+        assert_eq!(a.closer[0].evidence, "D3");
     }
 
     #[tokio::test]

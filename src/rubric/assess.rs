@@ -90,6 +90,11 @@ pub fn items(c: &Criterion, input: &CheckInput<'_>, answers: &[Answer]) -> Vec<I
                         quote: a.quote.clone().filter(|_| a.met),
                         flags: a.flags.clone(),
                         note: match (a.answer.as_deref(), a.met) {
+                            (Some("yes"), true) if a.flags.iter().any(|f| f.starts_with("closer_reading")) => {
+                                "the model's first quote did not count; read alone, the section cited answered \
+yes with this quote, found there"
+                                    .into()
+                            }
                             (Some("yes"), true) => {
                                 "the model answered yes; its quote was found in the cited item and confirmed".into()
                             }
@@ -214,6 +219,7 @@ from = ["readme", "commits"]
             prompt_hash: "h".into(),
             run: Default::default(),
             confirmation: None,
+            closer: Vec::new(),
         }
     }
 

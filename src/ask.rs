@@ -1116,11 +1116,7 @@ fn window(text: &str, wanted: &BTreeSet<String>, max: usize) -> String {
     let (mut best, mut best_hits) = ((0, 0), 0);
     let (mut b, mut len, mut sum) = (0, 0, 0);
     for a in 0..units.len() {
-        if b < a {
-            b = a;
-            len = 0;
-            sum = 0;
-        }
+        // b > a from here on: each window holds its first unit, even one longer than `room`.
         while b < units.len() && (len + chars[b] <= room || b == a) {
             len += chars[b];
             sum += hits[b];

@@ -56,6 +56,10 @@ pub struct TestFacts {
     pub passed: u64,
     /// Passed + failed + errors.
     pub total: u64,
+    /// Of the total, tests that errored rather than passed or failed (a jest suite that failed
+    /// to run counts one): a run of errors only ran no test.
+    #[serde(default)]
+    pub errors: u64,
     pub hidden: Option<OutcomeKind>,
     /// Tests that gave different results on the two runs.
     #[serde(default)]
@@ -108,6 +112,7 @@ impl Facts {
                     outcome: s.outcome,
                     passed: r.map_or(0, |r| r.passed),
                     total: r.map_or(0, |r| r.passed + r.failed + r.errors),
+                    errors: r.map_or(0, |r| r.errors),
                     hidden: s.hidden.as_ref().map(|h| h.outcome),
                     flaky: s.flaky.len(),
                     install_cause: s.install_diagnosis.as_ref().and_then(|d| d.cause),

@@ -1038,7 +1038,7 @@ const HISTORY_EVIDENCE: &str = "notebooks-1";
 const EXPORT_VERSION: &str = "partial-copies-1";
 
 /// The version of what the sandbox job measures; part of its stage key.
-const SANDBOX_EVIDENCE: &str = "readme-steps-1";
+const SANDBOX_EVIDENCE: &str = "readme-steps-1+suite-errors";
 
 /// A stable key for stage inputs.
 fn key(parts: &[&str]) -> String {

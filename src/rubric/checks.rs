@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::evidence::EvidenceItem;
-use crate::facts::Facts;
+use crate::facts::{Facts, TestFacts};
 use crate::outcome::OutcomeKind;
 use crate::repro::BadgeLevel;
 
@@ -94,8 +94,28 @@ fn tests_pass(i: &CheckInput<'_>) -> Verdict {
     let ids = i.ids('T', &["candidate_tests"]);
     match t.outcome {
         OutcomeKind::Passed => verdict(Some(true), ids, format!("{} of {} tests passed", t.passed, t.total)),
+        OutcomeKind::TestsFailed if ran(t) == 0 => verdict(Some(false), ids, none_ran(t)),
         OutcomeKind::TestsFailed => verdict(Some(false), ids, format!("{} of {} tests passed", t.passed, t.total)),
         other => verdict(Some(false), ids, format!("the tests did not pass: {}", other.as_str())),
+    }
+}
+
+/// Why no test ran, when the run had tests that all errored before a verdict (a jest suite
+/// that failed to compile), or ended as `outcome`.
+fn none_ran(t: &TestFacts) -> String {
+    if t.errors > 0 && t.total == t.errors {
+        format!("no test ran: {} errored before a result (a suite that failed to run)", t.errors)
+    } else {
+        format!("no test ran: {}", t.outcome.as_str())
+    }
+}
+
+/// Tests that passed or failed (an error is no verdict), when the run was the project's.
+fn ran(t: &TestFacts) -> u64 {
+    if matches!(t.outcome, OutcomeKind::Passed | OutcomeKind::TestsFailed) {
+        t.total.saturating_sub(t.errors)
+    } else {
+        0
     }
 }
 
@@ -105,10 +125,9 @@ fn tests_ran(i: &CheckInput<'_>) -> Verdict {
     }
     let t = i.facts.tests.as_ref().expect("known tests");
     let ids = i.ids('T', &["candidate_tests"]);
-    if t.total > 0 && matches!(t.outcome, OutcomeKind::Passed | OutcomeKind::TestsFailed) {
-        verdict(Some(true), ids, format!("{} tests ran in the sandbox", t.total))
-    } else {
-        verdict(Some(false), ids, format!("no test ran: {}", t.outcome.as_str()))
+    match ran(t) {
+        0 => verdict(Some(false), ids, none_ran(t)),
+        n => verdict(Some(true), ids, format!("{n} tests ran in the sandbox")),
     }
 }
 
@@ -118,16 +137,13 @@ fn most_tests_pass(i: &CheckInput<'_>) -> Verdict {
     }
     let t = i.facts.tests.as_ref().expect("known tests");
     let ids = i.ids('T', &["candidate_tests"]);
-    let ran = matches!(t.outcome, OutcomeKind::Passed | OutcomeKind::TestsFailed) && t.total > 0;
-    let note = format!("{} of {} tests passed", t.passed, t.total);
+    if ran(t) == 0 {
+        return verdict(Some(false), ids, none_ran(t));
+    }
     verdict(
-        Some(ran && t.passed * 4 >= t.total * 3),
+        Some(t.passed * 4 >= t.total * 3),
         ids,
-        if ran {
-            note
-        } else {
-            format!("no test ran: {}", t.outcome.as_str())
-        },
+        format!("{} of {} tests passed", t.passed, t.total),
     )
 }
 
@@ -426,6 +442,7 @@ mod tests {
             outcome,
             passed,
             total,
+            errors: 0,
             hidden: None,
             flaky: 0,
             install_cause: None,
@@ -478,6 +495,37 @@ mod tests {
         }
         // No history read: the checks cannot tell, they do not guess.
         assert_eq!(eval("many_small_steps", &Facts::default(), &[]).met, None);
+    }
+
+    #[test]
+    /// Regression (corpus: a TypeScript API): both jest suites failed to compile; the report
+    /// said "2 tests ran in the sandbox".
+    fn suites_that_failed_to_run_ran_no_test() {
+        let facts = |t: TestFacts| Facts {
+            tests: Some(t),
+            ..Facts::default()
+        };
+        let errored = facts(TestFacts {
+            errors: 2,
+            ..tests(OutcomeKind::TestsFailed, 0, 2)
+        });
+        for name in ["tests_ran", "most_tests_pass", "tests_pass"] {
+            let v = eval(name, &errored, &[]);
+            assert_eq!(v.met, Some(false), "{name}: {v:?}");
+            assert_eq!(
+                v.note, "no test ran: 2 errored before a result (a suite that failed to run)",
+                "{name}"
+            );
+        }
+        // One suite failed to run, another's five tests passed: they ran, and most passed.
+        let some = facts(TestFacts {
+            errors: 1,
+            ..tests(OutcomeKind::TestsFailed, 5, 6)
+        });
+        let v = eval("tests_ran", &some, &[]);
+        assert_eq!((v.met, v.note.as_str()), (Some(true), "5 tests ran in the sandbox"));
+        assert_eq!(eval("most_tests_pass", &some, &[]).met, Some(true));
+        assert_eq!(eval("tests_pass", &some, &[]).met, Some(false));
     }
 
     #[test]

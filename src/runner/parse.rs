@@ -221,6 +221,11 @@ pub fn counts(output: &str) -> TestReport {
     let mut report = TestReport::default();
     for line in output.lines() {
         let l = line.trim().trim_start_matches('#').trim().to_ascii_lowercase();
+        // jest's "Test Suites: 2 failed, 2 total" and vitest's "Test Files  1 failed (2)" count
+        // files, not tests: two suites that fail to compile are no two failed tests.
+        if l.starts_with("test suites:") || l.starts_with("test files") {
+            continue;
+        }
         // node --test / TAP: "# pass 3", "# fail 1", "# skipped 0"
         for (word, slot) in [("pass ", 0), ("fail ", 1), ("skipped ", 2), ("todo ", 2)] {
             if let Some(n) = l.strip_prefix(word).and_then(|n| n.trim().parse::<u64>().ok()) {
@@ -263,6 +268,13 @@ pub fn counts(output: &str) -> TestReport {
             }
         }
     }
+    // A jest suite that failed to run (a compile error, a missing module) ran none of its tests:
+    // each is an error, so the run fails, and no test is counted as having run.
+    let unrun = output
+        .lines()
+        .filter(|l| l.trim_start().starts_with("● Test suite failed to run"))
+        .count();
+    report.errors += unrun as u64;
     report
 }
 
@@ -353,6 +365,23 @@ garbage"#;
         // A summary, when there is one, wins over the marks.
         let r = counts("    ✓ a\n    ✓ b\nTests:       1 failed, 1 passed, 2 total\n");
         assert_eq!((r.passed, r.failed), (1, 1));
+    }
+
+    #[test]
+    /// Regression (corpus: a TypeScript API without a lockfile): both jest suites failed to
+    /// compile against today's @types/express; "Test Suites: 2 failed" was read as two failed
+    /// tests, and the report said two tests ran.
+    fn suites_that_fail_to_run_are_errors_not_tests_that_ran() {
+        let out = "FAIL tests/lib/password.test.ts\n  ● Test suite failed to run\n\n    TS2694: Namespace 'global.Express' has no exported member\n\nFAIL tests/App.test.ts\n  ● Test suite failed to run\n\n    TS2339: Property 'listen' does not exist\n\nTest Suites: 2 failed, 2 total\nTests:       0 total\nSnapshots:   0 total\n";
+        let r = counts(out);
+        assert_eq!((r.passed, r.failed, r.skipped, r.errors), (0, 0, 0, 2));
+        // One suite fails to run, the other's tests pass: the suite is an error, not a failed test.
+        let out = "FAIL a.test.ts\n  ● Test suite failed to run\n\nPASS b.test.ts\nTest Suites: 1 failed, 1 passed, 2 total\nTests:       5 passed, 5 total\n";
+        let r = counts(out);
+        assert_eq!((r.passed, r.failed, r.errors), (5, 0, 1));
+        // vitest's file line counts files too.
+        let r = counts(" Test Files  1 failed | 2 passed (3)\n      Tests  1 failed | 9 passed (10)\n");
+        assert_eq!((r.passed, r.failed), (9, 1));
     }
 
     #[test]

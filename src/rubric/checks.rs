@@ -104,7 +104,10 @@ fn tests_pass(i: &CheckInput<'_>) -> Verdict {
 /// that failed to compile), or ended as `outcome`.
 fn none_ran(t: &TestFacts) -> String {
     if t.errors > 0 && t.total == t.errors {
-        format!("no test ran: {} errored before a result (a suite that failed to run)", t.errors)
+        format!(
+            "no test ran: {} errored before a result (a suite that failed to run)",
+            t.errors
+        )
     } else {
         format!("no test ran: {}", t.outcome.as_str())
     }

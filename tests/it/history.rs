@@ -622,3 +622,39 @@ fn a_notebook_counts_its_cells_sources_not_its_outputs() {
     );
     assert_eq!(h["largest_commit"]["added"], 80, "{}", h["largest_commit"]);
 }
+
+#[test]
+/// Regression (corpus: a Rust CLI): the commit that added two integration tests also added a
+/// generated 53,064-line CSV under tests/resources, counted as test code: "98% of the final
+/// lines in one go". A fixture's bulk is data; the tests it feeds still count as tests.
+fn a_large_fixture_under_tests_is_data_not_a_dump() {
+    let mut r = Scripted::new();
+    let module = |k: usize| {
+        (0..30)
+            .map(|i| format!("pub fn f{k}_{i}() -> u32 {{ {i} }}\n"))
+            .collect::<String>()
+    };
+    r.put(&[
+        ("Cargo.toml", Some("[package]\nname = \"p\"\n")),
+        ("src/lib.rs", Some(&module(0))),
+    ]);
+    r.commit("First version of the processor", DAY1);
+    for step in 1..4 {
+        r.put(&[(&format!("src/m{step}.rs") as &str, Some(&module(step)))]);
+        r.commit(&format!("Add module {step} for disputes"), DAY1 + step as i64 * HOUR);
+    }
+    let rows: String = (0..50_000).map(|i| format!("deposit,{i},{i},1.0\n")).collect();
+    r.put(&[
+        ("tests/cli.rs", Some("#[test]\nfn runs() {\n    assert!(true);\n}\n")),
+        ("tests/resources/stress.csv", Some(&rows)),
+    ]);
+    r.commit("Add integration tests and a stress input", DAY1 + 5 * HOUR);
+    let h = history(r.path());
+    assert!(
+        !kinds(&h).contains(&"single_dump".to_string()),
+        "{}",
+        h["largest_commit"]
+    );
+    assert_eq!(h["lines_by_class"]["tests"], 4, "{}", h["lines_by_class"]);
+    assert_eq!(h["lines_by_class"]["data"], 50_000, "{}", h["lines_by_class"]);
+}

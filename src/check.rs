@@ -26,6 +26,28 @@ pub struct TestsSummary {
     pub errors: u64,
     /// Cases of the first run.
     pub cases: Vec<TestCase>,
+    /// Test suites that failed to run before any of their tests did (a jest suite that does
+    /// not compile); absent when none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unrun: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl TestsSummary {
+    /// "3 passed, 1 failed, 0 skipped, 0 errors", and the suites that failed to run, if any.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} passed, {} failed, {} skipped, {} errors",
+            self.passed, self.failed, self.skipped, self.errors
+        );
+        if self.unrun > 0 {
+            s.push_str(&format!(", {} test suite(s) failed to run", self.unrun));
+        }
+        s
+    }
 }
 
 pub use crate::repro::{Badge, BadgeLevel, Finding};
@@ -107,6 +129,7 @@ pub async fn check_tree(
             skipped: r.report.skipped,
             errors: r.report.errors,
             cases: r.report.cases.clone(),
+            unrun: r.report.unrun,
         })
         .unwrap_or_default();
     // A partial copy is graded as far as it goes, but its outcome is the copy's.
@@ -133,6 +156,7 @@ pub async fn check_tree(
                     skipped: h.report.skipped,
                     errors: h.report.errors,
                     cases: h.report.cases.clone(),
+                    unrun: h.report.unrun,
                 },
             }),
         install: sandbox_report.as_ref().and_then(|s| s.install_diagnosis.clone()),

@@ -56,10 +56,9 @@ pub struct TestFacts {
     pub passed: u64,
     /// Passed + failed + errors.
     pub total: u64,
-    /// Of the total, tests that errored rather than passed or failed (a jest suite that failed
-    /// to run counts one): a run of errors only ran no test.
+    /// Test suites that failed to run before any of their tests did (not in the total).
     #[serde(default)]
-    pub errors: u64,
+    pub unrun: u64,
     pub hidden: Option<OutcomeKind>,
     /// Tests that gave different results on the two runs.
     #[serde(default)]
@@ -112,7 +111,7 @@ impl Facts {
                     outcome: s.outcome,
                     passed: r.map_or(0, |r| r.passed),
                     total: r.map_or(0, |r| r.passed + r.failed + r.errors),
-                    errors: r.map_or(0, |r| r.errors),
+                    unrun: r.map_or(0, |r| r.unrun),
                     hidden: s.hidden.as_ref().map(|h| h.outcome),
                     flaky: s.flaky.len(),
                     install_cause: s.install_diagnosis.as_ref().and_then(|d| d.cause),

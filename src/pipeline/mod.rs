@@ -889,8 +889,10 @@ fn test_evidence(report: Option<&SandboxReport>) -> Vec<EvidenceItem> {
         Some(t) => push(
             "candidate_tests",
             format!(
-                "candidate's tests ({}): {} — {} passed, {} failed, {} skipped, {} errors",
-                r.runner, t.outcome, t.report.passed, t.report.failed, t.report.skipped, t.report.errors
+                "candidate's tests ({}): {} — {}",
+                r.runner,
+                t.outcome,
+                t.report.describe()
             ),
         ),
     }

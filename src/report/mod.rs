@@ -328,16 +328,7 @@ pub fn feedback_markdown(f: &Feedback<'_>) -> String {
         let _ = writeln!(out, "- runner: {} — {}", sb.runner, sb.outcome);
         for (n, run) in sb.runs.iter().enumerate() {
             let t = &run.report;
-            let _ = writeln!(
-                out,
-                "- test run {}: {} — {} passed, {} failed, {} skipped, {} errors",
-                n + 1,
-                run.outcome,
-                t.passed,
-                t.failed,
-                t.skipped,
-                t.errors
-            );
+            let _ = writeln!(out, "- test run {}: {} — {}", n + 1, run.outcome, t.describe());
         }
         out.push_str(&steps_table(&sb.readme_steps));
     }
@@ -919,11 +910,7 @@ pub fn check_text(r: &crate::check::CheckReport) -> String {
     );
     let _ = writeln!(out, "badge: {:?} — {}", r.badge.level, r.badge.reason);
     let t = &r.tests;
-    let _ = writeln!(
-        out,
-        "tests: {} passed, {} failed, {} skipped, {} errors",
-        t.passed, t.failed, t.skipped, t.errors
-    );
+    let _ = writeln!(out, "tests: {}", t.describe());
     if !r.flaky.is_empty() {
         let _ = writeln!(out, "flaky: {}", r.flaky.join(", "));
     }
@@ -979,11 +966,7 @@ pub fn check_markdown(repo: &str, commit: &str, r: &crate::check::CheckReport) -
         r.outcome,
         r.runner.as_deref().unwrap_or("none")
     );
-    let _ = writeln!(
-        out,
-        "- tests: {} passed, {} failed, {} skipped, {} errors",
-        t.passed, t.failed, t.skipped, t.errors
-    );
+    let _ = writeln!(out, "- tests: {}", t.describe());
     if !r.flaky.is_empty() {
         let _ = writeln!(out, "- flaky: {}", r.flaky.join(", "));
     }

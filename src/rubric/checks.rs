@@ -100,23 +100,20 @@ fn tests_pass(i: &CheckInput<'_>) -> Verdict {
     }
 }
 
-/// Why no test ran, when the run had tests that all errored before a verdict (a jest suite
-/// that failed to compile), or ended as `outcome`.
+/// Why no test ran: its suites failed to run (a jest suite that does not compile), or the run
+/// ended as `outcome`.
 fn none_ran(t: &TestFacts) -> String {
-    if t.errors > 0 && t.total == t.errors {
-        format!(
-            "no test ran: {} errored before a result (a suite that failed to run)",
-            t.errors
-        )
+    if t.unrun > 0 {
+        format!("no test ran: {} test suite(s) failed to run", t.unrun)
     } else {
         format!("no test ran: {}", t.outcome.as_str())
     }
 }
 
-/// Tests that passed or failed (an error is no verdict), when the run was the project's.
+/// Tests that reported a result (passed, failed or errored), when the run was the project's.
 fn ran(t: &TestFacts) -> u64 {
     if matches!(t.outcome, OutcomeKind::Passed | OutcomeKind::TestsFailed) {
-        t.total.saturating_sub(t.errors)
+        t.total
     } else {
         0
     }
@@ -445,7 +442,7 @@ mod tests {
             outcome,
             passed,
             total,
-            errors: 0,
+            unrun: 0,
             hidden: None,
             flaky: 0,
             install_cause: None,
@@ -509,21 +506,18 @@ mod tests {
             ..Facts::default()
         };
         let errored = facts(TestFacts {
-            errors: 2,
-            ..tests(OutcomeKind::TestsFailed, 0, 2)
+            unrun: 2,
+            ..tests(OutcomeKind::TestsFailed, 0, 0)
         });
         for name in ["tests_ran", "most_tests_pass", "tests_pass"] {
             let v = eval(name, &errored, &[]);
             assert_eq!(v.met, Some(false), "{name}: {v:?}");
-            assert_eq!(
-                v.note, "no test ran: 2 errored before a result (a suite that failed to run)",
-                "{name}"
-            );
+            assert_eq!(v.note, "no test ran: 2 test suite(s) failed to run", "{name}");
         }
-        // One suite failed to run, another's five tests passed: they ran, and most passed.
+        // One suite failed to run, another's five tests passed: they ran, and all that ran passed.
         let some = facts(TestFacts {
-            errors: 1,
-            ..tests(OutcomeKind::TestsFailed, 5, 6)
+            unrun: 1,
+            ..tests(OutcomeKind::TestsFailed, 5, 5)
         });
         let v = eval("tests_ran", &some, &[]);
         assert_eq!((v.met, v.note.as_str()), (Some(true), "5 tests ran in the sandbox"));

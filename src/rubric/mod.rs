@@ -700,7 +700,7 @@ level = [{ score = 0, descriptor = "no" }, { score = 1, descriptor = "some" }, {
                 outcome: OutcomeKind::Passed,
                 passed: 3,
                 total: 3,
-                errors: 0,
+                unrun: 0,
                 hidden: None,
                 flaky: 0,
                 install_cause: None,

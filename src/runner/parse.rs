@@ -49,9 +49,29 @@ pub struct TestReport {
     pub errors: u64,
     /// Individual cases, when the format has them.
     pub cases: Vec<TestCase>,
+    /// Test files that failed to run before any of their tests did (a jest suite that does not
+    /// compile): their tests are unknown and counted nowhere else, and the run fails.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unrun: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl TestReport {
+    /// "3 passed, 1 failed, 0 skipped, 0 errors", and the suites that failed to run, if any.
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} passed, {} failed, {} skipped, {} errors",
+            self.passed, self.failed, self.skipped, self.errors
+        );
+        if self.unrun > 0 {
+            s.push_str(&format!(", {} test suite(s) failed to run", self.unrun));
+        }
+        s
+    }
+
     /// Tests that ran or were skipped.
     pub fn total(&self) -> u64 {
         self.passed + self.failed + self.skipped + self.errors
@@ -268,13 +288,12 @@ pub fn counts(output: &str) -> TestReport {
             }
         }
     }
-    // A jest suite that failed to run (a compile error, a missing module) ran none of its tests:
-    // each is an error, so the run fails, and no test is counted as having run.
-    let unrun = output
+    // A jest suite that failed to run (a compile error, a missing module) ran none of its
+    // tests, which are unknown: counted apart, so the run fails and no test counts as run.
+    report.unrun = output
         .lines()
         .filter(|l| l.trim_start().starts_with("● Test suite failed to run"))
-        .count();
-    report.errors += unrun as u64;
+        .count() as u64;
     report
 }
 
@@ -371,14 +390,19 @@ garbage"#;
     /// Regression (corpus: a TypeScript API without a lockfile): both jest suites failed to
     /// compile against today's @types/express; "Test Suites: 2 failed" was read as two failed
     /// tests, and the report said two tests ran.
-    fn suites_that_fail_to_run_are_errors_not_tests_that_ran() {
+    fn suites_that_fail_to_run_are_counted_apart_from_tests() {
         let out = "FAIL tests/lib/password.test.ts\n  ● Test suite failed to run\n\n    TS2694: Namespace 'global.Express' has no exported member\n\nFAIL tests/App.test.ts\n  ● Test suite failed to run\n\n    TS2339: Property 'listen' does not exist\n\nTest Suites: 2 failed, 2 total\nTests:       0 total\nSnapshots:   0 total\n";
         let r = counts(out);
-        assert_eq!((r.passed, r.failed, r.skipped, r.errors), (0, 0, 0, 2));
+        assert_eq!((r.passed, r.failed, r.skipped, r.errors, r.unrun), (0, 0, 0, 0, 2));
+        assert_eq!(r.total(), 0);
+        assert_eq!(
+            r.describe(),
+            "0 passed, 0 failed, 0 skipped, 0 errors, 2 test suite(s) failed to run"
+        );
         // One suite fails to run, the other's tests pass: the suite is an error, not a failed test.
         let out = "FAIL a.test.ts\n  ● Test suite failed to run\n\nPASS b.test.ts\nTest Suites: 1 failed, 1 passed, 2 total\nTests:       5 passed, 5 total\n";
         let r = counts(out);
-        assert_eq!((r.passed, r.failed, r.errors), (5, 0, 1));
+        assert_eq!((r.passed, r.failed, r.errors, r.unrun), (5, 0, 0, 1));
         // vitest's file line counts files too.
         let r = counts(" Test Files  1 failed | 2 passed (3)\n      Tests  1 failed | 9 passed (10)\n");
         assert_eq!((r.passed, r.failed), (9, 1));

@@ -1040,7 +1040,7 @@ const HISTORY_EVIDENCE: &str = "notebooks-1+fixtures-data";
 const EXPORT_VERSION: &str = "partial-copies-1";
 
 /// The version of what the sandbox job measures; part of its stage key.
-const SANDBOX_EVIDENCE: &str = "readme-steps-1+suite-errors";
+const SANDBOX_EVIDENCE: &str = "readme-steps-1+unrun-suites";
 
 /// A stable key for stage inputs.
 fn key(parts: &[&str]) -> String {

@@ -1413,10 +1413,22 @@ mod tests {
         );
     }
 
-    /// Answers from a script of the prompt's text; keeps every prompt.
+    /// Answers from a script of the prompt's text, spells "yes" with tokens 7 and 8, and keeps
+    /// every prompt and the parameters of every generation.
     struct Reader {
         answer: Box<dyn Fn(&str) -> String + Send + Sync>,
         prompts: std::sync::Mutex<Vec<String>>,
+        seen: std::sync::Mutex<Vec<GenParams>>,
+    }
+
+    impl Reader {
+        fn new(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> Reader {
+            Reader {
+                answer: Box::new(answer),
+                prompts: Default::default(),
+                seen: Default::default(),
+            }
+        }
     }
 
     #[async_trait]
@@ -1433,10 +1445,11 @@ mod tests {
         fn encode_chat(&self, messages: &[Message]) -> anyhow::Result<Vec<u32>> {
             Ok(messages.iter().flat_map(|m| m.content.chars().map(u32::from)).collect())
         }
-        async fn generate(&self, prompt: Vec<u32>, _: GenParams) -> anyhow::Result<Generation> {
+        async fn generate(&self, prompt: Vec<u32>, params: GenParams) -> anyhow::Result<Generation> {
             let text: String = prompt.iter().filter_map(|&c| char::from_u32(c)).collect();
             let answer = (self.answer)(&text);
             self.prompts.lock().unwrap().push(text);
+            self.seen.lock().unwrap().push(params);
             Ok(Generation {
                 tokens: vec![0; 4],
                 text: answer,
@@ -1447,6 +1460,13 @@ mod tests {
                 generate_ms: 1,
                 first_margin: None,
             })
+        }
+        fn spelling(&self, word: &str) -> Vec<u32> {
+            if word == "yes" {
+                vec![7, 8]
+            } else {
+                vec![]
+            }
         }
     }
 
@@ -1492,10 +1512,7 @@ mod tests {
         )
         .unwrap();
         let quote = quote.to_string();
-        let model = Reader {
-            answer: Box::new(move |prompt| quotes_the_title(prompt, &quote)),
-            prompts: Default::default(),
-        };
+        let model = Reader::new(move |prompt| quotes_the_title(prompt, &quote));
         let answers = ask_all(&model, &rubric, &limits_readme(), 1400, &[]).await.unwrap();
         let a = answers.into_iter().find(|a| a.item == "limitations").unwrap();
         let passages = model
@@ -1572,49 +1589,6 @@ mod tests {
         assert_eq!(window("## A: short", &wanted, 300), "## A: short");
     }
 
-    /// Answers no to everything, spells "yes" with tokens 7 and 8, and keeps the parameters
-    /// of every generation.
-    #[derive(Default)]
-    struct Leaning {
-        seen: std::sync::Mutex<Vec<GenParams>>,
-    }
-
-    #[async_trait]
-    impl Model for Leaning {
-        fn model_id(&self) -> &str {
-            "leaning"
-        }
-        fn n_ctx(&self) -> usize {
-            1 << 16
-        }
-        fn count_tokens(&self, text: &str) -> usize {
-            text.len().div_ceil(4)
-        }
-        fn encode_chat(&self, messages: &[Message]) -> anyhow::Result<Vec<u32>> {
-            Ok(messages.iter().flat_map(|m| m.content.chars().map(u32::from)).collect())
-        }
-        async fn generate(&self, prompt: Vec<u32>, params: GenParams) -> anyhow::Result<Generation> {
-            self.seen.lock().unwrap().push(params);
-            Ok(Generation {
-                text: r#"{"answer":"no"}"#.into(),
-                tokens: vec![0; 4],
-                prompt_tokens: prompt.len(),
-                reused_tokens: 0,
-                finish: FinishReason::Stop,
-                prompt_ms: 0,
-                generate_ms: 0,
-                first_margin: None,
-            })
-        }
-        fn spelling(&self, word: &str) -> Vec<u32> {
-            if word == "yes" {
-                vec![7, 8]
-            } else {
-                vec![]
-            }
-        }
-    }
-
     #[tokio::test]
     async fn every_question_starts_its_answer_and_names_the_tokens_spelling_yes() {
         let rubric = Rubric::parse(
@@ -1622,7 +1596,7 @@ mod tests {
             include_str!("../rubrics/trial-project.toml"),
         )
         .unwrap();
-        let model = Leaning::default();
+        let model = Reader::new(|_| json!({"answer": "no"}).to_string());
         let answers = ask_all(&model, &rubric, &sources(), 1400, &[]).await.unwrap();
         let seen = model.seen.lock().unwrap();
         assert_eq!(seen.len(), answers.len(), "no yes, so no second reading");

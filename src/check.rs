@@ -28,25 +28,14 @@ pub struct TestsSummary {
     pub cases: Vec<TestCase>,
     /// Test suites that failed to run before any of their tests did (a jest suite that does
     /// not compile); absent when none.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::runner::parse::is_zero")]
     pub unrun: u64,
 }
 
-fn is_zero(n: &u64) -> bool {
-    *n == 0
-}
-
 impl TestsSummary {
-    /// "3 passed, 1 failed, 0 skipped, 0 errors", and the suites that failed to run, if any.
+    /// Its counts, as [`crate::runner::parse::describe_counts`] writes them.
     pub fn describe(&self) -> String {
-        let mut s = format!(
-            "{} passed, {} failed, {} skipped, {} errors",
-            self.passed, self.failed, self.skipped, self.errors
-        );
-        if self.unrun > 0 {
-            s.push_str(&format!(", {} test suite(s) failed to run", self.unrun));
-        }
-        s
+        crate::runner::parse::describe_counts(self.passed, self.failed, self.skipped, self.errors, self.unrun)
     }
 }
 

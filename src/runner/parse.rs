@@ -55,21 +55,23 @@ pub struct TestReport {
     pub unrun: u64,
 }
 
-fn is_zero(n: &u64) -> bool {
+pub(crate) fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// "3 passed, 1 failed, 0 skipped, 0 errors", and the suites that failed to run, if any.
+pub fn describe_counts(passed: u64, failed: u64, skipped: u64, errors: u64, unrun: u64) -> String {
+    let mut s = format!("{passed} passed, {failed} failed, {skipped} skipped, {errors} errors");
+    if unrun > 0 {
+        s.push_str(&format!(", {unrun} test suite(s) failed to run"));
+    }
+    s
+}
+
 impl TestReport {
-    /// "3 passed, 1 failed, 0 skipped, 0 errors", and the suites that failed to run, if any.
+    /// Its counts, as [`describe_counts`] writes them.
     pub fn describe(&self) -> String {
-        let mut s = format!(
-            "{} passed, {} failed, {} skipped, {} errors",
-            self.passed, self.failed, self.skipped, self.errors
-        );
-        if self.unrun > 0 {
-            s.push_str(&format!(", {} test suite(s) failed to run", self.unrun));
-        }
-        s
+        describe_counts(self.passed, self.failed, self.skipped, self.errors, self.unrun)
     }
 
     /// Tests that ran or were skipped.

@@ -27,7 +27,7 @@ use crate::rubric::{Decide, Rubric};
 
 /// Bumped when the questions' schema or how answers are judged changes; a changed prompt text
 /// needs no bump (see [`fingerprint`]).
-pub const ASK_VERSION: &str = "ask-v5";
+pub const ASK_VERSION: &str = "ask-v6";
 /// Fewest words a quote needs to count.
 pub const MIN_QUOTE_WORDS: usize = 3;
 /// Fewest words of a quote the model copied wrong past its start that count: its longest
@@ -262,18 +262,37 @@ impl Sources {
 /// reproducibility.
 const CANONICAL: [char; 5] = ['D', 'C', 'H', 'T', 'R'];
 
-/// Case- and whitespace-insensitive form of a text, with typographic quotes and dashes made plain.
+/// Case- and whitespace-insensitive form of a text, with typographic quotes and dashes made plain
+/// and Markdown's inline marks (backticks, asterisks) left out: a model quoting "Assume that \n
+/// ends a line" copies the words of "Assume that `\n` ends a line", not its code marks.
 pub fn normalise(text: &str) -> String {
-    let plain: String = text
-        .chars()
-        .map(|c| match c {
+    fold(text).into_iter().map(|(_, c)| c).collect()
+}
+
+/// [`normalise`]'s characters, each with the index (in chars) of the character of `text` it
+/// comes from, so a match in the normalised text can be placed in the original.
+fn fold(text: &str) -> Vec<(usize, char)> {
+    let mut out: Vec<(usize, char)> = Vec::with_capacity(text.len());
+    for (i, c) in text.chars().enumerate() {
+        let c = match c {
             '\u{2018}' | '\u{2019}' | '\u{201B}' => '\'',
             '\u{201C}' | '\u{201D}' => '"',
             '\u{2013}' | '\u{2014}' => '-',
+            '`' | '*' => continue,
+            c if c.is_whitespace() => {
+                if out.last().is_some_and(|&(_, l)| l != ' ') {
+                    out.push((i, ' '));
+                }
+                continue;
+            }
             c => c,
-        })
-        .collect();
-    plain.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
+        };
+        out.extend(c.to_lowercase().map(|l| (i, l)));
+    }
+    if out.last().is_some_and(|&(_, l)| l == ' ') {
+        out.pop();
+    }
+    out
 }
 
 /// The label assay put before a README section's text (`## Heading: `), if any: a quote's words
@@ -362,19 +381,18 @@ pub fn verify_quote(quote: &str, cited: &str, text: Option<&str>) -> Result<Stri
 pub fn passage(text: &str, quote: &str) -> String {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let collapsed: Vec<char> = flat.chars().collect();
-    // Lower-cased char by char (so indices match), as `normalise` makes it.
-    let lower: Vec<char> = collapsed
-        .iter()
-        .map(|&c| normalise(&c.to_string()).chars().next().unwrap_or(c))
-        .collect();
+    // Normalised as `normalise` makes it, each char with its index in `collapsed`.
+    let folded = fold(&flat);
+    let lower: Vec<char> = folded.iter().map(|&(_, c)| c).collect();
     let q: Vec<char> = normalise(quote).chars().collect();
-    let Some(start) = (!q.is_empty())
+    let Some(at) = (!q.is_empty())
         .then(|| lower.windows(q.len()).position(|w| w == q.as_slice()))
         .flatten()
     else {
         return quote.to_string();
     };
-    let end = start + q.len();
+    let start = folded[at].0;
+    let end = folded[at + q.len() - 1].0 + 1;
     let ends_sentence = |i: usize| {
         matches!(collapsed[i], '.' | '!' | '?' | ';') && collapsed.get(i + 1).is_none_or(|c| c.is_whitespace())
     };
@@ -1384,6 +1402,22 @@ mod tests {
         assert!(j.met, "{j:?}");
         assert_eq!(j.quote.as_deref(), Some("Basically there is no situation when"));
         assert!(j.flags[0].starts_with("quote_trimmed"), "{j:?}");
+    }
+
+    #[test]
+    fn markdown_marks_do_not_hide_a_quote() {
+        // A model copies the words of inline code and emphasis, not their marks (corpus: carrpet).
+        let text = "## Notes: What if entries are streamed to it? Assume that `\\n` ends a line of **input**.";
+        assert_eq!(
+            verify_quote("Assume that \\n ends a line of input.", "D5", Some(text)),
+            Ok("Assume that \\n ends a line of input".to_string())
+        );
+        assert_eq!(normalise("A `b`  *C*\tD"), "a b c d");
+        // The passage is placed in the original text, marks kept.
+        assert_eq!(
+            passage(text, "assume that \\n ends"),
+            "## Notes: Assume that `\\n` ends a line of **input**."
+        );
     }
 
     #[test]

@@ -238,6 +238,18 @@ pub fn classify(path: &str) -> FileClass {
     {
         return FileClass::Generated;
     }
+    // A page in a reports or outputs directory is a tool's rendering (pandas-profiling,
+    // folium, plotly, coverage): a 23,494-line profiling report is no one's work.
+    if matches!(ext, "html" | "htm")
+        && dirs.iter().any(|d| {
+            matches!(
+                *d,
+                "reports" | "report" | "outputs" | "output" | "results" | "figures" | "plots" | "artifacts"
+            )
+        })
+    {
+        return FileClass::Generated;
+    }
     if ext == "ipynb" {
         return FileClass::Notebooks;
     }
@@ -441,6 +453,12 @@ mod tests {
         check("node_modules/left-pad/index.js", FileClass::Generated);
         check("pkg/__pycache__/x.cpython-311.pyc", FileClass::Generated);
         check("static/app.min.js", FileClass::Generated);
+        // Regression (corpus: an ML course project): a 23,494-line pandas-profiling page in
+        // reports/ made the EDA commit "89% of the final lines". A page elsewhere is source.
+        check("ml_project/reports/pandas_profiling.html", FileClass::Generated);
+        check("notebooks/eda/outputs/heatmap.html", FileClass::Generated);
+        check("templates/index.html", FileClass::Source);
+        check("internal/output/format.go", FileClass::Source);
         check("src/test/java/FooTest.java", FileClass::Tests);
         check("app/FooTest.kt", FileClass::Tests);
         check("Procfile", FileClass::Other);

@@ -145,7 +145,12 @@ pub struct LargestCommit {
     pub commit: String,
     /// Lines it added (outside generated and data files).
     pub added: u64,
-    /// Its share of the final lines the candidate wrote, 0 to 1.
+    /// Of those, at most how many the graded tree still holds: per file, the lines it added
+    /// or the file's final lines, whichever is fewer (lines added and later deleted are no
+    /// share of the final work).
+    #[serde(default)]
+    pub kept: u64,
+    /// Its share of the final lines the candidate wrote (`kept` over them), 0 to 1.
     pub share: f64,
 }
 
@@ -301,6 +306,8 @@ struct CommitFacts {
     email_key: String,
     /// Paths this commit changed whose objects the repository lacks (their lines are not counted).
     missing: Vec<String>,
+    /// Lines added per path, outside generated and data files.
+    work_paths: Vec<(String, u64)>,
 }
 
 /// The pytest configuration at the root of `head`'s tree (files over 64 KiB are not read).
@@ -347,6 +354,8 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
     let mut changes: BTreeMap<FileClass, ClassChange> = BTreeMap::new();
     let mut readme_results = false;
     let mut missing: Vec<String> = Vec::new();
+    let mut work_paths: Vec<(String, u64)> = Vec::new();
+    let is_work = |class: FileClass| !matches!(class, FileClass::Generated | FileClass::Data);
     if parents <= 1 {
         let new_tree = commit.tree().map_err(infra)?;
         let old_tree = if parents == 1 {
@@ -389,6 +398,9 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
                         entry.files += 1;
                         entry.added += added;
                         entry.removed += removed;
+                        if added > 0 {
+                            work_paths.push((path, added));
+                        }
                         continue;
                     }
                     // Not a notebook's JSON: its text lines count, as any file's.
@@ -435,6 +447,9 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
             if !readme_results && added > 0 && is_readme(&path) {
                 readme_results = patch_adds_results(&patch);
             }
+            if added > 0 && is_work(class) {
+                work_paths.push((path, added as u64));
+            }
         }
     }
     let info = CommitInfo {
@@ -452,6 +467,7 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
         info,
         email_key,
         missing,
+        work_paths,
     })
 }
 
@@ -560,7 +576,7 @@ const VAGUE: &[&str] = &[
 /// Whether a commit summary says nothing about what changed.
 /// Whether the largest commit holds most of the work (the `single_dump` signal).
 fn is_dump(l: &LargestCommit) -> bool {
-    l.share >= SINGLE_DUMP_SHARE && l.added >= 20
+    l.share >= SINGLE_DUMP_SHARE && l.kept >= 20
 }
 
 /// Fewer words than this and a commit message is too short to explain a step.
@@ -645,6 +661,8 @@ struct TreeFacts {
     ci: Vec<(&'static str, String)>,
     /// Linter and formatter configuration: (tool, path).
     linters: Vec<(&'static str, String)>,
+    /// Lines of each file outside generated and data files (a notebook: its cells' sources).
+    path_lines: HashMap<String, u64>,
 }
 
 fn is_rust(path: &str) -> bool {
@@ -753,6 +771,7 @@ fn tree_facts(repo: &Repository, head: Oid, layout: &TestLayout) -> Result<TreeF
                 facts.lfs.push(path);
             } else if let Some(source) = (class == FileClass::Notebooks).then(|| notebook_source(data)).flatten() {
                 *facts.lines.entry(class).or_default() += source.len() as u64;
+                facts.path_lines.insert(path.clone(), source.len() as u64);
             } else if !blob.is_binary() {
                 let mut lines = bytecount(data);
                 if !data.is_empty() && !data.ends_with(b"\n") {
@@ -768,6 +787,9 @@ fn tree_facts(repo: &Repository, head: Oid, layout: &TestLayout) -> Result<TreeF
                     *facts.lines.entry(FileClass::Tests).or_default() += tests;
                 }
                 *facts.lines.entry(class).or_default() += lines - tests;
+                if !matches!(class, FileClass::Generated | FileClass::Data) {
+                    facts.path_lines.insert(path.clone(), lines);
+                }
             }
         }
         TreeWalkResult::Ok
@@ -905,6 +927,18 @@ fn build_report(
     let lead = facts.iter().take_while(|f| f.email_key != main_key).count();
     let template_count = if lead > 0 && lead < facts.len() { lead } else { 0 };
     let mut template_keys: Vec<String> = Vec::new();
+    // What each commit added that the graded tree can still hold, file by file.
+    let kept: HashMap<String, u64> = facts
+        .iter()
+        .map(|f| {
+            let k = f
+                .work_paths
+                .iter()
+                .map(|(p, n)| (*n).min(tree.path_lines.get(p).copied().unwrap_or(0)))
+                .sum();
+            (f.info.sha.clone(), k)
+        })
+        .collect();
     for (i, f) in facts.into_iter().enumerate() {
         let mut info = f.info;
         if i < template_count {
@@ -972,19 +1006,27 @@ fn build_report(
         .filter(|(k, _)| !matches!(k, FileClass::Generated | FileClass::Data))
         .map(|(_, v)| v)
         .sum();
-    let template_added: u64 = commits.iter().filter(|c| c.template).map(CommitInfo::work_added).sum();
+    let template_added: u64 = commits
+        .iter()
+        .filter(|c| c.template)
+        .map(|c| kept.get(&c.sha).copied().unwrap_or(0))
+        .sum();
     let candidate_lines = final_lines.saturating_sub(template_added);
+    // The commit that holds most of the final work: what it added that survives, not what it
+    // added (a commit of 44,000 lines later rewritten away is no dump of the final work).
+    let kept_by = |c: &CommitInfo| kept.get(&c.sha).copied().unwrap_or(0);
     let largest = work
         .iter()
         .filter(|c| !c.merge)
-        .max_by_key(|c| (c.work_added(), std::cmp::Reverse(c.author_time)));
+        .max_by_key(|c| (kept_by(c), c.work_added(), std::cmp::Reverse(c.author_time)));
     let largest_commit = largest.map(|c| LargestCommit {
         commit: c.sha.clone(),
         added: c.work_added(),
+        kept: kept_by(c),
         share: if candidate_lines == 0 {
             0.0
         } else {
-            (c.work_added() as f64 / candidate_lines as f64).min(1.0)
+            (kept_by(c) as f64 / candidate_lines as f64).min(1.0)
         },
     });
 
@@ -1090,7 +1132,7 @@ fn signals(
                 format!(
                     "commit {} added {pct}% of the final lines ({} lines) in one go",
                     short(&l.commit),
-                    l.added
+                    l.kept
                 ),
                 vec![l.commit.clone()],
             ));
@@ -1098,9 +1140,17 @@ fn signals(
             out.push((
                 "largest_commit",
                 format!(
-                    "the largest commit {} added {} lines, {pct}% of the final lines",
+                    "the largest commit {} added {} lines, {}",
                     short(&l.commit),
-                    l.added
+                    l.added,
+                    if l.kept < l.added {
+                        format!(
+                            "at most {} of them still in the graded tree ({pct}% of the final lines)",
+                            l.kept
+                        )
+                    } else {
+                        format!("{pct}% of the final lines")
+                    }
                 ),
                 vec![l.commit.clone()],
             ));

@@ -658,3 +658,54 @@ fn a_large_fixture_under_tests_is_data_not_a_dump() {
     assert_eq!(h["lines_by_class"]["tests"], 4, "{}", h["lines_by_class"]);
     assert_eq!(h["lines_by_class"]["data"], 50_000, "{}", h["lines_by_class"]);
 }
+
+#[test]
+/// Regression (corpus: a Python data-science take-home): an exploration commit added 44,000
+/// lines of scripts that later commits rewrote and deleted; measured against the final tree's
+/// 25,000 lines it was "97% of the final lines in one go", so 22 commits over four weeks were
+/// a dump. A commit's share of the final work counts, file by file, no more than the file
+/// still holds.
+fn lines_rewritten_away_are_no_share_of_the_final_work() {
+    let mut r = Scripted::new();
+    let script = |k: usize, n: usize| (0..n).map(|i| format!("value_{k}_{i} = {i}\n")).collect::<String>();
+    r.put(&[
+        ("pyproject.toml", Some("[project]\nname = \"p\"\n")),
+        ("src/model.py", Some(&script(0, 40))),
+    ]);
+    r.commit("Baseline model", DAY1);
+    let scratch = script(1, 2_000);
+    r.put(&[
+        ("notebooks/explore.py", Some(&scratch)),
+        ("notebooks/explore2.py", Some(&scratch)),
+    ]);
+    r.commit("Exploration of the bookings", DAY1 + HOUR);
+    r.put(&[("notebooks/explore.py", None), ("notebooks/explore2.py", None)]);
+    for step in 1..6 {
+        r.put(&[(&format!("src/step{step}.py") as &str, Some(&script(step + 1, 60)))]);
+        r.commit(&format!("Add pricing step {step}"), DAY1 + (step as i64 + 2) * HOUR);
+    }
+    let h = history(r.path());
+    let k = kinds(&h);
+    assert!(!k.contains(&"single_dump".to_string()), "{k:?} {}", h["largest_commit"]);
+    let l = &h["largest_commit"];
+    // The exploration commit added most lines, none of which survive: the largest share of
+    // the final work is a later step's (or the baseline's), well under a dump.
+    assert!(l["share"].as_f64().unwrap() < 0.5, "{l}");
+    assert!(l["kept"].as_u64().unwrap() <= 60, "{l}");
+
+    // One commit that writes what stays is still a dump, measured the same way.
+    let mut d = Scripted::new();
+    d.put(&[("src/model.py", Some(&script(0, 10)))]);
+    d.commit("Start", DAY1);
+    d.put(&[("src/app.py", Some(&script(1, 500)))]);
+    d.commit("Everything", DAY1 + HOUR);
+    d.put(&[("src/model.py", Some(&script(0, 12)))]);
+    d.commit("Tweak", DAY1 + 2 * HOUR);
+    let h = history(d.path());
+    assert!(
+        kinds(&h).contains(&"single_dump".to_string()),
+        "{}",
+        h["largest_commit"]
+    );
+    assert_eq!(h["largest_commit"]["kept"], 500, "{}", h["largest_commit"]);
+}

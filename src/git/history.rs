@@ -92,7 +92,8 @@ pub struct CommitInfo {
     pub template: bool,
     /// Changes by file class (classes with no change left out).
     pub changes: BTreeMap<FileClass, ClassChange>,
-    /// Message and content flags: `vague`, `conventional`, `claims_tests_without_tests`, `readme_results`.
+    /// Message and content flags: `vague`, `conventional`, `claims_tests_without_tests`, `readme_results`,
+    /// `github_initial` (the root commit GitHub made with the repository: README, licence, .gitignore).
     pub flags: Vec<String>,
 }
 
@@ -308,6 +309,8 @@ struct CommitFacts {
     missing: Vec<String>,
     /// Lines added per path, outside generated and data files.
     work_paths: Vec<(String, u64)>,
+    /// Ways the author is known beyond the email ([`handles`]).
+    handles: Vec<String>,
 }
 
 /// The pytest configuration at the root of `head`'s tree (files over 64 KiB are not read).
@@ -342,6 +345,7 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
     } else {
         email_key
     };
+    let handles = handles(&String::from_utf8_lossy(author.name_bytes()), &email_key);
     let summary: String = String::from_utf8_lossy(commit.message_bytes())
         .lines()
         .find(|l| !l.trim().is_empty())
@@ -452,12 +456,25 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
             }
         }
     }
+    let mut flags = message_flags(&summary, &changes, readme_results);
+    // GitHub's "Initialize this repository with a README/.gitignore/licence": no one's work.
+    let by_github = commit
+        .committer()
+        .email_bytes()
+        .eq_ignore_ascii_case(b"noreply@github.com");
+    if parents == 0
+        && by_github
+        && !changes.is_empty()
+        && changes.keys().all(|k| matches!(k, FileClass::Docs | FileClass::Config))
+    {
+        flags.push("github_initial".to_string());
+    }
     let info = CommitInfo {
         sha: oid.to_string(),
         author: anon_id(salt, &email_key),
         author_time: to_utc(author.when().seconds()),
         committer_time: to_utc(commit.committer().when().seconds()),
-        flags: message_flags(&summary, &changes, readme_results),
+        flags,
         summary,
         merge: parents > 1,
         template: false,
@@ -468,7 +485,68 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
         email_key,
         missing,
         work_paths,
+        handles,
     })
+}
+
+/// The ways one person's commits name them, to tell that two emails are one author: the
+/// author name folded to lower-case ASCII letters and digits ("Mateusz Ligęza" and "Mateusz
+/// Ligeza", "Minura Punchihewa" and "MinuraPunchihewa" are one), and the login of a GitHub
+/// noreply address (`12345+login@users.noreply.github.com`). Handles under four characters
+/// ("me", "dev") tell nothing.
+pub fn handles(name: &str, email: &str) -> Vec<String> {
+    use unicode_normalization::UnicodeNormalization;
+    let fold = |s: &str| -> String {
+        s.nfkd()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .to_ascii_lowercase()
+    };
+    let mut out = vec![fold(name)];
+    if let Some(local) = email.strip_suffix("@users.noreply.github.com") {
+        out.push(fold(local.split_once('+').map_or(local, |(_, login)| login)));
+    }
+    out.retain(|h| h.len() >= 4);
+    out.dedup();
+    out
+}
+
+/// Each author key mapped to one key per person: keys that share a handle are one author
+/// (the key kept is the first in sorted order).
+fn same_people(facts: &[CommitFacts]) -> HashMap<String, String> {
+    let mut keys: Vec<&str> = facts.iter().map(|f| f.email_key.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let mut parent: HashMap<&str, &str> = keys.iter().map(|k| (*k, *k)).collect();
+    fn root<'a>(parent: &HashMap<&'a str, &'a str>, mut k: &'a str) -> &'a str {
+        while parent[k] != k {
+            k = parent[k];
+        }
+        k
+    }
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    let mut sorted: Vec<&CommitFacts> = facts.iter().collect();
+    sorted.sort_by(|a, b| a.email_key.cmp(&b.email_key));
+    for f in sorted {
+        for h in &f.handles {
+            let k = f.email_key.as_str();
+            match owner.get(h.as_str()) {
+                None => {
+                    owner.insert(h, k);
+                }
+                Some(&other) => {
+                    let (a, b) = (root(&parent, other), root(&parent, k));
+                    if a != b {
+                        let (keep, join) = if a < b { (a, b) } else { (b, a) };
+                        parent.insert(join, keep);
+                    }
+                }
+            }
+        }
+    }
+    keys.iter()
+        .map(|k| (k.to_string(), root(&parent, k).to_string()))
+        .collect()
 }
 
 fn to_utc(secs: i64) -> DateTime<Utc> {
@@ -892,10 +970,18 @@ fn human_duration(secs: i64) -> String {
 fn build_report(
     input: &HistoryInput<'_>,
     head: Oid,
-    facts: Vec<CommitFacts>,
+    mut facts: Vec<CommitFacts>,
     tree: TreeFacts,
     first_parent: &[(String, i64)],
 ) -> HistoryReport {
+    // One person under two emails (a laptop's and GitHub's web editor's) is one author.
+    let people = same_people(&facts);
+    for f in &mut facts {
+        if let Some(k) = people.get(&f.email_key).filter(|k| **k != f.email_key) {
+            f.email_key = k.clone();
+            f.info.author = anon_id(input.salt, k);
+        }
+    }
     // Authors: the one with most commits (then most lines) is the candidate.
     let mut by_author: HashMap<String, (u64, u64, String)> = HashMap::new();
     for f in &facts {
@@ -921,10 +1007,13 @@ fn build_report(
     let missing_count = missing_all.len();
     let missing: Vec<String> = missing_all.into_iter().take(MAX_MISSING_LISTED).cloned().collect();
 
-    // A template: the leading commits by someone other than the candidate,
-    // when the candidate committed after them.
+    // A template: the leading commits by someone other than the candidate, or made by
+    // GitHub when the repository was created, when the candidate committed after them.
     let mut commits: Vec<CommitInfo> = Vec::with_capacity(facts.len());
-    let lead = facts.iter().take_while(|f| f.email_key != main_key).count();
+    let lead = facts
+        .iter()
+        .take_while(|f| f.email_key != main_key || f.info.has("github_initial"))
+        .count();
     let template_count = if lead > 0 && lead < facts.len() { lead } else { 0 };
     let mut template_keys: Vec<String> = Vec::new();
     // What each commit added that the graded tree can still hold, file by file.
@@ -943,7 +1032,7 @@ fn build_report(
         let mut info = f.info;
         if i < template_count {
             info.template = true;
-            if !template_keys.contains(&f.email_key) {
+            if f.email_key != main_key && !template_keys.contains(&f.email_key) {
                 template_keys.push(f.email_key.clone());
             }
         }
@@ -1158,15 +1247,31 @@ fn signals(
     }
     let template: Vec<&CommitInfo> = all.iter().filter(|c| c.template).collect();
     if !template.is_empty() {
-        out.push((
-            "template_commit",
+        let (github, other): (Vec<&CommitInfo>, Vec<&CommitInfo>) =
+            template.iter().partition(|c| c.has("github_initial"));
+        let authored = || {
             format!(
-                "{} leading commit(s) by another author ({}) are a template, set apart from the candidate's work",
-                template.len(),
-                list_shas(&template)
+                "{} leading commit(s) by another author ({}) are a template",
+                other.len(),
+                list_shas(&other)
+            )
+        };
+        let made = || {
+            format!(
+                "GitHub's initial commit {} (a README, licence or .gitignore made with the repository)",
+                list_shas(&github)
+            )
+        };
+        let text = match (other.is_empty(), github.is_empty()) {
+            (false, true) => format!("{}, set apart from the candidate's work", authored()),
+            (true, false) => format!("{} is set apart from the candidate's work", made()),
+            _ => format!(
+                "{} and {} is no one's work: both set apart from the candidate's work",
+                authored(),
+                made()
             ),
-            cite(&template),
-        ));
+        };
+        out.push(("template_commit", text, cite(&template)));
     }
 
     // Timestamps that do not add up.
@@ -1518,6 +1623,20 @@ mod tests {
         assert_eq!(line_change(&v(&["a", "b", "c"]), &v(&["c", "a", "b", "b"])), (1, 0));
         assert_eq!(line_change(&v(&["a", "b"]), &v(&["a"])), (0, 1));
         assert_eq!(line_change(&[], &v(&["a", "a"])), (2, 0));
+    }
+
+    #[test]
+    fn handles_fold_names_and_read_githubs_noreply_logins() {
+        assert_eq!(handles("Mateusz Ligęza", "m@x.example"), ["mateuszligeza"]);
+        assert_eq!(
+            handles("Minura Punchihewa", "4938+MinuraPunchihewa@users.noreply.github.com"),
+            ["minurapunchihewa"]
+        );
+        assert_eq!(handles("Sam", "sam-k@users.noreply.github.com"), ["samk"]);
+        assert!(
+            handles("me", "me@x.example").is_empty(),
+            "too short to tell anyone apart"
+        );
     }
 
     #[test]

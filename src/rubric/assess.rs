@@ -253,7 +253,7 @@ from = ["readme", "commits"]
             "{r}"
         );
         assert!(
-            r.contains("Not met: Many small steps (2 commits); No single dump (one commit holds most"),
+            r.contains("Not met: Many small steps (2 commits); No single dump (one commit holds 80% or more"),
             "{r}"
         );
         // An unverified yes counts for nothing, and the grader sees the claim.

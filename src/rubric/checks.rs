@@ -184,13 +184,15 @@ fn no_single_dump(i: &CheckInput<'_>) -> Verdict {
     let ids = i.ids('H', &["single_dump", "largest_commit"]);
     match &i.facts.history {
         None => verdict(None, vec![], "the history was not read"),
-        Some(_) if i.has_signal("single_dump") => verdict(Some(false), ids, "one commit holds most of the final lines"),
+        Some(_) if i.has_signal("single_dump") => {
+            verdict(Some(false), ids, "one commit holds 80% or more of the final lines")
+        }
         Some(h) if h.commit_count < 3 => verdict(
             Some(false),
             ids,
             format!("{} commits: the work arrived at once", h.commit_count),
         ),
-        Some(_) => verdict(Some(true), ids, "no commit holds most of the final lines"),
+        Some(_) => verdict(Some(true), ids, "no commit holds 80% or more of the final lines"),
     }
 }
 
@@ -393,7 +395,7 @@ pub const CHECKS: &[Check] = &[
     Check { name: "tests_pass", doc: "The project's own tests ran in the sandbox and all passed.", reads: &["tests"], eval: tests_pass },
     Check { name: "has_tests", doc: "The project has test code (tests ran in the sandbox, or the history has test files).", reads: &["tests", "history"], eval: has_tests },
     Check { name: "tests_from_start", doc: "Tests arrived in the first quarter of the commits (the first commit at least), and not inside the commit that holds most of the work.", reads: &["history"], eval: tests_from_start },
-    Check { name: "no_single_dump", doc: "No single commit holds most of the final code, and there are at least three commits.", reads: &["history"], eval: no_single_dump },
+    Check { name: "no_single_dump", doc: "No single commit holds 80% or more of the final code (what it added that the graded tree still holds), and there are at least three commits.", reads: &["history"], eval: no_single_dump },
     Check { name: "many_small_steps", doc: "At least eight commits of the candidate's, none of them a dump.", reads: &["history"], eval: many_small_steps },
     Check { name: "explained_commits", doc: "At least three commits, and their messages describe the change (no run of vague messages, and more than half of them three words or longer).", reads: &["history"], eval: explained_commits },
     Check { name: "honest_timestamps", doc: "No sign of rewritten commit times (replayed bursts, back- or future-dated commits, dates out of order).", reads: &["history"], eval: honest_timestamps },

@@ -83,10 +83,23 @@ impl Scripted {
 
     /// Commits with full control over identity and dates.
     pub fn commit_full(&mut self, name: &str, email: &str, author_time: i64, committer_time: i64, msg: &str) -> Oid {
+        self.commit_by((name, email), (name, email), author_time, committer_time, msg)
+    }
+
+    /// Commits with an author and a committer of their own (GitHub's web editor commits as
+    /// "GitHub <noreply@github.com>").
+    pub fn commit_by(
+        &mut self,
+        (name, email): (&str, &str),
+        (committer_name, committer_email): (&str, &str),
+        author_time: i64,
+        committer_time: i64,
+        msg: &str,
+    ) -> Oid {
         let tree = write_tree(&self.repo, &self.files);
         let tree = self.repo.find_tree(tree).unwrap();
         let author = Signature::new(name, email, &Time::new(author_time, 0)).unwrap();
-        let committer = Signature::new(name, email, &Time::new(committer_time, 0)).unwrap();
+        let committer = Signature::new(committer_name, committer_email, &Time::new(committer_time, 0)).unwrap();
         let parents: Vec<git2::Commit<'_>> = self
             .parent
             .map(|p| self.repo.find_commit(p).unwrap())

@@ -709,3 +709,100 @@ fn lines_rewritten_away_are_no_share_of_the_final_work() {
     );
     assert_eq!(h["largest_commit"]["kept"], 500, "{}", h["largest_commit"]);
 }
+
+#[test]
+/// Regressions (corpus): a candidate who pushed all the code from a laptop ("MinuraPunchihewa
+/// <…@gmail.com>") and then edited the README three times on GitHub ("Minura Punchihewa
+/// <…+MinuraPunchihewa@users.noreply.github.com>") had their code commit set apart as
+/// another author's template, hiding a dump; "Mateusz Ligęza" and "Mateusz Ligeza" were two
+/// people. GitHub's own initial commit (a README title and a .gitignore) is no one's work:
+/// tests in the candidate's 2nd commit of 10 came with the first quarter of the work.
+fn one_person_under_two_emails_is_one_author_and_githubs_initial_commit_is_set_apart() {
+    let github = ("GitHub", "noreply@github.com");
+    let code = |n: usize| (0..n).map(|i| format!("x{i} = {i}\n")).collect::<String>();
+    let mut r = Scripted::new();
+    r.put(&[
+        ("src/app.py", Some(&code(600))),
+        ("tests/test_app.py", Some("def test_x():\n    assert 1 + 1 == 2\n")),
+    ]);
+    r.commit_full("MinuraPunchihewa", "minura@laptop.example", DAY1, DAY1, "first commit");
+    for i in 0..3 {
+        r.put(&[("README.md", Some(&format!("# Iris\n{}", "More.\n".repeat(i + 1))))]);
+        r.commit_by(
+            ("Minura Punchihewa", "4938+MinuraPunchihewa@users.noreply.github.com"),
+            github,
+            DAY1 + (i as i64 + 10) * 86400,
+            DAY1 + (i as i64 + 10) * 86400,
+            "Update README.md",
+        );
+    }
+    let h = history(r.path());
+    let k = kinds(&h);
+    assert!(!k.contains(&"template_commit".to_string()), "{k:?}");
+    assert!(k.contains(&"single_dump".to_string()), "{k:?}");
+    assert_eq!(h["authors"].as_array().unwrap().len(), 1, "{}", h["authors"]);
+
+    let mut g = Scripted::new();
+    g.put(&[
+        ("README.md", Some("# payment_engine\n")),
+        (".gitignore", Some("/target\n")),
+    ]);
+    let initial = g.commit_by(
+        ("Mateusz Ligęza", "mateusz@home.example"),
+        github,
+        DAY1,
+        DAY1,
+        "Initial commit",
+    );
+    g.put(&[("src/lib.rs", Some(&code(100)))]);
+    g.commit_full(
+        "Mateusz Ligeza",
+        "mateusz@work.example",
+        DAY1 + HOUR,
+        DAY1 + HOUR,
+        "added base business models",
+    );
+    g.put(&[(
+        "tests/reader.rs",
+        Some("#[test]\nfn reads() {\n    assert_eq!(1 + 1, 2);\n}\n"),
+    )]);
+    g.commit_full(
+        "Mateusz Ligeza",
+        "mateusz@work.example",
+        DAY1 + 2 * HOUR,
+        DAY1 + 2 * HOUR,
+        "added csv reader",
+    );
+    for i in 0..8 {
+        g.put(&[(&format!("src/m{i}.rs") as &str, Some(&code(20)))]);
+        g.commit_full(
+            "Mateusz Ligeza",
+            "mateusz@work.example",
+            DAY1 + (3 + i) * HOUR,
+            DAY1 + (3 + i) * HOUR,
+            &format!("added module {i}"),
+        );
+    }
+    let h = history(g.path());
+    let t = signal(&h, "template_commit");
+    assert_eq!(t["commits"][0], initial.to_string());
+    assert!(
+        t["description"]
+            .as_str()
+            .unwrap()
+            .starts_with("GitHub's initial commit"),
+        "{t}"
+    );
+    assert!(kinds(&h).contains(&"tests_from_start".to_string()), "{:?}", kinds(&h));
+    assert_eq!(h["authors"].as_array().unwrap().len(), 1, "{}", h["authors"]);
+    let flags = &h["commits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["sha"] == initial.to_string())
+        .unwrap()["flags"];
+    assert!(
+        flags.as_array().unwrap().iter().any(|f| f == "github_initial"),
+        "{flags}"
+    );
+}

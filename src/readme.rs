@@ -283,6 +283,15 @@ fn recognise_prose(words: &[String]) -> Option<(Purpose, Ecosystem)> {
     {
         return None;
     }
+    // A test runner's name in a sentence ("Jest (for testing)" in a tech-stack list) is no
+    // command: in prose, one is followed by its arguments (a flag, a path, a file).
+    if matches!(first, "jest" | "tox" | "nox")
+        && !words
+            .get(1)
+            .is_some_and(|w| w.starts_with('-') || w.contains(['/', '.', '=']))
+    {
+        return None;
+    }
     if first == "make"
         && !words
             .get(1)
@@ -825,6 +834,12 @@ mod tests {
         assert!(r.commands.is_empty(), "prose is not a command to run");
         let r = Readme::parse("README.md", "We make sure the node graph is tested. Python is great.\n");
         assert!(!r.documents_setup() && !r.documents_tests());
+        // Regression (corpus: an Express API with no tests): a tech-stack list names its test
+        // runner; that is no test command. A runner with its arguments is one.
+        let r = Readme::parse("Readme.md", "## Tech Stack\n- Express.js\n- Jest (for testing)");
+        assert!(!r.documents_tests());
+        let r = Readme::parse("README.md", "Run the suite with jest --coverage, or tox -e py311.\n");
+        assert!(r.documents_tests());
     }
 
     #[test]

@@ -587,7 +587,7 @@ impl Pipeline {
         };
         let outcome = output.report.as_ref().map_or(OutcomeKind::NoRunner, |r| r.outcome);
 
-        let repro_key = key(&[&sandbox_key, "repro"]);
+        let repro_key = key(&[&sandbox_key, "repro", REPRO_EVIDENCE]);
         let (tree, export) = (fetch.export.dir.clone(), fetch.export.clone());
         let report = output.report.clone();
         let repro = self
@@ -1038,6 +1038,10 @@ const HISTORY_EVIDENCE: &str = "notebooks-1+fixtures-data+kept-lines+rendered-pa
 /// The version of what the fetch stage's export writes (a partial copy exports what it has and
 /// lists what it lacks, where it used to fail); part of its stage key.
 const EXPORT_VERSION: &str = "partial-copies-1";
+
+/// The version of what the reproducibility stage concludes from the tree and the README (a test
+/// runner named in a sentence is no documented test command); part of its stage key.
+const REPRO_EVIDENCE: &str = "prose-runner-args";
 
 /// The version of what the sandbox job measures; part of its stage key.
 const SANDBOX_EVIDENCE: &str = "readme-steps-1+unrun-suites";

@@ -448,6 +448,8 @@ pub struct Options<'a> {
     pub timing: usize,
     /// The file limits an export is rebuilt under (the settings' own).
     pub limits: &'a crate::config::Limits,
+    /// Only these labelled repositories (`owner/name`); all when empty.
+    pub only: &'a [String],
 }
 
 /// `n` indices spread evenly over `0..len`, first and last included (all of them when `n`
@@ -467,7 +469,13 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
     use anyhow::Context as _;
     let rubric = Rubric::load(o.rubric)?;
     let manifest = Manifest::load(o.manifest)?;
-    let labels = Labels::load(o.labels, &rubric, &manifest)?;
+    let mut labels = Labels::load(o.labels, &rubric, &manifest)?;
+    if !o.only.is_empty() {
+        if let Some(unknown) = o.only.iter().find(|r| !labels.repos.iter().any(|l| &l.repo == *r)) {
+            anyhow::bail!("--only {unknown}: not a repository of {}", o.labels.display());
+        }
+        labels.repos.retain(|l| o.only.contains(&l.repo));
+    }
     std::fs::create_dir_all(o.work).with_context(|| format!("cannot create {}", o.work.display()))?;
     let rubric_path = std::path::absolute(o.rubric)?;
     let repos = std::path::absolute(o.repos)?;

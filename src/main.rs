@@ -319,6 +319,9 @@ enum Bench {
         /// The rubric the labels judge.
         #[arg(long, default_value = "rubrics/trial-project.toml")]
         rubric: PathBuf,
+        /// Only these labelled repositories (owner/name; repeatable).
+        #[arg(long)]
+        only: Vec<String>,
         /// Model that answers the questions: a manifest name or a .gguf path.
         #[arg(long, default_value = "qwen2.5-coder-1.5b-instruct")]
         model: String,
@@ -553,6 +556,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             manifest,
             repos,
             rubric,
+            only,
             model,
             work,
             jobs,
@@ -572,6 +576,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 jobs,
                 timing,
                 limits: &settings.limits,
+                only: &only,
             };
             let report = runtime()?.block_on(assay::bench_items::run(&options))?;
             if json {

@@ -432,7 +432,123 @@ fn dependency_findings(tree: &Path, files: &[(String, u64)], runner: Option<&str
                 ));
             }
         }
+        None => nested_findings(tree, files, out),
         _ => {}
+    }
+}
+
+/// Directories deep a project in a subdirectory is looked for (`services/api/go.mod`,
+/// `airflow/images/trainer/requirements.txt`).
+const NESTED_DEPTH: usize = 3;
+
+/// No runner at the top level: the projects in subdirectories (an API in api/ and a web app in
+/// web/, three exercises side by side) and whether each pins what it declares. Said either
+/// way, so the pinned check can tell a monorepo that pins from one that does not.
+fn nested_findings(tree: &Path, files: &[(String, u64)], out: &mut Vec<Draft>) {
+    let present: BTreeSet<&str> = files.iter().map(|(p, _)| p.as_str()).collect();
+    let beside = |manifest: &str, names: &[&str]| -> Option<String> {
+        let dir = manifest.rsplit_once('/').map_or("", |(d, _)| d);
+        names
+            .iter()
+            .map(|n| {
+                if dir.is_empty() {
+                    n.to_string()
+                } else {
+                    format!("{dir}/{n}")
+                }
+            })
+            .find(|p| present.contains(p.as_str()))
+    };
+    let mut pinned: Vec<String> = Vec::new();
+    let mut unpinned: Vec<String> = Vec::new();
+    for (path, _) in files {
+        let depth = path.matches('/').count();
+        if depth == 0
+            || depth > NESTED_DEPTH
+            || crate::git::classify::classify(path) == crate::git::classify::FileClass::Generated
+        {
+            continue;
+        }
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let lock: Option<(&[&str], &str)> = match name {
+            "package.json" => Some((
+                &[
+                    "package-lock.json",
+                    "npm-shrinkwrap.json",
+                    "yarn.lock",
+                    "pnpm-lock.yaml",
+                ],
+                "lockfile",
+            )),
+            "Cargo.toml" => Some((&["Cargo.lock"], "Cargo.lock")),
+            "Gopkg.toml" => Some((&["Gopkg.lock"], "Gopkg.lock")),
+            "Pipfile" => Some((&["Pipfile.lock"], "Pipfile.lock")),
+            "pyproject.toml" => Some((&["poetry.lock", "uv.lock", "pdm.lock"], "lockfile")),
+            _ => None,
+        };
+        if let Some((locks, what)) = lock {
+            // A Rust workspace member's lockfile is the workspace's, one level up at most.
+            let found = beside(path, locks).or_else(|| {
+                (name == "Cargo.toml")
+                    .then(|| path.rsplit_once('/').and_then(|(d, _)| beside(d, locks)))
+                    .flatten()
+            });
+            // A manifest that only configures tools (a pyproject.toml for ruff, a package.json
+            // for scripts) declares nothing to pin.
+            let declares = matches!(name, "Gopkg.toml" | "Pipfile")
+                || std::fs::read_to_string(tree.join(path)).is_ok_and(|t| t.contains("ependencies"));
+            match found {
+                Some(l) => pinned.push(format!("{path} ({})", l.rsplit('/').next().unwrap_or(&l))),
+                None if declares => unpinned.push(format!("{path} (no {what})")),
+                None => {}
+            }
+        } else if name == "go.mod" {
+            let text = std::fs::read_to_string(tree.join(path)).unwrap_or_default();
+            match beside(path, &["go.sum"]) {
+                Some(_) => pinned.push(format!("{path} (go.sum)")),
+                None if text.contains("require") => unpinned.push(format!("{path} (no go.sum)")),
+                None => pinned.push(format!("{path} (no requirements)")),
+            }
+        } else if name.starts_with("requirements") && name.ends_with(".txt") {
+            let text = std::fs::read_to_string(tree.join(path)).unwrap_or_default();
+            let loose: Vec<&str> = text
+                .lines()
+                .map(|l| l.split('#').next().unwrap_or("").trim())
+                .filter(|l| !l.is_empty() && !l.starts_with('-'))
+                .filter(|l| !l.contains("==") && !l.contains(" @ "))
+                .collect();
+            match loose.first() {
+                None if !text.trim().is_empty() => pinned.push(format!("{path} (exact versions)")),
+                None => {}
+                Some(first) => unpinned.push(format!("{path} ({first} has no exact version)")),
+            }
+        }
+    }
+    let listed = |v: &[String]| -> String {
+        let shown: Vec<&str> = v.iter().take(MAX_PER_KIND).map(String::as_str).collect();
+        format!("{}{}", shown.join(", "), if v.len() > shown.len() { ", …" } else { "" })
+    };
+    if !unpinned.is_empty() {
+        out.push(draft(
+            "unpinned_dependencies",
+            "warning",
+            format!(
+                "projects in subdirectories whose dependencies are not pinned: {}",
+                listed(&unpinned)
+            ),
+            "commit each project's lockfile (or pin exact versions), so a rerun installs the same code",
+        ));
+    } else if !pinned.is_empty() {
+        out.push(draft(
+            "nested_projects",
+            "info",
+            format!(
+                "no runner at the top level; {} dependency manifest(s) in subdirectories, each pinned: {}",
+                pinned.len(),
+                listed(&pinned)
+            ),
+            "nothing to fix: assay does not run projects in subdirectories yet",
+        ));
     }
 }
 
@@ -1240,6 +1356,60 @@ mod tests {
             .iter()
             .enumerate()
             .all(|(i, f)| f.id == format!("R{}", i + 1)));
+    }
+
+    #[test]
+    fn projects_in_subdirectories_are_judged_on_their_own_pins() {
+        // Regression (corpus: a Go API in api/ with go.sum and a web app in web/ with its
+        // lockfile; three Go exercises with Gopkg.lock): nothing at the top level, all pinned.
+        let t = tree(&[
+            ("README.md", "# Workflow\n"),
+            ("api/go.mod", "module x\n\nrequire github.com/go-chi/chi v1.5.4\n"),
+            ("api/go.sum", "github.com/go-chi/chi v1.5.4 h1:x\n"),
+            ("web/package.json", "{\"dependencies\": {\"react\": \"^18.0.0\"}}\n"),
+            ("web/package-lock.json", "{}\n"),
+            (
+                "ml/images/trainer/requirements.txt",
+                "pandas==2.2.0\nscikit-learn==1.4.0\n",
+            ),
+            ("web/node_modules/left-pad/package.json", "{}\n"),
+        ]);
+        let r = assess(t.path(), None, &Exported::default());
+        let nested = r
+            .findings
+            .iter()
+            .find(|f| f.kind == "nested_projects")
+            .expect("nested_projects");
+        assert!(
+            nested.message.contains("3 dependency manifest(s)"),
+            "{}",
+            nested.message
+        );
+        assert!(nested.message.contains("api/go.mod (go.sum)"), "{}", nested.message);
+        assert!(!kinds(&r).contains(&"unpinned_dependencies"));
+        // One project without its lockfile: not pinned, and it is named.
+        let t = tree(&[
+            ("api/go.mod", "module x\n\nrequire github.com/go-chi/chi v1.5.4\n"),
+            ("web/package.json", "{\"devDependencies\": {\"vite\": \"^5\"}}\n"),
+            ("docs/package.json", "{\"scripts\": {}}\n"),
+            ("tools/requirements.txt", "numpy>=1.0\n"),
+        ]);
+        let r = assess(t.path(), None, &Exported::default());
+        let f = r
+            .findings
+            .iter()
+            .find(|f| f.kind == "unpinned_dependencies")
+            .expect("unpinned");
+        assert!(
+            f.message.contains("api/go.mod (no go.sum)")
+                && f.message.contains("web/package.json (no lockfile)")
+                && !f.message.contains("docs/package.json")
+                && f.message
+                    .contains("tools/requirements.txt (numpy>=1.0 has no exact version)"),
+            "{}",
+            f.message
+        );
+        assert!(!kinds(&r).contains(&"nested_projects"));
     }
 
     #[test]

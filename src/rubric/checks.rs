@@ -261,14 +261,25 @@ fn reproduces(i: &CheckInput<'_>) -> Verdict {
 
 fn pinned_dependencies(i: &CheckInput<'_>) -> Verdict {
     let ids = i.ids('R', &["no_lockfile", "unpinned_dependencies", "undeclared_imports"]);
+    let nested = i.ids('R', &["nested_projects"]);
     match i.facts.badge {
         None => verdict(None, vec![], "reproducibility was not assessed"),
+        // Projects in subdirectories, each with its lockfile or exact pins (an API in api/
+        // with go.sum, a web app in web/ with package-lock.json).
+        Some(_) if i.facts.tests.is_none() && ids.is_empty() && !nested.is_empty() => verdict(
+            Some(true),
+            nested,
+            "the projects in subdirectories declare and pin their dependencies",
+        ),
+        Some(_) if i.facts.tests.is_none() && !ids.is_empty() => {
+            verdict(Some(false), ids, "dependencies not declared or not pinned")
+        }
         // No finding against a project whose manifest no runner read is no evidence of pins
         // (corpus: R scripts and a project in a subdirectory were "declared and pinned").
         Some(_) if i.facts.tests.is_none() => verdict(
             None,
             vec![],
-            "no runner recognised the project: its dependency manifest was not read",
+            "no runner recognised the project and no dependency manifest was found",
         ),
         Some(_) if ids.is_empty() => verdict(Some(true), ids, "dependencies declared and pinned"),
         Some(_) => verdict(Some(false), ids, "dependencies not declared or not pinned"),
@@ -400,7 +411,7 @@ pub const CHECKS: &[Check] = &[
     Check { name: "explained_commits", doc: "At least three commits, and their messages describe the change (no run of vague messages, and more than half of them three words or longer).", reads: &["history"], eval: explained_commits },
     Check { name: "honest_timestamps", doc: "No sign of rewritten commit times (replayed bursts, back- or future-dated commits, dates out of order).", reads: &["history"], eval: honest_timestamps },
     Check { name: "reproduces", doc: "Installs from a clean checkout and its tests pass twice identically with pinned dependencies (badge `reproduced`).", reads: &["repro", "tests"], eval: reproduces },
-    Check { name: "pinned_dependencies", doc: "Dependencies are declared in a manifest a runner reads and pinned (a lockfile or exact pins; no undeclared imports); cannot tell when no runner recognised the project.", reads: &["repro", "tests"], eval: pinned_dependencies },
+    Check { name: "pinned_dependencies", doc: "Dependencies are declared in a manifest a runner reads and pinned (a lockfile or exact pins; no undeclared imports); with no runner at the top level, every project in a subdirectory (up to three deep) has its lockfile or exact pins; cannot tell when no manifest is found.", reads: &["repro", "tests"], eval: pinned_dependencies },
     Check { name: "readme_results", doc: "The README reports results.", reads: &["history", "readme"], eval: readme_results },
     Check { name: "early_baseline", doc: "Code arrived in the first work session or the first quarter of the commits, and at least three later commits changed it.", reads: &["history"], eval: early_baseline },
     Check { name: "ci_config", doc: "The graded tree configures continuous integration (GitHub Actions, GitLab CI, CircleCI, Travis, Jenkins, ...).", reads: &["history"], eval: ci_config },

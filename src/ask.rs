@@ -142,9 +142,6 @@ pub struct Closer {
     /// Why a "yes" did not count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refused: Option<String>,
-    /// The second reading of a yes that would reverse a no: its quote's sentence alone.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confirmation: Option<Confirmation>,
     #[serde(flatten)]
     pub run: GenRun,
 }
@@ -1163,95 +1160,60 @@ fn window(text: &str, wanted: &BTreeSet<String>, max: usize) -> String {
     out
 }
 
-/// Closer readings (see [`Closer`]) of every answer among `asked` that is not met: a yes that
-/// did not count, and a plain no (a small model reading a long README misses what one section
-/// says). The README sections it may read, most relevant first, up to [`CLOSER_SECTIONS`] of
-/// those that share a word with the question, each read alone; the first whose "yes" has a quote
-/// found in it makes the item met, citing it. A no is reversed only when the second reading of
-/// that quote's sentence confirms it too (a section read alone draws more yeses than it should).
-/// A section the second reading already saw whole is not read again. Readings go section by
-/// section, so the questions asked of one section share its prompt (the KV cache keeps it).
+/// Closer readings (see [`Closer`]) of every yes among `asked` that did not count: the README
+/// sections it may read, most relevant first, up to [`CLOSER_SECTIONS`] of those that share a
+/// word with the question, each read alone; the first whose "yes" has a quote found in it
+/// makes the item met, citing it. A section the second reading already saw whole is not read
+/// again.
 async fn closer_readings(
     model: &dyn Model,
     sources: &Sources,
     out: &mut [Answer],
     asked: &[Asked<'_>],
 ) -> anyhow::Result<()> {
-    // (the section's place among the shown items, the question's place in `asked`)
-    let mut plan: Vec<(usize, usize)> = Vec::new();
-    for (q, a) in asked.iter().enumerate() {
-        let answer = &out[a.at];
-        if answer.met || !matches!(answer.answer.as_deref(), Some("yes" | "no")) {
+    for a in asked {
+        let answer = &mut out[a.at];
+        if answer.met || answer.answer.as_deref() != Some("yes") {
             continue;
         }
-        let sections: Vec<(usize, &EvidenceItem)> = sources
+        let sections: Vec<&EvidenceItem> = sources
             .shown
             .iter()
-            .enumerate()
-            .filter(|(_, i)| i.kind == "readme_section" && a.readable.contains(&i.id))
+            .filter(|i| i.kind == "readme_section" && a.readable.contains(&i.id))
             .collect();
-        let items: Vec<&EvidenceItem> = sections.iter().map(|(_, i)| *i).collect();
-        let scores = relevance(a.question, &items);
+        let scores = relevance(a.question, &sections);
         let seen = answer
             .confirmation
             .as_ref()
             .map(|c| (answer.evidence.clone(), c.passage.chars().count()));
-        let mut order: Vec<usize> = (0..items.len())
+        let mut order: Vec<usize> = (0..sections.len())
             .filter(|&k| scores[k] > 0.0)
             .filter(|&k| match &seen {
                 // The second reading saw (nearly) all of this section already.
-                Some((Some(id), n)) if *id == items[k].id => n * 10 < items[k].text.chars().count() * 8,
+                Some((Some(id), n)) if *id == sections[k].id => n * 10 < sections[k].text.chars().count() * 8,
                 _ => true,
             })
             .collect();
         order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
-        plan.extend(order.into_iter().take(CLOSER_SECTIONS).map(|k| (sections[k].0, q)));
-    }
-    plan.sort_unstable();
-    for (at, q) in plan {
-        let a = &asked[q];
-        let answer = &mut out[a.at];
-        if answer.met {
-            continue;
-        }
-        let item = &sources.shown[at];
         let wanted: BTreeSet<String> = terms(a.question).into_iter().collect();
-        let mut c = closer(model, sources, item, &wanted, a.question).await?;
-        let mut counted = c.refused.is_none() && c.answer.as_deref() == Some("yes");
-        let was_no = answer.answer.as_deref() == Some("no");
-        if counted && was_no {
-            let text = sources.full.get(&item.id).map_or(item.text.as_str(), String::as_str);
-            let quote = c.quote.clone().unwrap_or_default();
-            let second = confirm(model, item, &passage(text, &quote), a.question).await?;
-            counted = second.answer.as_deref() == Some("yes");
-            if !counted {
-                c.refused = Some("not_confirmed: read alone, the quote's sentence did not answer the question".into());
-            }
-            c.confirmation = Some(second);
-        }
-        let (quote, id) = (c.quote.clone(), item.id.clone());
-        answer.closer.push(c);
-        if counted {
-            let first = if was_no {
-                "the first reading answered no".to_string()
-            } else {
-                format!(
+        for k in order.into_iter().take(CLOSER_SECTIONS) {
+            let item = sections[k];
+            let c = closer(model, sources, item, &wanted, a.question).await?;
+            let counted = c.refused.is_none() && c.answer.as_deref() == Some("yes");
+            let (quote, id) = (c.quote.clone(), item.id.clone());
+            answer.closer.push(c);
+            if counted {
+                let first = format!(
                     "the first yes cited {} and did not count ({})",
                     answer.evidence.as_deref().unwrap_or("nothing"),
                     answer.flags.join("; ")
-                )
-            };
-            let confirmed = if was_no {
-                ", and its quote's sentence read alone confirms it"
-            } else {
-                ""
-            };
-            answer.flags = vec![format!(
-                "closer_reading: {first}; {id} read alone answers yes{confirmed}"
-            )];
-            answer.evidence = Some(id);
-            answer.quote = quote;
-            answer.met = true;
+                );
+                answer.flags = vec![format!("closer_reading: {first}; {id} read alone answers yes")];
+                answer.evidence = Some(id);
+                answer.quote = quote;
+                answer.met = true;
+                break;
+            }
         }
     }
     Ok(())
@@ -1303,7 +1265,6 @@ async fn closer(
         answer,
         quote,
         refused,
-        confirmation: None,
         run: g.into(),
     })
 }

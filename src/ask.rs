@@ -27,7 +27,7 @@ use crate::rubric::{Decide, Rubric};
 
 /// Bumped when the questions' schema or how answers are judged changes; a changed prompt text
 /// needs no bump (see [`fingerprint`]).
-pub const ASK_VERSION: &str = "ask-v6";
+pub const ASK_VERSION: &str = "ask-v7";
 /// Fewest words a quote needs to count.
 pub const MIN_QUOTE_WORDS: usize = 3;
 /// Fewest words of a quote the model copied wrong past its start that count: its longest
@@ -564,6 +564,7 @@ struct Question<'a> {
     criterion: &'a str,
     item: &'a str,
     text: &'a str,
+    look_for: &'a [String],
 }
 
 /// Questions that read the same sources, and so share one prompt prefix.
@@ -581,7 +582,12 @@ fn groups(rubric: &Rubric) -> Vec<Group<'_>> {
     let mut out: Vec<Group<'_>> = Vec::new();
     for c in &rubric.criteria {
         for item in &c.items {
-            if let Decide::Ask { question, from } = &item.decide {
+            if let Decide::Ask {
+                question,
+                from,
+                look_for,
+            } = &item.decide
+            {
                 let key: Vec<char> = CANONICAL
                     .iter()
                     .copied()
@@ -591,6 +597,7 @@ fn groups(rubric: &Rubric) -> Vec<Group<'_>> {
                     criterion: &c.id,
                     item: &item.id,
                     text: question,
+                    look_for,
                 };
                 match out.iter_mut().find(|g| g.key == key) {
                     Some(g) => g.questions.push(q),
@@ -612,11 +619,16 @@ fn groups(rubric: &Rubric) -> Vec<Group<'_>> {
     out
 }
 
-fn hash(prompt: &[u32]) -> String {
+fn hash(prompt: &[u32], look_for: &[String]) -> String {
     let mut h = Sha256::new();
     h.update(fingerprint().as_bytes());
     for id in prompt {
         h.update(id.to_le_bytes());
+    }
+    // The phrases decide which sentences a no is read again on: part of what was asked.
+    for p in look_for {
+        h.update([0]);
+        h.update(p.as_bytes());
     }
     hex::encode(h.finalize())
 }
@@ -713,6 +725,7 @@ struct Asked<'a> {
     at: usize,
     question: &'a str,
     readable: &'a BTreeSet<String>,
+    look_for: &'a [String],
 }
 
 /// The prompt of a question: the group's prefix, then the question.
@@ -778,7 +791,7 @@ pub async fn ask_all(
     for p in &prepared {
         for q in &p.group.questions {
             let prompt = question_prompt(model, &p.prefix, q.text)?;
-            let prompt_hash = hash(&prompt);
+            let prompt_hash = hash(&prompt, q.look_for);
             if let Some(prev) = previous
                 .iter()
                 .find(|a| a.prompt_hash == prompt_hash && a.criterion == q.criterion && a.item == q.item)
@@ -791,6 +804,7 @@ pub async fn ask_all(
                 at: out.len(),
                 question: q.text,
                 readable: &p.readable,
+                look_for: q.look_for,
             });
             out.push(Answer {
                 criterion: q.criterion.to_string(),
@@ -809,6 +823,7 @@ pub async fn ask_all(
     }
     second_readings(model, sources, &mut out, &asked).await?;
     closer_readings(model, sources, &mut out, &asked).await?;
+    cue_readings(model, sources, &mut out, &asked).await?;
     Ok(out)
 }
 
@@ -879,7 +894,10 @@ pub fn fingerprint() -> &'static str {
     static FINGERPRINT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let mut h = Sha256::new();
         let lean = YES_LEAN.to_string();
-        let closer = format!("{CLOSER_SECTIONS} {CLOSER_TOKENS} {}", STOPWORDS.join(" "));
+        let closer = format!(
+            "{CLOSER_SECTIONS} {CLOSER_TOKENS} {CUE_READINGS} {}",
+            STOPWORDS.join(" ")
+        );
         for part in [
             ASK_VERSION,
             SYSTEM,
@@ -1219,6 +1237,76 @@ async fn closer_readings(
     Ok(())
 }
 
+/// Sentences a plain no is read again on, at most.
+pub const CUE_READINGS: usize = 2;
+
+/// Readings of a plain no on the README sentences that hold one of the question's `look_for`
+/// phrases ("instead of", "with more time"): a small model scanning a long README passes over
+/// "I also tried logistic regression, but none performed as well" when asked for an alternative
+/// considered; shown that sentence alone (under its section's heading), it answers. The
+/// sentences of the strongest phrases first (the rubric's order), at most [`CUE_READINGS`]; a
+/// yes counts with a quote from the sentence shown, flagged `closer_reading`.
+async fn cue_readings(
+    model: &dyn Model,
+    sources: &Sources,
+    out: &mut [Answer],
+    asked: &[Asked<'_>],
+) -> anyhow::Result<()> {
+    for a in asked {
+        let answer = &mut out[a.at];
+        if answer.met || answer.answer.as_deref() != Some("no") || a.look_for.is_empty() {
+            continue;
+        }
+        let sections: Vec<(&EvidenceItem, &str)> = sources
+            .shown
+            .iter()
+            .filter(|i| i.kind == "readme_section" && a.readable.contains(&i.id))
+            .map(|i| (i, sources.full.get(&i.id).map_or(i.text.as_str(), String::as_str)))
+            .collect();
+        let mut shown: Vec<(&EvidenceItem, String)> = Vec::new();
+        'phrases: for phrase in a.look_for {
+            for (item, text) in &sections {
+                if !holds_phrase(text, phrase) {
+                    continue;
+                }
+                let sentence = passage(text, phrase);
+                if shown.iter().all(|(_, s)| *s != sentence) {
+                    shown.push((item, sentence));
+                }
+                if shown.len() == CUE_READINGS {
+                    break 'phrases;
+                }
+            }
+        }
+        for (item, sentence) in shown {
+            let within = sentence.clone();
+            let c = read_alone(model, item, sentence, a.question, Some(&within)).await?;
+            let counted = c.refused.is_none() && c.answer.as_deref() == Some("yes");
+            let (quote, id) = (c.quote.clone(), item.id.clone());
+            answer.closer.push(c);
+            if counted {
+                answer.flags = vec![format!(
+                    "closer_reading: the first reading answered no; a sentence of {id} holding a phrase the question looks for, read alone, answers yes"
+                )];
+                answer.evidence = Some(id);
+                answer.quote = quote;
+                answer.met = true;
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `text` holds `phrase` (lower case) as whole words, normalised as quotes are.
+fn holds_phrase(text: &str, phrase: &str) -> bool {
+    let hay = normalise(text);
+    let p = normalise(phrase);
+    let edge = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+    hay.match_indices(&p)
+        .any(|(i, m)| edge(hay[..i].chars().next_back()) && edge(hay[i + m.len()..].chars().next()))
+}
+
 /// One closer reading: `item` alone (its part richest in `wanted` when long), the question,
 /// answered yes with a quote or no; a yes whose quote is not in the item is refused.
 async fn closer(
@@ -1233,6 +1321,18 @@ async fn closer(
     let max = (chars * CLOSER_TOKENS / tokens).max(MIN_SHOWN);
     let full = sources.full.get(&item.id).map(String::as_str);
     let shown = window(full.unwrap_or(&item.text), wanted, max);
+    read_alone(model, item, shown, question, full).await
+}
+
+/// `shown` (a part of `item`) read alone with the question, answered yes with a quote or no; a
+/// yes whose quote is not in `within` (the item's full text, or only what was shown) is refused.
+async fn read_alone(
+    model: &dyn Model,
+    item: &EvidenceItem,
+    shown: String,
+    question: &str,
+    within: Option<&str>,
+) -> anyhow::Result<Closer> {
     let prompt = passage_prompt(model, item, &shown, question, CLOSER_RULE)?;
     let params = GenParams {
         max_tokens: ANSWER_TOKENS,
@@ -1252,7 +1352,7 @@ async fn closer(
         .as_ref()
         .and_then(|v| v.get("quote").and_then(Value::as_str).map(str::to_string));
     let (quote, refused) = match (answer.as_deref(), claimed) {
-        (Some("yes"), Some(q)) => match verify_quote(&q, &item.id, full) {
+        (Some("yes"), Some(q)) => match verify_quote(&q, &item.id, within) {
             Ok(found) => (Some(found), None),
             Err(why) => (Some(q), Some(why.to_string())),
         },
@@ -1594,6 +1694,74 @@ mod tests {
         assert_eq!(a.closer[0].refused.as_deref(), Some("the quote is not in D3"));
     }
 
+    #[tokio::test]
+    async fn a_plain_no_is_read_again_on_the_sentence_holding_a_phrase_it_looks_for() {
+        // Regression (corpus: a churn analysis): "I also tried logistic regression …" sat in a
+        // modelling section; over the whole README the model answered no to "an alternative
+        // considered"; the sentence alone, it answers yes with that sentence's words.
+        let rubric = Rubric::parse(
+            std::path::Path::new("trial-project.toml"),
+            include_str!("../rubrics/trial-project.toml"),
+        )
+        .unwrap();
+        let section = |n: usize, text: &str| EvidenceItem {
+            id: format!("D{n}"),
+            kind: "readme_section".into(),
+            source: format!("README.md:{}", n * 5),
+            text: text.into(),
+        };
+        let sources = Sources::new(&[
+            section(1, "## Churn: A model of which customers leave."),
+            section(
+                2,
+                "## Modelling: I decided to use random forests. I also tried logistic regression, but none \
+                 of them performed as well. Then I tuned the depth.",
+            ),
+        ]);
+        let model = Reader::new(|prompt| {
+            let passage = prompt.split("<passage>\n").nth(1).unwrap_or("");
+            let question = prompt.rsplit("Question: ").next().unwrap_or("");
+            if question.contains("alternative") && passage.contains("also tried logistic regression") {
+                json!({"answer": "yes", "quote": "I also tried logistic regression"}).to_string()
+            } else if question.contains("approach or attempt") && !passage.is_empty() {
+                // A yes whose quote is not in the sentence shown counts for nothing.
+                json!({"answer": "yes", "quote": "Then I tuned the depth"}).to_string()
+            } else {
+                json!({"answer": "no"}).to_string()
+            }
+        });
+        let answers = ask_all(&model, &rubric, &sources, 1400, &[]).await.unwrap();
+        let alt = answers.iter().find(|a| a.item == "alternatives").unwrap();
+        assert!(alt.met, "{alt:?}");
+        assert_eq!(alt.evidence.as_deref(), Some("D2"));
+        assert_eq!(alt.quote.as_deref(), Some("I also tried logistic regression"));
+        assert!(
+            alt.flags[0].starts_with("closer_reading: the first reading answered no"),
+            "{alt:?}"
+        );
+        // Only the sentence was shown, under its heading.
+        assert_eq!(
+            alt.closer[0].passage,
+            "## Modelling: I also tried logistic regression, but none of them performed as well."
+        );
+        let failed = answers.iter().find(|a| a.item == "failures").unwrap();
+        assert!(!failed.met, "{failed:?}");
+        assert!(failed.closer.iter().all(|c| c.refused.is_some()), "{failed:?}");
+        // A question whose phrases the README does not hold is not read again.
+        let limits = answers.iter().find(|a| a.item == "limitations").unwrap();
+        assert!(limits.closer.is_empty(), "{limits:?}");
+    }
+
+    #[test]
+    fn phrases_are_found_as_whole_words() {
+        assert!(holds_phrase(
+            "## Notes: With more *time*, I would add caching.",
+            "more time"
+        ));
+        assert!(!holds_phrase("## Notes: the runtime is short", "time"));
+        assert!(holds_phrase("I didn’t implement retries", "didn't implement"));
+    }
+
     #[test]
     fn sections_rank_by_the_question_words_they_hold_headings_first() {
         let s = limits_readme();
@@ -1633,9 +1801,12 @@ mod tests {
         let model = Reader::new(|_| json!({"answer": "no"}).to_string());
         let answers = ask_all(&model, &rubric, &sources(), 1400, &[]).await.unwrap();
         let seen = model.seen.lock().unwrap();
-        assert_eq!(seen.len(), answers.len(), "no yes, so no second reading");
-        assert!(seen.len() >= 10);
-        for p in seen.iter() {
+        // No yes, so no second reading; a no is read again only on sentences holding a phrase
+        // its question looks for.
+        let cue: usize = answers.iter().map(|a| a.closer.len()).sum();
+        assert_eq!(seen.len(), answers.len() + cue);
+        assert!(answers.len() >= 10);
+        for p in seen.iter().take(answers.len()) {
             assert_eq!(p.start, r#"{"answer":""#);
             assert_eq!(p.first_bias, [(7, YES_LEAN), (8, YES_LEAN)]);
         }

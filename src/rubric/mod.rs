@@ -79,8 +79,14 @@ pub enum Decide {
     /// A named deterministic check over the facts ([`checks::CHECKS`]).
     Check(String),
     /// A yes/no question the model answers, reading only these evidence sources; a yes counts
-    /// only with a quote found in the cited item.
-    Ask { question: String, from: Vec<String> },
+    /// only with a quote found in the cited item. `look_for`: phrases (lower case) whose README
+    /// sentences are read alone when the first reading answers no.
+    Ask {
+        question: String,
+        from: Vec<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        look_for: Vec<String>,
+    },
 }
 
 impl Decide {
@@ -261,6 +267,7 @@ struct RawItem {
     check: Option<Spanned<String>>,
     ask: Option<Spanned<String>>,
     from: Option<Spanned<Vec<Spanned<String>>>>,
+    look_for: Option<Spanned<Vec<Spanned<String>>>>,
     weight: Option<Spanned<f64>>,
 }
 
@@ -468,6 +475,12 @@ fn items(
                         )),
                     );
                 }
+                if let Some(l) = &item.look_for {
+                    return Err(err(
+                        l.span(),
+                        format!("item {item_id:?}: `look_for` is for questions; a check reads what it is documented to read"),
+                    ));
+                }
                 Decide::Check(name.clone())
             }
             (None, Some(ask)) => {
@@ -502,7 +515,27 @@ fn items(
                         .with_hint(format!("e.g. from = [\"readme\"]; sources: {}", ASK_SOURCES.join(", "))))
                     }
                 };
-                Decide::Ask { question, from }
+                let mut look_for: Vec<String> = Vec::new();
+                for phrase in item.look_for.iter().flat_map(|l| l.get_ref()) {
+                    let p = phrase
+                        .get_ref()
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                        .to_lowercase();
+                    if p.chars().filter(|c| c.is_alphanumeric()).count() < 2 {
+                        return Err(err(
+                            phrase.span(),
+                            format!("item {item_id:?}: a `look_for` phrase needs at least two letters or digits"),
+                        ));
+                    }
+                    look_for.push(p);
+                }
+                Decide::Ask {
+                    question,
+                    from,
+                    look_for,
+                }
             }
             _ => {
                 return Err(err(
@@ -808,6 +841,32 @@ from = ["readme", "history"]
         assert_eq!(e.line, Some(13), "{e}");
         let e = parse_err(&CHECKLIST.replace("[\"readme\", \"history\"]", "[\"readme\", \"gossip\"]"));
         assert_eq!((e.line, e.col), (Some(18), Some(19)), "{e}");
+
+        // Phrases to look for: a question's, lower-cased; never a check's; never a lone letter.
+        let ok = Rubric::parse(
+            Path::new("r.toml"),
+            &CHECKLIST.replace(
+                "from = [\"readme\", \"history\"]\n",
+                "from = [\"readme\", \"history\"]\nlook_for = [\"Did  not work\", \"f1\"]\n",
+            ),
+        )
+        .unwrap();
+        let asked = ok.criteria[0].items.iter().find_map(|i| match &i.decide {
+            Decide::Ask { look_for, .. } => Some(look_for.clone()),
+            _ => None,
+        });
+        assert_eq!(asked, Some(vec!["did not work".to_string(), "f1".to_string()]));
+        let e = parse_err(&CHECKLIST.replace(
+            "check = \"many_small_steps\"",
+            "check = \"many_small_steps\"\nlook_for = [\"dump\"]",
+        ));
+        assert_eq!(e.line, Some(13), "{e}");
+        assert!(e.to_string().contains("`look_for` is for questions"), "{e}");
+        let e = parse_err(&CHECKLIST.replace(
+            "from = [\"readme\", \"history\"]\n",
+            "from = [\"readme\", \"history\"]\nlook_for = [\"tried\", \"x\"]\n",
+        ));
+        assert_eq!((e.line, e.col), (Some(19), Some(22)), "{e}");
 
         // The same id twice.
         let e = parse_err(&CHECKLIST.replace("id = \"failures\"", "id = \"steps\""));

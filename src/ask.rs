@@ -27,7 +27,7 @@ use crate::rubric::{Decide, Rubric};
 
 /// Bumped when the questions' schema or how answers are judged changes; a changed prompt text
 /// needs no bump (see [`fingerprint`]).
-pub const ASK_VERSION: &str = "ask-v7";
+pub const ASK_VERSION: &str = "ask-v8";
 /// Fewest words a quote needs to count.
 pub const MIN_QUOTE_WORDS: usize = 3;
 /// Fewest words of a quote the model copied wrong past its start that count: its longest
@@ -385,10 +385,16 @@ pub fn passage(text: &str, quote: &str) -> String {
     let folded = fold(&flat);
     let lower: Vec<char> = folded.iter().map(|&(_, c)| c).collect();
     let q: Vec<char> = normalise(quote).chars().collect();
-    let Some(at) = (!q.is_empty())
-        .then(|| lower.windows(q.len()).position(|w| w == q.as_slice()))
-        .flatten()
-    else {
+    let label = label_of(&flat).map_or(0, |l| l.trim_end().chars().count());
+    // In the section's text first: words that are also its heading's are placed in its body.
+    let body = folded.iter().position(|&(i, _)| i >= label).unwrap_or(folded.len());
+    let find = |from: usize| {
+        lower[from..]
+            .windows(q.len())
+            .position(|w| w == q.as_slice())
+            .map(|p| p + from)
+    };
+    let Some(at) = (!q.is_empty()).then(|| find(body).or_else(|| find(0))).flatten() else {
         return quote.to_string();
     };
     let start = folded[at].0;
@@ -396,7 +402,6 @@ pub fn passage(text: &str, quote: &str) -> String {
     let ends_sentence = |i: usize| {
         matches!(collapsed[i], '.' | '!' | '?' | ';') && collapsed.get(i + 1).is_none_or(|c| c.is_whitespace())
     };
-    let label = label_of(&flat).map_or(0, |l| l.trim_end().chars().count());
     let mut a = start;
     while a > label && start - a < PASSAGE_CONTEXT && !ends_sentence(a - 1) {
         a -= 1;
@@ -1240,7 +1245,8 @@ async fn closer_readings(
 /// Sentences a plain no is read again on, at most.
 pub const CUE_READINGS: usize = 2;
 
-/// Readings of a plain no on the README sentences that hold one of the question's `look_for`
+/// Readings of an answer not met (a plain no, or a yes that did not count and whose closer
+/// readings found nothing) on the README sentences that hold one of the question's `look_for`
 /// phrases ("instead of", "with more time"): a small model scanning a long README passes over
 /// "I also tried logistic regression, but none performed as well" when asked for an alternative
 /// considered; shown that sentence alone (under its section's heading), it answers. The
@@ -1254,7 +1260,7 @@ async fn cue_readings(
 ) -> anyhow::Result<()> {
     for a in asked {
         let answer = &mut out[a.at];
-        if answer.met || answer.answer.as_deref() != Some("no") || a.look_for.is_empty() {
+        if answer.met || !matches!(answer.answer.as_deref(), Some("yes" | "no")) || a.look_for.is_empty() {
             continue;
         }
         let sections: Vec<(&EvidenceItem, &str)> = sources
@@ -1266,7 +1272,8 @@ async fn cue_readings(
         let mut shown: Vec<(&EvidenceItem, String)> = Vec::new();
         'phrases: for phrase in a.look_for {
             for (item, text) in &sections {
-                if !holds_phrase(text, phrase) {
+                // A phrase in a heading alone names a topic: its sentences are what say it.
+                if !holds_phrase(split_label(text).1, phrase) {
                     continue;
                 }
                 let sentence = passage(text, phrase);
@@ -1285,8 +1292,17 @@ async fn cue_readings(
             let (quote, id) = (c.quote.clone(), item.id.clone());
             answer.closer.push(c);
             if counted {
+                let first = if answer.answer.as_deref() == Some("no") {
+                    "the first reading answered no".to_string()
+                } else {
+                    format!(
+                        "the first yes cited {} and did not count ({})",
+                        answer.evidence.as_deref().unwrap_or("nothing"),
+                        answer.flags.join("; ")
+                    )
+                };
                 answer.flags = vec![format!(
-                    "closer_reading: the first reading answered no; a sentence of {id} holding a phrase the question looks for, read alone, answers yes"
+                    "closer_reading: {first}; a sentence of {id} holding a phrase the question looks for, read alone, answers yes"
                 )];
                 answer.evidence = Some(id);
                 answer.quote = quote;
@@ -1534,6 +1550,11 @@ mod tests {
             "Revert the cache: it broke ordering"
         );
         assert_eq!(passage("something else", "not here at all"), "not here at all");
+        // Words the heading shares are placed in the section's text first.
+        assert_eq!(
+            passage("## Limitations: Fast. Limitations of scale apply.", "limitations"),
+            "## Limitations: Limitations of scale apply."
+        );
         // A long sentence is cut around the quote.
         let long = format!(
             "## Notes: {} the key point is here {}",
@@ -1689,6 +1710,7 @@ mod tests {
         let (a, _) = ask_limits("seasonality is handled by the weekly model").await;
         assert!(!a.met && a.evidence.as_deref() == Some("D1"), "{a:?}");
         assert!(a.flags[0].starts_with("not_confirmed"), "{a:?}");
+        // The section alone; "limitations" is only its heading's, so no sentence is read.
         assert_eq!(a.closer.len(), 1);
         assert_eq!(a.closer[0].answer.as_deref(), Some("yes"));
         assert_eq!(a.closer[0].refused.as_deref(), Some("the quote is not in D3"));
@@ -1715,7 +1737,7 @@ mod tests {
             section(
                 2,
                 "## Modelling: I decided to use random forests. I also tried logistic regression, but none \
-                 of them performed as well. Then I tuned the depth.",
+                 of them performed as well. Then I tuned the depth. It does not handle seasonality.",
             ),
         ]);
         let model = Reader::new(|prompt| {
@@ -1723,6 +1745,11 @@ mod tests {
             let question = prompt.rsplit("Question: ").next().unwrap_or("");
             if question.contains("alternative") && passage.contains("also tried logistic regression") {
                 json!({"answer": "yes", "quote": "I also tried logistic regression"}).to_string()
+            } else if question.contains("limitation") && passage.is_empty() {
+                // Over the whole README: a yes quoting the title, which its second reading refuses.
+                json!({"answer": "yes", "evidence": "D1", "quote": "A model of which customers leave"}).to_string()
+            } else if question.contains("limitation") && passage.contains("does not handle seasonality") {
+                json!({"answer": "yes", "quote": "It does not handle seasonality"}).to_string()
             } else if question.contains("approach or attempt") && !passage.is_empty() {
                 // A yes whose quote is not in the sentence shown counts for nothing.
                 json!({"answer": "yes", "quote": "Then I tuned the depth"}).to_string()
@@ -1747,9 +1774,18 @@ mod tests {
         let failed = answers.iter().find(|a| a.item == "failures").unwrap();
         assert!(!failed.met, "{failed:?}");
         assert!(failed.closer.iter().all(|c| c.refused.is_some()), "{failed:?}");
-        // A question whose phrases the README does not hold is not read again.
+        // A yes that did not count, with no section sharing the question's words, is read again
+        // on the sentence holding "does not handle".
         let limits = answers.iter().find(|a| a.item == "limitations").unwrap();
-        assert!(limits.closer.is_empty(), "{limits:?}");
+        assert!(limits.met, "{limits:?}");
+        assert_eq!(limits.quote.as_deref(), Some("It does not handle seasonality"));
+        assert!(
+            limits.flags[0].starts_with("closer_reading: the first yes cited D1 and did not count (not_confirmed"),
+            "{limits:?}"
+        );
+        // A question whose phrases the README does not hold is not read again.
+        let assumed = answers.iter().find(|a| a.item == "assumptions").unwrap();
+        assert!(assumed.closer.is_empty() && !assumed.met, "{assumed:?}");
     }
 
     #[test]

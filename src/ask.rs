@@ -146,6 +146,23 @@ pub struct Closer {
     pub run: GenRun,
 }
 
+impl Answer {
+    /// Keeps a closer or phrase reading; a yes whose quote was verified makes the item met,
+    /// citing the item read, with the flag `flag` writes from the answer as it was and that id.
+    fn take_reading(&mut self, c: Closer, flag: impl FnOnce(&Answer, &str) -> String) -> bool {
+        let counted = c.refused.is_none() && c.answer.as_deref() == Some("yes");
+        let (quote, id) = (c.quote.clone(), c.evidence.clone());
+        self.closer.push(c);
+        if counted {
+            self.flags = vec![flag(self, &id)];
+            self.evidence = Some(id);
+            self.quote = quote;
+            self.met = true;
+        }
+        counted
+    }
+}
+
 /// A verified yes read a second time: the model sees only the passage around its quote (the
 /// quote's sentence, the section's heading) and the question, in a fresh prompt. A small model
 /// that scans a long README says yes to whatever it quotes first (a test command as "how success
@@ -1222,19 +1239,14 @@ async fn closer_readings(
         for k in order.into_iter().take(CLOSER_SECTIONS) {
             let item = sections[k];
             let c = closer(model, sources, item, &wanted, a.question).await?;
-            let counted = c.refused.is_none() && c.answer.as_deref() == Some("yes");
-            let (quote, id) = (c.quote.clone(), item.id.clone());
-            answer.closer.push(c);
-            if counted {
-                let first = format!(
-                    "the first yes cited {} and did not count ({})",
-                    answer.evidence.as_deref().unwrap_or("nothing"),
-                    answer.flags.join("; ")
-                );
-                answer.flags = vec![format!("closer_reading: {first}; {id} read alone answers yes")];
-                answer.evidence = Some(id);
-                answer.quote = quote;
-                answer.met = true;
+            let met = answer.take_reading(c, |first, id| {
+                format!(
+                    "closer_reading: the first yes cited {} and did not count ({}); {id} read alone answers yes",
+                    first.evidence.as_deref().unwrap_or("nothing"),
+                    first.flags.join("; ")
+                )
+            });
+            if met {
                 break;
             }
         }
@@ -1268,11 +1280,13 @@ async fn cue_readings(
             .filter(|i| i.kind == "readme_section" && a.readable.contains(&i.id))
             .map(|i| (i, sources.full.get(&i.id).map_or(i.text.as_str(), String::as_str)))
             .collect();
+        // A phrase in a heading alone names a topic: its sentences are what say it.
+        let bodies: Vec<String> = sections.iter().map(|(_, t)| normalise(split_label(t).1)).collect();
         let mut shown: Vec<(&EvidenceItem, String)> = Vec::new();
         'phrases: for phrase in a.look_for {
-            for (item, text) in &sections {
-                // A phrase in a heading alone names a topic: its sentences are what say it.
-                if !holds_phrase(split_label(text).1, phrase) {
+            let phrase_n = normalise(phrase);
+            for ((item, text), body) in sections.iter().zip(&bodies) {
+                if !holds_normalised(body, &phrase_n) {
                     continue;
                 }
                 let sentence = passage(text, phrase);
@@ -1287,16 +1301,12 @@ async fn cue_readings(
         for (item, sentence) in shown {
             let within = sentence.clone();
             let c = read_alone(model, item, sentence, a.question, Some(&within)).await?;
-            let counted = c.refused.is_none() && c.answer.as_deref() == Some("yes");
-            let (quote, id) = (c.quote.clone(), item.id.clone());
-            answer.closer.push(c);
-            if counted {
-                answer.flags = vec![format!(
+            let met = answer.take_reading(c, |_, id| {
+                format!(
                     "closer_reading: the first reading answered no; a sentence of {id} holding a phrase the question looks for, read alone, answers yes"
-                )];
-                answer.evidence = Some(id);
-                answer.quote = quote;
-                answer.met = true;
+                )
+            });
+            if met {
                 break;
             }
         }
@@ -1305,11 +1315,15 @@ async fn cue_readings(
 }
 
 /// Whether `text` holds `phrase` (lower case) as whole words, normalised as quotes are.
+#[cfg(test)]
 fn holds_phrase(text: &str, phrase: &str) -> bool {
-    let hay = normalise(text);
-    let p = normalise(phrase);
+    holds_normalised(&normalise(text), &normalise(phrase))
+}
+
+/// [`holds_phrase`] on texts already normalised.
+fn holds_normalised(hay: &str, phrase: &str) -> bool {
     let edge = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
-    hay.match_indices(&p)
+    hay.match_indices(phrase)
         .any(|(i, m)| edge(hay[..i].chars().next_back()) && edge(hay[i + m.len()..].chars().next()))
 }
 
@@ -1615,13 +1629,26 @@ mod tests {
         }
     }
 
-    fn limits_readme() -> Sources {
-        let section = |n: usize, text: &str| EvidenceItem {
+    /// The shipped trial-project rubric.
+    fn trial_rubric() -> Rubric {
+        Rubric::parse(
+            std::path::Path::new("trial-project.toml"),
+            include_str!("../rubrics/trial-project.toml"),
+        )
+        .unwrap()
+    }
+
+    /// README section `D{n}`.
+    fn section(n: usize, text: &str) -> EvidenceItem {
+        EvidenceItem {
             id: format!("D{n}"),
             kind: "readme_section".into(),
             source: format!("README.md:{}", n * 5),
             text: text.into(),
-        };
+        }
+    }
+
+    fn limits_readme() -> Sources {
         Sources::new(&[
             section(1, "## Churn: A model that predicts which telecom customers leave."),
             section(2, "## Install: pip install -r requirements.txt"),
@@ -1651,11 +1678,7 @@ mod tests {
     }
 
     async fn ask_limits(quote: &str) -> (Answer, Vec<String>) {
-        let rubric = Rubric::parse(
-            std::path::Path::new("trial-project.toml"),
-            include_str!("../rubrics/trial-project.toml"),
-        )
-        .unwrap();
+        let rubric = trial_rubric();
         let quote = quote.to_string();
         let model = Reader::new(move |prompt| quotes_the_title(prompt, &quote));
         let answers = ask_all(&model, &rubric, &limits_readme(), 1400, &[]).await.unwrap();
@@ -1711,17 +1734,7 @@ mod tests {
         // Regression (corpus: a churn analysis): "I also tried logistic regression …" sat in a
         // modelling section; over the whole README the model answered no to "an alternative
         // considered"; the sentence alone, it answers yes with that sentence's words.
-        let rubric = Rubric::parse(
-            std::path::Path::new("trial-project.toml"),
-            include_str!("../rubrics/trial-project.toml"),
-        )
-        .unwrap();
-        let section = |n: usize, text: &str| EvidenceItem {
-            id: format!("D{n}"),
-            kind: "readme_section".into(),
-            source: format!("README.md:{}", n * 5),
-            text: text.into(),
-        };
+        let rubric = trial_rubric();
         let sources = Sources::new(&[
             section(1, "## Churn: A model of which customers leave."),
             section(
@@ -1811,11 +1824,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_question_starts_its_answer_and_names_the_tokens_spelling_yes() {
-        let rubric = Rubric::parse(
-            std::path::Path::new("trial-project.toml"),
-            include_str!("../rubrics/trial-project.toml"),
-        )
-        .unwrap();
+        let rubric = trial_rubric();
         let model = Reader::new(|_| json!({"answer": "no"}).to_string());
         let answers = ask_all(&model, &rubric, &sources(), 1400, &[]).await.unwrap();
         let seen = model.seen.lock().unwrap();

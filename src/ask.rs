@@ -27,7 +27,7 @@ use crate::rubric::{Decide, Rubric};
 
 /// Bumped when the questions' schema or how answers are judged changes; a changed prompt text
 /// needs no bump (see [`fingerprint`]).
-pub const ASK_VERSION: &str = "ask-v8";
+pub const ASK_VERSION: &str = "ask-v10";
 /// Fewest words a quote needs to count.
 pub const MIN_QUOTE_WORDS: usize = 3;
 /// Fewest words of a quote the model copied wrong past its start that count: its longest
@@ -290,13 +290,16 @@ pub fn normalise(text: &str) -> String {
 /// comes from, so a match in the normalised text can be placed in the original.
 fn fold(text: &str) -> Vec<(usize, char)> {
     let mut out: Vec<(usize, char)> = Vec::with_capacity(text.len());
-    for (i, c) in text.chars().enumerate() {
+    let mut chars = text.chars().enumerate().peekable();
+    while let Some((i, c)) = chars.next() {
+        // "\n" written in a README is a line break once the model's JSON answer is decoded.
+        let escape = c == '\\' && chars.next_if(|(_, n)| matches!(n, 'n' | 't' | 'r')).is_some();
         let c = match c {
             '\u{2018}' | '\u{2019}' | '\u{201B}' => '\'',
             '\u{201C}' | '\u{201D}' => '"',
             '\u{2013}' | '\u{2014}' => '-',
             '`' | '*' => continue,
-            c if c.is_whitespace() => {
+            c if c.is_whitespace() || escape => {
                 if out.last().is_some_and(|&(_, l)| l != ' ') {
                     out.push((i, ' '));
                 }
@@ -393,8 +396,9 @@ pub fn verify_quote(quote: &str, cited: &str, text: Option<&str>) -> Result<Stri
 }
 
 /// The passage a second reading of `quote` sees: the sentence of `text` that holds it (at most
-/// [`PASSAGE_CONTEXT`] characters each side, whitespace collapsed), after the section's heading.
-/// The quote alone when it cannot be placed.
+/// [`PASSAGE_CONTEXT`] characters each side, whitespace collapsed), after the section's heading;
+/// a sentence that asks a question is read with the next one, which answers it. The quote alone
+/// when it cannot be placed.
 pub fn passage(text: &str, quote: &str) -> String {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let collapsed: Vec<char> = flat.chars().collect();
@@ -428,8 +432,17 @@ pub fn passage(text: &str, quote: &str) -> String {
         a += 1;
     }
     let mut b = end;
-    while b < collapsed.len() && b - end < PASSAGE_CONTEXT && !(b > end && ends_sentence(b - 1)) {
-        b += 1;
+    loop {
+        while b < collapsed.len() && b - end < PASSAGE_CONTEXT && !(b > end && ends_sentence(b - 1)) {
+            b += 1;
+        }
+        // A question's answer is the sentence after it ("Use one domain per asset instead of a
+        // single one? Even though this adds repetition, it keeps things cleaner.").
+        if b < collapsed.len() && b - end < PASSAGE_CONTEXT && collapsed[b - 1] == '?' {
+            b += 1;
+            continue;
+        }
+        break;
     }
     let mut out = String::new();
     if label > 0 && a >= label {
@@ -1254,10 +1267,11 @@ async fn closer_readings(
     Ok(())
 }
 
-/// Sentences a plain no is read again on, at most.
+/// Sentences an answer not met is read again on, at most.
 pub const CUE_READINGS: usize = 2;
 
-/// Readings of a plain no on the README sentences that hold one of the question's `look_for`
+/// Readings of an answer not met (a plain no, or a yes that did not count and whose closer
+/// readings found nothing) on the README sentences that hold one of the question's `look_for`
 /// phrases ("instead of", "with more time"): a small model scanning a long README passes over
 /// "I also tried logistic regression, but none performed as well" when asked for an alternative
 /// considered; shown that sentence alone (under its section's heading), it answers. The
@@ -1271,7 +1285,7 @@ async fn cue_readings(
 ) -> anyhow::Result<()> {
     for a in asked {
         let answer = &mut out[a.at];
-        if answer.met || answer.answer.as_deref() != Some("no") || a.look_for.is_empty() {
+        if answer.met || !matches!(answer.answer.as_deref(), Some("yes" | "no")) || a.look_for.is_empty() {
             continue;
         }
         let sections: Vec<(&EvidenceItem, &str)> = sources
@@ -1301,9 +1315,18 @@ async fn cue_readings(
         for (item, sentence) in shown {
             let within = sentence.clone();
             let c = read_alone(model, item, sentence, a.question, Some(&within)).await?;
-            let met = answer.take_reading(c, |_, id| {
+            let met = answer.take_reading(c, |first, id| {
+                let first = if first.answer.as_deref() == Some("no") {
+                    "the first reading answered no".to_string()
+                } else {
+                    format!(
+                        "the first yes cited {} and did not count ({})",
+                        first.evidence.as_deref().unwrap_or("nothing"),
+                        first.flags.join("; ")
+                    )
+                };
                 format!(
-                    "closer_reading: the first reading answered no; a sentence of {id} holding a phrase the question looks for, read alone, answers yes"
+                    "closer_reading: {first}; a sentence of {id} holding a phrase the question looks for, read alone, answers yes"
                 )
             });
             if met {
@@ -1533,6 +1556,9 @@ mod tests {
             Ok("Assume that \\n ends a line of input".to_string())
         );
         assert_eq!(normalise("A `b`  *C*\tD"), "a b c d");
+        // The model's JSON "\n" decodes to a line break: the README's written "\n" reads as one.
+        assert!(verify_quote("Assume that \n ends a line of input.", "D5", Some(text)).is_ok());
+        assert_eq!(normalise("a \\n b\\tc \\x"), "a b c \\x");
         // The passage is placed in the original text, marks kept.
         assert_eq!(
             passage(text, "assume that \\n ends"),
@@ -1547,6 +1573,15 @@ mod tests {
         assert_eq!(
             passage(text, "success as MACRO-F1"),
             "## Results: We measure success as macro-F1 on the held-out split;"
+        );
+        // A question in the text is read with the sentence that answers it.
+        assert_eq!(
+            passage(
+                "## Thoughts: Which database? Use one domain per asset instead of a single one? It adds \
+                 repetition but keeps things clean. Had fun.",
+                "instead of a single one"
+            ),
+            "## Thoughts: Use one domain per asset instead of a single one? It adds repetition but keeps things clean."
         );
         // A commit message is read whole; a quote that cannot be placed is read alone.
         assert_eq!(
@@ -1748,6 +1783,9 @@ mod tests {
             let question = prompt.rsplit("Question: ").next().unwrap_or("");
             if question.contains("alternative") && passage.contains("also tried logistic regression") {
                 json!({"answer": "yes", "quote": "I also tried logistic regression"}).to_string()
+            } else if question.contains("limitation") && passage.is_empty() {
+                // Over the whole README: a yes quoting the title, which its second reading refuses.
+                json!({"answer": "yes", "evidence": "D1", "quote": "A model of which customers leave"}).to_string()
             } else if question.contains("limitation") && passage.contains("does not handle seasonality") {
                 json!({"answer": "yes", "quote": "It does not handle seasonality"}).to_string()
             } else if question.contains("approach or attempt") && !passage.is_empty() {
@@ -1774,10 +1812,15 @@ mod tests {
         let failed = answers.iter().find(|a| a.item == "failures").unwrap();
         assert!(!failed.met, "{failed:?}");
         assert!(failed.closer.iter().all(|c| c.refused.is_some()), "{failed:?}");
-        // Another no, read again on the sentence holding "does not handle".
+        // A yes that did not count, with no section sharing the question's words, is read again
+        // on the sentence holding "does not handle".
         let limits = answers.iter().find(|a| a.item == "limitations").unwrap();
         assert!(limits.met, "{limits:?}");
         assert_eq!(limits.quote.as_deref(), Some("It does not handle seasonality"));
+        assert!(
+            limits.flags[0].starts_with("closer_reading: the first yes cited D1 and did not count (not_confirmed"),
+            "{limits:?}"
+        );
         // A question whose phrases the README does not hold is not read again.
         let assumed = answers.iter().find(|a| a.item == "assumptions").unwrap();
         assert!(assumed.closer.is_empty() && !assumed.met, "{assumed:?}");

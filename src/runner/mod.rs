@@ -37,6 +37,11 @@ pub struct RunnerSpec {
     pub priority: i32,
     /// File globs at the repository root that select this runner.
     pub detect: Vec<String>,
+    /// Globs that select this runner only when no runner's `detect` does: tests with no
+    /// manifest (`tests/test_*.py` and nothing to install). A glob may name one directory
+    /// (`tests/test_*.py`).
+    #[serde(default)]
+    pub detect_fallback: Vec<String>,
     /// Dependency cache directories (named volumes, writable only during install).
     #[serde(default)]
     pub cache: Vec<String>,
@@ -113,29 +118,58 @@ impl RunnerSpec {
         if spec.detect.is_empty() {
             return Err(InputError::file(path, "detect must list at least one file glob"));
         }
+        if let Some(g) = spec
+            .detect
+            .iter()
+            .chain(&spec.detect_fallback)
+            .find(|g| g.matches('/').count() > 1 || g.starts_with('/') || g.split('/').any(|p| p == ".."))
+        {
+            return Err(InputError::file(
+                path,
+                format!("detect glob {g:?} must be a file name or DIR/NAME inside the repository"),
+            ));
+        }
         Ok(spec)
     }
 
     /// Whether the repository at `root` has a file this runner detects.
     pub fn detects(&self, root: &Path) -> bool {
-        let Ok(entries) = std::fs::read_dir(root) else {
-            return false;
-        };
-        let names: Vec<String> = entries
-            .filter_map(|e| e.ok())
-            .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
-        self.detect.iter().any(|g| names.iter().any(|n| glob_match(g, n)))
+        any_file(root, &self.detect)
+    }
+
+    /// Whether the repository at `root` has a file this runner's `detect_fallback` names.
+    pub fn detects_fallback(&self, root: &Path) -> bool {
+        any_file(root, &self.detect_fallback)
     }
 }
 
-/// Picks the runner for the repository at `root`: the highest-priority one
-/// that detects it.
+/// Whether a regular file under `root` matches one of `globs` (a file name, or one directory
+/// and a file name: `tests/test_*.py`). Directories are not followed through symlinks.
+fn any_file(root: &Path, globs: &[String]) -> bool {
+    let names = |dir: &Path| -> Vec<String> {
+        let real_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
+        let Some(entries) = real_dir.then(|| std::fs::read_dir(dir).ok()).flatten() else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let top = names(root);
+    globs.iter().any(|g| match g.split_once('/') {
+        Some((dir, glob)) => names(&root.join(dir)).iter().any(|n| glob_match(glob, n)),
+        None => top.iter().any(|n| glob_match(g, n)),
+    })
+}
+
+/// Picks the runner for the repository at `root`: the highest-priority one that detects it,
+/// else the highest-priority one whose fallback globs match.
 pub fn detect(root: &Path) -> Option<RunnerSpec> {
-    let mut all: Vec<RunnerSpec> = builtin().into_iter().filter(|r| r.detects(root)).collect();
-    all.sort_by_key(|r| std::cmp::Reverse(r.priority));
-    all.into_iter().next()
+    let all = builtin();
+    let pick = |hit: &dyn Fn(&RunnerSpec) -> bool| all.iter().filter(|r| hit(r)).max_by_key(|r| r.priority).cloned();
+    pick(&|r| r.detects(root)).or_else(|| pick(&|r| r.detects_fallback(root)))
 }
 
 /// Matches a file name against a glob with `*` (any run) and `?` (one char).
@@ -176,7 +210,9 @@ mod tests {
     fn check_detect(files: &[&str], expected: Option<&str>) {
         let dir = tempfile::tempdir().unwrap();
         for f in files {
-            std::fs::write(dir.path().join(f), "").unwrap();
+            let path = dir.path().join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "").unwrap();
         }
         assert_eq!(
             detect(dir.path()).map(|r| r.name),
@@ -196,5 +232,47 @@ mod tests {
         // A Python project with a package.json for its docs is still Python.
         check_detect(&["package.json", "pyproject.toml"], Some("python"));
         check_detect(&["README.md"], None);
+    }
+
+    #[test]
+    fn tests_with_no_manifest_fall_back_to_their_runner() {
+        // pytest-style tests and nothing to install (corpus: lisatitshall, whose README says
+        // `pip3 install pytest` then `python3 -m pytest`).
+        check_detect(
+            &["README.md", "programs/challenges.py", "tests/test_challenges.py"],
+            Some("python"),
+        );
+        check_detect(&["test_solution.py", "solution.py"], Some("python"));
+        check_detect(&["pytest.ini", "app.py"], Some("python"));
+        // A manifest's runner wins over another's fallback.
+        check_detect(&["package.json", "tests/test_api.py"], Some("node"));
+        check_detect(&["go.mod", "conftest.py"], Some("go"));
+        // Python files with no tests are no test suite.
+        check_detect(&["main.py", "tests/helpers.py"], None);
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn a_symlinked_tests_directory_is_not_followed() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("test_x.py"), "").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("tests")).unwrap();
+        assert!(detect(dir.path()).is_none());
+    }
+
+    #[test]
+    fn detect_globs_stay_inside_the_repository() {
+        let spec = |g: &str| {
+            format!(
+                "name = \"x\"\nimage = \"i\"\npriority = 1\ndetect = [\"a\"]\ndetect_fallback = [{g:?}]\n\
+                 install = \"\"\ntest = \"\"\n[results]\nparser = \"counts\"\n"
+            )
+        };
+        assert!(RunnerSpec::parse(Path::new("x.toml"), &spec("tests/test_*.py")).is_ok());
+        for bad in ["../test_*.py", "/etc/passwd", "a/b/test_*.py"] {
+            let e = RunnerSpec::parse(Path::new("x.toml"), &spec(bad)).unwrap_err();
+            assert!(e.to_string().contains("inside the repository"), "{bad}: {e}");
+        }
     }
 }

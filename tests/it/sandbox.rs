@@ -47,6 +47,32 @@ fn python_passing_project_passes_with_cases_and_is_reproduced() {
 }
 
 #[test]
+fn python_tests_with_nothing_to_install_run_with_the_images_pytest() {
+    // No requirements, pyproject or setup.py: the README asks for pytest and nothing else
+    // (corpus: lisatitshall's exercises were "no runner" though their tests run).
+    let r = python_repo(&[
+        (
+            "README.md",
+            "# Exercises
+
+Run the tests: `pip3 install pytest`, then `python3 -m pytest`.
+",
+        ),
+        ("programs/__init__.py", ""),
+        ("programs/calc.py", CALC),
+        ("tests/__init__.py", ""),
+        (
+            "tests/test_calc.py",
+            "from programs.calc import add\n\ndef test_add():\n    assert add(1, 2) == 3\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["runner"], "python", "{v}");
+    assert_eq!(v["outcome"], "passed", "{v}");
+    assert_eq!(v["tests"]["passed"], 1, "{v}");
+}
+
+#[test]
 fn python_failing_test_is_tests_failed_with_a_finding() {
     let r = python_repo(&[
         ("requirements.txt", "pytest\n"),

@@ -359,6 +359,8 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
     let mut readme_results = false;
     let mut missing: Vec<String> = Vec::new();
     let mut work_paths: Vec<(String, u64)> = Vec::new();
+    // Assertions among the test lines added: (real, placeholder).
+    let mut asserts = (0, 0);
     let is_work = |class: FileClass| !matches!(class, FileClass::Generated | FileClass::Data);
     if parents <= 1 {
         let new_tree = commit.tree().map_err(infra)?;
@@ -448,6 +450,10 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
             entry.files += 1;
             entry.added += (added as u64).saturating_sub(test_added);
             entry.removed += (removed as u64).saturating_sub(test_removed);
+            if class == FileClass::Tests && added > 0 {
+                let (real, placeholder) = test_assertions(&patch);
+                asserts = (asserts.0 + real, asserts.1 + placeholder);
+            }
             if !readme_results && added > 0 && is_readme(&path) {
                 readme_results = patch_adds_results(&patch);
             }
@@ -457,6 +463,10 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
         }
     }
     let mut flags = message_flags(&summary, &changes, readme_results);
+    // Test files whose only assertions assert constants are a scaffold, not tests yet.
+    if asserts.0 == 0 && asserts.1 > 0 {
+        flags.push("placeholder_tests".to_string());
+    }
     // GitHub's "Initialize this repository with a README/.gitignore/licence": no one's work.
     let by_github = commit
         .committer()
@@ -783,6 +793,83 @@ fn rust_test_lines(patch: &Patch<'_>) -> (u64, u64) {
     (added, removed)
 }
 
+/// How a line of test code asserts: not at all, something computed, or only a constant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Assertion {
+    None,
+    Real,
+    /// `self.assertTrue(True)  # Placeholder test`, `assert True`, `expect(true).toBe(true)`,
+    /// `assert_eq!(1, 1)`: a scaffold's stand-in that tests nothing.
+    Placeholder,
+}
+
+/// What one added line of test code asserts (Python, JavaScript/TypeScript, Rust, Go).
+fn assertion(line: &str) -> Assertion {
+    use std::sync::LazyLock;
+    static ANY: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(r"(?i)\bassert\w*\b|\bexpect\s*\(|\.should\b|\bt\.(error|fatal|fail)|\brequire\.\w+\s*\(")
+            .expect("a valid pattern")
+    });
+    // A constant: True, true, a number, a string literal.
+    const C: &str = r#"(True|true|-?\d+(?:\.\d+)?|"[^"]*"|'[^']*')"#;
+    static TRUE: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(
+            r"^(?:self\.)?(?:assert(?:True|_true|!)?\s*\(\s*(?:True|true|1)\s*\)|assert\s+(?:True|1)|expect\s*\(\s*true\s*\)\s*\.\s*toBe(?:Truthy\s*\(\s*|\s*\(\s*true\s*))\)?;?$",
+        )
+        .expect("a valid pattern")
+    });
+    static EQUAL: LazyLock<regex::Regex> = LazyLock::new(|| {
+        regex::Regex::new(&format!(
+            r"^(?:self\.)?(?:(?:assertEqual|assertEquals|assert_eq!|assert\.Equal)\s*\(\s*(?:t\s*,\s*)?{C}\s*,\s*{C}\s*\)|assert\s+{C}\s*==\s*{C}|expect\s*\(\s*{C}\s*\)\s*\.\s*(?:toBe|toEqual)\s*\(\s*{C}\s*\))\s*;?$"
+        ))
+        .expect("a valid pattern")
+    });
+    let code = line.trim();
+    // A trailing comment says nothing about what is asserted.
+    let code = [" #", " //"]
+        .iter()
+        .filter_map(|c| code.find(c))
+        .min()
+        .map_or(code, |i| code[..i].trim_end());
+    if !ANY.is_match(code) {
+        return Assertion::None;
+    }
+    if TRUE.is_match(code) {
+        return Assertion::Placeholder;
+    }
+    if let Some(c) = EQUAL.captures(code) {
+        let constants: Vec<&str> = c.iter().skip(1).flatten().map(|m| m.as_str()).collect();
+        if constants.len() == 2 && constants[0] == constants[1] {
+            return Assertion::Placeholder;
+        }
+    }
+    Assertion::Real
+}
+
+/// Assertions among the lines a test file's patch adds: (real, placeholder).
+fn test_assertions(patch: &Patch<'_>) -> (u64, u64) {
+    let (mut real, mut placeholder) = (0, 0);
+    for h in 0..patch.num_hunks() {
+        let Ok(n) = patch.num_lines_in_hunk(h) else {
+            continue;
+        };
+        for l in 0..n {
+            let Ok(line) = patch.line_in_hunk(h, l) else {
+                continue;
+            };
+            if line.origin() != '+' {
+                continue;
+            }
+            match assertion(&String::from_utf8_lossy(line.content())) {
+                Assertion::Real => real += 1,
+                Assertion::Placeholder => placeholder += 1,
+                Assertion::None => {}
+            }
+        }
+    }
+    (real, placeholder)
+}
+
 /// Lines of a Rust file from its first line that opens test code to the end
 /// (0 when it has none).
 fn rust_test_tail(data: &[u8]) -> u64 {
@@ -1079,7 +1166,7 @@ fn build_report(
     let start = by_time.first().map(|c| c.author_time);
     let first_tests = work
         .iter()
-        .position(|c| c.changes.get(&FileClass::Tests).is_some_and(|x| x.added > 0));
+        .position(|c| c.changes.get(&FileClass::Tests).is_some_and(|x| x.added > 0) && !c.has("placeholder_tests"));
     let first_tests_after_s = first_tests
         .zip(start)
         .map(|(i, s)| (work[i].author_time - s).num_seconds());
@@ -1493,6 +1580,23 @@ fn signals(
             ));
         }
     }
+    // Scaffolds before the first real tests (or instead of any): said, not counted.
+    let scaffolds: Vec<&CommitInfo> = work
+        .iter()
+        .take(first_tests.unwrap_or(work.len()))
+        .filter(|c| c.has("placeholder_tests"))
+        .copied()
+        .collect();
+    if !scaffolds.is_empty() {
+        out.push((
+            "placeholder_tests",
+            format!(
+                "the tests added in commit(s) {} assert only constants (such as assertTrue(True)): placeholders, not counted as tests",
+                list_shas(&scaffolds)
+            ),
+            cite(&scaffolds),
+        ));
+    }
     if let (Some(first), Some(last)) = (r.growth.first(), r.growth.last()) {
         if last.source_lines > 0 && n > 1 {
             out.push((
@@ -1684,5 +1788,39 @@ mod tests {
         assert_eq!(s.first(), Some(&0));
         assert_eq!(s.last(), Some(&99));
         assert_eq!(s.len(), 5);
+    }
+
+    #[test]
+    fn placeholder_assertions_assert_constants() {
+        use super::{assertion, Assertion::*};
+        for l in [
+            "        self.assertTrue(True)  # Placeholder test",
+            "assert True",
+            "assert 1 == 1",
+            "self.assertEqual(1, 1)",
+            "expect(true).toBe(true);",
+            "expect(true).toBeTruthy()",
+            "expect(1).toEqual(1)",
+            "assert!(true);",
+            "assert_eq!(2, 2);",
+            "assert.Equal(t, \"a\", \"a\") // TODO",
+        ] {
+            assert_eq!(assertion(l), Placeholder, "{l}");
+        }
+        for l in [
+            "assert add(1, 2) == 3",
+            "self.assertTrue(model.fitted)",
+            "self.assertEqual(1, len(rows))",
+            "expect(res.status).toBe(200);",
+            "assert_eq!(parse(\"1\"), 1);",
+            "assert 1 == 2",
+            "t.Errorf(\"got %d\", n)",
+            "require.NoError(t, err)",
+        ] {
+            assert_eq!(assertion(l), Real, "{l}");
+        }
+        for l in ["def test_x(self):", "import unittest", "x = compute()  # assert later"] {
+            assert_eq!(assertion(l), None, "{l}");
+        }
     }
 }

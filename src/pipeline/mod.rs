@@ -1033,7 +1033,7 @@ fn fetch_and_export(
 /// tests; a partial copy's missing objects are listed and read around; an early baseline, CI and
 /// linter configuration are signals; terse messages, and tests that came with the dump, are
 /// signals; notebooks count their cells' source lines); part of its stage key.
-const HISTORY_EVIDENCE: &str = "notebooks-1+fixtures-data+kept-lines+rendered-pages+one-person";
+const HISTORY_EVIDENCE: &str = "notebooks-1+fixtures-data+kept-lines+rendered-pages+one-person+placeholder-tests";
 
 /// The version of what the fetch stage's export writes (a partial copy exports what it has and
 /// lists what it lacks, where it used to fail); part of its stage key.

@@ -148,8 +148,9 @@ fn most_tests_pass(i: &CheckInput<'_>) -> Verdict {
 }
 
 /// The history signals that say when tests arrived (or that there are none).
-const TEST_TIMING: [&str; 6] = [
+const TEST_TIMING: [&str; 7] = [
     "no_tests",
+    "placeholder_tests",
     "tests_from_start",
     "tests_midway",
     "tests_late",

@@ -806,3 +806,63 @@ fn one_person_under_two_emails_is_one_author_and_githubs_initial_commit_is_set_a
         "{flags}"
     );
 }
+
+#[test]
+/// Regression (corpus: jon-robbins): a project scaffold's first commit held
+/// `tests/test_pipeline.py` with two `self.assertTrue(True)  # Placeholder test` methods; the
+/// real tests came in the 6th commit of 22. The scaffold is said, not counted: tests came
+/// midway, not from the start.
+fn placeholder_tests_are_not_tests_from_the_start() {
+    let code = |n: usize| (0..n).map(|i| format!("x{i} = {i}\n")).collect::<String>();
+    let mut r = Scripted::new();
+    r.put(&[
+        ("src/pipeline.py", Some(&code(20))),
+        (
+            "tests/test_pipeline.py",
+            Some(
+                "import unittest\n\nclass TestPipeline(unittest.TestCase):\n    def test_init(self):\n        \
+                 self.assertTrue(True)  # Placeholder test\n\n    def test_load(self):\n        assert True\n",
+            ),
+        ),
+    ]);
+    let scaffold = r.commit("Initial commit: project structure", DAY1);
+    for i in 0..4 {
+        r.put(&[(&format!("src/m{i}.py") as &str, Some(&code(30)))]);
+        r.commit(&format!("Add module {i}"), DAY1 + (i + 1) * HOUR);
+    }
+    r.put(&[(
+        "tests/test_m0.py",
+        Some("from src.m0 import x1\n\ndef test_x1():\n    assert x1 == 1\n"),
+    )]);
+    let real = r.commit("Add tests", DAY1 + 6 * HOUR);
+    for i in 4..10 {
+        r.put(&[(&format!("src/m{i}.py") as &str, Some(&code(30)))]);
+        r.commit(&format!("Add module {i}"), DAY1 + (i + 3) * HOUR);
+    }
+    let h = history(r.path());
+    let k = kinds(&h);
+    assert!(!k.contains(&"tests_from_start".to_string()), "{k:?}");
+    let midway = signal(&h, "tests_midway");
+    assert_eq!(midway["commits"][0], real.to_string(), "{midway}");
+    let p = signal(&h, "placeholder_tests");
+    assert_eq!(p["commits"][0], scaffold.to_string(), "{p}");
+    assert!(
+        p["description"].as_str().unwrap().contains("assert only constants"),
+        "{p}"
+    );
+
+    // Real assertions from the first commit are tests from the start.
+    let mut t = Scripted::new();
+    t.put(&[
+        ("src/pipeline.py", Some(&code(20))),
+        ("tests/test_pipeline.py", Some("def test_x():\n    assert 1 + 1 == 2\n")),
+    ]);
+    t.commit("Start with a test", DAY1);
+    for i in 0..6 {
+        t.put(&[(&format!("src/m{i}.py") as &str, Some(&code(30)))]);
+        t.commit(&format!("Add module {i}"), DAY1 + (i + 1) * HOUR);
+    }
+    let k = kinds(&history(t.path()));
+    assert!(k.contains(&"tests_from_start".to_string()), "{k:?}");
+    assert!(!k.contains(&"placeholder_tests".to_string()), "{k:?}");
+}

@@ -503,7 +503,7 @@ fn commit_facts(repo: &Repository, oid: Oid, salt: &str, layout: &TestLayout) ->
 /// author name folded to lower-case ASCII letters and digits ("Mateusz Ligęza" and "Mateusz
 /// Ligeza", "Minura Punchihewa" and "MinuraPunchihewa" are one), and the login of a GitHub
 /// noreply address (`12345+login@users.noreply.github.com`). Handles under four characters
-/// ("me", "dev") tell nothing.
+/// ("me", "dev") and the names machines give ("root", "ubuntu", "Your Name") tell nothing.
 pub fn handles(name: &str, email: &str) -> Vec<String> {
     use unicode_normalization::UnicodeNormalization;
     let fold = |s: &str| -> String {
@@ -516,7 +516,24 @@ pub fn handles(name: &str, email: &str) -> Vec<String> {
     if let Some(local) = email.strip_suffix("@users.noreply.github.com") {
         out.push(fold(local.split_once('+').map_or(local, |(_, login)| login)));
     }
-    out.retain(|h| h.len() >= 4);
+    // Names a machine or a tool gives whoever commits ("root", "ubuntu", "Your Name") name no one.
+    const GENERIC: [&str; 14] = [
+        "root",
+        "user",
+        "admin",
+        "administrator",
+        "ubuntu",
+        "debian",
+        "developer",
+        "unknown",
+        "yourname",
+        "localhost",
+        "vagrant",
+        "runner",
+        "githubactions",
+        "githubactionsbot",
+    ];
+    out.retain(|h| h.len() >= 4 && !GENERIC.contains(&h.as_str()));
     out.dedup();
     out
 }
@@ -1741,6 +1758,10 @@ mod tests {
             handles("me", "me@x.example").is_empty(),
             "too short to tell anyone apart"
         );
+        // Two machines' default identities are not one person.
+        assert!(handles("root", "root@build-01.example").is_empty());
+        assert!(handles("Your Name", "you@example.com").is_empty());
+        assert!(handles("ubuntu", "ubuntu@ip-10-0-0-1.example").is_empty());
     }
 
     #[test]

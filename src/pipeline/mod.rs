@@ -514,8 +514,16 @@ impl Pipeline {
             .unwrap_or_default();
         let limits_key = serde_json::to_string(&ctx.limits).expect("limits serialise");
         // SANDBOX_EVIDENCE names what the job measures: results stored by an assay that measured
-        // less (before the README's steps ran) are not reused.
-        let sandbox_key = key(&[&commit, &ctx.runner, &hidden_key, &limits_key, SANDBOX_EVIDENCE]);
+        // less (before the README's steps ran) are not reused; nor are results of runner specs
+        // that have changed since (a detection that now finds tests it did not).
+        let sandbox_key = key(&[
+            &commit,
+            &ctx.runner,
+            &hidden_key,
+            &limits_key,
+            SANDBOX_EVIDENCE,
+            &runner::fingerprint(),
+        ]);
         let job = format!("{}-{}-{}", ctx.id, rec.id, &commit[..12]);
         let (mirror, export_dir) = (fetch.fetched.mirror.clone(), fetch.export.dir.clone());
         let forced = (ctx.runner != "auto").then(|| ctx.runner.clone());

@@ -90,6 +90,21 @@ pub fn builtin() -> Vec<RunnerSpec> {
         .collect()
 }
 
+/// A fingerprint of the built-in runner specs (detection, install and test scripts): part of
+/// the sandbox stage's key, so a changed runner measures again instead of serving a result it
+/// would no longer give ("no runner" for tests it now runs).
+pub fn fingerprint() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (path, text) in BUILTIN {
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..8])
+}
+
 /// A built-in runner by name; `Err` lists the names there are.
 pub fn by_name(name: &str) -> Result<RunnerSpec, String> {
     let all = builtin();
@@ -196,6 +211,13 @@ mod tests {
     fn builtin_specs_parse() {
         let names: Vec<String> = builtin().into_iter().map(|r| r.name).collect();
         assert_eq!(names, ["python", "rust", "node", "go"]);
+    }
+
+    #[test]
+    fn the_fingerprint_follows_the_specs() {
+        assert_eq!(fingerprint(), fingerprint());
+        assert_eq!(fingerprint().len(), 16);
+        assert!(BUILTIN.iter().any(|(_, text)| text.contains("detect_fallback")));
     }
 
     #[test]

@@ -384,6 +384,18 @@ fn dependency_findings(tree: &Path, files: &[(String, u64)], runner: Option<&str
                     }
                 }
             }
+            // Tests alone selected the runner: nothing is declared, not even the test runner.
+            let manifest = files.iter().any(|(p, _)| {
+                !p.contains('/') && (is_reqs(p) || matches!(p.as_str(), "pyproject.toml" | "setup.py" | "setup.cfg" | "Pipfile"))
+            });
+            if !manifest {
+                out.push(draft(
+                    "no_manifest",
+                    "warning",
+                    "Python tests but no requirements.txt, pyproject.toml, setup.py or Pipfile at the top level: nothing is declared, not even the test runner (assay ran the tests with its image's pytest)".into(),
+                    "declare the dependencies, pytest included, with exact versions (requirements.txt: pytest==8.3.3)",
+                ));
+            }
             if !unpinned.is_empty() && !lock {
                 unpinned.truncate(MAX_PER_KIND);
                 out.push(draft(
@@ -1030,7 +1042,7 @@ fn badge(sandbox: Option<&SandboxReport>, findings: &[Finding]) -> Badge {
             f.severity == "error"
                 || matches!(
                     f.kind.as_str(),
-                    "flaky_tests" | "unpinned_dependencies" | "no_lockfile" | "readme_step_fails"
+                    "flaky_tests" | "unpinned_dependencies" | "no_lockfile" | "no_manifest" | "readme_step_fails"
                 )
         })
         .map(|f| f.kind.as_str())

@@ -1049,7 +1049,7 @@ const EXPORT_VERSION: &str = "partial-copies-1";
 
 /// The version of what the reproducibility stage concludes from the tree and the README (a test
 /// runner named in a sentence is no documented test command); part of its stage key.
-const REPRO_EVIDENCE: &str = "prose-runner-args+nested-projects";
+const REPRO_EVIDENCE: &str = "prose-runner-args+nested-projects+no-manifest";
 
 /// The version of what the sandbox job measures; part of its stage key.
 const SANDBOX_EVIDENCE: &str = "readme-steps-1+unrun-suites";

@@ -261,7 +261,15 @@ fn reproduces(i: &CheckInput<'_>) -> Verdict {
 }
 
 fn pinned_dependencies(i: &CheckInput<'_>) -> Verdict {
-    let ids = i.ids('R', &["no_lockfile", "unpinned_dependencies", "undeclared_imports"]);
+    let ids = i.ids(
+        'R',
+        &[
+            "no_lockfile",
+            "unpinned_dependencies",
+            "undeclared_imports",
+            "no_manifest",
+        ],
+    );
     let nested = i.ids('R', &["nested_projects"]);
     match i.facts.badge {
         None => verdict(None, vec![], "reproducibility was not assessed"),
@@ -412,7 +420,7 @@ pub const CHECKS: &[Check] = &[
     Check { name: "explained_commits", doc: "At least three commits, and their messages describe the change (no run of vague messages, and more than half of them three words or longer).", reads: &["history"], eval: explained_commits },
     Check { name: "honest_timestamps", doc: "No sign of rewritten commit times (replayed bursts, back- or future-dated commits, dates out of order).", reads: &["history"], eval: honest_timestamps },
     Check { name: "reproduces", doc: "Installs from a clean checkout and its tests pass twice identically with pinned dependencies (badge `reproduced`).", reads: &["repro", "tests"], eval: reproduces },
-    Check { name: "pinned_dependencies", doc: "Dependencies are declared in a manifest a runner reads and pinned (a lockfile or exact pins; no undeclared imports); with no runner at the top level, every project in a subdirectory (up to three deep) has its lockfile or exact pins; cannot tell when no manifest is found.", reads: &["repro", "tests"], eval: pinned_dependencies },
+    Check { name: "pinned_dependencies", doc: "Dependencies are declared in a manifest a runner reads and pinned (a lockfile or exact pins; no undeclared imports); with no runner at the top level, every project in a subdirectory (up to three deep) has its lockfile or exact pins; not met when tests ran with nothing declared (`no_manifest`); cannot tell when no manifest is found.", reads: &["repro", "tests"], eval: pinned_dependencies },
     Check { name: "readme_results", doc: "The README reports results.", reads: &["history", "readme"], eval: readme_results },
     Check { name: "early_baseline", doc: "Code arrived in the first work session or the first quarter of the commits, and at least three later commits changed it.", reads: &["history"], eval: early_baseline },
     Check { name: "ci_config", doc: "The graded tree configures continuous integration (GitHub Actions, GitLab CI, CircleCI, Travis, Jenkins, ...).", reads: &["history"], eval: ci_config },

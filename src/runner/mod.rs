@@ -94,9 +94,13 @@ pub fn builtin() -> Vec<RunnerSpec> {
 /// the sandbox stage's key, so a changed runner measures again instead of serving a result it
 /// would no longer give ("no runner" for tests it now runs).
 pub fn fingerprint() -> String {
+    fingerprint_of(BUILTIN)
+}
+
+fn fingerprint_of(specs: &[(&str, &str)]) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
-    for (path, text) in BUILTIN {
+    for (path, text) in specs {
         h.update(path.as_bytes());
         h.update([0]);
         h.update(text.as_bytes());
@@ -183,7 +187,13 @@ fn any_file(root: &Path, globs: &[String]) -> bool {
 /// else the highest-priority one whose fallback globs match.
 pub fn detect(root: &Path) -> Option<RunnerSpec> {
     let all = builtin();
-    let pick = |hit: &dyn Fn(&RunnerSpec) -> bool| all.iter().filter(|r| hit(r)).max_by_key(|r| r.priority).cloned();
+    // The first of equal priorities, as the specs are listed.
+    let pick = |hit: &dyn Fn(&RunnerSpec) -> bool| {
+        all.iter()
+            .filter(|r| hit(r))
+            .min_by_key(|r| std::cmp::Reverse(r.priority))
+            .cloned()
+    };
     pick(&|r| r.detects(root)).or_else(|| pick(&|r| r.detects_fallback(root)))
 }
 
@@ -215,9 +225,15 @@ mod tests {
 
     #[test]
     fn the_fingerprint_follows_the_specs() {
-        assert_eq!(fingerprint(), fingerprint());
+        assert_eq!(fingerprint(), fingerprint_of(BUILTIN));
         assert_eq!(fingerprint().len(), 16);
-        assert!(BUILTIN.iter().any(|(_, text)| text.contains("detect_fallback")));
+        // One changed line of one spec (a new detection glob) is another fingerprint.
+        let (path, text) = BUILTIN[0];
+        let changed = text.replacen("detect_fallback = [", "detect_fallback = [\"check_*.py\", ", 1);
+        assert_ne!(changed, text);
+        let mut specs = BUILTIN.to_vec();
+        specs[0] = (path, &changed);
+        assert_ne!(fingerprint_of(&specs), fingerprint());
     }
 
     #[test]

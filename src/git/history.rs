@@ -614,25 +614,22 @@ const RESULTS_WORDS: &[&str] = &[
     "benchmark",
 ];
 
+/// The lines a patch adds, as text.
+fn added_lines<'p>(patch: &'p Patch<'_>) -> impl Iterator<Item = String> + 'p {
+    (0..patch.num_hunks()).flat_map(move |h| {
+        let n = patch.num_lines_in_hunk(h).unwrap_or(0);
+        (0..n).filter_map(move |l| {
+            let line = patch.line_in_hunk(h, l).ok()?;
+            (line.origin() == '+').then(|| String::from_utf8_lossy(line.content()).into_owned())
+        })
+    })
+}
+
 fn patch_adds_results(patch: &Patch<'_>) -> bool {
-    for h in 0..patch.num_hunks() {
-        let Ok(n) = patch.num_lines_in_hunk(h) else {
-            continue;
-        };
-        for l in 0..n {
-            let Ok(line) = patch.line_in_hunk(h, l) else {
-                continue;
-            };
-            if line.origin() != '+' {
-                continue;
-            }
-            let text = String::from_utf8_lossy(line.content()).to_lowercase();
-            if RESULTS_WORDS.iter().any(|w| text.contains(w)) {
-                return true;
-            }
-        }
-    }
-    false
+    added_lines(patch).any(|text| {
+        let text = text.to_lowercase();
+        RESULTS_WORDS.iter().any(|w| text.contains(w))
+    })
 }
 
 const VAGUE: &[&str] = &[
@@ -865,26 +862,11 @@ fn assertion(line: &str) -> Assertion {
 
 /// Assertions among the lines a test file's patch adds: (real, placeholder).
 fn test_assertions(patch: &Patch<'_>) -> (u64, u64) {
-    let (mut real, mut placeholder) = (0, 0);
-    for h in 0..patch.num_hunks() {
-        let Ok(n) = patch.num_lines_in_hunk(h) else {
-            continue;
-        };
-        for l in 0..n {
-            let Ok(line) = patch.line_in_hunk(h, l) else {
-                continue;
-            };
-            if line.origin() != '+' {
-                continue;
-            }
-            match assertion(&String::from_utf8_lossy(line.content())) {
-                Assertion::Real => real += 1,
-                Assertion::Placeholder => placeholder += 1,
-                Assertion::None => {}
-            }
-        }
-    }
-    (real, placeholder)
+    added_lines(patch).fold((0, 0), |(real, placeholder), line| match assertion(&line) {
+        Assertion::Real => (real + 1, placeholder),
+        Assertion::Placeholder => (real, placeholder + 1),
+        Assertion::None => (real, placeholder),
+    })
 }
 
 /// Lines of a Rust file from its first line that opens test code to the end

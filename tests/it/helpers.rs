@@ -307,3 +307,13 @@ pub fn signal<'a>(history: &'a serde_json::Value, kind: &str) -> &'a serde_json:
         .find(|s| s["kind"] == kind)
         .unwrap_or_else(|| panic!("no {kind} signal in {:?}", kinds(history)))
 }
+
+/// The kinds of a check or grade document's findings, in order.
+pub fn finding_kinds(v: &serde_json::Value) -> Vec<&str> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect()
+}

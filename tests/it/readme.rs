@@ -85,12 +85,7 @@ fn documented_python_steps_are_run_and_reported_one_by_one() {
         v["readme_steps"][5]
     );
     // One finding names the failing step; the badge is not Reproduced because of it.
-    let kinds: Vec<&str> = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap())
-        .collect();
+    let kinds = finding_kinds(&v);
     assert!(kinds.contains(&"readme_step_fails"), "{kinds:?}");
     assert!(
         !kinds

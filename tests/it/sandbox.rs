@@ -71,12 +71,7 @@ Run the tests: `pip3 install pytest`, then `python3 -m pytest`.
     assert_eq!(v["outcome"], "passed", "{v}");
     assert_eq!(v["tests"]["passed"], 1, "{v}");
     // Nothing is declared, not even pytest: said, and kept from "reproduced".
-    let kinds: Vec<&str> = v["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|f| f["kind"].as_str().unwrap())
-        .collect();
+    let kinds = finding_kinds(&v);
     assert_eq!(kinds, ["no_manifest"], "{v}");
     assert_ne!(v["badge"]["level"], "reproduced", "{v}");
 }

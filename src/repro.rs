@@ -384,7 +384,8 @@ fn dependency_findings(tree: &Path, files: &[(String, u64)], runner: Option<&str
                     }
                 }
             }
-            // Tests alone selected the runner: nothing is declared, not even the test runner.
+            // Tests alone selected the runner (or it was forced): nothing to install at the top
+            // level, not even the test runner.
             let manifest = files.iter().any(|(p, _)| {
                 !p.contains('/') && (is_reqs(p) || matches!(p.as_str(), "pyproject.toml" | "setup.py" | "setup.cfg" | "Pipfile"))
             });
@@ -392,7 +393,7 @@ fn dependency_findings(tree: &Path, files: &[(String, u64)], runner: Option<&str
                 out.push(draft(
                     "no_manifest",
                     "warning",
-                    "Python tests but no requirements.txt, pyproject.toml, setup.py or Pipfile at the top level: nothing is declared, not even the test runner (assay ran the tests with its image's pytest)".into(),
+                    "Python tests but no requirements.txt, pyproject.toml, setup.py or Pipfile at the top level: the install had nothing to install, not even the test runner (assay ran the tests with its image's pytest)".into(),
                     "declare the dependencies, pytest included, with exact versions (requirements.txt: pytest==8.3.3)",
                 ));
             }

@@ -42,6 +42,12 @@ pub struct RunnerSpec {
     /// (`tests/test_*.py`).
     #[serde(default)]
     pub detect_fallback: Vec<String>,
+    /// File names that, anywhere up to [`FALLBACK_DEPTH`] directories deep, keep
+    /// `detect_fallback` from applying: dependencies declared where the runner does not read
+    /// them (a conda environment.yml, a service's own requirements.txt) would be missing, and
+    /// the tests would fail for want of what the candidate did declare.
+    #[serde(default)]
+    pub fallback_unless: Vec<String>,
     /// Dependency cache directories (named volumes, writable only during install).
     #[serde(default)]
     pub cache: Vec<String>,
@@ -148,6 +154,14 @@ impl RunnerSpec {
                 format!("detect glob {g:?} must be a file name or DIR/NAME inside the repository"),
             ));
         }
+        if let Some(g) = spec.fallback_unless.iter().find(|g| g.contains('/')) {
+            return Err(InputError::file(
+                path,
+                format!(
+                    "fallback_unless {g:?} must be a file name (it is looked for at any depth up to {FALLBACK_DEPTH})"
+                ),
+            ));
+        }
         Ok(spec)
     }
 
@@ -156,10 +170,33 @@ impl RunnerSpec {
         any_file(root, &self.detect)
     }
 
-    /// Whether the repository at `root` has a file this runner's `detect_fallback` names.
+    /// Whether the repository at `root` has a file this runner's `detect_fallback` names and
+    /// none its `fallback_unless` names.
     pub fn detects_fallback(&self, root: &Path) -> bool {
-        any_file(root, &self.detect_fallback)
+        any_file(root, &self.detect_fallback) && !any_file_below(root, &self.fallback_unless, FALLBACK_DEPTH)
     }
+}
+
+/// Directories deep `fallback_unless` looks (`services/api/requirements.txt`).
+pub const FALLBACK_DEPTH: usize = 3;
+
+/// Whether a regular file at most `depth` directories below `root` has a name matching one of
+/// `globs`. Symlinks are not followed.
+fn any_file_below(root: &Path, globs: &[String], depth: usize) -> bool {
+    if globs.is_empty() {
+        return false;
+    }
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return false;
+    };
+    entries.flatten().any(|e| match e.file_type() {
+        Ok(t) if t.is_file() => {
+            let name = e.file_name().to_string_lossy().into_owned();
+            globs.iter().any(|g| glob_match(g, &name))
+        }
+        Ok(t) if t.is_dir() && depth > 0 && e.file_name() != ".git" => any_file_below(&e.path(), globs, depth - 1),
+        _ => false,
+    })
 }
 
 /// Whether a regular file under `root` matches one of `globs` (a file name, or one directory
@@ -287,6 +324,13 @@ mod tests {
         check_detect(&["go.mod", "conftest.py"], Some("go"));
         // Python files with no tests are no test suite.
         check_detect(&["main.py", "tests/helpers.py"], None);
+        // Dependencies declared where the runner does not read them: the tests would fail for
+        // want of them, so no runner rather than a failure that is assay's.
+        check_detect(&["environment.yml", "tests/test_model.py"], None);
+        check_detect(&["service/requirements.txt", "tests/test_api.py"], None);
+        check_detect(&["a/b/c/pyproject.toml", "test_x.py"], None);
+        // Deeper than that is another project's business.
+        check_detect(&["a/b/c/d/pyproject.toml", "test_x.py"], Some("python"));
     }
 
     #[test]
@@ -312,5 +356,8 @@ mod tests {
             let e = RunnerSpec::parse(Path::new("x.toml"), &spec(bad)).unwrap_err();
             assert!(e.to_string().contains("inside the repository"), "{bad}: {e}");
         }
+        let unless = spec("x.py").replace("[results]", "fallback_unless = [\"a/b.txt\"]\n[results]");
+        let e = RunnerSpec::parse(Path::new("x.toml"), &unless).unwrap_err();
+        assert!(e.to_string().contains("must be a file name"), "{e}");
     }
 }

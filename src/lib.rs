@@ -20,18 +20,15 @@
 //! - [`feedback`]: the candidate's feedback after sign-off (`assay feedback`).
 //! - [`store`]: the `Store` trait and its SQLite implementation (sqlx).
 //! - [`pipeline`]: the worker pool: stages, semaphores, retries, cancellation, resume.
-//! - [`report`]: Markdown reports (tera).
-//! - [`mod@bench`]: benchmarks against baselines, synthetic repositories.
+//! - [`report`]: Markdown and HTML reports (tera); [`report::text`] for the terminal.
+//! - [`mod@bench`]: benchmarks against baselines (one module per `assay bench` benchmark),
+//!   synthetic repositories.
 //! - [`outcome`]: the stable outcome kinds every stage ends with.
 //!
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod ask;
 pub mod bench;
-pub mod bench_corpus;
-pub mod bench_items;
-pub mod bench_llm;
-pub mod bench_serve;
 pub mod check;
 pub mod cohort;
 pub mod config;

@@ -4,6 +4,14 @@
 //! Figures are ratios against a baseline measured on the same machine in the
 //! same run, never absolute times, so they mean something on any machine.
 
+pub mod cohort;
+pub mod corpus;
+pub mod history;
+pub mod items;
+pub mod llm;
+pub mod sandbox;
+pub mod serve;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -171,6 +179,16 @@ pub fn exec_and_report(argv: &[String]) -> std::io::Result<()> {
         .map_err(|e| std::io::Error::other(format!("getrusage: {e}")))?;
     println!("{wall:.4} {}", usage.max_rss());
     Ok(())
+}
+
+/// Makes `dir` a repository whose one commit holds every file in it.
+pub fn commit_all(dir: &Path, message: &str) -> Result<Oid, git2::Error> {
+    let repo = Repository::init(dir)?;
+    let mut index = repo.index()?;
+    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None)?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    let sig = Signature::now("bench", "bench@example.org")?;
+    repo.commit(Some("HEAD"), &sig, &sig, message, &tree, &[])
 }
 
 /// Median of a non-empty slice.

@@ -18,7 +18,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bench_corpus::{self, Manifest};
+use crate::bench::corpus::{self, Manifest};
 use crate::diag::InputError;
 use crate::pipeline::GradeSummary;
 use crate::rubric::Rubric;
@@ -115,7 +115,7 @@ pub fn cohort_toml(labels: &Labels, manifest: &Manifest, repos: &Path, rubric_pa
             .iter()
             .find(|e| e.repo == l.repo)
             .expect("labels are checked");
-        let Some(dir) = bench_corpus::git_dir(repos, entry) else {
+        let Some(dir) = corpus::git_dir(repos, entry) else {
             missing.push(l.repo.clone());
             continue;
         };

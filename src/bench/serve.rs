@@ -94,7 +94,7 @@ async fn done(
 async fn generate(store: &dyn Store, dir: &Path, size: usize) -> Result<Vec<String>> {
     let rubric = Rubric::parse(
         Path::new("rubrics/trial-project.toml"),
-        include_str!("../rubrics/trial-project.toml"),
+        include_str!("../../rubrics/trial-project.toml"),
     )?;
     let repo = dir.join("repo");
     let head = crate::bench::generate_repo(&repo, 120)?.to_string();
@@ -396,6 +396,47 @@ pub async fn run(size: usize, requests: usize) -> Result<Report> {
         setup_s,
         pages,
     })
+}
+
+/// The terminal table: each page's latencies against its target, and the triage cache's gain.
+pub fn text(report: &Report) -> String {
+    let mut s = format!(
+        "{} submissions written through the store in {:.1} s; one client, kept-alive connection\n",
+        report.submissions, report.setup_s
+    );
+    s += &format!(
+        "{:<38} {:>8} {:>8} {:>8} {:>8} {:>10} {:>9}\n",
+        "page", "requests", "p50 ms", "p99 ms", "max ms", "target p99", "bytes"
+    );
+    for p in &report.pages {
+        s += &format!(
+            "{:<38} {:>8} {:>8.2} {:>8.2} {:>8.2} {:>10} {:>9}\n",
+            p.page,
+            p.requests,
+            p.p50_ms,
+            p.p99_ms,
+            p.max_ms,
+            p.target_p99_ms.map_or("—".into(), |t| format!("≤ {t:.0}")),
+            p.bytes
+        );
+    }
+    let (queue, cold) = (&report.pages[0], &report.pages[3]);
+    s += &format!(
+        "queue p50 with the triage cache / recomputed: {:.3} ({:.2} vs {:.2} ms)\n",
+        queue.p50_ms / cold.p50_ms,
+        queue.p50_ms,
+        cold.p50_ms
+    );
+    let missed: Vec<&str> = report
+        .pages
+        .iter()
+        .filter(|p| p.target_p99_ms.is_some_and(|t| p.p99_ms > t))
+        .map(|p| p.page)
+        .collect();
+    if !missed.is_empty() {
+        s += &format!("MISSED the p99 target: {}\n", missed.join(", "));
+    }
+    s
 }
 
 #[cfg(test)]

@@ -20,10 +20,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::draft;
-use crate::evidence::EvidenceItem;
+use crate::evidence::{self, EvidenceItem};
 use crate::llm::{Engine, FinishReason, GenParams, Generation, Message};
-use crate::rubric::{Decide, Rubric};
+use crate::rubric::assess::{Claim, ItemResult};
+use crate::rubric::{Criterion, Decide, Item, Rubric};
+use crate::untrusted;
 
 /// Bumped when the questions' schema or how answers are judged changes; a changed prompt text
 /// needs no bump (see [`fingerprint`]).
@@ -119,6 +120,64 @@ impl Answer {
             .map_or(0, |c| c.run.prompt_ms + c.run.generate_ms);
         let closer: u64 = self.closer.iter().map(|c| c.run.prompt_ms + c.run.generate_ms).sum();
         self.run.prompt_ms + self.run.generate_ms + c + closer
+    }
+}
+
+/// The question items of `c` as the model's `answers` decide them: met only with a verified
+/// quote, and what the model claimed kept either way. Items without an answer are left out
+/// (the assessment marks them `not_asked`).
+pub fn item_results(c: &Criterion, answers: &[Answer]) -> Vec<ItemResult> {
+    c.items
+        .iter()
+        .filter(|item| matches!(item.decide, Decide::Ask { .. }))
+        .filter_map(|item| {
+            answers
+                .iter()
+                .find(|a| a.criterion == c.id && a.item == item.id)
+                .map(|a| a.item_result(item))
+        })
+        .collect()
+}
+
+impl Answer {
+    /// This answer as the result of its item.
+    pub fn item_result(&self, item: &Item) -> ItemResult {
+        ItemResult {
+            id: item.id.clone(),
+            kind: item.decide.kind().into(),
+            text: item.text.clone(),
+            met: self.met,
+            evidence: if self.met {
+                self.evidence.iter().cloned().collect()
+            } else {
+                vec![]
+            },
+            quote: self.quote.clone().filter(|_| self.met),
+            flags: self.flags.clone(),
+            note: match (self.answer.as_deref(), self.met) {
+                (Some("yes"), true) if self.flags.iter().any(|f| f.starts_with("closer_reading")) => {
+                    "the model's first quote did not count; read alone, the section cited answered \
+yes with this quote, found there"
+                        .into()
+                }
+                (Some("yes"), true) => {
+                    "the model answered yes; its quote was found in the cited item and confirmed".into()
+                }
+                (Some("yes"), false) if self.flags.iter().any(|f| f.starts_with("not_confirmed")) => {
+                    "the model answered yes with a quote found in the cited item, but on a second \
+reading of that passage alone it did not: not counted"
+                        .into()
+                }
+                (Some("yes"), false) => "the model answered yes, but its quote was not verified: not counted".into(),
+                (Some(_), _) => "the model answered no".into(),
+                (None, _) => "the model's answer was unusable: not counted".into(),
+            },
+            claimed: Some(Claim {
+                answer: self.answer.clone(),
+                evidence: self.evidence.clone(),
+                quote: self.quote.clone(),
+            }),
+        }
     }
 }
 
@@ -253,9 +312,9 @@ impl Sources {
         let mut shown = Vec::with_capacity(items.len());
         let mut full = BTreeMap::new();
         for item in items {
-            let (clean, _) = draft::sanitize(&item.text);
+            let (clean, _) = untrusted::sanitize(&item.text);
             shown.push(EvidenceItem {
-                text: draft::defuse(&clean),
+                text: untrusted::defuse(&clean),
                 ..item.clone()
             });
             full.insert(item.id.clone(), clean);
@@ -369,7 +428,7 @@ pub fn verify_quote(quote: &str, cited: &str, text: Option<&str>) -> Result<Stri
     let Some(text) = text else {
         return Err(QuoteError::NotReadable(cited.to_string()));
     };
-    if !draft::screen(quote).is_empty() {
+    if !untrusted::screen(quote).is_empty() {
         return Err(QuoteError::Screened(cited.to_string()));
     }
     let label = label_of(text).map(normalise).unwrap_or_default();
@@ -554,7 +613,7 @@ fn fit(items: &[&EvidenceItem], model: &dyn Model, budget: usize) -> Vec<Option<
         }
     }
     let mut order: Vec<usize> = (0..items.len()).collect();
-    order.sort_by_key(|&i| (draft::priority(items[i]), i));
+    order.sort_by_key(|&i| (evidence::priority(items[i]), i));
     let mut out = vec![None; items.len()];
     let mut used = 0;
     for i in order {
@@ -971,7 +1030,7 @@ fn passage_prompt(
             "user",
             format!(
                 "<passage>\n{}\n</passage>\n\nThe passage is {what} ({}). Question: {question}\n{rule}",
-                draft::defuse(passage),
+                untrusted::defuse(passage),
                 item.source
             ),
         ),
@@ -1958,5 +2017,109 @@ mod tests {
             !j.met && j.flags[0].contains("not an item this question reads"),
             "{j:?}"
         );
+    }
+
+    /// The model's answers through the assessment: what counts, what the grader sees.
+    mod assessed {
+        use super::*;
+        use crate::facts::{Facts, HistoryFacts};
+        use crate::rubric::assess;
+
+        fn criterion() -> Criterion {
+            let r = Rubric::parse(
+                std::path::Path::new("r.toml"),
+                r#"name = "r"
+    [[criterion]]
+    id = "iteration"
+    title = "Iteration"
+    description = "small steps"
+    weight = 1.0
+    level = [{ score = 1, descriptor = "a" }, { score = 2, descriptor = "b" }, { score = 3, descriptor = "c" }, { score = 4, descriptor = "d" }]
+    [[criterion.item]]
+    id = "steps"
+    text = "Many small steps."
+    check = "many_small_steps"
+    [[criterion.item]]
+    id = "dump"
+    text = "No single dump."
+    check = "no_single_dump"
+    [[criterion.item]]
+    id = "failures"
+    text = "A failed approach is described."
+    ask = "Does the README describe an approach that failed?"
+    from = ["readme", "commits"]
+    "#,
+            )
+            .unwrap();
+            r.criteria[0].clone()
+        }
+
+        fn answer(met: bool, quote: &str) -> Answer {
+            Answer {
+                criterion: "iteration".into(),
+                item: "failures".into(),
+                answer: Some("yes".into()),
+                evidence: Some("D2".into()),
+                quote: Some(quote.into()),
+                met,
+                flags: if met {
+                    vec![]
+                } else {
+                    vec!["unverified_quote: the quote is not in D2".into()]
+                },
+                prompt_hash: "h".into(),
+                run: Default::default(),
+                confirmation: None,
+                closer: Vec::new(),
+            }
+        }
+
+        #[test]
+        fn an_answer_counts_only_verified_and_a_dump_stays_at_the_lowest_levels() {
+            let c = criterion();
+            let facts = Facts {
+                history: Some(HistoryFacts {
+                    commit_count: 2,
+                    signals: vec!["single_dump".into()],
+                }),
+                ..Default::default()
+            };
+            let ev = vec![EvidenceItem {
+                id: "H1".into(),
+                kind: "single_dump".into(),
+                source: "commit abc".into(),
+                text: "one commit".into(),
+            }];
+            let input = crate::rubric::checks::CheckInput {
+                facts: &facts,
+                evidence: &ev,
+            };
+            let yes = [answer(true, "we first tried a CNN and it overfit")];
+            let items = assess::items(&c, &input, &item_results(&c, &yes));
+            assert_eq!(items.iter().map(|i| i.met).collect::<Vec<_>>(), [false, false, true]);
+            assert_eq!(assess::level(&c, &items), 2, "count rule: 1 + one item met");
+            let r = assess::rationale(&items);
+            assert!(
+                r.starts_with("Met: A failed approach is described (D2: \"we first tried a CNN and it overfit\")."),
+                "{r}"
+            );
+            assert!(
+                r.contains("Not met: Many small steps (2 commits); No single dump (one commit holds 80% or more"),
+                "{r}"
+            );
+            // An unverified yes counts for nothing, and the grader sees the claim.
+            let items = assess::items(&c, &input, &item_results(&c, &[answer(false, "invented words here")]));
+            assert_eq!(assess::level(&c, &items), 1);
+            let q = &items[2];
+            assert!(q.quote.is_none() && q.evidence.is_empty());
+            assert_eq!(
+                q.claimed.as_ref().unwrap().quote.as_deref(),
+                Some("invented words here")
+            );
+            assert!(q.flags[0].starts_with("unverified_quote"));
+            // No model: the question is not met and says so.
+            let items = assess::items(&c, &input, &item_results(&c, &[]));
+            assert_eq!(items[2].flags, ["not_asked"]);
+        }
     }
 }

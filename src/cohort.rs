@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
 use crate::diag::InputError;
+use crate::ids::is_plain_id;
 use crate::rubric::Rubric;
 
 /// A validated cohort.
@@ -96,16 +97,6 @@ struct RawSubmission {
     repo: Spanned<String>,
     #[serde(rename = "ref")]
     git_ref: Option<Spanned<String>>,
-}
-
-/// True for ids made of ASCII letters, digits, `-`, `_` and `.`, 1 to 64 long,
-/// not starting with `.`: safe as file names and in URLs.
-pub fn is_plain_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && !s.starts_with('.')
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 impl Cohort {

@@ -56,6 +56,27 @@ pub fn from_history(report: &HistoryReport) -> Vec<EvidenceItem> {
         .collect()
 }
 
+/// Priority of an item when the budget forces cuts (lower is kept first).
+pub fn priority(item: &EvidenceItem) -> u32 {
+    let informative_section = |t: &str| {
+        let t = t.to_ascii_lowercase();
+        [
+            "decision", "trade", "result", "limit", "next", "assum", "metric", "approach", "why", "test", "setup",
+            "install",
+        ]
+        .iter()
+        .any(|k| t.contains(k))
+    };
+    match item.id.chars().next() {
+        Some('I') => 0,
+        Some('T') => 1,
+        Some('R') => 2,
+        Some('H') => 3,
+        Some('D') if informative_section(&item.text) || item.id == "D1" => 4,
+        _ => 5,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,10 +12,10 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
+use crate::report::{FeedbackCriterion, FeedbackItem};
+use crate::review::{Review, ReviewStatus};
 use crate::rubric::Rubric;
-use crate::store::{Review, ReviewStatus, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// The final review a candidate's feedback comes from: the most recently finalized one (when
 /// two graders both finalized, the later sign-off stands, as in an export's latest row).
@@ -24,26 +24,6 @@ pub fn signed_off(reviews: &[Review]) -> Option<&Review> {
         .iter()
         .filter(|r| r.status == ReviewStatus::Final)
         .max_by(|a, b| a.finalized_at.cmp(&b.finalized_at).then(a.id.cmp(&b.id)))
-}
-
-/// One criterion as the candidate sees it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FeedbackCriterion {
-    pub title: String,
-    /// The rubric's public description.
-    pub description: String,
-    /// The checklist as the grader ticked it (empty: the criterion has no items, or the review
-    /// was not done item by item).
-    pub items: Vec<FeedbackItem>,
-    /// The grader-approved feedback text (empty: the grader left none).
-    pub feedback: String,
-}
-
-/// One public checklist item and whether the grader found it met.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FeedbackItem {
-    pub text: String,
-    pub met: bool,
 }
 
 /// The rubric's criteria with the final review's ticks and feedback, in rubric order. Only
@@ -117,7 +97,7 @@ pub async fn write_cohort(
             done.push((rec.candidate.clone(), Outcome::NotFinal));
             continue;
         };
-        let (_, detail) = crate::pipeline::view(store, &rec).await?;
+        let (_, detail) = crate::results::view(store, &rec).await?;
         let doc = crate::report::Feedback {
             assignment: &cohort.name,
             candidate: &rec.candidate,
@@ -155,7 +135,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::store::{CriterionReview, ItemReview};
+    use crate::review::{CriterionReview, ItemReview};
 
     fn rubric() -> Rubric {
         Rubric::parse(

@@ -2,28 +2,35 @@
 //! micro-internships that hiring teams use instead of interviews.
 //!
 //! For every candidate repository in a cohort it fetches the repository within
-//! hard limits, reads how the candidate worked from the commits, stores every
-//! finding as evidence with a stable id, and writes reports. Later stages
-//! (sandboxed tests, reproducibility, LLM drafts, review) plug into the same
-//! pipeline and store.
+//! hard limits, reads how the candidate worked from the commits, runs its tests in
+//! a sandbox, checks that it reproduces, asks a local model the rubric's checklist
+//! questions (quotes verified), stores every finding as evidence with a stable id,
+//! ranks the cohort and writes reports; graders review in a web UI.
 //!
-//! Module map, in data-flow order:
+//! Module map, leaves first (no circle of imports: a test in `layout` checks it):
 //!
-//! - [`config`]: settings (`assay.toml` < `ASSAY_*` < flags).
-//! - [`cohort`], [`rubric`]: input files, validated with file:line:col errors ([`diag`]).
-//! - [`git`]: fetch (mirror, limits, SSRF policy, deadline), export, history signals.
-//! - [`evidence`]: evidence items with stable ids, built from stage outputs.
-//! - [`facts`]: the deterministic facts scores rest on, and what each source supports.
-//! - [`triage`]: automated criterion scores, drafts, weighted totals, confidence, ranking, queue.
-//! - [`review`]: grader reviews: finality, final totals, overrides, exports, the hiring lead's
-//!   metrics (per criterion and per checklist item).
-//! - [`feedback`]: the candidate's feedback after sign-off (`assay feedback`).
-//! - [`store`]: the `Store` trait and its SQLite implementation (sqlx).
-//! - [`pipeline`]: the worker pool: stages, semaphores, retries, cancellation, resume.
-//! - [`report`]: Markdown and HTML reports (tera); [`report::text`] for the terminal.
+//! - Leaves: [`ids`] (the shape of user-written ids), [`redact`] (credentials out of
+//!   messages), [`outcome`] (the stable outcome kinds every stage ends with), [`diag`]
+//!   (file:line:col input errors).
+//! - Inputs: [`config`] (settings), [`cohort`], [`rubric`] (checklists, checks, the
+//!   assessment of items and levels).
+//! - Domain: [`submission`] (a submission's record and status), [`review`] (grader reviews:
+//!   their types, finality, final totals, exports, metrics), [`evidence`] (items with
+//!   stable ids), [`facts`] (what scores rest on).
+//! - Reading a repository: [`git`] (fetch, export, history signals), [`readme`], [`runner`]
+//!   (runner specs and result parsers), [`sandbox`] (the Docker sandbox and the test job),
+//!   [`repro`] (reproducibility findings), [`check`] (`assay check` on one tree).
+//! - The model: [`llm`] (GGUF, tokenizer, forward pass, generation), [`untrusted`] (screening
+//!   candidate text), [`ask`] (checklist questions with verified quotes), [`draft`] (drafts,
+//!   rationales, feedback).
+//! - Grading: [`store`] (the `Store` trait and SQLite), [`pipeline`] (the worker pool: stages,
+//!   retries, cancellation, resume; it writes), [`results`] (the read model: summaries and
+//!   report details read back from the store), [`triage`] (scores, totals, confidence,
+//!   ranking, queue).
+//! - Showing results: [`report`] (Markdown, HTML, [`report::text`] for the terminal),
+//!   [`web`] (the review UI), [`feedback`] (the candidate's feedback after sign-off).
 //! - [`mod@bench`]: benchmarks against baselines (one module per `assay bench` benchmark),
 //!   synthetic repositories.
-//! - [`outcome`]: the stable outcome kinds every stage ends with.
 //!
 //! See ARCHITECTURE.md for the invariants.
 
@@ -38,16 +45,23 @@ pub mod evidence;
 pub mod facts;
 pub mod feedback;
 pub mod git;
+pub mod ids;
+#[cfg(test)]
+mod layout;
 pub mod llm;
 pub mod outcome;
 pub mod pipeline;
 pub mod readme;
+pub mod redact;
 pub mod report;
 pub mod repro;
+pub mod results;
 pub mod review;
 pub mod rubric;
 pub mod runner;
 pub mod sandbox;
 pub mod store;
+pub mod submission;
 pub mod triage;
+pub mod untrusted;
 pub mod web;

@@ -138,7 +138,7 @@ impl Failure {
     pub fn new(kind: OutcomeKind, message: impl Into<String>) -> Self {
         Failure {
             kind,
-            message: crate::git::redact(&message.into()),
+            message: crate::redact::redact(&message.into()),
         }
     }
 

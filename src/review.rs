@@ -1,14 +1,124 @@
-//! Grader reviews: what makes a review final, final scores, exports, and the hiring lead's
+//! Grader reviews: the review types (owned here; the store keeps them), what makes a review final, final scores, exports, and the hiring lead's
 //! metrics (how often graders kept the draft score; how often two graders agree). Pure: the
 //! store supplies reviews, nothing here does I/O.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::rubric::{Criterion, Rubric};
-use crate::store::{CriterionReview, Review, ReviewStatus, SubmissionRecord};
+use crate::submission::SubmissionRecord;
+
+// ---------------------------------------------------------------- reviews
+
+/// A review's state: open while a grader works on it, final once they finalize it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewStatus {
+    Open,
+    Final,
+}
+
+impl ReviewStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::Open => "open",
+            ReviewStatus::Final => "final",
+        }
+    }
+}
+
+/// A grader's judgement of one criterion.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CriterionReview {
+    /// The grader's score (`None`: not scored yet).
+    pub score: Option<u32>,
+    /// The grader's note.
+    #[serde(default)]
+    pub comment: String,
+    /// The draft's score when the grader saw it (for "how often graders kept the draft").
+    #[serde(default)]
+    pub draft_score: Option<u32>,
+    /// A checklist criterion's items as the grader ticked them, by item id (empty for a
+    /// criterion without items, and in reviews saved before items existed).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub items: std::collections::BTreeMap<String, ItemReview>,
+    /// The candidate-facing feedback the grader approves (pre-filled from the draft); what
+    /// `assay feedback` sends once the review is final.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub feedback: String,
+}
+
+/// What a save changes, per criterion, for the audit trail: the score move and the note, and
+/// for a checklist the items whose tick changed (`from`: the stored review's tick, or the
+/// draft's answer on a first save) and whether the candidate feedback was edited.
+pub fn review_changes(
+    before: Option<&std::collections::BTreeMap<String, CriterionReview>>,
+    after: &std::collections::BTreeMap<String, CriterionReview>,
+) -> Vec<serde_json::Value> {
+    after
+        .iter()
+        .filter(|(k, v)| before.and_then(|b| b.get(*k)) != Some(*v))
+        .map(|(k, v)| {
+            let old = before.and_then(|b| b.get(k));
+            let mut change = serde_json::json!({
+                "criterion": k,
+                "from": old.and_then(|c| c.score),
+                "to": v.score,
+                "comment": v.comment,
+            });
+            let items: serde_json::Map<String, serde_json::Value> = v
+                .items
+                .iter()
+                .filter_map(|(id, now)| {
+                    let was = match old.and_then(|c| c.items.get(id)) {
+                        Some(o) => Some(o.met),
+                        None => now.draft_met,
+                    };
+                    (was != Some(now.met)).then(|| (id.clone(), serde_json::json!({ "from": was, "to": now.met })))
+                })
+                .collect();
+            if !items.is_empty() {
+                change["items"] = items.into();
+            }
+            if old.map_or("", |c| c.feedback.as_str()) != v.feedback {
+                change["feedback"] = v.feedback.clone().into();
+            }
+            change
+        })
+        .collect()
+}
+
+/// A grader's answer to one checklist item.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemReview {
+    /// Whether the grader ticks the item as met.
+    pub met: bool,
+    /// What the draft answered when the grader saw it (`None`: the draft had no answer), for
+    /// "how often graders kept the model's answer".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_met: Option<bool>,
+}
+
+/// One grader's review of one submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    pub id: i64,
+    pub submission_id: i64,
+    /// Whose review it is.
+    pub grader: String,
+    pub status: ReviewStatus,
+    /// Bumped by every save; a save must name the version it started from.
+    pub version: i64,
+    /// By criterion id.
+    pub scores: std::collections::BTreeMap<String, CriterionReview>,
+    pub comment: String,
+    pub updated_at: String,
+    pub finalized_at: Option<String>,
+}
+
+// ---------------------------------------------------------------- rules
 
 /// Why `scores` cannot be finalized under `rubric` (empty: they can). A final review scores
 /// every criterion with one of its levels.
@@ -328,7 +438,6 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::store::ItemReview;
 
     fn rubric() -> Rubric {
         Rubric::parse(
@@ -533,7 +642,7 @@ from = ["readme"]
             repo: "/r".into(),
             git_ref: None,
             commit: None,
-            status: crate::store::SubmissionStatus::Done,
+            status: crate::submission::SubmissionStatus::Done,
             outcome: None,
         };
         let mut c = ticked(Some(2), "", &[("ci", true, Some(true)), ("metric", false, Some(true))]);
@@ -556,5 +665,60 @@ from = ["readme"]
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
+    }
+
+    fn scored(score: u32, items: &[(&str, bool, Option<bool>)], feedback: &str) -> BTreeMap<String, CriterionReview> {
+        let items = items
+            .iter()
+            .map(|(id, met, draft_met)| {
+                (
+                    id.to_string(),
+                    ItemReview {
+                        met: *met,
+                        draft_met: *draft_met,
+                    },
+                )
+            })
+            .collect();
+        BTreeMap::from([(
+            "framing".to_string(),
+            CriterionReview {
+                score: Some(score),
+                items,
+                feedback: feedback.into(),
+                ..Default::default()
+            },
+        )])
+    }
+
+    #[test]
+    fn the_audit_trail_names_each_item_a_save_ticks_or_unticks() {
+        // First save: items are compared with the draft's answers.
+        let first = scored(
+            2,
+            &[("metric", true, Some(false)), ("scope", false, Some(false))],
+            "draft text",
+        );
+        let c = review_changes(None, &first);
+        assert_eq!(
+            c[0]["items"],
+            serde_json::json!({ "metric": { "from": false, "to": true } })
+        );
+        assert_eq!(c[0]["feedback"], "draft text");
+        // A later save: items are compared with the stored review; an unchanged feedback is not named.
+        let second = scored(
+            1,
+            &[("metric", false, Some(false)), ("scope", false, Some(false))],
+            "draft text",
+        );
+        let c = review_changes(Some(&first), &second);
+        assert_eq!((c[0]["from"].as_u64(), c[0]["to"].as_u64()), (Some(2), Some(1)));
+        assert_eq!(
+            c[0]["items"],
+            serde_json::json!({ "metric": { "from": true, "to": false } })
+        );
+        assert!(c[0].get("feedback").is_none());
+        // Nothing changed, nothing recorded.
+        assert!(review_changes(Some(&second), &second).is_empty());
     }
 }

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::bench::corpus::{self, Manifest};
 use crate::diag::InputError;
-use crate::pipeline::GradeSummary;
+use crate::results::GradeSummary;
+use crate::review::CriterionReview;
 use crate::rubric::Rubric;
-use crate::store::CriterionReview;
 
 /// The labels file.
 #[derive(Debug, Clone, Deserialize)]
@@ -509,7 +509,7 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
         .cohort_id("corpus-items")
         .await?
         .context("the grade run stored no cohort corpus-items")?;
-    let summary = crate::pipeline::summarize(store.as_ref(), "corpus-items", cohort_id, &rubric, 5).await?;
+    let summary = crate::results::summarize(store.as_ref(), "corpus-items", cohort_id, &rubric, 5).await?;
     let graded = graded(&summary);
     let mut report = judge(&rubric, &labels, &graded);
     if o.timing > 0 {
@@ -534,9 +534,9 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
             let Some(rec) = records.iter().find(|r| r.candidate == id) else {
                 continue;
             };
-            let Some(fetch) = crate::pipeline::stage_output(store.as_ref(), rec.id, crate::store::Stage::Fetch)
+            let Some(fetch) = crate::results::stage_output(store.as_ref(), rec.id, crate::store::Stage::Fetch)
                 .await?
-                .and_then(|v| serde_json::from_value::<crate::pipeline::FetchOutput>(v).ok())
+                .and_then(|v| serde_json::from_value::<crate::results::FetchOutput>(v).ok())
             else {
                 continue;
             };

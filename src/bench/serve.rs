@@ -20,7 +20,8 @@ use crate::config::Grader;
 use crate::draft::{Attempt, CriterionDraft, DraftRecord};
 use crate::outcome::OutcomeKind;
 use crate::rubric::Rubric;
-use crate::store::{RunStatus, Stage, StageResult, Store, SubmissionStatus};
+use crate::store::{RunStatus, Stage, StageResult, Store};
+use crate::submission::SubmissionStatus;
 use crate::web::{self, App};
 
 /// One page's latencies.

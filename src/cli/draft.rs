@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use assay::diag::InputError;
-use assay::pipeline;
 use assay::report;
+use assay::results;
 use assay::store::Stage;
 
 #[derive(clap::Args)]
@@ -48,7 +48,7 @@ pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
                 .into());
             }
         };
-        let record: Option<assay::draft::DraftRecord> = pipeline::stage_output(store.as_ref(), rec.id, Stage::Draft)
+        let record: Option<assay::draft::DraftRecord> = results::stage_output(store.as_ref(), rec.id, Stage::Draft)
             .await?
             .and_then(|v| serde_json::from_value(v).ok());
         let evidence = store.evidence(rec.id).await?;

@@ -16,8 +16,9 @@ pub mod source;
 pub mod tls;
 pub mod tooling;
 
+pub use crate::redact::redact;
 pub use classify::{classify, FileClass};
 pub use export::{export_tree, Exported, MissingFile};
 pub use fetch::{fetch, FetchRequest, Fetched};
 pub use history::{analyze, HistoryInput, HistoryReport, Signal};
-pub use source::{redact, RepoSource, SourcePolicy};
+pub use source::{RepoSource, SourcePolicy};

@@ -17,14 +17,12 @@
 pub mod lock;
 pub mod progress;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -35,26 +33,19 @@ use crate::cohort::{Cohort, SubmissionSpec};
 use crate::config::Settings;
 use crate::draft::{self, DraftOptions};
 use crate::evidence::{self, EvidenceItem};
-use crate::git::{self, Exported, Fetched, HistoryReport, RepoSource, SourcePolicy};
+use crate::git::{self, HistoryReport, RepoSource, SourcePolicy};
 use crate::llm::Engine;
 use crate::outcome::{Failure, OutcomeKind};
 use crate::repro;
+use crate::results::{latest_done, summarize_with_details, FetchOutput, GradeSummary, SandboxOutput, SubmissionDetail};
 use crate::rubric::Rubric;
 use crate::runner;
 use crate::sandbox::job::{self, JobRequest, SandboxReport};
 use crate::sandbox::{Sandbox, SandboxLimits};
-use crate::store::{RunStatus, Stage, StageResult, StageRun, Store, StoreError, SubmissionRecord, SubmissionStatus};
+use crate::store::{RunStatus, Stage, StageResult, StageRun, Store, StoreError};
+use crate::submission::{SubmissionRecord, SubmissionStatus};
 
 pub use progress::Progress;
-
-/// What the fetch stage stores.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct FetchOutput {
-    /// The fetch.
-    pub fetched: Fetched,
-    /// The export of the graded commit.
-    pub export: Exported,
-}
 
 /// What a stage body hands back on success.
 #[derive(Debug)]
@@ -68,69 +59,6 @@ pub struct StageOk {
     /// How the stage ended: `ok`, or a result kind such as `tests_failed`
     /// (still a done stage: the candidate's failing tests are a result).
     pub outcome: OutcomeKind,
-}
-
-/// One stage's state in a summary.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct StageSummary {
-    /// running, done, failed or interrupted.
-    pub status: RunStatus,
-    /// The outcome kind.
-    pub outcome: Option<OutcomeKind>,
-    /// Attempt number of the latest run.
-    pub attempt: i64,
-    /// Duration of the latest run.
-    pub duration_ms: Option<i64>,
-    /// Error message beside the outcome.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// One submission's state in a summary (the `assay grade --json` contract).
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct SubmissionSummary {
-    /// Candidate id.
-    pub candidate: String,
-    /// Anonymised id.
-    pub anon_id: String,
-    /// Repository, credential-free.
-    pub repo: String,
-    /// Graded commit, when known.
-    pub commit: Option<String>,
-    /// done, failed or interrupted.
-    pub status: &'static str,
-    /// A stable outcome kind.
-    pub outcome: OutcomeKind,
-    /// The latest run of each stage.
-    pub stages: BTreeMap<Stage, StageSummary>,
-    /// Evidence items stored for the submission.
-    pub evidence: Vec<EvidenceItem>,
-    /// The model's drafts, one per rubric criterion (empty without a draft stage).
-    pub drafts: Vec<draft::CriterionDraft>,
-    /// The deterministic facts its automated scores rest on.
-    pub facts: draft::Facts,
-    /// Whether the sandbox's install worked and, when not, whose fault it was
-    /// (`None` without a sandbox stage).
-    pub install: Option<crate::sandbox::diagnose::InstallDiagnosis>,
-    /// The README's documented install and test commands, as they went in the sandbox.
-    pub readme_steps: Vec<crate::sandbox::steps::ReadmeStep>,
-    /// Files of the graded commit whose objects assay's copy lacks (the outcome is then
-    /// `repo_corrupt`; what ran, ran without them).
-    pub missing_objects: Vec<crate::git::MissingFile>,
-}
-
-/// The result of grading a cohort.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct GradeSummary {
-    /// Cohort name.
-    pub cohort: String,
-    /// Submissions in cohort order.
-    pub submissions: Vec<SubmissionSummary>,
-    /// Whether the run was cancelled before it finished.
-    #[serde(skip)]
-    pub cancelled: bool,
-    /// Scores, ranking and the review queue.
-    pub triage: crate::triage::Triage,
 }
 
 /// The pipeline, wired with a store and settings.
@@ -243,10 +171,7 @@ impl Pipeline {
     }
 
     /// Grades every submission of `cohort` that is not finished yet.
-    pub async fn run(
-        self: &Arc<Self>,
-        cohort: &Cohort,
-    ) -> Result<(GradeSummary, Vec<crate::report::SubmissionDetail>), StoreError> {
+    pub async fn run(self: &Arc<Self>, cohort: &Cohort) -> Result<(GradeSummary, Vec<SubmissionDetail>), StoreError> {
         let spec = json!({
             "name": cohort.name,
             "rubric": cohort.rubric_path,
@@ -860,13 +785,6 @@ impl Pipeline {
     }
 }
 
-/// What the sandbox stage stores: the report, or none when no runner matched.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SandboxOutput {
-    /// The job's report.
-    pub report: Option<SandboxReport>,
-}
-
 /// Evidence items `T1…` from a sandbox report: the candidate's tests, the
 /// hidden tests, flaky tests.
 fn test_evidence(report: Option<&SandboxReport>) -> Vec<EvidenceItem> {
@@ -1067,150 +985,4 @@ fn key(parts: &[&str]) -> String {
 fn worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
     format!("{}:{}", host.trim(), std::process::id())
-}
-
-/// One submission as the store holds it: its summary (what triage and the summaries need) and
-/// the detail its reports need. Reads the submission's runs and evidence once each.
-pub async fn view(
-    store: &dyn Store,
-    rec: &SubmissionRecord,
-) -> Result<(SubmissionSummary, crate::report::SubmissionDetail), StoreError> {
-    let runs = store.runs(rec.id).await?;
-    let done = |stage: Stage| latest_done(&runs, stage);
-    let detail = crate::report::SubmissionDetail {
-        fetch: done(Stage::Fetch).and_then(|v| serde_json::from_value(v).ok()),
-        history: done(Stage::History).and_then(|v| serde_json::from_value(v).ok()),
-        sandbox: done(Stage::Sandbox)
-            .and_then(|v| serde_json::from_value::<SandboxOutput>(v).ok())
-            .and_then(|o| o.report),
-        repro: done(Stage::Repro).and_then(|v| serde_json::from_value(v).ok()),
-        draft: done(Stage::Draft).and_then(|v| serde_json::from_value::<draft::DraftRecord>(v).ok()),
-    };
-    let mut facts = draft::Facts::from_reports(
-        detail.history.as_ref(),
-        detail.sandbox.as_ref(),
-        detail.repro.as_ref(),
-        detail.draft.as_ref().and_then(|r| r.readme_lines),
-    );
-    let drafts = detail.draft.as_ref().map(|r| r.drafts.clone()).unwrap_or_default();
-    let install = detail.sandbox.as_ref().and_then(|s| s.install_diagnosis.clone());
-    let readme_steps = detail
-        .sandbox
-        .as_ref()
-        .map(|s| s.readme_steps.clone())
-        .unwrap_or_default();
-    let mut stages = BTreeMap::new();
-    for run in runs {
-        stages.insert(
-            run.stage,
-            StageSummary {
-                status: run.status,
-                outcome: run.outcome,
-                attempt: run.attempt,
-                duration_ms: run.duration_ms,
-                error: run.error,
-            },
-        );
-    }
-    let (status, outcome) = match rec.status {
-        SubmissionStatus::Done => ("done", rec.outcome.unwrap_or(OutcomeKind::Ok)),
-        SubmissionStatus::Failed => ("failed", rec.outcome.unwrap_or(OutcomeKind::InfraError)),
-        _ => ("interrupted", OutcomeKind::Interrupted),
-    };
-    let missing_objects = detail
-        .fetch
-        .as_ref()
-        .map(|f| f.export.missing.clone())
-        .unwrap_or_default();
-    facts.copy_missing = missing_objects.len();
-    let summary = SubmissionSummary {
-        drafts,
-        facts,
-        install,
-        readme_steps,
-        missing_objects,
-        evidence: store.evidence(rec.id).await?,
-        candidate: rec.candidate.clone(),
-        anon_id: rec.anon_id.clone(),
-        repo: rec.repo.clone(),
-        commit: rec.commit.clone(),
-        status,
-        outcome,
-        stages,
-    };
-    Ok((summary, detail))
-}
-
-/// What triage needs of a submission's summary.
-pub fn triage_input(s: &SubmissionSummary) -> crate::triage::Input {
-    crate::triage::Input {
-        candidate: s.candidate.clone(),
-        anon_id: s.anon_id.clone(),
-        outcome: s.outcome,
-        facts: s.facts.clone(),
-        drafts: s.drafts.clone(),
-        injection_flags: s.evidence.iter().filter(|e| e.id.starts_with('I')).count(),
-        evidence: s.evidence.clone(),
-    }
-}
-
-/// The cohort's submissions as stored, scored and ranked against `rubric` with `top` queued.
-pub async fn summarize(
-    store: &dyn Store,
-    cohort: &str,
-    cohort_id: i64,
-    rubric: &Rubric,
-    top: usize,
-) -> Result<GradeSummary, StoreError> {
-    Ok(summarize_with_details(store, cohort, cohort_id, rubric, top).await?.0)
-}
-
-/// [`summarize`], with each submission's report detail (in the same order).
-pub async fn summarize_with_details(
-    store: &dyn Store,
-    cohort: &str,
-    cohort_id: i64,
-    rubric: &Rubric,
-    top: usize,
-) -> Result<(GradeSummary, Vec<crate::report::SubmissionDetail>), StoreError> {
-    let records = store.submissions(cohort_id).await?;
-    let mut out = Vec::with_capacity(records.len());
-    let mut details = Vec::with_capacity(records.len());
-    for rec in &records {
-        let (s, d) = view(store, rec).await?;
-        out.push(s);
-        details.push(d);
-    }
-    let inputs: Vec<crate::triage::Input> = out.iter().map(triage_input).collect();
-    let summary = GradeSummary {
-        cohort: cohort.to_string(),
-        submissions: out,
-        cancelled: false,
-        triage: crate::triage::triage(rubric, &inputs, top),
-    };
-    Ok((summary, details))
-}
-
-/// The output of the latest done run of `stage` among `runs` (a submission's, oldest first).
-fn latest_done(runs: &[StageRun], stage: Stage) -> Option<serde_json::Value> {
-    runs.iter()
-        .rev()
-        .find(|r| r.stage == stage && r.status == RunStatus::Done)
-        .and_then(|r| r.output.clone())
-}
-
-/// The stored output of a submission's latest done run of `stage`.
-pub async fn stage_output(
-    store: &dyn Store,
-    submission_id: i64,
-    stage: Stage,
-) -> Result<Option<serde_json::Value>, StoreError> {
-    Ok(latest_done(&store.runs(submission_id).await?, stage))
-}
-
-/// The history report of a submission, when its history stage is done.
-pub async fn history_of(store: &dyn Store, submission_id: i64) -> Result<Option<HistoryReport>, StoreError> {
-    Ok(stage_output(store, submission_id, Stage::History)
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok()))
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use tera::{Context, Tera};
 
 use crate::git::{FileClass, HistoryReport};
-use crate::pipeline::{FetchOutput, GradeSummary, SubmissionSummary};
+use crate::results::{GradeSummary, SubmissionDetail, SubmissionSummary};
 use crate::rubric::Rubric;
 use crate::triage::{QueueReason, Triaged};
 
@@ -127,21 +127,6 @@ fn tidy(text: &str) -> String {
         out.push('\n');
     }
     out
-}
-
-/// What one submission's report needs beyond its summary.
-#[derive(Debug, Clone, Default)]
-pub struct SubmissionDetail {
-    /// The fetch stage's output, when done.
-    pub fetch: Option<FetchOutput>,
-    /// The history report, when done.
-    pub history: Option<HistoryReport>,
-    /// The sandbox report, when the sandbox stage is done and a runner matched.
-    pub sandbox: Option<crate::sandbox::job::SandboxReport>,
-    /// The reproducibility report, when done.
-    pub repro: Option<crate::repro::ReproReport>,
-    /// The model's draft, when the draft stage is done.
-    pub draft: Option<crate::draft::DraftRecord>,
 }
 
 #[derive(Serialize)]
@@ -281,13 +266,33 @@ pub fn render_candidate(
     render(html_engine(), "candidate.html", &ctx)
 }
 
+/// One criterion as the candidate sees it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FeedbackCriterion {
+    pub title: String,
+    /// The rubric's public description.
+    pub description: String,
+    /// The checklist as the grader ticked it (empty: the criterion has no items, or the review
+    /// was not done item by item).
+    pub items: Vec<FeedbackItem>,
+    /// The grader-approved feedback text (empty: the grader left none).
+    pub feedback: String,
+}
+
+/// One public checklist item and whether the grader found it met.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FeedbackItem {
+    pub text: String,
+    pub met: bool,
+}
+
 /// A candidate's feedback after sign-off ([`crate::feedback`]): the checklist as the grader
 /// ticked it, the approved feedback texts and the reproducibility report.
 pub struct Feedback<'a> {
     pub assignment: &'a str,
     pub candidate: &'a str,
     pub commit: Option<&'a str>,
-    pub criteria: Vec<crate::feedback::FeedbackCriterion>,
+    pub criteria: Vec<FeedbackCriterion>,
     pub detail: &'a SubmissionDetail,
 }
 

@@ -2,7 +2,7 @@
 //! a model's metadata and a submission's drafts. The files it writes are in [`super`].
 
 use crate::git::{FileClass, HistoryReport};
-use crate::pipeline::GradeSummary;
+use crate::results::GradeSummary;
 
 /// Commits shown per session in the terminal timeline.
 const SESSION_COMMITS_SHOWN: usize = 12;

@@ -6,7 +6,6 @@ use serde::{Deserialize, Serialize};
 
 use super::checks::{self, CheckInput};
 use super::{Criterion, Decide};
-use crate::ask::Answer;
 
 /// One item as assessed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,9 +37,10 @@ pub struct Claim {
     pub quote: Option<String>,
 }
 
-/// The items of `c`: checks computed from `input`, questions from `answers` (a question without
-/// an answer is not met and flagged `not_asked`).
-pub fn items(c: &Criterion, input: &CheckInput<'_>, answers: &[Answer]) -> Vec<ItemResult> {
+/// The items of `c`: checks computed from `input`, questions as `asked` decided them (the model's
+/// answers, read by [`crate::ask::item_results`]; a question not among them is not met and
+/// flagged `not_asked`).
+pub fn items(c: &Criterion, input: &CheckInput<'_>, asked: &[ItemResult]) -> Vec<ItemResult> {
     c.items
         .iter()
         .map(|item| match &item.decide {
@@ -63,60 +63,20 @@ pub fn items(c: &Criterion, input: &CheckInput<'_>, answers: &[Answer]) -> Vec<I
                     claimed: None,
                 }
             }
-            Decide::Ask { .. } => {
-                let a = answers.iter().find(|a| a.criterion == c.id && a.item == item.id);
-                match a {
-                    None => ItemResult {
-                        id: item.id.clone(),
-                        kind: item.decide.kind().into(),
-                        text: item.text.clone(),
-                        met: false,
-                        evidence: vec![],
-                        quote: None,
-                        flags: vec!["not_asked".into()],
-                        note: "the model was not asked (no draft stage)".into(),
-                        claimed: None,
-                    },
-                    Some(a) => ItemResult {
-                        id: item.id.clone(),
-                        kind: item.decide.kind().into(),
-                        text: item.text.clone(),
-                        met: a.met,
-                        evidence: if a.met {
-                            a.evidence.iter().cloned().collect()
-                        } else {
-                            vec![]
-                        },
-                        quote: a.quote.clone().filter(|_| a.met),
-                        flags: a.flags.clone(),
-                        note: match (a.answer.as_deref(), a.met) {
-                            (Some("yes"), true) if a.flags.iter().any(|f| f.starts_with("closer_reading")) => {
-                                "the model's first quote did not count; read alone, the section cited answered \
-yes with this quote, found there"
-                                    .into()
-                            }
-                            (Some("yes"), true) => {
-                                "the model answered yes; its quote was found in the cited item and confirmed".into()
-                            }
-                            (Some("yes"), false) if a.flags.iter().any(|f| f.starts_with("not_confirmed")) => {
-                                "the model answered yes with a quote found in the cited item, but on a second \
-reading of that passage alone it did not: not counted"
-                                    .into()
-                            }
-                            (Some("yes"), false) => {
-                                "the model answered yes, but its quote was not verified: not counted".into()
-                            }
-                            (Some(_), _) => "the model answered no".into(),
-                            (None, _) => "the model's answer was unusable: not counted".into(),
-                        },
-                        claimed: Some(Claim {
-                            answer: a.answer.clone(),
-                            evidence: a.evidence.clone(),
-                            quote: a.quote.clone(),
-                        }),
-                    },
-                }
-            }
+            Decide::Ask { .. } => match asked.iter().find(|r| r.id == item.id) {
+                Some(r) => r.clone(),
+                None => ItemResult {
+                    id: item.id.clone(),
+                    kind: item.decide.kind().into(),
+                    text: item.text.clone(),
+                    met: false,
+                    evidence: vec![],
+                    quote: None,
+                    flags: vec!["not_asked".into()],
+                    note: "the model was not asked (no draft stage)".into(),
+                    claimed: None,
+                },
+            },
         })
         .collect()
 }
@@ -203,28 +163,23 @@ from = ["readme", "commits"]
         r.criteria[0].clone()
     }
 
-    fn answer(met: bool, quote: &str) -> Answer {
-        Answer {
-            criterion: "iteration".into(),
-            item: "failures".into(),
-            answer: Some("yes".into()),
-            evidence: Some("D2".into()),
+    /// A question item decided yes, as `ask::item_results` gives it.
+    fn met(quote: &str) -> ItemResult {
+        ItemResult {
+            id: "failures".into(),
+            kind: "ask".into(),
+            text: "A failed approach is described.".into(),
+            met: true,
+            evidence: vec!["D2".into()],
             quote: Some(quote.into()),
-            met,
-            flags: if met {
-                vec![]
-            } else {
-                vec!["unverified_quote: the quote is not in D2".into()]
-            },
-            prompt_hash: "h".into(),
-            run: Default::default(),
-            confirmation: None,
-            closer: Vec::new(),
+            flags: vec![],
+            note: "the model answered yes; its quote was found in the cited item and confirmed".into(),
+            claimed: None,
         }
     }
 
     #[test]
-    fn a_dump_stays_at_the_lowest_levels_whatever_the_model_answers() {
+    fn a_dump_stays_at_the_lowest_levels_whatever_the_questions_say() {
         let c = criterion();
         let facts = Facts {
             history: Some(HistoryFacts {
@@ -243,8 +198,7 @@ from = ["readme", "commits"]
             facts: &facts,
             evidence: &ev,
         };
-        let yes = [answer(true, "we first tried a CNN and it overfit")];
-        let items = items(&c, &input, &yes);
+        let items = items(&c, &input, &[met("we first tried a CNN and it overfit")]);
         assert_eq!(items.iter().map(|i| i.met).collect::<Vec<_>>(), [false, false, true]);
         assert_eq!(level(&c, &items), 2, "count rule: 1 + one item met");
         let r = rationale(&items);
@@ -256,18 +210,9 @@ from = ["readme", "commits"]
             r.contains("Not met: Many small steps (2 commits); No single dump (one commit holds 80% or more"),
             "{r}"
         );
-        // An unverified yes counts for nothing, and the grader sees the claim.
-        let items = super::items(&c, &input, &[answer(false, "invented words here")]);
-        assert_eq!(level(&c, &items), 1);
-        let q = &items[2];
-        assert!(q.quote.is_none() && q.evidence.is_empty());
-        assert_eq!(
-            q.claimed.as_ref().unwrap().quote.as_deref(),
-            Some("invented words here")
-        );
-        assert!(q.flags[0].starts_with("unverified_quote"));
         // No model: the question is not met and says so.
         let items = super::items(&c, &input, &[]);
         assert_eq!(items[2].flags, ["not_asked"]);
+        assert_eq!(level(&c, &items), 1);
     }
 }

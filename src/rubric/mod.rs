@@ -326,7 +326,7 @@ impl Rubric {
             let span = c.span();
             let c = c.into_inner();
             let id = c.id.get_ref().clone();
-            if !crate::cohort::is_plain_id(&id) {
+            if !crate::ids::is_plain_id(&id) {
                 return Err(err(
                     c.id.span(),
                     format!("criterion id {id:?} must be letters, digits, '-', '_' or '.'"),
@@ -444,7 +444,7 @@ fn items(
     for r in raw {
         let item = r.get_ref();
         let item_id = item.id.get_ref();
-        if !crate::cohort::is_plain_id(item_id) {
+        if !crate::ids::is_plain_id(item_id) {
             return Err(err(
                 item.id.span(),
                 format!("item id {item_id:?} must be letters, digits, '-', '_' or '.'"),

@@ -12,12 +12,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, SqlSafeStr};
 
-use super::{
-    CohortRecord, Event, Review, ReviewSave, ReviewStatus, RunStatus, SaveOutcome, Stage, StageResult, StageRun, Store,
-    StoreError, SubmissionRecord, SubmissionStatus,
-};
+use super::{CohortRecord, Event, ReviewSave, RunStatus, SaveOutcome, Stage, StageResult, StageRun, Store, StoreError};
 use crate::evidence::EvidenceItem;
 use crate::outcome::OutcomeKind;
+use crate::review::{review_changes, Review, ReviewStatus};
+use crate::submission::{SubmissionRecord, SubmissionStatus};
 
 /// The schema's migrations, embedded in the binary. Each version, description and checksum
 /// (the SQL's SHA-384) is what sqlx's `migrate!` macro derived from the files
@@ -552,7 +551,7 @@ impl Store for SqliteStore {
                 .find(|r| r.grader == save.grader);
             return Ok(SaveOutcome::Conflict(now_stored));
         }
-        let changed = super::review_changes(current.as_ref().map(|r| &r.scores), &save.scores);
+        let changed = review_changes(current.as_ref().map(|r| &r.scores), &save.scores);
         let kind = if save.finalize {
             "review_finalized"
         } else {
@@ -637,7 +636,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::store::CriterionReview;
+    use crate::review::CriterionReview;
 
     async fn store_with_submission() -> (tempfile::TempDir, SqliteStore, i64) {
         let dir = tempfile::tempdir().unwrap();

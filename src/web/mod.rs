@@ -36,11 +36,10 @@ use tera::{Context, Tera};
 use crate::config::Grader;
 use crate::report;
 use crate::review;
+use crate::review::{CriterionReview, ItemReview, Review, ReviewStatus};
 use crate::rubric::Rubric;
-use crate::store::{
-    CohortRecord, CriterionReview, ItemReview, Review, ReviewSave, ReviewStatus, SaveOutcome, Store, StoreError,
-    SubmissionRecord,
-};
+use crate::store::{CohortRecord, ReviewSave, SaveOutcome, Store, StoreError};
+use crate::submission::SubmissionRecord;
 use crate::triage::Triage;
 
 use redact::Redactor;
@@ -220,7 +219,7 @@ impl App {
                 "cohort {name:?} was graded before rubrics were stored with cohorts: grade it again to review it"
             ))
         })?;
-        let summary = crate::pipeline::summarize(self.store.as_ref(), name, id, &rubric, record.top()).await?;
+        let summary = crate::results::summarize(self.store.as_ref(), name, id, &rubric, record.top()).await?;
         let records = self.store.submissions(id).await?;
         let by_anon = records
             .iter()
@@ -821,7 +820,7 @@ async fn packet_html(
     reviews: &[Review],
     state: PacketState<'_>,
 ) -> Result<String, WebError> {
-    let (summary, detail) = crate::pipeline::view(app.store.as_ref(), rec).await?;
+    let (summary, detail) = crate::results::view(app.store.as_ref(), rec).await?;
     let t = view.triage.submissions.iter().find(|t| t.anon_id == rec.anon_id);
     let mut ctx = report::packet_context(&view.record.name, &view.rubric, &summary, &detail, t);
     ctx.extend(app.base_context(Some(session)));

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use regex::Regex;
 
-use crate::store::SubmissionRecord;
+use crate::submission::SubmissionRecord;
 
 /// Shown where a repository was.
 pub const REPO: &str = "[repository hidden]";
@@ -152,7 +152,7 @@ fn hosted_owner(repo: &str) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::SubmissionStatus;
+    use crate::submission::SubmissionStatus;
 
     fn rec(candidate: &str, anon: &str, repo: &str) -> SubmissionRecord {
         SubmissionRecord {

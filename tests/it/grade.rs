@@ -661,7 +661,8 @@ fn html_reports_rank_chart_and_escape_what_candidates_wrote() {
 
 #[test]
 fn export_writes_final_reviews_blind_unless_revealed_with_the_leads_metrics() {
-    use assay::store::{CriterionReview, ReviewSave, SaveOutcome};
+    use assay::review::CriterionReview;
+    use assay::store::{ReviewSave, SaveOutcome};
     let work = tempfile::tempdir().unwrap();
     let (a, b) = (iterative(), single_dump());
     let cohort = cohort_of(work.path(), "", &[("alice-smith", a.path()), ("bob-jones", b.path())]);

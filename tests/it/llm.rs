@@ -485,7 +485,12 @@ fn quotes_are_genuine(rec: &DraftRecord, b: &Bundle, extra: &[EvidenceItem]) {
         .iter()
         .chain(extra)
         .chain(&b.commits)
-        .map(|i| (i.id.clone(), assay::ask::normalise(&assay::draft::sanitize(&i.text).0)))
+        .map(|i| {
+            (
+                i.id.clone(),
+                assay::ask::normalise(&assay::untrusted::sanitize(&i.text).0),
+            )
+        })
         .collect();
     for d in &rec.drafts {
         for item in d.items.iter().filter(|i| i.kind == "ask" && i.met) {

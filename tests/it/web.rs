@@ -8,7 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assay::store::{ReviewStatus, SqliteStore, Store};
+use assay::review::ReviewStatus;
+use assay::store::{SqliteStore, Store};
 use fantoccini::{Client, ClientBuilder, Locator};
 
 use crate::helpers::*;

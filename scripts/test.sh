@@ -44,5 +44,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked --quiet
 stage "lints and docs"
 finish "$images" images
 finish "$model" model
-cargo test --locked
+# Every test: the fast lane (plain `cargo test`) and the full lane's tests, marked
+# #[ignore = "full lane: …"] because they need the engine, the models, Chromium or sshd.
+cargo test --locked -- --include-ignored
 stage tests

@@ -43,6 +43,8 @@ pub mod diag;
 pub mod draft;
 pub mod evidence;
 pub mod facts;
+#[cfg(test)]
+mod fakes;
 pub mod feedback;
 pub mod git;
 pub mod ids;

@@ -123,7 +123,7 @@ async fn grade(settings: Settings, cohort: Cohort, model: Option<ModelRef>, a: A
             evidence_budget: a.draft_budget,
             ..Default::default()
         };
-        pipeline = pipeline.with_drafter(Arc::new(pipeline::Drafter::new(engine, options)));
+        pipeline = pipeline.with_drafter(Arc::new(assay::draft::ModelDrafter::new(engine, options)));
     }
     let pipeline = Arc::new(pipeline);
     // The summary and each submission's report detail, read from the store once.

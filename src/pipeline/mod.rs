@@ -31,10 +31,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cohort::{Cohort, SubmissionSpec};
 use crate::config::Settings;
-use crate::draft::{self, DraftOptions};
+use crate::draft::{self, Drafter};
 use crate::evidence::{self, EvidenceItem};
 use crate::git::{self, HistoryReport, RepoSource, SourcePolicy};
-use crate::llm::Engine;
 use crate::outcome::{Failure, OutcomeKind};
 use crate::repro;
 use crate::results::{latest_done, summarize_with_details, FetchOutput, GradeSummary, SandboxOutput, SubmissionDetail};
@@ -74,7 +73,7 @@ pub struct Pipeline {
     sandbox: Option<Arc<dyn Sandbox>>,
     container_slots: Arc<Semaphore>,
     test_timeout: Option<u64>,
-    drafter: Option<Arc<Drafter>>,
+    drafter: Option<Arc<dyn Drafter>>,
 }
 
 /// Per-cohort facts every submission task needs.
@@ -88,28 +87,6 @@ struct CohortCtx {
     rubric: Arc<Rubric>,
     /// sha256 of the rubric as parsed (part of the draft stage's key).
     rubric_hash: String,
-}
-
-/// The model that drafts, and how.
-pub struct Drafter {
-    pub engine: Engine,
-    pub options: DraftOptions,
-    /// One submission drafts at a time. Its questions share prompt prefixes that the model's
-    /// KV cache keeps between consecutive prompts; interleaved with another submission's, every
-    /// question would process its whole prompt again (measured on the corpus with four jobs:
-    /// no submission's draft finished in 4.5 minutes).
-    turn: tokio::sync::Mutex<()>,
-}
-
-impl Drafter {
-    /// A drafter over `engine`.
-    pub fn new(engine: Engine, options: DraftOptions) -> Drafter {
-        Drafter {
-            engine,
-            options,
-            turn: tokio::sync::Mutex::new(()),
-        }
-    }
 }
 
 impl Pipeline {
@@ -147,7 +124,7 @@ impl Pipeline {
     }
 
     /// Drafts every rubric criterion with the local model after the other stages.
-    pub fn with_drafter(mut self, drafter: Arc<Drafter>) -> Pipeline {
+    pub fn with_drafter(mut self, drafter: Arc<dyn Drafter>) -> Pipeline {
         self.drafter = Some(drafter);
         self
     }
@@ -561,7 +538,7 @@ impl Pipeline {
         ctx: &CohortCtx,
         rec: &SubmissionRecord,
         fetch: &FetchOutput,
-        drafter: Arc<Drafter>,
+        drafter: Arc<dyn Drafter>,
     ) -> Result<Result<(), Failure>, StoreError> {
         let store = self.store.as_ref();
         let DraftEvidence {
@@ -572,7 +549,7 @@ impl Pipeline {
         } = draft_evidence(store, rec.id).await?;
         // Questions whose prompt has not changed keep the answers of the last draft.
         let previous: Vec<crate::ask::Answer> = previous
-            .filter(|r| r.model == drafter.engine.model_id)
+            .filter(|r| r.model == drafter.model_id())
             .map(|r| r.answers)
             .unwrap_or_default();
         let evidence_hash = {
@@ -580,11 +557,11 @@ impl Pipeline {
             h.update(serde_json::to_vec(&items).expect("evidence serialises"));
             hex::encode(h.finalize())
         };
-        let options = serde_json::to_string(&drafter.options).expect("options serialise");
+        let options = serde_json::to_string(drafter.options()).expect("options serialise");
         let commit = fetch.fetched.commit.clone();
         let draft_key = key(&[
             &commit,
-            &drafter.engine.model_id,
+            drafter.model_id(),
             &ctx.rubric_hash,
             draft::PROMPT_VERSION,
             crate::ask::fingerprint(),
@@ -603,22 +580,19 @@ impl Pipeline {
                 async move {
                     let (readme, readme_lines) = blocking(move || readme_evidence(&fetch, &file_limits)).await?;
                     facts.readme_lines = Some(readme_lines);
-                    let _turn = drafter.turn.lock().await;
-                    let (record, extra) = draft::draft(
-                        &drafter.engine,
-                        draft::DraftInput {
+                    let (record, extra) = drafter
+                        .draft(draft::DraftInput {
                             rubric: &rubric,
                             band_above: rubric.band_above,
                             stage_items: items,
                             readme,
                             commits,
                             facts,
-                            options: &drafter.options,
+                            options: drafter.options(),
                             previous,
-                        },
-                    )
-                    .await
-                    .map_err(|e| Failure::new(OutcomeKind::InternalError, format!("draft: {e:#}")))?;
+                        })
+                        .await
+                        .map_err(|e| Failure::new(OutcomeKind::InternalError, format!("draft: {e:#}")))?;
                     Ok(StageOk {
                         output: serde_json::to_value(&record).expect("draft record serialises"),
                         evidence: extra,
@@ -986,3 +960,6 @@ fn worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
     format!("{}:{}", host.trim(), std::process::id())
 }
+
+#[cfg(test)]
+mod tests;

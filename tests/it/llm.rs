@@ -66,16 +66,19 @@ fn parity(model: &str, fixture_file: &str) {
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn smollm2_tokenizer_matches_llama_cpp() {
     parity(TINY_MODEL, "smollm2-135m-instruct.jsonl");
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn qwen_tokenizer_matches_llama_cpp() {
     parity(assay::llm::DEFAULT_MODEL, "qwen2.5-coder-1.5b-instruct.jsonl");
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn gemma3_tokenizer_matches_llama_cpp() {
     parity(GEMMA_MODEL, "gemma-3-270m.jsonl");
 }
@@ -142,16 +145,19 @@ fn logit_parity(model: &str, tol: f32) {
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn gemma3_forward_matches_llama_cpp() {
     logit_parity(GEMMA_MODEL, 2.0);
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn smollm2_forward_matches_llama_cpp() {
     logit_parity(TINY_MODEL, 1.5);
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn gemma3_chats_in_its_turn_format_and_answers_schema_constrained_json() {
     let mut llm = Llm::load(&model_path(GEMMA_MODEL), GEMMA_MODEL, 1024).unwrap();
     assert!(
@@ -190,6 +196,7 @@ fn gemma3_chats_in_its_turn_format_and_answers_schema_constrained_json() {
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn special_tokens_in_untrusted_text_stay_text() {
     let g = Gguf::open(&model_path(TINY_MODEL)).unwrap();
     let tok = GgufTokenizer::from_gguf(&g).unwrap();
@@ -206,6 +213,7 @@ fn special_tokens_in_untrusted_text_stay_text() {
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn an_answer_continues_from_its_start_and_a_first_token_bias_decides_a_close_choice() {
     let mut llm = Llm::load(&model_path(TINY_MODEL), TINY_MODEL, 2048).unwrap();
     let msgs = [
@@ -260,6 +268,7 @@ fn an_answer_continues_from_its_start_and_a_first_token_bias_decides_a_close_cho
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn smollm2_generates_deterministically_and_reuses_the_prefix() {
     let mut llm = Llm::load(&model_path(TINY_MODEL), TINY_MODEL, 2048).unwrap();
     let msgs = [
@@ -287,6 +296,7 @@ fn smollm2_generates_deterministically_and_reuses_the_prefix() {
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn chat_templates_render_as_llama_cpp_and_contents_are_encoded_apart() {
     let msgs = [
         Message::new("system", "Grade fairly."),
@@ -367,6 +377,7 @@ fn bundle_ids(b: &Bundle, extra: &[EvidenceItem]) -> std::collections::BTreeSet<
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn a_fixture_draft_parses_cites_only_its_evidence_and_repeats_byte_for_byte() {
     let e = engine(TINY_MODEL);
     let b = bundle("strong.json");
@@ -396,6 +407,7 @@ fn a_fixture_draft_parses_cites_only_its_evidence_and_repeats_byte_for_byte() {
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn an_injected_readme_is_flagged_and_no_criterion_leaves_its_band() {
     let e = engine(TINY_MODEL);
     let mut b = bundle("weak.json");
@@ -435,6 +447,7 @@ fn an_injected_readme_is_flagged_and_no_criterion_leaves_its_band() {
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn a_truncated_generation_is_an_invalid_draft_never_a_valid_one() {
     let e = engine(TINY_MODEL);
     let opts = DraftOptions {
@@ -458,6 +471,7 @@ fn a_truncated_generation_is_an_invalid_draft_never_a_valid_one() {
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn the_default_model_scores_a_strong_submission_above_a_weak_one() {
     let e = engine(DEFAULT_MODEL);
     let opts = DraftOptions::default();
@@ -508,6 +522,7 @@ fn quotes_are_genuine(rec: &DraftRecord, b: &Bundle, extra: &[EvidenceItem]) {
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn a_checklist_draft_counts_only_verified_quotes_and_repeats_byte_for_byte() {
     let e = engine(TINY_MODEL);
     let b = bundle("strong.json");
@@ -566,6 +581,7 @@ fn a_checklist_draft_counts_only_verified_quotes_and_repeats_byte_for_byte() {
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn a_readme_that_asks_for_yes_changes_no_item_whose_quote_is_not_there() {
     let e = engine(TINY_MODEL);
     let mut b = bundle("weak.json");
@@ -592,6 +608,7 @@ fn a_readme_that_asks_for_yes_changes_no_item_whose_quote_is_not_there() {
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn the_default_model_ticks_what_a_strong_readme_states_and_not_what_a_weak_one_lacks() {
     let e = engine(DEFAULT_MODEL);
     let rubric = rubric();
@@ -644,6 +661,7 @@ fn the_default_model_ticks_what_a_strong_readme_states_and_not_what_a_weak_one_l
 }
 
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn grade_drafts_every_criterion_and_assay_draft_shows_them() {
     use crate::helpers::{iterative, json_ok, write_cohort, Assay};
     let r = iterative();
@@ -720,6 +738,7 @@ fn grade_drafts_every_criterion_and_assay_draft_shows_them() {
 /// draft finished in minutes. Drafts take turns: within one submission, each question after
 /// the first of its group reuses all of its prompt but the question itself.
 #[test]
+#[ignore = "full lane: needs the model weights (assay model fetch --all)"]
 fn drafts_of_submissions_graded_together_take_turns_and_keep_their_prompt_prefixes() {
     use crate::helpers::{cohort_of, json_ok, Assay, Scripted, DAY1, HOUR};
     let work = tempfile::tempdir().unwrap();

@@ -27,6 +27,7 @@ fn check(repo: &Path, extra: &[&str]) -> serde_json::Value {
 const CALC: &str = "def add(a, b):\n    return a + b\n";
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn python_passing_project_passes_with_cases_and_is_reproduced() {
     let r = python_repo(&[
     // `python -m pytest`: bare `pytest` would not find calc.py (the root is not on sys.path
@@ -47,6 +48,7 @@ fn python_passing_project_passes_with_cases_and_is_reproduced() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn python_tests_with_nothing_to_install_run_with_the_images_pytest() {
     // No requirements, pyproject or setup.py: the README asks for pytest and nothing else
     // (corpus: lisatitshall's exercises were "no runner" though their tests run).
@@ -77,6 +79,7 @@ Run the tests: `pip3 install pytest`, then `python3 -m pytest`.
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn python_failing_test_is_tests_failed_with_a_finding() {
     let r = python_repo(&[
         ("requirements.txt", "pytest\n"),
@@ -111,6 +114,7 @@ fn python_failing_test_is_tests_failed_with_a_finding() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn undeclared_dependency_fails_the_tests() {
     let r = python_repo(&[
         ("requirements.txt", "pytest\n"),
@@ -139,6 +143,7 @@ fn undeclared_dependency_fails_the_tests() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn a_project_without_tests_is_no_tests_never_a_pass() {
     let r = python_repo(&[("requirements.txt", "pytest\n"), ("calc.py", CALC)]);
     let v = check(r.path(), &[]);
@@ -146,6 +151,7 @@ fn a_project_without_tests_is_no_tests_never_a_pass() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn an_endless_test_is_killed_as_timeout() {
     let r = python_repo(&[
         ("requirements.txt", "pytest\n"),
@@ -159,6 +165,7 @@ fn an_endless_test_is_killed_as_timeout() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn network_access_during_tests_fails() {
     let r = python_repo(&[
         ("requirements.txt", "pytest\n"),
@@ -172,6 +179,7 @@ fn network_access_during_tests_fails() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn a_memory_hog_is_oom() {
     let r = python_repo(&[
         ("requirements.txt", "pytest\n"),
@@ -185,6 +193,7 @@ fn a_memory_hog_is_oom() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn fifty_megabytes_of_output_is_output_truncated() {
     let r = python_repo(&[
         ("requirements.txt", "pytest\n"),
@@ -199,6 +208,7 @@ fn fifty_megabytes_of_output_is_output_truncated() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn a_test_failing_every_other_run_is_flaky() {
     let r = python_repo(&[
         ("requirements.txt", "pytest\n"),
@@ -220,6 +230,7 @@ fn a_test_failing_every_other_run_is_flaky() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn a_fork_bomb_is_contained_and_the_host_is_fine() {
     let r = python_repo(&[
         ("requirements.txt", "pytest\n"),
@@ -235,6 +246,7 @@ fn a_fork_bomb_is_contained_and_the_host_is_fine() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn copy_out_keeps_regular_files_and_never_follows_links() {
     let r = python_repo(&[("requirements.txt", "pytest\n")]);
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -285,6 +297,7 @@ fn repo_with(files: &[(&str, &str)]) -> Scripted {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn rust_passing_project_passes() {
     let r = repo_with(&[
         ("Cargo.toml", "[package]\nname = \"calc\"\nversion = \"0.1.0\"\nedition = \"2021\"\n"),
@@ -301,6 +314,7 @@ fn rust_passing_project_passes() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn node_passing_project_passes_and_a_missing_lockfile_is_a_finding() {
     let r = repo_with(&[
         ("package.json", "{\"name\":\"calc\",\"version\":\"1.0.0\",\"scripts\":{\"test\":\"node --test\"}}\n"),
@@ -325,6 +339,7 @@ fn node_passing_project_passes_and_a_missing_lockfile_is_a_finding() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn go_passing_project_passes() {
     let r = repo_with(&[
         ("go.mod", "module example.com/calc\n\ngo 1.19\n"),
@@ -343,6 +358,7 @@ fn go_passing_project_passes() {
 /// A Go project in the old GOPATH layout (no go.mod): its tests run with GO111MODULE=off and
 /// the missing module is a finding.
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn a_gopath_go_project_without_go_mod_runs_its_tests_and_says_go_mod_is_missing() {
     let r = repo_with(&[
         ("calc.go", "package calc\n\nfunc Add(a, b int) int { return a + b }\n"),
@@ -368,6 +384,7 @@ fn a_gopath_go_project_without_go_mod_runs_its_tests_and_says_go_mod_is_missing(
 const CHEATING_CONFTEST: &str = "import pytest\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n    outcome = yield\n    report = outcome.get_result()\n    report.outcome = 'passed'\n";
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn hidden_tests_still_fail_when_a_conftest_forces_every_test_to_pass() {
     let r = python_repo(&[
         ("requirements.txt", "pytest==7.2.1\n"),
@@ -406,6 +423,7 @@ fn hidden_tests_still_fail_when_a_conftest_forces_every_test_to_pass() {
 }
 
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn node_vitest_project_reports_cases_from_junit() {
     let r = repo_with(&[
         (
@@ -447,6 +465,7 @@ fn image_id(tag: &str) -> String {
 /// it overlaps compilation); `assay images build`, what users run, must make the very same image
 /// from the same Dockerfile and BASE: every layer comes from the cache and the id is unchanged.
 #[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
 fn assay_images_build_makes_the_image_the_setup_script_made() {
     let before = image_id("assay-runner-go");
     let out = Assay::new().run(&["images", "build", "--runner", "go"]);

@@ -6,13 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::diag::InputError;
 
 /// Hard limits on what one submission may cost us. Each, when hit, becomes a
 /// recorded outcome kind on the submission (see [`crate::outcome::OutcomeKind`]).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Bytes received while fetching one repository.
@@ -50,7 +50,7 @@ impl Default for Limits {
 }
 
 /// Everything that configures a run of assay.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
     /// Where mirrors, exports and the default SQLite database live.
@@ -77,6 +77,13 @@ pub struct Settings {
     pub retries: u32,
     /// Per-submission limits.
     pub limits: Limits,
+    /// Lowers the sandbox's test-phase wall time, seconds (`--test-timeout`).
+    pub test_timeout: Option<u64>,
+    /// The model that drafts and answers the checklist: a manifest name or a .gguf path
+    /// (`--model`; default: the default model when it has been fetched).
+    pub model: Option<String>,
+    /// Tokens the evidence may take in a holistic draft's prompt (`--draft-budget`).
+    pub draft_budget: usize,
     /// Who may review in `assay serve` (`[[grader]]` tables).
     #[serde(rename = "grader")]
     pub graders: Vec<Grader>,
@@ -84,7 +91,7 @@ pub struct Settings {
 
 /// A grader of `assay serve`: a name and the sha256 of their token (the token itself is
 /// never stored; `assay grader add` prints it once).
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Grader {
     pub name: String,
@@ -114,6 +121,9 @@ impl Default for Settings {
             ca_file: None,
             retries: 2,
             limits: Limits::default(),
+            test_timeout: None,
+            model: None,
+            draft_budget: 1200,
             graders: Vec::new(),
         }
     }
@@ -138,6 +148,12 @@ pub struct Overrides {
     pub db: Option<String>,
     /// `--jobs`
     pub jobs: Option<usize>,
+    /// `--test-timeout`
+    pub test_timeout: Option<u64>,
+    /// `--model`
+    pub model: Option<String>,
+    /// `--draft-budget`
+    pub draft_budget: Option<usize>,
 }
 
 impl Settings {
@@ -160,7 +176,7 @@ impl Settings {
         env: &[(String, String)],
         overrides: &Overrides,
     ) -> Result<Settings, InputError> {
-        let mut settings = match file {
+        let settings = match file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| InputError::file(path, format!("cannot read settings: {e}")))?;
@@ -171,58 +187,65 @@ impl Settings {
             }
             None => Settings::default(),
         };
-        settings.apply_env(env)?;
-        if let Some(d) = &overrides.data_dir {
-            settings.data_dir = d.clone();
-        }
-        if let Some(db) = &overrides.db {
-            settings.db = Some(db.clone());
-        }
-        if let Some(j) = overrides.jobs {
-            settings.jobs = j;
-        }
+        let mut settings = settings.with_env(env)?;
+        let o = overrides.clone();
+        settings.data_dir = o.data_dir.unwrap_or(settings.data_dir);
+        settings.db = o.db.or(settings.db);
+        settings.jobs = o.jobs.unwrap_or(settings.jobs);
+        settings.test_timeout = o.test_timeout.or(settings.test_timeout);
+        settings.model = o.model.or(settings.model);
+        settings.draft_budget = o.draft_budget.unwrap_or(settings.draft_budget);
         settings.validate(file)?;
         Ok(settings)
     }
 
-    fn apply_env(&mut self, env: &[(String, String)]) -> Result<(), InputError> {
+    /// These settings with the environment's `ASSAY_*` variables over them. The variables are
+    /// the settings' own keys, upper-cased, a table's name before its keys (`ASSAY_JOBS`,
+    /// `ASSAY_LIMITS_FETCH_BYTES`): derived from the struct, so every setting has one and no
+    /// list is kept by hand. Tables of many (`[[grader]]`) are set in the file only.
+    fn with_env(self, env: &[(String, String)]) -> Result<Settings, InputError> {
+        let mut doc = serde_json::to_value(&self).expect("settings serialise");
+        let mut leaves = Vec::new();
+        env_leaves(&doc, "ASSAY_", &mut Vec::new(), &mut leaves);
+        // A setting unset by default has no type to read: a whole number is taken as one where
+        // the setting takes a number (tried on the defaults alone), as text otherwise.
+        let takes_number = |path: &[String], n: u64| {
+            let mut probe = serde_json::to_value(Settings::default()).expect("settings serialise");
+            set(&mut probe, path, serde_json::Value::from(n));
+            serde_json::from_value::<Settings>(probe).is_ok()
+        };
         for (key, value) in env {
-            let Some(name) = key.strip_prefix("ASSAY_") else {
+            let Some((path, current)) = leaves.iter().find(|(name, _, _)| name == key).map(|(_, p, c)| (p, c)) else {
                 continue;
             };
             let bad = |what: &str| {
                 InputError::file(Path::new(key), format!("expected {what}, found {value:?}"))
                     .with_hint(format!("set {key} to {what} or unset it"))
             };
-            let num = || value.trim().parse::<u64>().map_err(|_| bad("a whole number"));
-            let flag = || match value.trim() {
-                "1" | "true" | "yes" => Ok(true),
-                "0" | "false" | "no" | "" => Ok(false),
-                _ => Err(bad("true or false")),
+            let parsed = match current {
+                serde_json::Value::Bool(_) => serde_json::Value::Bool(match value.trim() {
+                    "1" | "true" | "yes" => true,
+                    "0" | "false" | "no" | "" => false,
+                    _ => return Err(bad("true or false")),
+                }),
+                serde_json::Value::Number(_) => {
+                    serde_json::Value::from(value.trim().parse::<u64>().map_err(|_| bad("a whole number"))?)
+                }
+                serde_json::Value::Null => match value.trim().parse::<u64>() {
+                    Ok(n) if takes_number(path, n) => serde_json::Value::from(n),
+                    _ => serde_json::Value::String(value.clone()),
+                },
+                _ => serde_json::Value::String(value.clone()),
             };
-            match name {
-                "DATA_DIR" => self.data_dir = PathBuf::from(value),
-                "DB" => self.db = Some(value.clone()),
-                "JOBS" => self.jobs = num()? as usize,
-                "REMOTE_ONLY" => self.remote_only = flag()?,
-                "ALLOW_PRIVATE_HOSTS" => self.allow_private_hosts = flag()?,
-                "SSH_KEY" => self.ssh_key = Some(PathBuf::from(value)),
-                "KNOWN_HOSTS" => self.known_hosts = Some(PathBuf::from(value)),
-                "CA_FILE" => self.ca_file = Some(PathBuf::from(value)),
-                "RETRIES" => self.retries = num()? as u32,
-                "LIMITS_FETCH_BYTES" => self.limits.fetch_bytes = num()?,
-                "LIMITS_FETCH_SECONDS" => self.limits.fetch_seconds = num()?,
-                "LIMITS_EXPORT_BYTES" => self.limits.export_bytes = num()?,
-                "LIMITS_EXPORT_FILES" => self.limits.export_files = num()?,
-                "LIMITS_FILE_BYTES" => self.limits.file_bytes = num()?,
-                "LIMITS_COMMITS" => self.limits.commits = num()?,
-                "LIMITS_INSTALL_DISK" => self.limits.install_disk = num()?,
-                "LIMITS_TEST_DISK" => self.limits.test_disk = num()?,
-                // Other ASSAY_* variables (ASSAY_CONFIG, ASSAY_LOG) are read elsewhere.
-                _ => {}
-            }
+            set(&mut doc, path, parsed);
         }
-        Ok(())
+        serde_json::from_value::<Settings>(doc).map_err(|e| {
+            InputError::file(
+                Path::new("environment"),
+                format!("an ASSAY_* variable does not fit: {e}"),
+            )
+            .with_hint("see README.md, section Settings, for each variable's type")
+        })
     }
 
     fn validate(&self, file: Option<&Path>) -> Result<(), InputError> {
@@ -232,6 +255,17 @@ impl Settings {
                 InputError::file(origin, format!("jobs must be 1..=256, found {}", self.jobs))
                     .with_hint("set jobs in assay.toml, ASSAY_JOBS or --jobs"),
             );
+        }
+        if !(100..=100_000).contains(&self.draft_budget) {
+            return Err(InputError::file(
+                origin,
+                format!("draft_budget must be 100..=100000 tokens, found {}", self.draft_budget),
+            )
+            .with_hint("set draft_budget in assay.toml, ASSAY_DRAFT_BUDGET or --draft-budget"));
+        }
+        if self.test_timeout == Some(0) {
+            return Err(InputError::file(origin, "test_timeout must be at least 1 second")
+                .with_hint("remove test_timeout to keep the sandbox's own limit"));
         }
         let l = &self.limits;
         for (name, v) in [
@@ -293,6 +327,35 @@ impl Settings {
     }
 }
 
+/// Every setting a variable can set: (variable name, path of keys, current value).
+fn env_leaves(
+    v: &serde_json::Value,
+    prefix: &str,
+    path: &mut Vec<String>,
+    out: &mut Vec<(String, Vec<String>, serde_json::Value)>,
+) {
+    let Some(table) = v.as_object() else { return };
+    for (key, value) in table {
+        let name = format!("{prefix}{}", key.to_ascii_uppercase());
+        path.push(key.clone());
+        match value {
+            serde_json::Value::Object(_) => env_leaves(value, &format!("{name}_"), path, out),
+            serde_json::Value::Array(_) => {}
+            _ => out.push((name, path.clone(), value.clone())),
+        }
+        path.pop();
+    }
+}
+
+/// Sets the value at `path` in `doc`.
+fn set(doc: &mut serde_json::Value, path: &[String], value: serde_json::Value) {
+    let mut at = doc;
+    for key in &path[..path.len() - 1] {
+        at = &mut at[key.as_str()];
+    }
+    at[path[path.len() - 1].as_str()] = value;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +411,97 @@ mod tests {
     fn bad_env_value_names_the_variable() {
         let e = Settings::load_from(None, &env(&[("ASSAY_JOBS", "many")]), &Overrides::default()).unwrap_err();
         assert!(e.to_string().contains("ASSAY_JOBS"), "{e}");
+    }
+
+    #[test]
+    fn every_setting_has_a_variable_named_after_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id_ed25519");
+        std::fs::write(&key, "key").unwrap();
+        let s = Settings::load_from(
+            None,
+            &env(&[
+                ("ASSAY_LIMITS_TEST_DISK", "5"),
+                ("ASSAY_REMOTE_ONLY", "yes"),
+                ("ASSAY_SSH_KEY", key.to_str().unwrap()),
+                // Unset by default, so untyped: a number where a number fits…
+                ("ASSAY_TEST_TIMEOUT", "30"),
+                // …and text where only text does.
+                ("ASSAY_DB", "123"),
+                ("ASSAY_MODEL", "smollm2-135m-instruct"),
+                ("ASSAY_DRAFT_BUDGET", "800"),
+                // Not settings: read elsewhere, left alone here.
+                ("ASSAY_CONFIG", "elsewhere.toml"),
+                ("ASSAY_LOG", "debug"),
+                ("ASSAY_MODEL_DIR", "/models"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.limits.test_disk, 5);
+        assert!(s.remote_only);
+        assert_eq!(s.ssh_key.as_deref(), Some(key.as_path()));
+        assert_eq!(s.test_timeout, Some(30));
+        assert_eq!(s.db.as_deref(), Some("123"));
+        assert_eq!(s.model.as_deref(), Some("smollm2-135m-instruct"));
+        assert_eq!(s.draft_budget, 800);
+        // Every leaf of the settings is reachable: none is left to a hand-kept list.
+        let mut leaves = Vec::new();
+        env_leaves(
+            &serde_json::to_value(Settings::default()).unwrap(),
+            "ASSAY_",
+            &mut Vec::new(),
+            &mut leaves,
+        );
+        let names: Vec<&str> = leaves.iter().map(|(n, _, _)| n.as_str()).collect();
+        for n in [
+            "ASSAY_DATA_DIR",
+            "ASSAY_JOBS",
+            "ASSAY_LIMITS_FETCH_BYTES",
+            "ASSAY_MODEL",
+            "ASSAY_TEST_TIMEOUT",
+        ] {
+            assert!(names.contains(&n), "{n} in {names:?}");
+        }
+        assert_eq!(names.len(), 12 + 8, "12 settings and 8 limits: {names:?}");
+    }
+
+    #[test]
+    fn the_model_budget_and_timeout_layer_file_then_env_then_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("assay.toml");
+        std::fs::write(&file, "model = \"a\"\ndraft_budget = 900\ntest_timeout = 60\n").unwrap();
+        let load = |vars: &[(&str, &str)], o: Overrides| Settings::load_from(Some(&file), &env(vars), &o).unwrap();
+        let s = load(&[], Overrides::default());
+        assert_eq!(
+            (s.model.as_deref(), s.draft_budget, s.test_timeout),
+            (Some("a"), 900, Some(60))
+        );
+        let s = load(
+            &[("ASSAY_MODEL", "b"), ("ASSAY_TEST_TIMEOUT", "20")],
+            Overrides::default(),
+        );
+        assert_eq!((s.model.as_deref(), s.test_timeout), (Some("b"), Some(20)));
+        let flags = Overrides {
+            model: Some("c".into()),
+            draft_budget: Some(700),
+            test_timeout: Some(5),
+            ..Overrides::default()
+        };
+        let s = load(&[("ASSAY_MODEL", "b"), ("ASSAY_DRAFT_BUDGET", "800")], flags);
+        assert_eq!(
+            (s.model.as_deref(), s.draft_budget, s.test_timeout),
+            (Some("c"), 700, Some(5))
+        );
+    }
+
+    #[test]
+    fn bad_values_of_the_new_knobs_say_which() {
+        let e = Settings::load_from(None, &env(&[("ASSAY_DRAFT_BUDGET", "lots")]), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("ASSAY_DRAFT_BUDGET"), "{e}");
+        let e = Settings::load_from(None, &env(&[("ASSAY_TEST_TIMEOUT", "0")]), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("test_timeout must be at least 1"), "{e}");
+        let e = Settings::load_from(None, &env(&[("ASSAY_TEST_TIMEOUT", "soon")]), &Overrides::default()).unwrap_err();
+        assert!(e.to_string().contains("ASSAY_* variable does not fit"), "{e}");
     }
 }

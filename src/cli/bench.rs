@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use assay::config::Overrides;
+
 use assay::bench;
 
 #[derive(clap::Subcommand)]
@@ -185,7 +187,7 @@ pub fn exec(g: &super::Global, cmd: Cmd) -> Result<ExitCode> {
             save,
             json,
         } => {
-            let settings = g.settings(None, None)?;
+            let settings = g.settings(Overrides::default())?;
             let m = bench::corpus::Manifest::load(&manifest)?;
             let judged = super::runtime()?.block_on(async {
                 let sandbox = super::docker(super::NO_DOCKER).await?;
@@ -210,7 +212,7 @@ pub fn exec(g: &super::Global, cmd: Cmd) -> Result<ExitCode> {
             timing,
             json,
         } => {
-            let settings = g.settings(None, None)?;
+            let settings = g.settings(Overrides::default())?;
             let work = work.unwrap_or_else(|| settings.data_dir.join("bench-items"));
             let options = bench::items::Options {
                 labels: &labels,
@@ -248,7 +250,7 @@ pub fn exec(g: &super::Global, cmd: Cmd) -> Result<ExitCode> {
             bundle,
             rubric,
         } => {
-            let settings = g.settings(None, None)?;
+            let settings = g.settings(Overrides::default())?;
             let dir = assay::llm::manifest::model_dir(&settings.data_dir);
             let r = assay::llm::manifest::resolve(&dir, &model)?;
             bench::llm::bench(&bench::llm::BenchArgs {

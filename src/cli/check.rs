@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use assay::config::Settings;
+use assay::config::{Overrides, Settings};
 use assay::diag::InputError;
 use assay::git;
 use assay::report;
@@ -33,7 +33,10 @@ pub struct Args {
 }
 
 pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
-    let settings = g.settings(None, None)?;
+    let settings = g.settings(Overrides {
+        test_timeout: a.test_timeout,
+        ..Overrides::default()
+    })?;
     if let Some(h) = &a.hidden_tests {
         if !h.is_dir() {
             return Err(InputError::file(h, "hidden tests directory does not exist").into());
@@ -58,7 +61,7 @@ async fn check(settings: &Settings, a: Args) -> Result<ExitCode> {
     let (commit, exported) = tokio::task::spawn_blocking(move || export(&settings_c, &spec_c, &tree_c)).await??;
     let sandbox = super::docker(super::NO_DOCKER).await?;
     let mut limits = assay::sandbox::SandboxLimits::from_settings(&settings.limits);
-    if let Some(t) = a.test_timeout {
+    if let Some(t) = settings.test_timeout {
         // Limits can only be lowered per run.
         limits.test_seconds = limits.test_seconds.min(t.max(1));
     }

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use assay::config::Overrides;
+
 use assay::diag::InputError;
 use assay::report;
 use assay::results;
@@ -26,7 +28,10 @@ pub struct Args {
 }
 
 pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
-    let settings = g.settings(a.db.clone(), None)?;
+    let settings = g.settings(Overrides {
+        db: a.db.clone(),
+        ..Overrides::default()
+    })?;
     super::runtime()?.block_on(async {
         let store = super::open_store(&settings).await?;
         let found = store.find_submissions(&a.candidate, a.cohort.as_deref()).await?;

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
+use assay::config::Overrides;
+
 #[derive(clap::Args)]
 pub struct Args {
     /// Cohort name (the assignment's name, as graded).
@@ -20,7 +22,10 @@ pub struct Args {
 }
 
 pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
-    let settings = g.settings(a.db.clone(), None)?;
+    let settings = g.settings(Overrides {
+        db: a.db.clone(),
+        ..Overrides::default()
+    })?;
     super::runtime()?.block_on(async {
         let store = super::open_store(&settings).await?;
         let c = &super::find_cohort(store.as_ref(), &a.cohort).await?;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use assay::config::Overrides;
+
 use assay::diag::InputError;
 use assay::feedback::Outcome;
 
@@ -24,7 +26,10 @@ pub struct Args {
 }
 
 pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
-    let settings = g.settings(a.db.clone(), None)?;
+    let settings = g.settings(Overrides {
+        db: a.db.clone(),
+        ..Overrides::default()
+    })?;
     let candidate = a.candidate.as_deref();
     super::runtime()?.block_on(async {
         let store = super::open_store(&settings).await?;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 
 use assay::cohort::Cohort;
-use assay::config::Settings;
+use assay::config::{Overrides, Settings};
 use assay::diag::InputError;
 use assay::llm::ModelRef;
 use assay::pipeline::{self, lock::WorkLock, Pipeline};
@@ -37,24 +37,31 @@ pub struct Args {
     #[arg(long)]
     no_sandbox: bool,
     /// Model that drafts rubric feedback: a manifest name or a .gguf path
-    /// (default: ASSAY_MODEL, else qwen2.5-coder-1.5b-instruct when fetched).
-    #[arg(long, env = "ASSAY_MODEL")]
+    /// (default: the settings' model or ASSAY_MODEL, else qwen2.5-coder-1.5b-instruct when fetched).
+    #[arg(long)]
     model: Option<String>,
     /// Do not draft rubric feedback.
     #[arg(long, conflicts_with = "model")]
     no_drafts: bool,
-    /// Tokens the evidence may take in a draft's prompt.
-    #[arg(long, default_value_t = 1200)]
-    draft_budget: usize,
+    /// Tokens the evidence may take in a draft's prompt (default: the settings' draft_budget, 1200).
+    #[arg(long)]
+    draft_budget: Option<usize>,
 }
 
 pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
-    let settings = g.settings(a.db.clone(), a.jobs)?;
+    let settings = g.settings(Overrides {
+        db: a.db.clone(),
+        jobs: a.jobs,
+        test_timeout: a.test_timeout,
+        model: a.model.clone(),
+        draft_budget: a.draft_budget,
+        ..Overrides::default()
+    })?;
     let cohort = Cohort::load(&a.cohort)?;
     let model = if a.no_drafts {
         None
     } else {
-        pick_model(&settings, a.model.as_deref())?
+        pick_model(&settings, settings.model.as_deref())?
     };
     super::runtime()?.block_on(grade(settings, cohort, model, a))
 }
@@ -103,9 +110,10 @@ async fn grade(settings: Settings, cohort: Cohort, model: Option<ModelRef>, a: A
     let _lock = WorkLock::acquire(&settings.data_dir, &db_url)?;
     let store = super::open_store(&settings).await?;
     let cancel = cancel_on_signal();
+    let (test_timeout, draft_budget) = (settings.test_timeout, settings.draft_budget);
 
-    let mut pipeline = Pipeline::new(Arc::clone(&store), settings, cancel, pipeline::progress::auto())
-        .with_test_timeout(a.test_timeout);
+    let mut pipeline =
+        Pipeline::new(Arc::clone(&store), settings, cancel, pipeline::progress::auto()).with_test_timeout(test_timeout);
     if !a.no_sandbox {
         let docker = super::docker(
             "cannot reach the Docker engine (start dockerd, or pass --no-sandbox to stop after the history)",
@@ -120,7 +128,7 @@ async fn grade(settings: Settings, cohort: Cohort, model: Option<ModelRef>, a: A
             tokio::task::spawn_blocking(move || assay::llm::Engine::start(&path, &id, assay::llm::DEFAULT_CONTEXT))
                 .await??;
         let options = assay::draft::DraftOptions {
-            evidence_budget: a.draft_budget,
+            evidence_budget: draft_budget,
             ..Default::default()
         };
         pipeline = pipeline.with_drafter(Arc::new(assay::draft::ModelDrafter::new(engine, options)));

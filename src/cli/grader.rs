@@ -23,7 +23,7 @@ pub fn exec(g: &super::Global, cmd: Cmd) -> Result<ExitCode> {
     match cmd {
         Cmd::Add { name } => add(g.config.as_deref(), &name),
         Cmd::List => {
-            let settings = g.settings(None, None)?;
+            let settings = g.settings(Overrides::default())?;
             if settings.graders.is_empty() {
                 println!("no graders: add one with `assay grader add NAME`");
             }

@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use assay::config::Overrides;
+
 use assay::git;
 use assay::report;
 
@@ -20,7 +22,7 @@ pub struct Args {
 }
 
 pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
-    let settings = g.settings(None, None)?;
+    let settings = g.settings(Overrides::default())?;
     let opened = super::open_repo(&settings, &a.repo, a.git_ref.as_deref())?;
     let history = git::analyze(&git::HistoryInput {
         repo: &opened.git_dir,

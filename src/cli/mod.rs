@@ -101,13 +101,12 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
 }
 
 impl Global {
-    /// The settings (file < env < these flags), with what they say about trust (`ca_file`) set
+    /// The settings (file < env < the global flags and `flags`), with what they say about trust (`ca_file`) set
     /// up while the process still has one thread: see [`git::tls`].
-    fn settings(&self, db: Option<String>, jobs: Option<usize>) -> Result<Settings> {
+    fn settings(&self, flags: Overrides) -> Result<Settings> {
         let overrides = Overrides {
             data_dir: self.data_dir.clone(),
-            db,
-            jobs,
+            ..flags
         };
         let settings = Settings::load(self.config.as_deref(), &overrides)?;
         if let Some(ca_file) = settings.ca_file.as_deref() {

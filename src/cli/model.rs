@@ -4,6 +4,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use assay::config::Overrides;
+
 use assay::llm::{self, manifest};
 use assay::report;
 
@@ -45,7 +47,7 @@ pub enum Cmd {
 }
 
 pub fn exec(g: &super::Global, cmd: Cmd) -> Result<ExitCode> {
-    let settings = g.settings(None, None)?;
+    let settings = g.settings(Overrides::default())?;
     let dir = manifest::model_dir(&settings.data_dir);
     match cmd {
         Cmd::Fetch { name, all } => {

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
+use assay::config::Overrides;
+
 use assay::diag::InputError;
 
 #[derive(clap::Args)]
@@ -21,7 +23,10 @@ pub struct Args {
 }
 
 pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
-    let settings = g.settings(a.db.clone(), None)?;
+    let settings = g.settings(Overrides {
+        db: a.db.clone(),
+        ..Overrides::default()
+    })?;
     if settings.graders.is_empty() {
         return Err(
             InputError::file(Path::new("settings"), "no graders are set up, so nobody could sign in")

@@ -124,4 +124,22 @@ mod tests {
         );
         assert_eq!(named("use crate::{evidence, rubric::Rubric};"), ["evidence", "rubric"]);
     }
+
+    #[test]
+    fn the_history_reads_the_repository_in_one_file() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/git/history");
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let name = e.file_name().into_string().unwrap();
+            if matches!(name.as_str(), "read.rs" | "mod.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            for io in ["git2", "rayon", "std::fs", "Repository"] {
+                assert!(
+                    !text.contains(io),
+                    "{name} names {io}: the history's I/O belongs in read.rs"
+                );
+            }
+        }
+    }
 }

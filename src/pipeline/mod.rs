@@ -14,13 +14,16 @@
 //! - Infrastructure failures are retried with exponential backoff; outcomes the
 //!   candidate's repository caused are not.
 
+mod draft;
+mod fetch;
+mod history;
 pub mod lock;
 pub mod progress;
+mod sandbox;
+mod stage;
 
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::json;
@@ -31,34 +34,18 @@ use tokio_util::sync::CancellationToken;
 
 use crate::cohort::{Cohort, SubmissionSpec};
 use crate::config::Settings;
-use crate::draft::{self, Drafter};
-use crate::evidence::{self, EvidenceItem};
-use crate::git::{self, HistoryReport, RepoSource, SourcePolicy};
+use crate::draft::Drafter;
+use crate::git::{self, RepoSource, SourcePolicy};
 use crate::outcome::{Failure, OutcomeKind};
-use crate::repro;
-use crate::results::{latest_done, summarize_with_details, FetchOutput, GradeSummary, SandboxOutput, SubmissionDetail};
+use crate::results::{summarize_with_details, FetchOutput, GradeSummary, SubmissionDetail};
 use crate::rubric::Rubric;
-use crate::runner;
-use crate::sandbox::job::{self, JobRequest, SandboxReport};
 use crate::sandbox::{Sandbox, SandboxLimits};
-use crate::store::{RunStatus, Stage, StageResult, StageRun, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::submission::{SubmissionRecord, SubmissionStatus};
 
+pub use draft::{draft_evidence, readme_evidence, DraftEvidence};
 pub use progress::Progress;
-
-/// What a stage body hands back on success.
-#[derive(Debug)]
-pub struct StageOk {
-    /// The output document to store.
-    pub output: serde_json::Value,
-    /// Evidence found.
-    pub evidence: Vec<EvidenceItem>,
-    /// The commit the output is about.
-    pub commit: Option<String>,
-    /// How the stage ended: `ok`, or a result kind such as `tests_failed`
-    /// (still a done stage: the candidate's failing tests are a result).
-    pub outcome: OutcomeKind,
-}
+pub use stage::StageOk;
 
 /// The pipeline, wired with a store and settings.
 pub struct Pipeline {
@@ -77,16 +64,32 @@ pub struct Pipeline {
 }
 
 /// Per-cohort facts every submission task needs.
-struct CohortCtx {
-    id: i64,
-    name: String,
-    deadline: Option<chrono::DateTime<Utc>>,
-    runner: String,
-    hidden_tests: Option<PathBuf>,
-    limits: SandboxLimits,
-    rubric: Arc<Rubric>,
+pub(super) struct CohortCtx {
+    pub(super) id: i64,
+    pub(super) name: String,
+    pub(super) deadline: Option<chrono::DateTime<Utc>>,
+    pub(super) runner: String,
+    pub(super) hidden_tests: Option<PathBuf>,
+    pub(super) limits: SandboxLimits,
+    pub(super) rubric: Arc<Rubric>,
     /// sha256 of the rubric as parsed (part of the draft stage's key).
-    rubric_hash: String,
+    pub(super) rubric_hash: String,
+}
+
+/// One submission as its stages see it: built once, shared (one `Arc`) by every stage body and
+/// attempt instead of lists of clones.
+pub(super) struct Sub {
+    pub(super) cohort: Arc<CohortCtx>,
+    pub(super) spec: SubmissionSpec,
+    pub(super) rec: SubmissionRecord,
+    pub(super) settings: Arc<Settings>,
+    pub(super) policy: SourcePolicy,
+}
+
+/// A submission whose fetch is done: what the later stages read.
+pub(super) struct Fetched {
+    pub(super) sub: Arc<Sub>,
+    pub(super) out: FetchOutput,
 }
 
 impl Pipeline {
@@ -269,108 +272,53 @@ impl Pipeline {
     }
 
     /// Runs every stage of one submission, recording how each ended.
-    async fn process(&self, ctx: &CohortCtx, spec: &SubmissionSpec, rec: SubmissionRecord) -> Result<(), StoreError> {
-        let candidate = spec.candidate.as_str();
+    async fn process(
+        &self,
+        cohort: &Arc<CohortCtx>,
+        spec: &SubmissionSpec,
+        rec: SubmissionRecord,
+    ) -> Result<(), StoreError> {
         self.store
             .set_submission(rec.id, SubmissionStatus::Running, None, None)
             .await?;
-
-        let fetch_key = key(&[
-            &rec.repo,
-            rec.git_ref.as_deref().unwrap_or("HEAD"),
-            &ctx.deadline.map(|d| d.to_rfc3339()).unwrap_or_default(),
-            EXPORT_VERSION,
-        ]);
-        let fetch = {
-            let settings = Arc::clone(&self.settings);
-            let spec = spec.clone();
-            let policy = self.policy();
-            let deadline = ctx.deadline;
-            let export_dir = settings.data_dir.join("exports").join(&ctx.name).join(&spec.candidate);
-            let slots = Arc::clone(&self.fetch_slots);
-            self.run_stage(&rec, Stage::Fetch, &fetch_key, move || {
-                let settings = Arc::clone(&settings);
-                let spec = spec.clone();
-                let export_dir = export_dir.clone();
-                let slots = Arc::clone(&slots);
-                async move {
-                    let _permit = slots
-                        .acquire_owned()
-                        .await
-                        .map_err(|_| Failure::infra("fetch slots closed"))?;
-                    blocking(move || fetch_and_export(&settings, &spec, policy, deadline, &export_dir)).await
-                }
-            })
-            .await?
+        let sub = Arc::new(Sub {
+            cohort: Arc::clone(cohort),
+            spec: spec.clone(),
+            rec,
+            settings: Arc::clone(&self.settings),
+            policy: self.policy(),
+        });
+        let out = match self.fetch_stage(&sub).await? {
+            Ok(out) => out,
+            Err(f) => return self.fail(&sub, f, None).await,
         };
-        let fetch: FetchOutput = match fetch {
-            Ok(v) => serde_json::from_value(v).map_err(|e| StoreError::Corrupt {
-                table: "stage_runs",
-                column: "output_json",
-                value: format!("fetch output: {e}"),
-            })?,
-            Err(f) => return self.fail(ctx, &rec, f, None).await,
-        };
-        let commit = fetch.fetched.commit.clone();
-
-        let history = {
-            let mirror = fetch.fetched.mirror.clone();
-            let after = fetch.fetched.after_deadline.clone();
-            let commit = commit.clone();
-            let salt = ctx.name.clone();
-            let max_commits = self.settings.limits.commits;
-            let slots = Arc::clone(&self.cpu_slots);
-            // The commits after the deadline are evidence too: a new deadline on
-            // the same commit reads the history again, as does an assay that reads it
-            // differently (HISTORY_EVIDENCE).
-            let history_key = key(&[&commit, &after.join(","), HISTORY_EVIDENCE]);
-            self.run_stage(&rec, Stage::History, &history_key, move || {
-                let (mirror, after, commit, salt, slots) = (
-                    mirror.clone(),
-                    after.clone(),
-                    commit.clone(),
-                    salt.clone(),
-                    Arc::clone(&slots),
-                );
-                async move {
-                    let _permit = slots
-                        .acquire_owned()
-                        .await
-                        .map_err(|_| Failure::infra("cpu slots closed"))?;
-                    blocking(move || {
-                        let report = git::analyze(&git::HistoryInput {
-                            repo: &mirror,
-                            commit: &commit,
-                            now: Utc::now(),
-                            max_commits,
-                            after_deadline: &after,
-                            salt: &salt,
-                        })?;
-                        Ok(StageOk {
-                            evidence: evidence::from_history(&report),
-                            output: serde_json::to_value(&report).expect("history report serialises"),
-                            commit: Some(commit),
-                            outcome: OutcomeKind::Ok,
-                        })
-                    })
-                    .await
-                }
-            })
-            .await?
-        };
-        if let Err(f) = history {
-            return self.fail(ctx, &rec, f, Some(&commit)).await;
+        let fetched = Arc::new(Fetched {
+            sub: Arc::clone(&sub),
+            out,
+        });
+        let commit = fetched.out.fetched.commit.clone();
+        if let Err(f) = self.history_stage(&fetched).await? {
+            return self.fail(&sub, f, Some(&commit)).await;
         }
         let outcome = match &self.sandbox {
             None => OutcomeKind::Ok,
-            Some(sandbox) => match self.sandbox_stages(ctx, &rec, &fetch, Arc::clone(sandbox)).await? {
-                Ok(kind) => kind,
-                Err(f) => return self.fail(ctx, &rec, f, Some(&commit)).await,
-            },
+            Some(sandbox) => {
+                let (output, sandbox_key) = match self.sandbox_stage(&fetched, sandbox).await? {
+                    Ok(done) => done,
+                    Err(f) => return self.fail(&sub, f, Some(&commit)).await,
+                };
+                // The submission's outcome is the sandbox's: passed, tests_failed, …
+                let outcome = output.report.as_ref().map_or(OutcomeKind::NoRunner, |r| r.outcome);
+                if let Err(f) = self.repro_stage(&fetched, &sandbox_key, output.report).await? {
+                    return self.fail(&sub, f, Some(&commit)).await;
+                }
+                outcome
+            }
         };
+        let candidate = sub.spec.candidate.as_str();
         // A partial copy is graded as far as it goes (history, tests, drafts) but its outcome
         // is the copy's: `repo_corrupt`, set apart in triage, never a verdict on the candidate.
-        let outcome = match fetch.export.missing_message(&commit) {
+        let outcome = match fetched.out.export.missing_message(&commit) {
             Some(message) => {
                 tracing::warn!(candidate, "{message}");
                 OutcomeKind::RepoCorrupt
@@ -380,17 +328,17 @@ impl Pipeline {
         if let Some(drafter) = &self.drafter {
             // A failed draft leaves the submission's outcome alone: the stage run records why,
             // and the report says the draft is missing.
-            if let Err(f) = self.draft_stage(ctx, &rec, &fetch, Arc::clone(drafter)).await? {
+            if let Err(f) = self.draft_stage(&fetched, drafter).await? {
                 tracing::warn!(candidate, "draft failed: {}: {}", f.kind, f.message);
             }
         }
         self.store
-            .set_submission(rec.id, SubmissionStatus::Done, Some(outcome), Some(&commit))
+            .set_submission(sub.rec.id, SubmissionStatus::Done, Some(outcome), Some(&commit))
             .await?;
         self.store
             .event(
-                Some(ctx.id),
-                Some(rec.id),
+                Some(sub.cohort.id),
+                Some(sub.rec.id),
                 "submission_finished",
                 &json!({ "status": "done", "outcome": outcome, "commit": commit }),
             )
@@ -399,561 +347,27 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The sandbox stage, then the reproducibility stage. Returns the
-    /// submission's outcome (the sandbox's: passed, tests_failed, …).
-    async fn sandbox_stages(
-        &self,
-        ctx: &CohortCtx,
-        rec: &SubmissionRecord,
-        fetch: &FetchOutput,
-        sandbox: Arc<dyn Sandbox>,
-    ) -> Result<Result<OutcomeKind, Failure>, StoreError> {
-        let commit = fetch.fetched.commit.clone();
-        let hidden_key = ctx
-            .hidden_tests
-            .as_ref()
-            .map(|h| h.display().to_string())
-            .unwrap_or_default();
-        let limits_key = serde_json::to_string(&ctx.limits).expect("limits serialise");
-        // SANDBOX_EVIDENCE names what the job measures: results stored by an assay that measured
-        // less (before the README's steps ran) are not reused; nor are results of runner specs
-        // that have changed since (a detection that now finds tests it did not).
-        let sandbox_key = key(&[
-            &commit,
-            &ctx.runner,
-            &hidden_key,
-            &limits_key,
-            SANDBOX_EVIDENCE,
-            &runner::fingerprint(),
-        ]);
-        let job = format!("{}-{}-{}", ctx.id, rec.id, &commit[..12]);
-        let (mirror, export_dir) = (fetch.fetched.mirror.clone(), fetch.export.dir.clone());
-        let forced = (ctx.runner != "auto").then(|| ctx.runner.clone());
-        let hidden = ctx.hidden_tests.clone();
-        let limits = ctx.limits.clone();
-        let file_limits = self.settings.limits.clone();
-        let slots = Arc::clone(&self.container_slots);
-        let out = self
-            .run_stage(rec, Stage::Sandbox, &sandbox_key, || {
-                let (mirror, export_dir, commit, forced, hidden, limits, file_limits, slots, job, sandbox) = (
-                    mirror.clone(),
-                    export_dir.clone(),
-                    commit.clone(),
-                    forced.clone(),
-                    hidden.clone(),
-                    limits.clone(),
-                    file_limits.clone(),
-                    Arc::clone(&slots),
-                    job.clone(),
-                    Arc::clone(&sandbox),
-                );
-                async move {
-                    let _permit = slots
-                        .acquire_owned()
-                        .await
-                        .map_err(|_| Failure::infra("container slots closed"))?;
-                    // The export may have been cleaned since the fetch: it is
-                    // rebuilt from the mirror (a finished one is reused).
-                    let tree = export_dir.clone();
-                    blocking(move || ensure_export(&mirror, &commit, &export_dir, &file_limits)).await?;
-                    let spec = match forced.as_deref() {
-                        Some(name) => Some(runner::by_name(name).map_err(Failure::infra)?),
-                        None => runner::detect(&tree),
-                    };
-                    let report = match &spec {
-                        None => None,
-                        Some(spec) => Some(
-                            job::run_job(
-                                sandbox.as_ref(),
-                                &JobRequest {
-                                    job,
-                                    source: &tree,
-                                    runner: spec,
-                                    limits,
-                                    test_runs: 2,
-                                    hidden_tests: hidden.as_deref(),
-                                },
-                            )
-                            .await
-                            .map_err(|e| Failure::infra(e.to_string()))?,
-                        ),
-                    };
-                    Ok(StageOk {
-                        outcome: report.as_ref().map_or(OutcomeKind::NoRunner, |r| r.outcome),
-                        evidence: test_evidence(report.as_ref()),
-                        output: serde_json::to_value(SandboxOutput { report }).expect("sandbox output serialises"),
-                        commit: None,
-                    })
-                }
-            })
-            .await?;
-        let output: SandboxOutput = match out {
-            Ok(v) => serde_json::from_value(v).map_err(|e| StoreError::Corrupt {
-                table: "stage_runs",
-                column: "output_json",
-                value: format!("sandbox output: {e}"),
-            })?,
-            Err(f) => return Ok(Err(f)),
-        };
-        let outcome = output.report.as_ref().map_or(OutcomeKind::NoRunner, |r| r.outcome);
-
-        let repro_key = key(&[&sandbox_key, "repro", REPRO_EVIDENCE]);
-        let (tree, export) = (fetch.export.dir.clone(), fetch.export.clone());
-        let report = output.report.clone();
-        let repro = self
-            .run_stage(rec, Stage::Repro, &repro_key, || {
-                let (tree, export, report) = (tree.clone(), export.clone(), report.clone());
-                async move {
-                    blocking(move || {
-                        let r = repro::assess(&tree, report.as_ref(), &export);
-                        Ok(StageOk {
-                            evidence: r
-                                .findings
-                                .iter()
-                                .map(|f| EvidenceItem {
-                                    id: f.id.clone(),
-                                    kind: f.kind.clone(),
-                                    source: "reproducibility".into(),
-                                    text: evidence::bound(
-                                        &format!("{} (fix: {})", f.message, f.fix),
-                                        evidence::MAX_TEXT,
-                                    ),
-                                })
-                                .collect(),
-                            output: serde_json::to_value(&r).expect("repro report serialises"),
-                            commit: None,
-                            outcome: OutcomeKind::Ok,
-                        })
-                    })
-                    .await
-                }
-            })
-            .await?;
-        Ok(repro.map(|_| outcome))
-    }
-
-    /// The draft stage: the evidence so far plus README sections, one constrained generation.
-    async fn draft_stage(
-        &self,
-        ctx: &CohortCtx,
-        rec: &SubmissionRecord,
-        fetch: &FetchOutput,
-        drafter: Arc<dyn Drafter>,
-    ) -> Result<Result<(), Failure>, StoreError> {
-        let store = self.store.as_ref();
-        let DraftEvidence {
-            items,
-            facts,
-            commits,
-            previous,
-        } = draft_evidence(store, rec.id).await?;
-        // Questions whose prompt has not changed keep the answers of the last draft.
-        let previous: Vec<crate::ask::Answer> = previous
-            .filter(|r| r.model == drafter.model_id())
-            .map(|r| r.answers)
-            .unwrap_or_default();
-        let evidence_hash = {
-            let mut h = Sha256::new();
-            h.update(serde_json::to_vec(&items).expect("evidence serialises"));
-            hex::encode(h.finalize())
-        };
-        let options = serde_json::to_string(drafter.options()).expect("options serialise");
-        let commit = fetch.fetched.commit.clone();
-        let draft_key = key(&[
-            &commit,
-            drafter.model_id(),
-            &ctx.rubric_hash,
-            draft::PROMPT_VERSION,
-            crate::ask::fingerprint(),
-            crate::rubric::checks::VERSION,
-            &options,
-            &evidence_hash,
-        ]);
-        let file_limits = self.settings.limits.clone();
-        let rubric = Arc::clone(&ctx.rubric);
-        let out = self
-            .run_stage(rec, Stage::Draft, &draft_key, || {
-                let (fetch, file_limits) = (fetch.clone(), file_limits.clone());
-                let (items, mut facts, drafter, rubric) =
-                    (items.clone(), facts.clone(), Arc::clone(&drafter), Arc::clone(&rubric));
-                let (commits, previous) = (commits.clone(), previous.clone());
-                async move {
-                    let (readme, readme_lines) = blocking(move || readme_evidence(&fetch, &file_limits)).await?;
-                    facts.readme_lines = Some(readme_lines);
-                    let (record, extra) = drafter
-                        .draft(draft::DraftInput {
-                            rubric: &rubric,
-                            band_above: rubric.band_above,
-                            stage_items: items,
-                            readme,
-                            commits,
-                            facts,
-                            options: drafter.options(),
-                            previous,
-                        })
-                        .await
-                        .map_err(|e| Failure::new(OutcomeKind::InternalError, format!("draft: {e:#}")))?;
-                    Ok(StageOk {
-                        output: serde_json::to_value(&record).expect("draft record serialises"),
-                        evidence: extra,
-                        commit: None,
-                        outcome: OutcomeKind::Ok,
-                    })
-                }
-            })
-            .await?;
-        Ok(out.map(|_| ()))
-    }
-
-    async fn fail(
-        &self,
-        ctx: &CohortCtx,
-        rec: &SubmissionRecord,
-        f: Failure,
-        commit: Option<&str>,
-    ) -> Result<(), StoreError> {
+    async fn fail(&self, sub: &Sub, f: Failure, commit: Option<&str>) -> Result<(), StoreError> {
         let status = if f.kind == OutcomeKind::Interrupted {
             SubmissionStatus::Interrupted
         } else {
             SubmissionStatus::Failed
         };
-        self.store.set_submission(rec.id, status, Some(f.kind), commit).await?;
+        self.store
+            .set_submission(sub.rec.id, status, Some(f.kind), commit)
+            .await?;
         self.store
             .event(
-                Some(ctx.id),
-                Some(rec.id),
+                Some(sub.cohort.id),
+                Some(sub.rec.id),
                 "submission_finished",
                 &json!({ "status": status.as_str(), "outcome": f.kind, "error": f.message }),
             )
             .await?;
-        self.progress.finished(&rec.candidate, status.as_str(), f.kind.as_str());
+        self.progress
+            .finished(&sub.rec.candidate, status.as_str(), f.kind.as_str());
         Ok(())
     }
-
-    /// Runs one stage with resume, retries and cancellation. `Ok(Err(_))` is a
-    /// recorded stage failure; `Err(_)` means the store itself failed.
-    async fn run_stage<F, Fut>(
-        &self,
-        rec: &SubmissionRecord,
-        stage: Stage,
-        input_key: &str,
-        body: F,
-    ) -> Result<Result<serde_json::Value, Failure>, StoreError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<StageOk, Failure>>,
-    {
-        let candidate = rec.candidate.as_str();
-        if let Some(done) = self.store.final_run(rec.id, stage, input_key).await? {
-            return Ok(match done.status {
-                RunStatus::Done => {
-                    self.progress.stage(candidate, stage, "done earlier, skipped");
-                    Ok(done.output.unwrap_or(serde_json::Value::Null))
-                }
-                _ => {
-                    let kind = done.outcome.unwrap_or(OutcomeKind::InfraError);
-                    self.progress
-                        .stage(candidate, stage, &format!("failed earlier ({kind}), skipped"));
-                    Err(Failure::new(kind, done.error.unwrap_or_default()))
-                }
-            });
-        }
-        let mut tries = 0u32;
-        loop {
-            if self.cancel.is_cancelled() {
-                return Ok(Err(Failure::new(
-                    OutcomeKind::Interrupted,
-                    "cancelled before the stage started",
-                )));
-            }
-            let run = self.store.start_run(rec.id, stage, input_key, &self.worker).await?;
-            self.progress.stage(
-                candidate,
-                stage,
-                if run.attempt > 1 { "running (again)" } else { "running" },
-            );
-            let result = tokio::select! {
-                r = body() => r,
-                _ = self.cancel.cancelled() => Err(Failure::new(OutcomeKind::Interrupted, "cancelled while running")),
-            };
-            match result {
-                Ok(ok) => {
-                    self.finish(
-                        &run,
-                        RunStatus::Done,
-                        ok.outcome,
-                        None,
-                        Some(&ok.output),
-                        ok.evidence,
-                        ok.commit,
-                    )
-                    .await?;
-                    self.progress.stage(candidate, stage, "done");
-                    return Ok(Ok(ok.output));
-                }
-                Err(f) if f.kind == OutcomeKind::Interrupted => {
-                    self.finish(
-                        &run,
-                        RunStatus::Interrupted,
-                        f.kind,
-                        Some(f.message.clone()),
-                        None,
-                        Vec::new(),
-                        None,
-                    )
-                    .await?;
-                    self.progress.stage(candidate, stage, "interrupted");
-                    return Ok(Err(f));
-                }
-                Err(f) => {
-                    self.finish(
-                        &run,
-                        RunStatus::Failed,
-                        f.kind,
-                        Some(f.message.clone()),
-                        None,
-                        Vec::new(),
-                        None,
-                    )
-                    .await?;
-                    if f.kind.is_retryable() && tries < self.settings.retries {
-                        tries += 1;
-                        let backoff = Duration::from_millis(500u64 << tries.min(6));
-                        self.progress.stage(
-                            candidate,
-                            stage,
-                            &format!("{}: retrying in {:.1}s", f.kind, backoff.as_secs_f64()),
-                        );
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff) => continue,
-                            _ = self.cancel.cancelled() => return Ok(Err(Failure::new(OutcomeKind::Interrupted, "cancelled during backoff"))),
-                        }
-                    }
-                    self.progress.stage(candidate, stage, &format!("failed: {}", f.kind));
-                    return Ok(Err(f));
-                }
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn finish(
-        &self,
-        run: &StageRun,
-        status: RunStatus,
-        outcome: OutcomeKind,
-        error: Option<String>,
-        output: Option<&serde_json::Value>,
-        evidence: Vec<EvidenceItem>,
-        commit: Option<String>,
-    ) -> Result<(), StoreError> {
-        let result = StageResult {
-            status,
-            outcome,
-            error,
-            output: output.cloned(),
-            evidence,
-            commit,
-        };
-        self.store.finish_run(run, &result).await
-    }
-}
-
-/// Evidence items `T1…` from a sandbox report: the candidate's tests, the
-/// hidden tests, flaky tests.
-fn test_evidence(report: Option<&SandboxReport>) -> Vec<EvidenceItem> {
-    let mut items = Vec::new();
-    let mut push = |kind: &str, text: String| {
-        items.push(EvidenceItem {
-            id: format!("T{}", items.len() + 1),
-            kind: kind.to_string(),
-            source: "sandbox".into(),
-            text: evidence::bound(&text, evidence::MAX_TEXT),
-        })
-    };
-    let Some(r) = report else {
-        push(
-            "no_runner",
-            "no runner recognised the repository, so nothing was installed or tested".into(),
-        );
-        return items;
-    };
-    match r.runs.first() {
-        None => push(
-            r.outcome.as_str(),
-            format!(
-                "the {} install did not finish ({}), so no tests ran",
-                r.runner, r.outcome
-            ),
-        ),
-        Some(t) => push(
-            "candidate_tests",
-            format!(
-                "candidate's tests ({}): {} — {}",
-                r.runner,
-                t.outcome,
-                t.report.describe()
-            ),
-        ),
-    }
-    if let Some(h) = &r.hidden {
-        push(
-            "hidden_tests",
-            format!(
-                "hidden tests: {} — {} passed, {} failed, {} errors",
-                h.outcome, h.report.passed, h.report.failed, h.report.errors
-            ),
-        );
-    }
-    if !r.flaky.is_empty() {
-        push(
-            "flaky_tests",
-            format!("results changed between two clean runs for: {}", r.flaky.join(", ")),
-        );
-    }
-    items
-}
-
-/// Runs blocking work off the runtime; a panic becomes `internal_error`.
-async fn blocking<T, F>(f: F) -> Result<T, Failure>
-where
-    F: FnOnce() -> Result<T, Failure> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Err(Failure::new(
-                OutcomeKind::InternalError,
-                format!("assay panicked: {msg} (please report this)"),
-            ))
-        }
-        Err(e) => Err(Failure::infra(format!("blocking task failed: {e}"))),
-    }
-}
-
-/// What the draft stage reads of a submission besides its README.
-pub struct DraftEvidence {
-    /// The stored evidence without the draft stage's own items (D, C, I: rebuilt each time).
-    pub items: Vec<EvidenceItem>,
-    pub facts: draft::Facts,
-    /// The candidate's commit messages as `C` items.
-    pub commits: Vec<EvidenceItem>,
-    /// The submission's last draft, when there is one.
-    pub previous: Option<draft::DraftRecord>,
-}
-
-/// Reads what the draft stage drafts from (the README aside, see [`readme_evidence`]): the
-/// evidence and the submission's runs, each read once.
-pub async fn draft_evidence(store: &dyn Store, submission_id: i64) -> Result<DraftEvidence, StoreError> {
-    let items: Vec<EvidenceItem> = store
-        .evidence(submission_id)
-        .await?
-        .into_iter()
-        .filter(|i| !i.id.starts_with('D') && !i.id.starts_with('C') && !i.id.starts_with('I'))
-        .collect();
-    let runs = store.runs(submission_id).await?;
-    let output = |stage| latest_done(&runs, stage);
-    let sandbox_report = output(Stage::Sandbox)
-        .and_then(|v| serde_json::from_value::<SandboxOutput>(v).ok())
-        .and_then(|o| o.report);
-    let repro_report: Option<repro::ReproReport> = output(Stage::Repro).and_then(|v| serde_json::from_value(v).ok());
-    let history: Option<HistoryReport> = output(Stage::History).and_then(|v| serde_json::from_value(v).ok());
-    let facts = draft::Facts::from_reports(history.as_ref(), sandbox_report.as_ref(), repro_report.as_ref(), None);
-    Ok(DraftEvidence {
-        items,
-        facts,
-        commits: crate::ask::commit_items(history.as_ref()),
-        previous: output(Stage::Draft).and_then(|v| serde_json::from_value(v).ok()),
-    })
-}
-
-/// The README's `D` items and line count from the graded tree (re-exported from the mirror
-/// when the export was cleaned). Blocking: run it off the async runtime.
-pub fn readme_evidence(
-    fetch: &FetchOutput,
-    limits: &crate::config::Limits,
-) -> Result<(Vec<EvidenceItem>, usize), Failure> {
-    ensure_export(&fetch.fetched.mirror, &fetch.fetched.commit, &fetch.export.dir, limits)?;
-    Ok(draft::readme_evidence(&fetch.export.dir))
-}
-
-/// (Re)builds the export of `commit` from the mirror; a finished export is reused.
-fn ensure_export(
-    mirror: &std::path::Path,
-    commit: &str,
-    dir: &std::path::Path,
-    limits: &crate::config::Limits,
-) -> Result<(), Failure> {
-    let repo = git2::Repository::open_bare(mirror)
-        .map_err(|e| Failure::infra(format!("cannot open mirror: {}", e.message())))?;
-    git::export_tree(&repo, commit, dir, limits).map(|_| ())
-}
-
-fn fetch_and_export(
-    settings: &Settings,
-    spec: &SubmissionSpec,
-    policy: SourcePolicy,
-    deadline: Option<chrono::DateTime<Utc>>,
-    export_root: &std::path::Path,
-) -> Result<StageOk, Failure> {
-    let source = RepoSource::parse(&spec.repo, &spec.base_dir, policy)?;
-    source.check_host(policy)?;
-    let fetched = git::fetch(&git::FetchRequest {
-        git_ref: spec.git_ref.as_deref(),
-        deadline,
-        ..git::FetchRequest::new(&source, settings)
-    })?;
-    let repo = git2::Repository::open_bare(&fetched.mirror).map_err(|e| {
-        Failure::infra(format!(
-            "cannot open mirror {}: {}",
-            fetched.mirror.display(),
-            e.message()
-        ))
-    })?;
-    let dest: PathBuf = export_root.join(&fetched.commit);
-    let export = git::export_tree(&repo, &fetched.commit, &dest, &settings.limits)?;
-    let commit = fetched.commit.clone();
-    let output = FetchOutput { fetched, export };
-    Ok(StageOk {
-        output: serde_json::to_value(&output).expect("fetch output serialises"),
-        evidence: Vec::new(),
-        commit: Some(commit),
-        outcome: OutcomeKind::Ok,
-    })
-}
-
-/// The version of what the history stage concludes (pytest's configured test paths count as
-/// tests; a partial copy's missing objects are listed and read around; an early baseline, CI and
-/// linter configuration are signals; terse messages, and tests that came with the dump, are
-/// signals; notebooks count their cells' source lines); part of its stage key.
-const HISTORY_EVIDENCE: &str = "notebooks-1+fixtures-data+kept-lines+rendered-pages+one-person+placeholder-tests";
-
-/// The version of what the fetch stage's export writes (a partial copy exports what it has and
-/// lists what it lacks, where it used to fail); part of its stage key.
-const EXPORT_VERSION: &str = "partial-copies-1";
-
-/// The version of what the reproducibility stage concludes from the tree and the README (a test
-/// runner named in a sentence is no documented test command); part of its stage key.
-const REPRO_EVIDENCE: &str = "prose-runner-args+nested-projects+no-manifest";
-
-/// The version of what the sandbox job measures; part of its stage key.
-const SANDBOX_EVIDENCE: &str = "readme-steps-1+unrun-suites";
-
-/// A stable key for stage inputs.
-fn key(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0u8]);
-    }
-    hex::encode(h.finalize())[..32].to_string()
 }
 
 fn worker_id() -> String {

@@ -4,9 +4,14 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::time::Duration;
+
+use super::stage::{blocking, StageOk};
 use super::*;
+use crate::draft::Drafter;
 use crate::fakes::{CountingProgress, Drafting, FakeDrafter, MemoryStore, ScriptedSandbox};
 use crate::sandbox::Phase;
+use crate::store::{RunStatus, Stage};
 
 fn pipeline(store: &Arc<MemoryStore>, dir: &Path, cancel: CancellationToken) -> Pipeline {
     let settings = Settings {

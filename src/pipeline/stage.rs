@@ -1,0 +1,203 @@
+//! The stage runner: one stage of one submission with resume (a done run for the same input key
+//! is not run again), retries with backoff for assay's own trouble, cancellation, and panics in
+//! blocking work caught as `internal_error`; and the stage keys.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
+
+use super::Pipeline;
+use crate::evidence::EvidenceItem;
+use crate::outcome::{Failure, OutcomeKind};
+use crate::store::{RunStatus, Stage, StageResult, StageRun, StoreError};
+use crate::submission::SubmissionRecord;
+
+/// What a stage body hands back on success.
+#[derive(Debug)]
+pub struct StageOk {
+    /// The output document to store.
+    pub output: serde_json::Value,
+    /// Evidence found.
+    pub evidence: Vec<EvidenceItem>,
+    /// The commit the output is about.
+    pub commit: Option<String>,
+    /// How the stage ended: `ok`, or a result kind such as `tests_failed`
+    /// (still a done stage: the candidate's failing tests are a result).
+    pub outcome: OutcomeKind,
+}
+
+impl Pipeline {
+    /// Runs one stage with resume, retries and cancellation. `Ok(Err(_))` is a
+    /// recorded stage failure; `Err(_)` means the store itself failed.
+    pub(super) async fn run_stage<F, Fut>(
+        &self,
+        rec: &SubmissionRecord,
+        stage: Stage,
+        input_key: &str,
+        body: F,
+    ) -> Result<Result<serde_json::Value, Failure>, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<StageOk, Failure>>,
+    {
+        let candidate = rec.candidate.as_str();
+        if let Some(done) = self.store.final_run(rec.id, stage, input_key).await? {
+            return Ok(match done.status {
+                RunStatus::Done => {
+                    self.progress.stage(candidate, stage, "done earlier, skipped");
+                    Ok(done.output.unwrap_or(serde_json::Value::Null))
+                }
+                _ => {
+                    let kind = done.outcome.unwrap_or(OutcomeKind::InfraError);
+                    self.progress
+                        .stage(candidate, stage, &format!("failed earlier ({kind}), skipped"));
+                    Err(Failure::new(kind, done.error.unwrap_or_default()))
+                }
+            });
+        }
+        let mut tries = 0u32;
+        loop {
+            if self.cancel.is_cancelled() {
+                return Ok(Err(Failure::new(
+                    OutcomeKind::Interrupted,
+                    "cancelled before the stage started",
+                )));
+            }
+            let run = self.store.start_run(rec.id, stage, input_key, &self.worker).await?;
+            self.progress.stage(
+                candidate,
+                stage,
+                if run.attempt > 1 { "running (again)" } else { "running" },
+            );
+            let result = tokio::select! {
+                r = body() => r,
+                _ = self.cancel.cancelled() => Err(Failure::new(OutcomeKind::Interrupted, "cancelled while running")),
+            };
+            match result {
+                Ok(ok) => {
+                    self.finish(
+                        &run,
+                        RunStatus::Done,
+                        ok.outcome,
+                        None,
+                        Some(&ok.output),
+                        ok.evidence,
+                        ok.commit,
+                    )
+                    .await?;
+                    self.progress.stage(candidate, stage, "done");
+                    return Ok(Ok(ok.output));
+                }
+                Err(f) if f.kind == OutcomeKind::Interrupted => {
+                    self.finish(
+                        &run,
+                        RunStatus::Interrupted,
+                        f.kind,
+                        Some(f.message.clone()),
+                        None,
+                        Vec::new(),
+                        None,
+                    )
+                    .await?;
+                    self.progress.stage(candidate, stage, "interrupted");
+                    return Ok(Err(f));
+                }
+                Err(f) => {
+                    self.finish(
+                        &run,
+                        RunStatus::Failed,
+                        f.kind,
+                        Some(f.message.clone()),
+                        None,
+                        Vec::new(),
+                        None,
+                    )
+                    .await?;
+                    if f.kind.is_retryable() && tries < self.settings.retries {
+                        tries += 1;
+                        let backoff = Duration::from_millis(500u64 << tries.min(6));
+                        self.progress.stage(
+                            candidate,
+                            stage,
+                            &format!("{}: retrying in {:.1}s", f.kind, backoff.as_secs_f64()),
+                        );
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff) => continue,
+                            _ = self.cancel.cancelled() => return Ok(Err(Failure::new(OutcomeKind::Interrupted, "cancelled during backoff"))),
+                        }
+                    }
+                    self.progress.stage(candidate, stage, &format!("failed: {}", f.kind));
+                    return Ok(Err(f));
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        run: &StageRun,
+        status: RunStatus,
+        outcome: OutcomeKind,
+        error: Option<String>,
+        output: Option<&serde_json::Value>,
+        evidence: Vec<EvidenceItem>,
+        commit: Option<String>,
+    ) -> Result<(), StoreError> {
+        let result = StageResult {
+            status,
+            outcome,
+            error,
+            output: output.cloned(),
+            evidence,
+            commit,
+        };
+        self.store.finish_run(run, &result).await
+    }
+}
+
+/// Runs blocking work off the runtime; a panic becomes `internal_error`.
+pub(super) async fn blocking<T, F>(f: F) -> Result<T, Failure>
+where
+    F: FnOnce() -> Result<T, Failure> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(Failure::new(
+                OutcomeKind::InternalError,
+                format!("assay panicked: {msg} (please report this)"),
+            ))
+        }
+        Err(e) => Err(Failure::infra(format!("blocking task failed: {e}"))),
+    }
+}
+
+/// A stable key for stage inputs.
+pub(super) fn key(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    hex::encode(h.finalize())[..32].to_string()
+}
+
+/// A stage's stored output read back; one that does not read is a corrupt store, never a
+/// failure of the candidate.
+pub(super) fn stored<T: DeserializeOwned>(v: serde_json::Value, what: &str) -> Result<T, StoreError> {
+    serde_json::from_value(v).map_err(|e| StoreError::Corrupt {
+        table: "stage_runs",
+        column: "output_json",
+        value: format!("{what}: {e}"),
+    })
+}

@@ -38,7 +38,7 @@ pub enum StoreError {
         value: String,
     },
     /// The database URL is not one assay supports.
-    #[error("unsupported database URL {0:?}: use sqlite://PATH (PostgreSQL support comes with `assay worker`)")]
+    #[error("unsupported database URL {0:?}: assay keeps its results in SQLite; use sqlite://PATH")]
     Unsupported(String),
 }
 

@@ -2023,36 +2023,7 @@ mod tests {
     mod assessed {
         use super::*;
         use crate::facts::{Facts, HistoryFacts};
-        use crate::rubric::assess;
-
-        fn criterion() -> Criterion {
-            let r = Rubric::parse(
-                std::path::Path::new("r.toml"),
-                r#"name = "r"
-    [[criterion]]
-    id = "iteration"
-    title = "Iteration"
-    description = "small steps"
-    weight = 1.0
-    level = [{ score = 1, descriptor = "a" }, { score = 2, descriptor = "b" }, { score = 3, descriptor = "c" }, { score = 4, descriptor = "d" }]
-    [[criterion.item]]
-    id = "steps"
-    text = "Many small steps."
-    check = "many_small_steps"
-    [[criterion.item]]
-    id = "dump"
-    text = "No single dump."
-    check = "no_single_dump"
-    [[criterion.item]]
-    id = "failures"
-    text = "A failed approach is described."
-    ask = "Does the README describe an approach that failed?"
-    from = ["readme", "commits"]
-    "#,
-            )
-            .unwrap();
-            r.criteria[0].clone()
-        }
+        use crate::rubric::assess::{self, tests::criterion};
 
         fn answer(met: bool, quote: &str) -> Answer {
             Answer {

@@ -5,8 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use assay::config::Overrides;
-
 use assay::diag::InputError;
 use assay::report;
 use assay::results;
@@ -28,10 +26,7 @@ pub struct Args {
 }
 
 pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
-    let settings = g.settings(Overrides {
-        db: a.db.clone(),
-        ..Overrides::default()
-    })?;
+    let settings = g.settings(super::db_flag(&a.db))?;
     super::runtime()?.block_on(async {
         let store = super::open_store(&settings).await?;
         let found = store.find_submissions(&a.candidate, a.cohort.as_deref()).await?;

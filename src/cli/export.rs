@@ -4,8 +4,6 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use assay::config::Overrides;
-
 #[derive(clap::Args)]
 pub struct Args {
     /// Cohort name (the assignment's name, as graded).
@@ -22,10 +20,7 @@ pub struct Args {
 }
 
 pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
-    let settings = g.settings(Overrides {
-        db: a.db.clone(),
-        ..Overrides::default()
-    })?;
+    let settings = g.settings(super::db_flag(&a.db))?;
     super::runtime()?.block_on(async {
         let store = super::open_store(&settings).await?;
         let c = &super::find_cohort(store.as_ref(), &a.cohort).await?;

@@ -5,8 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use assay::config::Overrides;
-
 use assay::diag::InputError;
 use assay::feedback::Outcome;
 
@@ -26,10 +24,7 @@ pub struct Args {
 }
 
 pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
-    let settings = g.settings(Overrides {
-        db: a.db.clone(),
-        ..Overrides::default()
-    })?;
+    let settings = g.settings(super::db_flag(&a.db))?;
     let candidate = a.candidate.as_deref();
     super::runtime()?.block_on(async {
         let store = super::open_store(&settings).await?;

@@ -117,6 +117,14 @@ impl Global {
     }
 }
 
+/// The flags of a command whose only setting is `--db`.
+fn db_flag(db: &Option<String>) -> Overrides {
+    Overrides {
+        db: db.clone(),
+        ..Overrides::default()
+    }
+}
+
 /// The multi-threaded runtime the async commands run on.
 fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()

@@ -5,8 +5,6 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use assay::config::Overrides;
-
 use assay::diag::InputError;
 
 #[derive(clap::Args)]
@@ -23,10 +21,7 @@ pub struct Args {
 }
 
 pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
-    let settings = g.settings(Overrides {
-        db: a.db.clone(),
-        ..Overrides::default()
-    })?;
+    let settings = g.settings(super::db_flag(&a.db))?;
     if settings.graders.is_empty() {
         return Err(
             InputError::file(Path::new("settings"), "no graders are set up, so nobody could sign in")

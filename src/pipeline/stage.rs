@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use super::Pipeline;
 use crate::evidence::EvidenceItem;
 use crate::outcome::{Failure, OutcomeKind};
-use crate::store::{RunStatus, Stage, StageResult, StageRun, StoreError};
+use crate::store::{RunStatus, Stage, StageResult, StoreError};
 use crate::submission::SubmissionRecord;
 
 /// What a stage body hands back on success.
@@ -77,44 +77,36 @@ impl Pipeline {
             };
             match result {
                 Ok(ok) => {
-                    self.finish(
-                        &run,
-                        RunStatus::Done,
-                        ok.outcome,
-                        None,
-                        Some(&ok.output),
-                        ok.evidence,
-                        ok.commit,
-                    )
-                    .await?;
+                    let done = StageResult {
+                        status: RunStatus::Done,
+                        outcome: ok.outcome,
+                        error: None,
+                        output: Some(ok.output),
+                        evidence: ok.evidence,
+                        commit: ok.commit,
+                    };
+                    self.store.finish_run(&run, &done).await?;
                     self.progress.stage(candidate, stage, "done");
-                    return Ok(Ok(ok.output));
-                }
-                Err(f) if f.kind == OutcomeKind::Interrupted => {
-                    self.finish(
-                        &run,
-                        RunStatus::Interrupted,
-                        f.kind,
-                        Some(f.message.clone()),
-                        None,
-                        Vec::new(),
-                        None,
-                    )
-                    .await?;
-                    self.progress.stage(candidate, stage, "interrupted");
-                    return Ok(Err(f));
+                    return Ok(Ok(done.output.unwrap_or(serde_json::Value::Null)));
                 }
                 Err(f) => {
-                    self.finish(
-                        &run,
-                        RunStatus::Failed,
-                        f.kind,
-                        Some(f.message.clone()),
-                        None,
-                        Vec::new(),
-                        None,
-                    )
-                    .await?;
+                    let status = match f.kind {
+                        OutcomeKind::Interrupted => RunStatus::Interrupted,
+                        _ => RunStatus::Failed,
+                    };
+                    let ended = StageResult {
+                        status,
+                        outcome: f.kind,
+                        error: Some(f.message.clone()),
+                        output: None,
+                        evidence: Vec::new(),
+                        commit: None,
+                    };
+                    self.store.finish_run(&run, &ended).await?;
+                    if status == RunStatus::Interrupted {
+                        self.progress.stage(candidate, stage, "interrupted");
+                        return Ok(Err(f));
+                    }
                     if f.kind.is_retryable() && tries < self.settings.retries {
                         tries += 1;
                         let backoff = Duration::from_millis(500u64 << tries.min(6));
@@ -133,28 +125,6 @@ impl Pipeline {
                 }
             }
         }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn finish(
-        &self,
-        run: &StageRun,
-        status: RunStatus,
-        outcome: OutcomeKind,
-        error: Option<String>,
-        output: Option<&serde_json::Value>,
-        evidence: Vec<EvidenceItem>,
-        commit: Option<String>,
-    ) -> Result<(), StoreError> {
-        let result = StageResult {
-            status,
-            outcome,
-            error,
-            output: output.cloned(),
-            evidence,
-            commit,
-        };
-        self.store.finish_run(run, &result).await
     }
 }
 

@@ -126,7 +126,7 @@ pub fn rationale(items: &[ItemResult]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::path::Path;
 
     use super::*;
@@ -134,7 +134,8 @@ mod tests {
     use crate::facts::{Facts, HistoryFacts};
     use crate::rubric::Rubric;
 
-    fn criterion() -> Criterion {
+    /// A criterion of two checks (small steps, no dump) and one question (a failed approach).
+    pub(crate) fn criterion() -> Criterion {
         let r = Rubric::parse(
             Path::new("r.toml"),
             r#"name = "r"

@@ -51,8 +51,21 @@ fn named(line: &str) -> Vec<String> {
         let rest = &line[i + "crate::".len()..];
         match rest.strip_prefix('{') {
             Some(group) => {
-                let group = group.split('}').next().unwrap_or("");
-                out.extend(group.split(',').map(|g| ident(g.trim())).filter(|g| !g.is_empty()));
+                // The names at the group's own level: `crate::{a::{b, c}, d}` names a and d.
+                let (mut depth, mut start) = (0, true);
+                for (j, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => break,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => start = true,
+                        c if start && !c.is_whitespace() => {
+                            start = false;
+                            out.push(ident(&group[j..]));
+                        }
+                        _ => {}
+                    }
+                }
             }
             None => out.push(ident(rest)),
         }
@@ -123,6 +136,10 @@ mod tests {
             ["review", "git"]
         );
         assert_eq!(named("use crate::{evidence, rubric::Rubric};"), ["evidence", "rubric"]);
+        assert_eq!(
+            named("use crate::{store::{Stage, Store}, review};"),
+            ["store", "review"]
+        );
     }
 
     #[test]

@@ -110,10 +110,9 @@ async fn grade(settings: Settings, cohort: Cohort, model: Option<ModelRef>, a: A
     let _lock = WorkLock::acquire(&settings.data_dir, &db_url)?;
     let store = super::open_store(&settings).await?;
     let cancel = cancel_on_signal();
-    let (test_timeout, draft_budget) = (settings.test_timeout, settings.draft_budget);
+    let draft_budget = settings.draft_budget;
 
-    let mut pipeline =
-        Pipeline::new(Arc::clone(&store), settings, cancel, pipeline::progress::auto()).with_test_timeout(test_timeout);
+    let mut pipeline = Pipeline::new(Arc::clone(&store), settings, cancel, pipeline::progress::auto());
     if !a.no_sandbox {
         let docker = super::docker(
             "cannot reach the Docker engine (start dockerd, or pass --no-sandbox to stop after the history)",

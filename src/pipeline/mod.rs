@@ -59,7 +59,6 @@ pub struct Pipeline {
     worker: String,
     sandbox: Option<Arc<dyn Sandbox>>,
     container_slots: Arc<Semaphore>,
-    test_timeout: Option<u64>,
     drafter: Option<Arc<dyn Drafter>>,
 }
 
@@ -113,7 +112,6 @@ impl Pipeline {
             sandbox: None,
             // Each container gets one CPU: no more of them than cores.
             container_slots: Arc::new(Semaphore::new(cores.min(jobs).max(1))),
-            test_timeout: None,
             drafter: None,
             settings: Arc::new(settings),
         }
@@ -132,16 +130,13 @@ impl Pipeline {
         self
     }
 
-    /// Lowers the test phase's wall time for this run (`--test-timeout`).
-    pub fn with_test_timeout(mut self, seconds: Option<u64>) -> Pipeline {
-        self.test_timeout = seconds;
-        self
-    }
-
-    /// The policy limits, lowered by the cohort's `[limits]` and `--test-timeout`.
+    /// The policy limits, lowered by the cohort's `[limits]` and the settings' `test_timeout`.
     fn sandbox_limits(&self, cohort: &Cohort) -> SandboxLimits {
         let mut l = SandboxLimits::from_settings(&self.settings.limits);
-        for t in [cohort.limits.test_seconds, self.test_timeout].into_iter().flatten() {
+        for t in [cohort.limits.test_seconds, self.settings.test_timeout]
+            .into_iter()
+            .flatten()
+        {
             l.test_seconds = l.test_seconds.min(t.max(1));
         }
         if let Some(t) = cohort.limits.install_seconds {

@@ -73,6 +73,12 @@ pub struct TestFacts {
 }
 
 impl TestFacts {
+    /// At least three quarters of the tests that ran passed, in 128-bit arithmetic: the counts
+    /// come from the candidate's output and may be anything a u64 holds.
+    pub fn most_pass(&self) -> bool {
+        u128::from(self.passed) * 4 >= u128::from(self.total) * 3
+    }
+
     /// The install failed for a reason of assay's (its image, its network, a
     /// sandbox limit): the tests say nothing about the candidate.
     pub fn install_not_candidates(&self) -> bool {
@@ -110,7 +116,7 @@ impl Facts {
                 TestFacts {
                     outcome: s.outcome,
                     passed: r.map_or(0, |r| r.passed),
-                    total: r.map_or(0, |r| r.passed + r.failed + r.errors),
+                    total: r.map_or(0, |r| r.ran()),
                     unrun: r.map_or(0, |r| r.unrun),
                     hidden: s.hidden.as_ref().map(|h| h.outcome),
                     flaky: s.flaky.len(),
@@ -180,7 +186,7 @@ impl Facts {
                         Some(h) if h != OutcomeKind::Passed => 3,
                         _ => 4,
                     },
-                    OutcomeKind::TestsFailed if t.total > 0 && t.passed * 4 >= t.total * 3 => 3,
+                    OutcomeKind::TestsFailed if t.total > 0 && t.most_pass() => 3,
                     OutcomeKind::TestsFailed => 2,
                     _ => 1,
                 }),

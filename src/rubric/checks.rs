@@ -141,7 +141,7 @@ fn most_tests_pass(i: &CheckInput<'_>) -> Verdict {
         return verdict(Some(false), ids, none_ran(t));
     }
     verdict(
-        Some(t.passed * 4 >= t.total * 3),
+        Some(t.most_pass()),
         ids,
         format!("{} of {} tests passed", t.passed, t.total),
     )
@@ -545,6 +545,22 @@ mod tests {
         assert_eq!((v.met, v.note.as_str()), (Some(true), "5 tests ran in the sandbox"));
         assert_eq!(eval("most_tests_pass", &some, &[]).met, Some(true));
         assert_eq!(eval("tests_pass", &some, &[]).met, Some(false));
+    }
+
+    /// Counts are the candidate's output: at u64's top the three-quarters rule neither overflows
+    /// nor lets a huge total pass.
+    #[test]
+    fn most_tests_pass_holds_at_the_largest_counts() {
+        let facts = |passed, total| Facts {
+            tests: Some(tests(OutcomeKind::TestsFailed, passed, total)),
+            ..Facts::default()
+        };
+        assert_eq!(eval("most_tests_pass", &facts(u64::MAX, u64::MAX), &[]).met, Some(true));
+        assert_eq!(
+            eval("most_tests_pass", &facts(u64::MAX / 2, u64::MAX), &[]).met,
+            Some(false)
+        );
+        assert_eq!(facts(u64::MAX, u64::MAX).estimate("tests"), Some(3));
     }
 
     #[test]

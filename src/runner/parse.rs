@@ -10,6 +10,15 @@ use serde::{Deserialize, Serialize};
 const MAX_ID: usize = 300;
 /// Most cases kept in a report.
 const MAX_CASES: usize = 5_000;
+/// Longest output line the text parsers read, in bytes: every line they look for (a test's
+/// result, a summary, a `go test -json` event) is far shorter, and a longer one (a candidate's
+/// test printing megabytes on one line) is skipped unread rather than split into words.
+const MAX_LINE: usize = 64 * 1024;
+
+/// The lines of `output` short enough to be a result or a summary.
+fn lines(output: &str) -> impl Iterator<Item = &str> {
+    output.lines().filter(|l| l.len() <= MAX_LINE)
+}
 
 /// How one test ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -74,17 +83,31 @@ impl TestReport {
         describe_counts(self.passed, self.failed, self.skipped, self.errors, self.unrun)
     }
 
-    /// Tests that ran or were skipped.
+    /// Tests that ran or were skipped. Saturating, like every sum of counts a candidate's output
+    /// gives: a printed "18446744073709551615 passed" makes a large count, never an overflow.
     pub fn total(&self) -> u64 {
-        self.passed + self.failed + self.skipped + self.errors
+        self.passed
+            .saturating_add(self.failed)
+            .saturating_add(self.skipped)
+            .saturating_add(self.errors)
+    }
+
+    /// Tests that ran: passed, failed and errored (skipped ones did not run).
+    pub fn ran(&self) -> u64 {
+        self.passed.saturating_add(self.failed).saturating_add(self.errors)
+    }
+
+    /// What makes a run fail: failed and errored tests and suites that failed to run.
+    pub fn failing(&self) -> u64 {
+        self.failed.saturating_add(self.errors).saturating_add(self.unrun)
     }
 
     fn push(&mut self, id: &str, status: CaseStatus, time_s: Option<f64>) {
         match status {
-            CaseStatus::Passed => self.passed += 1,
-            CaseStatus::Failed => self.failed += 1,
-            CaseStatus::Skipped => self.skipped += 1,
-            CaseStatus::Error => self.errors += 1,
+            CaseStatus::Passed => self.passed = self.passed.saturating_add(1),
+            CaseStatus::Failed => self.failed = self.failed.saturating_add(1),
+            CaseStatus::Skipped => self.skipped = self.skipped.saturating_add(1),
+            CaseStatus::Error => self.errors = self.errors.saturating_add(1),
         }
         if self.cases.len() < MAX_CASES {
             self.cases.push(TestCase {
@@ -171,7 +194,7 @@ fn set_status(current: &mut Option<(String, Option<f64>, CaseStatus)>, status: C
 /// Parses libtest output (`cargo test`): `test path ... ok|FAILED|ignored`.
 pub fn libtest(output: &str) -> TestReport {
     let mut report = TestReport::default();
-    for line in output.lines() {
+    for line in lines(output) {
         let Some(rest) = line.strip_prefix("test ") else {
             continue;
         };
@@ -207,7 +230,7 @@ pub fn go_json(output: &str) -> TestReport {
     let mut report = TestReport::default();
     let mut failed_packages_with_tests = std::collections::HashSet::new();
     let mut failed_packages = Vec::new();
-    for line in output.lines() {
+    for line in lines(output) {
         let Ok(e) = serde_json::from_str::<GoEvent>(line) else {
             continue;
         };
@@ -241,7 +264,7 @@ pub fn go_json(output: &str) -> TestReport {
 /// lines. The last summary seen wins.
 pub fn counts(output: &str) -> TestReport {
     let mut report = TestReport::default();
-    for line in output.lines() {
+    for line in lines(output) {
         let l = line.trim().trim_start_matches('#').trim().to_ascii_lowercase();
         // jest's "Test Suites: 2 failed, 2 total" and vitest's "Test Files  1 failed (2)" count
         // files, not tests: two suites that fail to compile are no two failed tests.
@@ -254,7 +277,7 @@ pub fn counts(output: &str) -> TestReport {
                 match slot {
                     0 => report.passed = n,
                     1 => report.failed = n,
-                    _ => report.skipped += n,
+                    _ => report.skipped = report.skipped.saturating_add(n),
                 }
             }
         }
@@ -271,7 +294,7 @@ pub fn counts(output: &str) -> TestReport {
             match w[1] {
                 "passed" | "passing" => report.passed = n,
                 "failed" | "failing" => report.failed = n,
-                "skipped" | "pending" => skipped = Some(skipped.unwrap_or(0) + n),
+                "skipped" | "pending" => skipped = Some(skipped.unwrap_or(0).saturating_add(n)),
                 _ => {}
             }
         }
@@ -282,7 +305,7 @@ pub fn counts(output: &str) -> TestReport {
     // No summary (jest crashed in a reporter after the tests ran, say): the per-test marks of
     // jest's and mocha's default reporters, `✓ name` and `✕ name` / `✗ name`.
     if report.total() == 0 {
-        for line in output.lines().map(str::trim_start) {
+        for line in lines(output).map(str::trim_start) {
             if line.starts_with("✓ ") || line.starts_with("√ ") {
                 report.passed = report.passed.saturating_add(1);
             } else if line.starts_with("✕ ") || line.starts_with("✗ ") || line.starts_with("× ") {
@@ -302,7 +325,7 @@ pub fn counts(output: &str) -> TestReport {
 /// Parses `python -m unittest -v` output: `Ran N tests` and the
 /// `FAILED (failures=F, errors=E, skipped=S)` or `OK (skipped=S)` line.
 pub fn unittest(output: &str) -> Option<TestReport> {
-    let ran = output.lines().find_map(|l| {
+    let ran = lines(output).find_map(|l| {
         let l = l.trim();
         l.strip_prefix("Ran ")
             .and_then(|r| r.split_whitespace().next())
@@ -313,16 +336,21 @@ pub fn unittest(output: &str) -> Option<TestReport> {
         line.split(['(', ')', ','])
             .filter_map(|p| p.trim().strip_prefix(key).and_then(|v| v.strip_prefix('=')))
             .filter_map(|v| v.parse::<u64>().ok())
-            .sum()
+            .fold(0u64, u64::saturating_add)
     };
-    for line in output.lines().map(str::trim) {
+    for line in lines(output).map(str::trim) {
         if line.starts_with("FAILED") || line.starts_with("OK") {
             report.failed = field(line, "failures");
             report.errors = field(line, "errors");
             report.skipped = field(line, "skipped");
         }
     }
-    report.passed = ran.saturating_sub(report.failed + report.errors + report.skipped);
+    report.passed = ran.saturating_sub(
+        report
+            .failed
+            .saturating_add(report.errors)
+            .saturating_add(report.skipped),
+    );
     Some(report)
 }
 
@@ -408,6 +436,136 @@ garbage"#;
         // vitest's file line counts files too.
         let r = counts(" Test Files  1 failed | 2 passed (3)\n      Tests  1 failed | 9 passed (10)\n");
         assert_eq!((r.passed, r.failed), (9, 1));
+    }
+
+    /// Candidate output is hostile: counts at and past u64's range saturate, a 100 MB line is
+    /// skipped unread (the summary after it still counts), nesting and invalid UTF-8 parse.
+    #[test]
+    fn hostile_output_never_overflows_or_panics() {
+        let max = u64::MAX.to_string();
+        let r = counts(&format!(
+            "{max} passed, {max} skipped, 5 skipped, 3 pending\n# skipped {max}\n# todo 9"
+        ));
+        assert_eq!((r.passed, r.skipped), (u64::MAX, u64::MAX));
+        assert_eq!(r.total(), u64::MAX);
+        let r = unittest(&format!(
+            "Ran 5 tests in 0.1s\n\nFAILED (failures={max}, errors={max}, skipped={max})"
+        ))
+        .unwrap();
+        assert_eq!(
+            (r.passed, r.failed, r.errors, r.skipped),
+            (0, u64::MAX, u64::MAX, u64::MAX)
+        );
+        assert_eq!((r.failing(), r.ran(), r.total()), (u64::MAX, u64::MAX, u64::MAX));
+        // Past u64: not a number, so not a count.
+        assert_eq!(counts("99999999999999999999999 passed").passed, 0);
+
+        let mut long = "1 passed ".repeat(100 * 1024 * 1024 / 9);
+        long.push_str("\nTests: 2 failed, 3 passed, 5 total\n");
+        let r = counts(&long);
+        assert_eq!((r.passed, r.failed), (3, 2));
+        let mut long = "test a ... ok".repeat(MAX_LINE);
+        long.push_str("\ntest b ... FAILED\n");
+        assert_eq!((libtest(&long).passed, libtest(&long).failed), (0, 1));
+
+        let deep = format!(
+            "{}<testcase name=\"x\"/>{}",
+            "<testsuite>".repeat(100_000),
+            "</testsuite>".repeat(100_000)
+        );
+        assert_eq!(junit(&deep).map(|r| r.passed), Some(1));
+        let many = "<testcase name=\"y\"/>".repeat(MAX_CASES + 10);
+        let r = junit(&format!("<testsuite>{many}</testsuite>")).unwrap();
+        assert_eq!((r.passed, r.cases.len()), ((MAX_CASES + 10) as u64, MAX_CASES));
+        let id = "n".repeat(10 * MAX_ID);
+        let r = go_json(&format!(
+            "{{\"Action\":\"pass\",\"Package\":\"p\",\"Test\":\"{id}\",\"Elapsed\":1e308}}"
+        ));
+        assert_eq!(r.cases[0].id.chars().count(), MAX_ID);
+    }
+
+    /// Random bytes and random mixtures of the parsers' own keywords (seeded, so a failure
+    /// repeats): no input panics any parser, and what they keep stays within its caps.
+    #[test]
+    fn random_output_parses_within_bounds() {
+        const PARTS: &[&str] = &[
+            "Ran ",
+            "tests",
+            " passed",
+            " failed",
+            " skipped",
+            " pending",
+            " passing",
+            "FAILED (",
+            "OK (",
+            "failures=",
+            "errors=",
+            "skipped=",
+            ")",
+            ",",
+            "\n",
+            "# pass ",
+            "# fail ",
+            "# todo ",
+            "test ",
+            " ... ok",
+            " ... FAILED",
+            " ... ignored",
+            "{\"Action\":\"fail\",\"Package\":\"",
+            "\"}",
+            "<testcase name=\"",
+            "\">",
+            "<failure/>",
+            "</testcase>",
+            "<skipped>",
+            "<error>",
+            "✓ ",
+            "✕ ",
+            "● Test suite failed to run",
+            "Tests: ",
+            "18446744073709551615",
+            "18446744073709551616",
+            "0",
+            "7",
+            "-3",
+            "1e9",
+            "\u{0}",
+            "\u{1b}[2J",
+            "é",
+            "\r\n",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^ (z >> 31)
+        };
+        for round in 0..2_000 {
+            let len = (next() % 400) as usize;
+            let text = if round % 4 == 0 {
+                let bytes: Vec<u8> = (0..len * 4).map(|_| next() as u8).collect();
+                String::from_utf8_lossy(&bytes).into_owned()
+            } else {
+                (0..len).map(|_| PARTS[(next() as usize) % PARTS.len()]).collect()
+            };
+            for r in [
+                Some(counts(&text)),
+                Some(libtest(&text)),
+                Some(go_json(&text)),
+                unittest(&text),
+                junit(&text),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                assert!(r.cases.len() <= MAX_CASES);
+                assert!(r.cases.iter().all(|c| c.id.chars().count() <= MAX_ID));
+                assert!(r.total() >= r.passed && r.failing() >= r.failed);
+                let _ = r.describe();
+            }
+        }
     }
 
     #[test]

@@ -299,7 +299,7 @@ pub fn classify_test(r: &RunnerSpec, p: &PhaseResult) -> (OutcomeKind, TestRepor
         OutcomeKind::Oom
     } else if p.output_truncated {
         OutcomeKind::OutputTruncated
-    } else if report.failed + report.errors + report.unrun > 0 || (p.exit_code != Some(0) && report.total() > 0) {
+    } else if report.failing() > 0 || (p.exit_code != Some(0) && report.total() > 0) {
         OutcomeKind::TestsFailed
     } else if report.passed == 0 {
         OutcomeKind::NoTests
@@ -324,7 +324,7 @@ pub fn classify_hidden(p: &PhaseResult) -> (OutcomeKind, TestReport) {
         OutcomeKind::Oom
     } else if report.total() == 0 {
         OutcomeKind::NoTests
-    } else if report.failed + report.errors > 0 || p.exit_code != Some(0) {
+    } else if report.failed.saturating_add(report.errors) > 0 || p.exit_code != Some(0) {
         OutcomeKind::TestsFailed
     } else {
         OutcomeKind::Passed

@@ -292,12 +292,13 @@ pub fn export_csv(rubric: &Rubric, rows: &[ExportRow], reveal: bool) -> String {
 /// RFC 4180 quoting; a leading `=`, `+`, `-` or `@` is prefixed with `'` so a spreadsheet does
 /// not run a candidate-supplied cell as a formula.
 fn csv_field(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    let s = crate::untrusted::printable(s);
+    let s = if s.starts_with(['=', '+', '-', '@', '\t']) {
         format!("'{s}")
     } else {
-        s.to_string()
+        s
     };
-    if s.contains([',', '"', '\n', '\r']) {
+    if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s
@@ -665,6 +666,8 @@ from = ["readme"]
         assert_eq!(csv_field("a,b"), "\"a,b\"");
         assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_field("=cmd()"), "'=cmd()");
+        assert_eq!(csv_field("\t=cmd()"), "'\t=cmd()");
+        assert_eq!(csv_field("\u{1b}[2Jnote\r"), "[2Jnote");
     }
 
     fn scored(score: u32, items: &[(&str, bool, Option<bool>)], feedback: &str) -> BTreeMap<String, CriterionReview> {

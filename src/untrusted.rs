@@ -1,7 +1,8 @@
 //! Text from candidate repositories on its way to the model: invisible characters removed (and a
 //! message hidden in Unicode tag characters recovered), instructions aimed at the grader or the
 //! model found (`screen`, shown to graders as `I` items) and replaced (`defuse`) so the model
-//! never reads them.
+//! never reads them. On its way to a terminal or a report, [`printable`] removes what would
+//! act instead of being read: control characters (escape sequences, NUL) and the invisible ones.
 
 use std::sync::LazyLock;
 
@@ -22,16 +23,35 @@ pub fn sanitize(text: &str) -> (String, Option<String>) {
             }
             continue;
         }
-        let invisible = matches!(u,
-            0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF | 0x00AD | 0x180E
-        );
-        if invisible {
+        if invisible(c) {
             continue;
         }
         out.push(c);
     }
     let hidden = hidden.trim().to_string();
     (out, (!hidden.is_empty()).then_some(hidden))
+}
+
+/// Zero-width, direction-changing and other invisible characters.
+fn invisible(c: char) -> bool {
+    matches!(c as u32,
+        0x200B..=0x200F | 0x2028..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F | 0xFEFF | 0x00AD | 0x180E
+    )
+}
+
+/// `text` as a terminal or a report may show it: control characters other than line feed and
+/// tab removed (ESC and so every escape sequence — screen clears, OSC 52 clipboard writes —,
+/// NUL, carriage returns that overwrite a line, C1 controls), and invisible, direction-changing
+/// and tag characters removed. assay's own output has none of them, so this applies to whole
+/// reports: candidate text (commit messages, names, README quotes, test ids, drafts made from
+/// them) can reach any of their lines.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .filter(|&c| {
+            let control = c.is_control() && c != '\n' && c != '\t';
+            !(control || invisible(c) || (0xE0000..=0xE007F).contains(&(c as u32)))
+        })
+        .collect()
 }
 
 static SCREEN: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
@@ -108,6 +128,16 @@ pub fn defuse(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_text_keeps_lines_and_tabs_and_drops_what_acts() {
+        let hostile = "a\u{1b}[2Jb\u{1b}]52;c;ZXZpbA==\u{7}c\0d\re\u{7f}f\u{9b}g\u{202e}h\u{e0041}i";
+        assert_eq!(printable(hostile), "a[2Jb]52;c;ZXZpbA==cdefghi");
+        assert_eq!(
+            printable("line one\n\tline two — ünïcode ✓"),
+            "line one\n\tline two — ünïcode ✓"
+        );
+    }
 
     #[test]
     fn tag_characters_and_zero_width_are_stripped_and_the_hidden_text_recovered() {

@@ -63,7 +63,7 @@ pub fn feedback_markdown(f: &Feedback<'_>) -> String {
     if let Some(r) = &d.repro {
         out.push_str(&findings_table(&r.findings));
     }
-    out
+    crate::untrusted::printable(&out)
 }
 
 /// The README steps as a Markdown section (empty when there are none).
@@ -230,5 +230,5 @@ pub fn check_markdown(repo: &str, commit: &str, r: &crate::check::CheckReport) -
             let _ = writeln!(out, "| `{}` | {:?} | {} |", c.id, c.status, time);
         }
     }
-    out
+    crate::untrusted::printable(&out)
 }

@@ -60,8 +60,10 @@ fn engine() -> Tera {
     tera
 }
 
+/// Renders a report's template; candidate text in it is made [`printable`](crate::untrusted::printable).
 fn render(tera: &Tera, template: &'static str, ctx: &Context) -> Result<String, ReportError> {
     tera.render(template, ctx)
+        .map(|text| crate::untrusted::printable(&text))
         .map_err(|source| ReportError::Render { template, source })
 }
 

@@ -81,7 +81,7 @@ pub fn history(repo: &str, h: &HistoryReport) -> String {
     for s in &h.signals {
         let _ = writeln!(out, "  {:<4} {:<26} {}", s.id, s.kind, s.description);
     }
-    out
+    crate::untrusted::printable(&out)
 }
 
 /// The terminal summary of `assay check`.
@@ -137,7 +137,7 @@ pub fn check(r: &crate::check::CheckReport) -> String {
             f.id, f.severity, f.kind, f.message, f.fix
         );
     }
-    out
+    crate::untrusted::printable(&out)
 }
 
 /// What `assay model info` prints.
@@ -191,7 +191,7 @@ pub fn model_info(id: &str, info: &crate::llm::ModelInfo) -> String {
     if let Some(l) = &info.license {
         let _ = writeln!(s, "license        {l}");
     }
-    s
+    crate::untrusted::printable(&s)
 }
 
 /// What `assay draft CANDIDATE` prints.
@@ -262,7 +262,7 @@ pub fn draft(
             let _ = writeln!(s, "  {} {} ({}): {}", e.id, e.kind, e.source, e.text);
         }
     }
-    s
+    crate::untrusted::printable(&s)
 }
 
 /// The table `assay grade` prints: each submission's status, outcome, commit, evidence count,
@@ -297,5 +297,5 @@ pub fn grade(summary: &GradeSummary) -> String {
                 .join(","))
         );
     }
-    out
+    crate::untrusted::printable(&out)
 }

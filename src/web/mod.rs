@@ -124,16 +124,20 @@ impl App {
             .with_state(self.clone())
     }
 
+    /// Renders a page; candidate text in it is made [`printable`](crate::untrusted::printable).
     fn render(&self, template: &str, ctx: &Context) -> Result<String, WebError> {
-        self.tera.render(template, ctx).map_err(|e| {
-            let mut msg = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                msg.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            WebError::Render(msg)
-        })
+        self.tera
+            .render(template, ctx)
+            .map(|page| crate::untrusted::printable(&page))
+            .map_err(|e| {
+                let mut msg = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    msg.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                WebError::Render(msg)
+            })
     }
 
     fn base_context(&self, session: Option<&Session>) -> Context {

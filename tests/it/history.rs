@@ -867,3 +867,71 @@ fn placeholder_tests_are_not_tests_from_the_start() {
     assert!(k.contains(&"tests_from_start".to_string()), "{k:?}");
     assert!(!k.contains(&"placeholder_tests".to_string()), "{k:?}");
 }
+
+/// Issue 14 (catalogue: terminal and report injection): a commit message with ESC sequences
+/// (a screen clear, an OSC 52 clipboard write), a NUL and a carriage return, and a README with a
+/// colour escape, reach neither the terminal nor any report raw; the readable text around
+/// them stays.
+#[test]
+fn control_characters_from_candidates_reach_no_terminal_and_no_report() {
+    let mut r = Scripted::new();
+    r.put(&[(
+        "README.md",
+        Some("# Tool\n\n\u{1b}[31mRed\u{1b}[0m results: accuracy 0.9\n"),
+    )]);
+    r.commit("clear\u{1b}[2Jscreen and \u{1b}]52;c;ZXZpbA==\u{7}copy", DAY1);
+    r.put(&[("app.py", Some("print(1)\n"))]);
+    let parent = r.commit("second", DAY1 + HOUR);
+    // A NUL and a carriage return in a message: written as a raw object, as git's own
+    // commands would refuse to.
+    let tree = r.repo.find_commit(parent).unwrap().tree_id();
+    let raw = format!(
+        "tree {tree}\nparent {parent}\nauthor Sam <sam@example.org> {t} +0000\ncommitter Sam <sam@example.org> {t} +0000\n\nnul\0byte\rover written\n",
+        t = DAY1 + 2 * HOUR
+    );
+    let head = r
+        .repo
+        .odb()
+        .unwrap()
+        .write(git2::ObjectType::Commit, raw.as_bytes())
+        .unwrap();
+    r.repo.reference("refs/heads/main", head, true, "raw commit").unwrap();
+
+    let raw_control = |text: &str| {
+        text.chars()
+            .find(|c| c.is_control() && *c != '\n' && *c != '\t')
+            .map(|c| format!("U+{:04X}", c as u32))
+    };
+    let assay = Assay::new();
+    let out = assay.run(&["history", r.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(raw_control(&text), None, "{text}");
+    assert!(text.contains("clear[2Jscreen"), "{text}");
+
+    let work = tempfile::tempdir().unwrap();
+    let cohort = cohort_of(work.path(), "", &[("sam", r.path())]);
+    let reports = work.path().join("out");
+    let out = assay.run(&[
+        "grade",
+        "--no-drafts",
+        "--no-sandbox",
+        cohort.to_str().unwrap(),
+        "--out",
+        reports.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(raw_control(&String::from_utf8_lossy(&out.stdout)), None);
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&reports).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "md" || e == "html") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert_eq!(raw_control(&text), None, "{}", path.display());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 4, "{seen} reports");
+    let packet = std::fs::read_to_string(reports.join("sam.md")).unwrap();
+    assert!(packet.contains("2Jscreen and"), "{packet}");
+}

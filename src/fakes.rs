@@ -55,6 +55,16 @@ impl MemoryStore {
     pub fn all_runs(&self) -> Vec<StageRun> {
         self.state().runs.clone()
     }
+
+    /// The details of every event of `kind`, oldest first.
+    pub fn events_of(&self, kind: &str) -> Vec<serde_json::Value> {
+        self.state()
+            .events
+            .iter()
+            .filter(|(_, e)| e.kind == kind)
+            .map(|(_, e)| e.detail.clone())
+            .collect()
+    }
 }
 
 fn now() -> String {
@@ -512,6 +522,8 @@ pub enum Drafting {
     Scores(u32),
     /// Fails as a broken model would.
     Fails(&'static str),
+    /// Panics in async code (outside `spawn_blocking`), as a bug in the drafting code would.
+    Panics(&'static str),
 }
 
 /// A [`Drafter`] with no model: drafts every criterion at a fixed score (or fails), counting calls.
@@ -544,6 +556,7 @@ impl Drafter for FakeDrafter {
         let score = match self.drafting {
             Drafting::Scores(s) => s,
             Drafting::Fails(why) => anyhow::bail!("{why}"),
+            Drafting::Panics(why) => panic!("{why}"),
         };
         let cited: Vec<String> = input.stage_items.iter().take(1).map(|e| e.id.clone()).collect();
         let drafts = input

@@ -22,10 +22,12 @@ pub mod progress;
 mod sandbox;
 mod stage;
 
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::Utc;
+use futures_util::FutureExt;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
@@ -218,7 +220,13 @@ impl Pipeline {
                 if permit.is_none() {
                     return (candidate, Ok(()));
                 }
-                let result = this.process(&ctx, &spec, rec).await;
+                // A panic anywhere in the submission's work (outside `blocking`, which catches
+                // its own) ends the submission as `internal_error`, recorded, never left running.
+                let id = rec.id;
+                let result = match AssertUnwindSafe(this.process(&ctx, &spec, rec)).catch_unwind().await {
+                    Ok(result) => result,
+                    Err(payload) => this.panicked(&ctx, id, &candidate, stage::panicked(payload)).await,
+                };
                 (candidate, result)
             });
         }
@@ -339,6 +347,26 @@ impl Pipeline {
             )
             .await?;
         self.progress.finished(candidate, "done", outcome.as_str());
+        Ok(())
+    }
+
+    /// Records a submission whose work panicked: failed with `internal_error` and the panic's
+    /// message. Its stage run stays as the panic left it; the next run starts a new attempt.
+    async fn panicked(&self, cohort: &CohortCtx, id: i64, candidate: &str, f: Failure) -> Result<(), StoreError> {
+        tracing::error!(candidate, "{}", f.message);
+        self.store
+            .set_submission(id, SubmissionStatus::Failed, Some(f.kind), None)
+            .await?;
+        self.store
+            .event(
+                Some(cohort.id),
+                Some(id),
+                "submission_finished",
+                &json!({ "status": SubmissionStatus::Failed.as_str(), "outcome": f.kind, "error": f.message }),
+            )
+            .await?;
+        self.progress
+            .finished(candidate, SubmissionStatus::Failed.as_str(), f.kind.as_str());
         Ok(())
     }
 

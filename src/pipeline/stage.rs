@@ -128,6 +128,19 @@ impl Pipeline {
     }
 }
 
+/// A panic's payload as the `internal_error` it is recorded as.
+pub(super) fn panicked(payload: Box<dyn std::any::Any + Send>) -> Failure {
+    let msg = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".to_string());
+    Failure::new(
+        OutcomeKind::InternalError,
+        format!("assay panicked: {msg} (please report this)"),
+    )
+}
+
 /// Runs blocking work off the runtime; a panic becomes `internal_error`.
 pub(super) async fn blocking<T, F>(f: F) -> Result<T, Failure>
 where
@@ -136,18 +149,7 @@ where
 {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
-        Err(e) if e.is_panic() => {
-            let payload = e.into_panic();
-            let msg = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Err(Failure::new(
-                OutcomeKind::InternalError,
-                format!("assay panicked: {msg} (please report this)"),
-            ))
-        }
+        Err(e) if e.is_panic() => Err(panicked(e.into_panic())),
         Err(e) => Err(Failure::infra(format!("blocking task failed: {e}"))),
     }
 }

@@ -363,3 +363,30 @@ async fn a_draft_that_fails_leaves_the_outcome_alone_and_says_why() {
     );
     assert!(draft.error.as_deref().unwrap().contains("the model wrote garbage"));
 }
+
+/// Issue 14: a panic in async code outside `blocking` (here the drafter's) is caught at the
+/// submission's edge: the submission ends `failed` with `internal_error` and the panic's
+/// message, never left `running`, and the run goes on to its summary.
+#[tokio::test]
+async fn a_panic_outside_blocking_work_fails_the_submission_as_internal_error() {
+    let dir = tempfile::tempdir().unwrap();
+    project(&dir.path().join("alice"));
+    let cohort = cohort(dir.path());
+    let store = Arc::new(MemoryStore::default());
+    let p = Arc::new(
+        pipeline(&store, &dir.path().join("data"), CancellationToken::new())
+            .with_drafter(Arc::new(FakeDrafter::new(Drafting::Panics("index 9 out of range")))),
+    );
+    let (summary, _) = p.run(&cohort).await.unwrap();
+    let s = &summary.submissions[0];
+    assert_eq!((s.status, s.outcome), ("failed", OutcomeKind::InternalError), "{s:#?}");
+    let finished = store.events_of("submission_finished");
+    assert_eq!(finished.len(), 1, "{finished:?}");
+    assert!(
+        finished[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("assay panicked: index 9 out of range"),
+        "{finished:?}"
+    );
+}

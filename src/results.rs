@@ -123,15 +123,12 @@ pub async fn view(
     rec: &SubmissionRecord,
 ) -> Result<(SubmissionSummary, SubmissionDetail), StoreError> {
     let runs = store.runs(rec.id).await?;
-    let done = |stage: Stage| latest_done(&runs, stage);
     let detail = SubmissionDetail {
-        fetch: done(Stage::Fetch).and_then(|v| serde_json::from_value(v).ok()),
-        history: done(Stage::History).and_then(|v| serde_json::from_value(v).ok()),
-        sandbox: done(Stage::Sandbox)
-            .and_then(|v| serde_json::from_value::<SandboxOutput>(v).ok())
-            .and_then(|o| o.report),
-        repro: done(Stage::Repro).and_then(|v| serde_json::from_value(v).ok()),
-        draft: done(Stage::Draft).and_then(|v| serde_json::from_value::<draft::DraftRecord>(v).ok()),
+        fetch: read_latest(&runs, rec.id, Stage::Fetch)?,
+        history: read_latest(&runs, rec.id, Stage::History)?,
+        sandbox: read_latest::<SandboxOutput>(&runs, rec.id, Stage::Sandbox)?.and_then(|o| o.report),
+        repro: read_latest(&runs, rec.id, Stage::Repro)?,
+        draft: read_latest(&runs, rec.id, Stage::Draft)?,
     };
     let mut facts = draft::Facts::from_reports(
         detail.history.as_ref(),
@@ -238,6 +235,33 @@ pub async fn summarize_with_details(
     Ok((summary, details))
 }
 
+/// A stage's stored output read back as `T`. One that does not read is an error naming the
+/// submission and the stage, never taken for "no output": that would score a criterion from
+/// missing data.
+pub fn read_output<T: serde::de::DeserializeOwned>(
+    submission: i64,
+    stage: Stage,
+    v: serde_json::Value,
+) -> Result<T, StoreError> {
+    serde_json::from_value(v).map_err(|e| StoreError::Output {
+        submission,
+        stage,
+        reason: e.to_string(),
+    })
+}
+
+/// The latest done output of `stage` among a submission's `runs`, read as `T` (see
+/// [`read_output`]); `None` when the stage has not been done.
+pub fn read_latest<T: serde::de::DeserializeOwned>(
+    runs: &[StageRun],
+    submission: i64,
+    stage: Stage,
+) -> Result<Option<T>, StoreError> {
+    latest_done(runs, stage)
+        .map(|v| read_output(submission, stage, v))
+        .transpose()
+}
+
 /// The output of the latest done run of `stage` among `runs` (a submission's, oldest first).
 pub fn latest_done(runs: &[StageRun], stage: Stage) -> Option<serde_json::Value> {
     runs.iter()
@@ -257,7 +281,5 @@ pub async fn stage_output(
 
 /// The history report of a submission, when its history stage is done.
 pub async fn history_of(store: &dyn Store, submission_id: i64) -> Result<Option<HistoryReport>, StoreError> {
-    Ok(stage_output(store, submission_id, Stage::History)
-        .await?
-        .and_then(|v| serde_json::from_value(v).ok()))
+    read_latest(&store.runs(submission_id).await?, submission_id, Stage::History)
 }

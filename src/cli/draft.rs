@@ -48,9 +48,8 @@ pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
                 .into());
             }
         };
-        let record: Option<assay::draft::DraftRecord> = results::stage_output(store.as_ref(), rec.id, Stage::Draft)
-            .await?
-            .and_then(|v| serde_json::from_value(v).ok());
+        let record: Option<assay::draft::DraftRecord> =
+            results::read_latest(&store.runs(rec.id).await?, rec.id, Stage::Draft)?;
         let evidence = store.evidence(rec.id).await?;
         if a.json {
             super::print_json(&serde_json::json!({

@@ -13,7 +13,7 @@ use crate::evidence::EvidenceItem;
 use crate::git::HistoryReport;
 use crate::outcome::{Failure, OutcomeKind};
 use crate::repro;
-use crate::results::{latest_done, FetchOutput, SandboxOutput};
+use crate::results::{read_latest, FetchOutput, SandboxOutput};
 use crate::store::{Stage, Store, StoreError};
 
 impl Pipeline {
@@ -108,18 +108,15 @@ pub async fn draft_evidence(store: &dyn Store, submission_id: i64) -> Result<Dra
         .filter(|i| !i.id.starts_with('D') && !i.id.starts_with('C') && !i.id.starts_with('I'))
         .collect();
     let runs = store.runs(submission_id).await?;
-    let output = |stage| latest_done(&runs, stage);
-    let sandbox_report = output(Stage::Sandbox)
-        .and_then(|v| serde_json::from_value::<SandboxOutput>(v).ok())
-        .and_then(|o| o.report);
-    let repro_report: Option<repro::ReproReport> = output(Stage::Repro).and_then(|v| serde_json::from_value(v).ok());
-    let history: Option<HistoryReport> = output(Stage::History).and_then(|v| serde_json::from_value(v).ok());
+    let sandbox_report = read_latest::<SandboxOutput>(&runs, submission_id, Stage::Sandbox)?.and_then(|o| o.report);
+    let repro_report: Option<repro::ReproReport> = read_latest(&runs, submission_id, Stage::Repro)?;
+    let history: Option<HistoryReport> = read_latest(&runs, submission_id, Stage::History)?;
     let facts = draft::Facts::from_reports(history.as_ref(), sandbox_report.as_ref(), repro_report.as_ref(), None);
     Ok(DraftEvidence {
         items,
         facts,
         commits: crate::ask::commit_items(history.as_ref()),
-        previous: output(Stage::Draft).and_then(|v| serde_json::from_value(v).ok()),
+        previous: read_latest(&runs, submission_id, Stage::Draft)?,
     })
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-use super::stage::{blocking, key, stored, StageOk};
+use super::stage::{blocking, key, StageOk};
 use super::{Pipeline, Sub};
 use crate::cohort::SubmissionSpec;
 use crate::config::Settings;
@@ -52,7 +52,7 @@ impl Pipeline {
             })
             .await?;
         Ok(match out {
-            Ok(v) => Ok(stored(v, "fetch output")?),
+            Ok(v) => Ok(crate::results::read_output(rec.id, Stage::Fetch, v)?),
             Err(f) => Err(f),
         })
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::fetch::ensure_export;
-use super::stage::{blocking, key, stored, StageOk};
+use super::stage::{blocking, key, StageOk};
 use super::{Fetched, Pipeline};
 use crate::evidence::{self, EvidenceItem};
 use crate::outcome::{Failure, OutcomeKind};
@@ -104,7 +104,7 @@ impl Pipeline {
             })
             .await?;
         Ok(match out {
-            Ok(v) => Ok((stored(v, "sandbox output")?, sandbox_key)),
+            Ok(v) => Ok((crate::results::read_output(rec.id, Stage::Sandbox, v)?, sandbox_key)),
             Err(f) => Err(f),
         })
     }
@@ -123,6 +123,15 @@ impl Pipeline {
                 let (f, report) = (Arc::clone(f), Arc::clone(&report));
                 async move {
                     blocking(move || {
+                        // Cleaned since the sandbox ran (or reused from an earlier run): rebuilt
+                        // from the mirror, never assessed as an empty tree.
+                        let fetched = &f.out.fetched;
+                        ensure_export(
+                            &fetched.mirror,
+                            &fetched.commit,
+                            &f.out.export.dir,
+                            &f.sub.settings.limits,
+                        )?;
                         let r = repro::assess(&f.out.export.dir, report.as_ref().as_ref(), &f.out.export);
                         Ok(StageOk {
                             evidence: r

@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::Pipeline;
@@ -162,14 +161,4 @@ pub(super) fn key(parts: &[&str]) -> String {
         h.update([0u8]);
     }
     hex::encode(h.finalize())[..32].to_string()
-}
-
-/// A stage's stored output read back; one that does not read is a corrupt store, never a
-/// failure of the candidate.
-pub(super) fn stored<T: DeserializeOwned>(v: serde_json::Value, what: &str) -> Result<T, StoreError> {
-    serde_json::from_value(v).map_err(|e| StoreError::Corrupt {
-        table: "stage_runs",
-        column: "output_json",
-        value: format!("{what}: {e}"),
-    })
 }

@@ -390,3 +390,59 @@ async fn a_panic_outside_blocking_work_fails_the_submission_as_internal_error() 
         "{finished:?}"
     );
 }
+
+/// Issue 14: a stored output that does not read is an error naming the stage and the
+/// submission — before, the draft stage read it as "no history" and the reports showed none.
+#[tokio::test]
+async fn a_corrupt_stored_output_is_an_error_naming_the_stage_and_submission() {
+    let dir = tempfile::tempdir().unwrap();
+    project(&dir.path().join("alice"));
+    let cohort = cohort(dir.path());
+    let store = Arc::new(MemoryStore::default());
+    let grade = || {
+        Arc::new(
+            pipeline(&store, &dir.path().join("data"), CancellationToken::new())
+                .with_drafter(Arc::new(FakeDrafter::new(Drafting::Scores(3)))),
+        )
+    };
+    let (summary, _) = grade().run(&cohort).await.unwrap();
+    assert!(summary.submissions[0].stages.contains_key(&Stage::History));
+    store.overwrite_output(Stage::History, json!({ "commit_count": "many" }));
+    let e = grade().run(&cohort).await.unwrap_err();
+    let id = store.all_runs()[0].submission_id;
+    assert!(
+        matches!(e, StoreError::Output { stage: Stage::History, submission, .. } if submission == id),
+        "{e}"
+    );
+    assert!(
+        e.to_string()
+            .contains(&format!("stored history output of submission {id} does not read")),
+        "{e}"
+    );
+}
+
+/// Issue 14: the repro stage reads the exported tree; an export cleaned since the sandbox ran
+/// is rebuilt from the mirror, never assessed as an empty tree and stored as done.
+#[tokio::test]
+async fn the_repro_stage_rebuilds_a_cleaned_export_before_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    project(&dir.path().join("alice"));
+    let cohort = cohort(dir.path());
+    let store = Arc::new(MemoryStore::default());
+    let sandbox = Arc::new(ScriptedSandbox::passing(&["test_add"]));
+    let grade = || {
+        Arc::new(
+            pipeline(&store, &dir.path().join("data"), CancellationToken::new())
+                .with_sandbox(Arc::clone(&sandbox) as Arc<dyn Sandbox>),
+        )
+    };
+    let (_, details) = grade().run(&cohort).await.unwrap();
+    let first = details[0].repro.clone().expect("repro report");
+    assert!(first.findings.iter().all(|f| f.kind != "no_readme"), "{first:?}");
+    let export = details[0].fetch.as_ref().unwrap().export.dir.clone();
+    std::fs::remove_dir_all(&export).unwrap();
+    store.forget_runs(Stage::Repro);
+    let (_, details) = grade().run(&cohort).await.unwrap();
+    assert_eq!(details[0].repro.as_ref(), Some(&first));
+    assert!(export.join("README.md").is_file());
+}

@@ -37,6 +37,20 @@ pub enum StoreError {
         /// The value found.
         value: String,
     },
+    /// A stage's stored output does not read as that stage's output.
+    #[error(
+        "the stored {} output of submission {submission} does not read ({reason}): it was changed outside \
+         assay or written by an incompatible version; grade into a new database to measure it again",
+        stage.as_str()
+    )]
+    Output {
+        /// The submission's id.
+        submission: i64,
+        /// The stage.
+        stage: Stage,
+        /// What did not read.
+        reason: String,
+    },
     /// The database URL is not one assay supports.
     #[error("unsupported database URL {0:?}: assay keeps its results in SQLite; use sqlite://PATH")]
     Unsupported(String),

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType, VolumeCreateRequest};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, VolumeCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -459,6 +459,7 @@ impl DockerSandbox {
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 init: Some(true),
+                log_config: Some(capped_log(limits.output_bytes)),
                 ..Default::default()
             }),
             ..Default::default()
@@ -511,6 +512,20 @@ impl DockerSandbox {
     }
 }
 
+/// The container's log on the host, the log assay follows: one json-file of at most four times
+/// the capture cap (at least 8 MiB), never rotated into more — a test printing gigabytes costs
+/// the host's disk megabytes. Engines reject `max-size` under 1k, hence the floor.
+fn capped_log(capture: usize) -> HostConfigLogConfig {
+    let kib = (capture.saturating_mul(4) / 1024).max(8 * 1024);
+    HostConfigLogConfig {
+        typ: Some("json-file".into()),
+        config: Some(HashMap::from([
+            ("max-size".to_string(), format!("{kib}k")),
+            ("max-file".to_string(), "1".to_string()),
+        ])),
+    }
+}
+
 /// The install phase's TMPDIR, on the job's volume.
 pub const INSTALL_TMP: &str = "/work/.assay-tmp";
 
@@ -558,6 +573,11 @@ impl DockerSandbox {
                     .build(),
             ),
         );
+        // Past the capture cap a test phase's outcome is `output_truncated` whatever follows,
+        // so it is killed there rather than left printing until its timeout. An install's output
+        // decides nothing: it runs on (its log on the host is capped, see `capped_log`).
+        let kill_on_overflow = spec.phase != Phase::Install;
+        let mut overflowed = false;
         let collect = async {
             let mut logs = std::pin::pin!(logs);
             while let Some(item) = logs.next().await {
@@ -565,6 +585,10 @@ impl DockerSandbox {
                     Ok(bollard::container::LogOutput::StdErr { message }) => stderr.push(&message),
                     Ok(out) => stdout.push(&out.into_bytes()),
                     Err(_) => break,
+                }
+                if kill_on_overflow && (stdout.truncated() || stderr.truncated()) {
+                    overflowed = true;
+                    return;
                 }
             }
             let mut wait = std::pin::pin!(self
@@ -575,7 +599,7 @@ impl DockerSandbox {
             let _ = wait.next().await;
         };
         let timed_out = tokio::time::timeout(spec.timeout, collect).await.is_err();
-        if timed_out {
+        if timed_out || overflowed {
             let _ = self
                 .docker
                 .kill_container(
@@ -590,7 +614,7 @@ impl DockerSandbox {
             .await?;
         let state = inspect.state.unwrap_or_default();
         let mut result = PhaseResult {
-            exit_code: if timed_out { None } else { state.exit_code },
+            exit_code: if timed_out || overflowed { None } else { state.exit_code },
             timed_out,
             oom_killed: state.oom_killed.unwrap_or(false),
             output_truncated: stdout.truncated() || stderr.truncated(),

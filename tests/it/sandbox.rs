@@ -207,6 +207,23 @@ fn fifty_megabytes_of_output_is_output_truncated() {
     assert_eq!(v["outcome"], "output_truncated", "{v}");
 }
 
+/// Issue 14 (catalogue: output): a test that prints without end, straight to the container's
+/// stdout past pytest's capture, is killed once the capture cap is passed — `output_truncated`,
+/// not left printing (into the engine's log on the host disk) until its timeout.
+#[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
+fn endless_output_is_killed_at_the_capture_cap() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        (
+            "tests/test_flood.py",
+            "def test_flood():\n    with open('/proc/1/fd/1', 'w') as out:\n        while True:\n            out.write('x' * 65536 + '\\n')\n",
+        ),
+    ]);
+    let v = check(r.path(), &["--test-timeout", "300"]);
+    assert_eq!(v["outcome"], "output_truncated", "{v}");
+}
+
 #[test]
 #[ignore = "full lane: needs the Docker engine and the runner images"]
 fn a_test_failing_every_other_run_is_flaky() {

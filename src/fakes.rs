@@ -262,7 +262,7 @@ impl Store for MemoryStore {
             .count() as i64
             + 1;
         let run = StageRun {
-            id: s.runs.len() as i64 + 1,
+            id: s.runs.iter().map(|r| r.id).max().unwrap_or(0) + 1,
             submission_id,
             stage,
             stage_version: stage.version(),
@@ -293,8 +293,10 @@ impl Store for MemoryStore {
             r.duration_ms = Some((finished - run.started_at).num_milliseconds());
         }
         if result.status == RunStatus::Done {
-            s.evidence
-                .retain(|(sub, stage, _)| !(*sub == run.submission_id && *stage == run.stage));
+            // As in SQLite: the stage's earlier items go, and an id another stage held is taken over.
+            s.evidence.retain(|(sub, stage, item)| {
+                *sub != run.submission_id || (*stage != run.stage && !result.evidence.iter().any(|e| e.id == item.id))
+            });
             for item in &result.evidence {
                 s.evidence.push((run.submission_id, run.stage, item.clone()));
             }

@@ -103,6 +103,20 @@ static SCREEN: LazyLock<Vec<(&'static str, Regex)>> = LazyLock::new(|| {
     ]
 });
 
+/// A fingerprint of the screening patterns: part of the screen stage's key, so changed
+/// patterns screen stored submissions again.
+pub fn fingerprint() -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (kind, re) in SCREEN.iter() {
+        h.update(kind.as_bytes());
+        h.update([0]);
+        h.update(re.as_str().as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
 /// Screening hits in `text`: (kind, the matched words).
 pub fn screen(text: &str) -> Vec<(&'static str, String)> {
     let mut hits = Vec::new();
@@ -114,6 +128,37 @@ pub fn screen(text: &str) -> Vec<(&'static str, String)> {
         }
     }
     hits
+}
+
+/// The screening of a submission's candidate-written items (README sections, commit messages,
+/// test output, findings): an `I` item, numbered in order, for each screening hit in an item's
+/// sanitized text and for a message hidden in Unicode tag characters. Evidence a grader sees
+/// whether or not the model drafts; never acted on.
+pub fn screen_items<'a>(items: impl IntoIterator<Item = &'a evidence::EvidenceItem>) -> Vec<evidence::EvidenceItem> {
+    let mut flags = Vec::new();
+    for item in items {
+        let (clean, hidden) = sanitize(&item.text);
+        let mut hits = screen(&clean);
+        if let Some(h) = &hidden {
+            hits.push(("hidden_text", evidence::bound(h, 80)));
+            hits.extend(screen(h));
+        }
+        for (kind, matched) in hits {
+            flags.push(evidence::EvidenceItem {
+                id: format!("I{}", flags.len() + 1),
+                kind: format!("injection_{kind}"),
+                source: format!("{} ({})", item.id, item.source),
+                text: evidence::bound(
+                    &format!(
+                        "text aimed at the grader or the model in {}: \"{matched}\" (shown to the grader; not followed)",
+                        item.id
+                    ),
+                    evidence::MAX_TEXT,
+                ),
+            });
+        }
+    }
+    flags
 }
 
 /// Replaces every screening match with a marker, so the model never reads the instruction.

@@ -560,6 +560,7 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
                 stage_items: ev.items.clone(),
                 readme: readme.clone(),
                 commits: ev.commits.clone(),
+                flags: ev.flags.clone(),
                 facts: facts.clone(),
                 options: &options,
                 previous: vec![],

@@ -74,6 +74,7 @@ pub fn run_draft(model: &Path, bundle: &Path, rubric: &Path, n_ctx: usize) -> Re
         &rubric,
         &bundle.items,
         bundle.readme_items(),
+        &draft::Bundle::input(&bundle, &rubric, &options).flags,
         &count,
         options.evidence_budget,
     );

@@ -27,6 +27,7 @@ impl Pipeline {
         let (cohort, rec) = (&f.sub.cohort, &f.sub.rec);
         let DraftEvidence {
             items,
+            flags,
             facts,
             commits,
             previous,
@@ -39,6 +40,7 @@ impl Pipeline {
         let evidence_hash = {
             let mut h = Sha256::new();
             h.update(serde_json::to_vec(&items).expect("evidence serialises"));
+            h.update(serde_json::to_vec(&flags).expect("evidence serialises"));
             hex::encode(h.finalize())
         };
         let options = serde_json::to_string(drafter.options()).expect("options serialise");
@@ -56,6 +58,7 @@ impl Pipeline {
             .run_stage(rec, Stage::Draft, &draft_key, || {
                 let (f, mut facts) = (Arc::clone(f), facts.clone());
                 let (items, commits, previous) = (items.clone(), commits.clone(), previous.clone());
+                let flags = flags.clone();
                 async move {
                     let rubric = Arc::clone(&f.sub.cohort.rubric);
                     let (readme, readme_lines) =
@@ -68,6 +71,7 @@ impl Pipeline {
                             stage_items: items,
                             readme,
                             commits,
+                            flags,
                             facts,
                             options: drafter.options(),
                             previous,
@@ -89,8 +93,11 @@ impl Pipeline {
 
 /// What the draft stage reads of a submission besides its README.
 pub struct DraftEvidence {
-    /// The stored evidence without the draft stage's own items (D, C, I: rebuilt each time).
+    /// The stored evidence without the draft stage's own items (D, C: rebuilt each time) and
+    /// the screen stage's.
     pub items: Vec<EvidenceItem>,
+    /// The screen stage's `I` items.
+    pub flags: Vec<EvidenceItem>,
     pub facts: draft::Facts,
     /// The candidate's commit messages as `C` items.
     pub commits: Vec<EvidenceItem>,
@@ -101,12 +108,12 @@ pub struct DraftEvidence {
 /// Reads what the draft stage drafts from (the README aside, see [`readme_evidence`]): the
 /// evidence and the submission's runs, each read once.
 pub async fn draft_evidence(store: &dyn Store, submission_id: i64) -> Result<DraftEvidence, StoreError> {
-    let items: Vec<EvidenceItem> = store
+    let (flags, items): (Vec<EvidenceItem>, Vec<EvidenceItem>) = store
         .evidence(submission_id)
         .await?
         .into_iter()
-        .filter(|i| !i.id.starts_with('D') && !i.id.starts_with('C') && !i.id.starts_with('I'))
-        .collect();
+        .filter(|i| !i.id.starts_with('D') && !i.id.starts_with('C'))
+        .partition(|i| i.id.starts_with('I'));
     let runs = store.runs(submission_id).await?;
     let sandbox_report = read_latest::<SandboxOutput>(&runs, submission_id, Stage::Sandbox)?.and_then(|o| o.report);
     let repro_report: Option<repro::ReproReport> = read_latest(&runs, submission_id, Stage::Repro)?;
@@ -114,6 +121,7 @@ pub async fn draft_evidence(store: &dyn Store, submission_id: i64) -> Result<Dra
     let facts = draft::Facts::from_reports(history.as_ref(), sandbox_report.as_ref(), repro_report.as_ref(), None);
     Ok(DraftEvidence {
         items,
+        flags,
         facts,
         commits: crate::ask::commit_items(history.as_ref()),
         previous: read_latest(&runs, submission_id, Stage::Draft)?,

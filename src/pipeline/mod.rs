@@ -20,6 +20,7 @@ mod history;
 pub mod lock;
 pub mod progress;
 mod sandbox;
+mod screen;
 mod stage;
 
 use std::panic::AssertUnwindSafe;
@@ -318,6 +319,9 @@ impl Pipeline {
                 outcome
             }
         };
+        if let Err(f) = self.screen_stage(&fetched).await? {
+            return self.fail(&sub, f, Some(&commit)).await;
+        }
         let candidate = sub.spec.candidate.as_str();
         // A partial copy is graded as far as it goes (history, tests, drafts) but its outcome
         // is the copy's: `repo_corrupt`, set apart in triage, never a verdict on the candidate.

@@ -68,13 +68,23 @@ pub enum Stage {
     Sandbox,
     /// Reproducibility checks over the tree and the sandbox's report.
     Repro,
+    /// Screening of the candidate's text (README, commit messages, test output, findings) for
+    /// text aimed at the grader or the model: `I` items, whether or not the model drafts.
+    Screen,
     /// Rubric drafts by the local model.
     Draft,
 }
 
 impl Stage {
     /// Every stage, in pipeline order.
-    pub const ALL: [Stage; 5] = [Stage::Fetch, Stage::History, Stage::Sandbox, Stage::Repro, Stage::Draft];
+    pub const ALL: [Stage; 6] = [
+        Stage::Fetch,
+        Stage::History,
+        Stage::Sandbox,
+        Stage::Repro,
+        Stage::Screen,
+        Stage::Draft,
+    ];
 
     /// Stable name.
     pub fn as_str(self) -> &'static str {
@@ -83,6 +93,7 @@ impl Stage {
             Stage::History => "history",
             Stage::Sandbox => "sandbox",
             Stage::Repro => "repro",
+            Stage::Screen => "screen",
             Stage::Draft => "draft",
         }
     }
@@ -100,6 +111,7 @@ impl Stage {
             Stage::History => 1,
             Stage::Sandbox => 1,
             Stage::Repro => 1,
+            Stage::Screen => 1,
             Stage::Draft => 1,
         }
     }

@@ -348,8 +348,12 @@ impl Store for SqliteStore {
                 .await?;
             for item in &result.evidence {
                 sqlx::query(
+                    // An id another stage held is taken over: ids move between stages when
+                    // assay changes which stage finds them (`I` items: draft, then screen).
                     "INSERT INTO evidence_items (submission_id, commit_sha, stage, item_id, kind, source, text)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (submission_id, item_id) DO UPDATE SET commit_sha = excluded.commit_sha,
+                       stage = excluded.stage, kind = excluded.kind, source = excluded.source, text = excluded.text",
                 )
                 .bind(run.submission_id)
                 .bind(result.commit.as_deref().unwrap_or(""))

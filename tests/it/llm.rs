@@ -369,7 +369,17 @@ fn draft_with(
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(draft::draft(engine, b.input(rubric, options))).unwrap()
+    let input = b.input(rubric, options);
+    let flags = input.flags.clone();
+    let (record, mut extra) = rt.block_on(draft::draft(engine, input)).unwrap();
+    // What the pipeline stores beside the record: the draft's `D`/`C` items and the screen
+    // stage's `I` items (the bundle's screening).
+    assert!(
+        !extra.iter().any(|i| i.id.starts_with('I')),
+        "the draft stores no I item"
+    );
+    extra.extend(flags);
+    (record, extra)
 }
 
 fn bundle_ids(b: &Bundle, extra: &[EvidenceItem]) -> std::collections::BTreeSet<String> {

@@ -78,15 +78,22 @@ pub struct CheckReport {
     pub sandbox: Option<SandboxReport>,
 }
 
+/// One check's job: its id (names the volume, labels the containers), the hidden tests to run
+/// after the candidate's, and the token that cancels it (Ctrl-C: containers and volume removed).
+pub struct CheckRun<'a> {
+    pub job: &'a str,
+    pub hidden_tests: Option<&'a Path>,
+    pub cancel: tokio_util::sync::CancellationToken,
+}
+
 /// Runs the sandbox job on an exported tree and builds the report.
 pub async fn check_tree(
     sandbox: &dyn Sandbox,
     tree: &Path,
     forced_runner: Option<&str>,
     limits: SandboxLimits,
-    job_id: &str,
     export: &crate::git::Exported,
-    hidden_tests: Option<&Path>,
+    run: CheckRun<'_>,
 ) -> Result<CheckReport, CheckError> {
     let spec = match forced_runner {
         Some(name) => Some(runner::by_name(name).map_err(CheckError::UnknownRunner)?),
@@ -97,12 +104,13 @@ pub async fn check_tree(
             job::run_job(
                 sandbox,
                 &JobRequest {
-                    job: job_id.to_string(),
+                    job: run.job.to_string(),
                     source: tree,
                     runner: spec,
                     limits,
                     test_runs: 2,
-                    hidden_tests,
+                    hidden_tests: run.hidden_tests,
+                    cancel: run.cancel,
                 },
             )
             .await?,

@@ -460,7 +460,12 @@ async fn check_one(
     .await
     .map_err(|e| e.to_string())??;
     let job = format!("corpus-{}-{index}", std::process::id());
-    crate::check::check_tree(sandbox, &tree, None, limits, &job, &exported, None)
+    let run = crate::check::CheckRun {
+        job: &job,
+        hidden_tests: None,
+        cancel: tokio_util::sync::CancellationToken::new(),
+    };
+    crate::check::check_tree(sandbox, &tree, None, limits, &exported, run)
         .await
         .map_err(|e| e.to_string())
 }

@@ -67,8 +67,12 @@ async fn check(settings: &Settings, a: Args) -> Result<ExitCode> {
     }
     let job = format!("check-{}-{}", &commit[..12], std::process::id());
     let hidden = a.hidden_tests.as_deref();
-    let report =
-        assay::check::check_tree(&sandbox, &tree, a.runner.as_deref(), limits, &job, &exported, hidden).await?;
+    let run = assay::check::CheckRun {
+        job: &job,
+        hidden_tests: hidden,
+        cancel: super::cancel_on_signal("the check stops; its containers and volume are removed"),
+    };
+    let report = assay::check::check_tree(&sandbox, &tree, a.runner.as_deref(), limits, &exported, run).await?;
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out)?;
         std::fs::write(out.join("report.md"), report::check_markdown(spec, &commit, &report))?;

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use tokio_util::sync::CancellationToken;
 
 use assay::cohort::Cohort;
 use assay::config::{Overrides, Settings};
@@ -87,29 +86,13 @@ fn pick_model(settings: &Settings, asked: Option<&str>) -> Result<Option<ModelRe
     }
 }
 
-/// A token cancelled on Ctrl-C or SIGTERM: stages in flight are recorded as interrupted.
-fn cancel_on_signal() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-        }
-        eprintln!("assay: stopping; stages in flight are recorded as interrupted (run again to resume)");
-        on_signal.cancel();
-    });
-    cancel
-}
-
 async fn grade(settings: Settings, cohort: Cohort, model: Option<ModelRef>, a: Args) -> Result<ExitCode> {
     let db_url = settings.db_url();
     std::fs::create_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
     let _lock = WorkLock::acquire(&settings.data_dir, &db_url)?;
     let store = super::open_store(&settings).await?;
-    let cancel = cancel_on_signal();
+    let cancel = super::cancel_on_signal("stages in flight are recorded as interrupted (run again to resume)");
     let draft_budget = settings.draft_budget;
 
     let mut pipeline = Pipeline::new(Arc::clone(&store), settings, cancel, pipeline::progress::auto());

@@ -228,3 +228,20 @@ fn open_repo(settings: &Settings, spec: &str, git_ref: Option<&str>) -> Result<O
         }
     }
 }
+
+/// A token cancelled on Ctrl-C or SIGTERM, saying on stderr what stopping does (`then`).
+/// Call it inside the runtime.
+pub fn cancel_on_signal(then: &'static str) -> tokio_util::sync::CancellationToken {
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+        }
+        eprintln!("assay: stopping; {then}");
+        on_signal.cancel();
+    });
+    cancel
+}

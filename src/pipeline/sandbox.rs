@@ -12,7 +12,7 @@ use crate::repro;
 use crate::results::SandboxOutput;
 use crate::runner;
 use crate::sandbox::job::{self, JobRequest, SandboxReport};
-use crate::sandbox::Sandbox;
+use crate::sandbox::{Sandbox, SandboxError};
 use crate::store::{Stage, StoreError};
 
 /// The version of what the reproducibility stage concludes from the tree and the README (a test
@@ -50,13 +50,14 @@ impl Pipeline {
         ]);
         let slots = &self.container_slots;
         let out = self
-            .run_stage(rec, Stage::Sandbox, &sandbox_key, || {
-                let (f, sandbox) = (Arc::clone(f), Arc::clone(sandbox));
+            .run_stage_to_safety(rec, Stage::Sandbox, &sandbox_key, || {
+                let (f, sandbox, cancel) = (Arc::clone(f), Arc::clone(sandbox), self.cancel.clone());
                 async move {
-                    let _permit = slots
-                        .acquire()
-                        .await
-                        .map_err(|_| Failure::infra("container slots closed"))?;
+                    let interrupted = || Failure::new(OutcomeKind::Interrupted, "cancelled before the job started");
+                    let _permit = tokio::select! {
+                        p = slots.acquire() => p.map_err(|_| Failure::infra("container slots closed"))?,
+                        _ = cancel.cancelled() => return Err(interrupted()),
+                    };
                     let (cohort, rec, fetched) = (&f.sub.cohort, &f.sub.rec, &f.out.fetched);
                     // The export may have been cleaned since the fetch: it is rebuilt from the
                     // mirror (a finished one is reused).
@@ -88,10 +89,14 @@ impl Pipeline {
                                     limits: cohort.limits.clone(),
                                     test_runs: 2,
                                     hidden_tests: cohort.hidden_tests.as_deref(),
+                                    cancel,
                                 },
                             )
                             .await
-                            .map_err(|e| Failure::infra(e.to_string()))?,
+                            .map_err(|e| match e {
+                                SandboxError::Cancelled => Failure::new(OutcomeKind::Interrupted, e.to_string()),
+                                e => Failure::infra(e.to_string()),
+                            })?,
                         ),
                     };
                     Ok(StageOk {

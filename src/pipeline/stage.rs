@@ -27,14 +27,56 @@ pub struct StageOk {
     pub outcome: OutcomeKind,
 }
 
+/// What cancellation does to a running stage's body.
+#[derive(Clone, Copy)]
+enum Cancel {
+    /// Dropped where it is.
+    Drop,
+    /// Awaited: it watches the token and brings what it holds to a safe state itself.
+    Await,
+}
+
 impl Pipeline {
     /// Runs one stage with resume, retries and cancellation. `Ok(Err(_))` is a
-    /// recorded stage failure; `Err(_)` means the store itself failed.
+    /// recorded stage failure; `Err(_)` means the store itself failed. On cancellation the
+    /// body is dropped where it is: for bodies that hold nothing outside the process.
     pub(super) async fn run_stage<F, Fut>(
         &self,
         rec: &SubmissionRecord,
         stage: Stage,
         input_key: &str,
+        body: F,
+    ) -> Result<Result<serde_json::Value, Failure>, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<StageOk, Failure>>,
+    {
+        self.run_stage_as(rec, stage, input_key, Cancel::Drop, body).await
+    }
+
+    /// [`run_stage`](Self::run_stage) for a body that holds things outside the process
+    /// (containers, volumes): it watches the pipeline's token itself and, cancelled, removes
+    /// them and ends `interrupted`; it is awaited to its end, never dropped halfway.
+    pub(super) async fn run_stage_to_safety<F, Fut>(
+        &self,
+        rec: &SubmissionRecord,
+        stage: Stage,
+        input_key: &str,
+        body: F,
+    ) -> Result<Result<serde_json::Value, Failure>, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<StageOk, Failure>>,
+    {
+        self.run_stage_as(rec, stage, input_key, Cancel::Await, body).await
+    }
+
+    async fn run_stage_as<F, Fut>(
+        &self,
+        rec: &SubmissionRecord,
+        stage: Stage,
+        input_key: &str,
+        cancel: Cancel,
         body: F,
     ) -> Result<Result<serde_json::Value, Failure>, StoreError>
     where
@@ -70,9 +112,12 @@ impl Pipeline {
                 stage,
                 if run.attempt > 1 { "running (again)" } else { "running" },
             );
-            let result = tokio::select! {
-                r = body() => r,
-                _ = self.cancel.cancelled() => Err(Failure::new(OutcomeKind::Interrupted, "cancelled while running")),
+            let result = match cancel {
+                Cancel::Drop => tokio::select! {
+                    r = body() => r,
+                    _ = self.cancel.cancelled() => Err(Failure::new(OutcomeKind::Interrupted, "cancelled while running")),
+                },
+                Cancel::Await => body().await,
             };
             match result {
                 Ok(ok) => {

@@ -433,9 +433,20 @@ impl DockerSandbox {
         } else {
             format!("mkdir -p /tmp/home /work/.assay\n{}", spec.script)
         };
+        // The phase's deadline inside the container too: should assay die (SIGKILL, a lost
+        // engine connection) before its own timer fires, the phase still ends within a minute
+        // of its timeout — `timeout` kills the script's process group, the container exits.
+        let deadline = (spec.timeout + INNER_GRACE).as_secs().to_string();
         let body = ContainerCreateBody {
             image: Some(spec.image.clone()),
-            cmd: Some(vec!["bash".into(), "-c".into(), script]),
+            cmd: Some(vec![
+                "timeout".into(),
+                "--signal=KILL".into(),
+                deadline,
+                "bash".into(),
+                "-c".into(),
+                script,
+            ]),
             user: Some(format!("{RUNNER_UID}:{RUNNER_UID}")),
             working_dir: Some("/work".into()),
             env: Some(env),
@@ -525,6 +536,10 @@ fn capped_log(capture: usize) -> HostConfigLogConfig {
         ])),
     }
 }
+
+/// How long past its timeout a phase's container may outlive assay's own timer (see the
+/// `timeout` a phase runs under): assay's timer fires first and records `timeout`.
+const INNER_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The install phase's TMPDIR, on the job's volume.
 pub const INSTALL_TMP: &str = "/work/.assay-tmp";

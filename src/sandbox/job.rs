@@ -32,6 +32,9 @@ pub struct JobRequest<'a> {
     pub test_runs: u32,
     /// The assignment's hidden tests, run after the candidate's.
     pub hidden_tests: Option<&'a Path>,
+    /// Cancelled on Ctrl-C or SIGTERM: the running phase stops, the job's containers and volume
+    /// are removed, and the job ends [`SandboxError::Cancelled`].
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 /// Where hidden tests are copied, under /work.
@@ -77,11 +80,19 @@ pub struct SandboxReport {
     pub tests_diagnosis: Option<InstallDiagnosis>,
 }
 
-/// Runs the job; the volume is removed whatever happens.
+/// Runs the job; the volume is removed whatever happens, cancellation included: a cancelled
+/// job stops its phase where it is and removes its containers (every one labelled with the job,
+/// running or not) and its volume before it returns. Callers keep awaiting it to the end.
 pub async fn run_job(sandbox: &dyn Sandbox, req: &JobRequest<'_>) -> Result<SandboxReport, SandboxError> {
     let image = req.runner.image.clone();
+    if req.cancel.is_cancelled() {
+        return Err(SandboxError::Cancelled);
+    }
     let work = sandbox.prepare(&req.job, &image, req.source, &req.limits).await?;
-    let result = run_phases(sandbox, &work, req).await;
+    let result = tokio::select! {
+        r = run_phases(sandbox, &work, req) => r,
+        _ = req.cancel.cancelled() => Err(SandboxError::Cancelled),
+    };
     if let Err(e) = sandbox.cleanup(&work).await {
         tracing::warn!("cannot clean up {}: {e}", work.volume);
     }

@@ -180,6 +180,9 @@ pub enum SandboxError {
     /// Local I/O (packing the source).
     #[error("{0}")]
     Io(String),
+    /// The job was cancelled (Ctrl-C, SIGTERM): its containers and volume were removed.
+    #[error("cancelled while running; the job's containers and volume were removed")]
+    Cancelled,
 }
 
 /// A job's working volume, created by [`Sandbox::prepare`].

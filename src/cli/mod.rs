@@ -80,6 +80,11 @@ enum Command {
     /// Benchmarks (release builds), reported as ratios against a baseline.
     #[command(subcommand)]
     Bench(bench::Cmd),
+    /// (internal) One submission's fetch and export, the request read as JSON from stdin and the
+    /// reply written to stdout: `assay grade` runs remote fetches in this child process so that
+    /// a hard deadline can stop them (a silent server stalls libgit2 where nothing else can).
+    #[command(name = "internal-fetch", hide = true)]
+    InternalFetch,
 }
 
 /// Runs the parsed command line.
@@ -97,6 +102,10 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Model(c) => model::exec(g, c),
         Command::Images(c) => images::exec(c),
         Command::Bench(c) => bench::exec(g, c),
+        Command::InternalFetch => {
+            assay::pipeline::fetch_child_main()?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -4,7 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
 
 use super::stage::{blocking, key, StageOk};
 use super::{Pipeline, Sub};
@@ -38,16 +41,37 @@ impl Pipeline {
                         .acquire()
                         .await
                         .map_err(|_| Failure::infra("fetch slots closed"))?;
-                    blocking(move || {
-                        let export_root = sub
+                    let job = FetchJob {
+                        settings: (*sub.settings).clone(),
+                        repo: sub.spec.repo.clone(),
+                        base_dir: sub.spec.base_dir.clone(),
+                        git_ref: sub.spec.git_ref.clone(),
+                        remote_only: sub.policy.remote_only,
+                        allow_private_hosts: sub.policy.allow_private_hosts,
+                        deadline: sub.cohort.deadline,
+                        export_root: sub
                             .settings
                             .data_dir
                             .join("exports")
                             .join(&sub.cohort.name)
-                            .join(&sub.spec.candidate);
-                        fetch_and_export(&sub.settings, &sub.spec, sub.policy, sub.cohort.deadline, &export_root)
+                            .join(&sub.spec.candidate),
+                    };
+                    let remote = matches!(
+                        RepoSource::parse(&job.repo, &job.base_dir, job.policy()),
+                        Ok(RepoSource::Remote(_))
+                    );
+                    let output = if remote {
+                        fetch_in_child(&job).await?
+                    } else {
+                        blocking(move || job.run()).await?
+                    };
+                    let commit = output.fetched.commit.clone();
+                    Ok(StageOk {
+                        output: serde_json::to_value(&output).expect("fetch output serialises"),
+                        evidence: Vec::new(),
+                        commit: Some(commit),
+                        outcome: OutcomeKind::Ok,
                     })
-                    .await
                 }
             })
             .await?;
@@ -58,13 +82,125 @@ impl Pipeline {
     }
 }
 
+/// One submission's fetch and export, owned: what the fetch child reads on its stdin (the
+/// repository's URL may hold credentials: it goes over the pipe, never the command line).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FetchJob {
+    settings: Settings,
+    repo: String,
+    base_dir: PathBuf,
+    git_ref: Option<String>,
+    remote_only: bool,
+    allow_private_hosts: bool,
+    deadline: Option<chrono::DateTime<Utc>>,
+    export_root: PathBuf,
+}
+
+/// The fetch child's answer on its stdout.
+#[derive(Debug, Serialize, Deserialize)]
+enum FetchReply {
+    Done(Box<FetchOutput>),
+    Failed { kind: OutcomeKind, message: String },
+}
+
+/// How long past `limits.fetch_seconds` the fetch child may run before it is killed: a quarter
+/// of it, between 2 and 30 seconds. libgit2's own check (in its progress callbacks) reports a
+/// slow fetch first; this deadline holds when the server sends nothing and no callback runs.
+pub fn fetch_grace(fetch_seconds: u64) -> Duration {
+    Duration::from_secs((fetch_seconds / 4).clamp(2, 30))
+}
+
+impl FetchJob {
+    fn policy(&self) -> SourcePolicy {
+        SourcePolicy {
+            remote_only: self.remote_only,
+            allow_private_hosts: self.allow_private_hosts,
+        }
+    }
+
+    /// Fetches and exports, in this process.
+    fn run(&self) -> Result<FetchOutput, Failure> {
+        let spec = SubmissionSpec {
+            candidate: String::new(),
+            repo: self.repo.clone(),
+            git_ref: self.git_ref.clone(),
+            base_dir: self.base_dir.clone(),
+        };
+        fetch_and_export(&self.settings, &spec, self.policy(), self.deadline, &self.export_root)
+    }
+}
+
+/// `assay internal-fetch`: reads a [`FetchJob`] from stdin, runs it, writes the reply.
+pub fn fetch_child_main() -> anyhow::Result<()> {
+    let mut input = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;
+    let job: FetchJob = serde_json::from_str(&input)?;
+    let reply = match job.run() {
+        Ok(output) => FetchReply::Done(Box::new(output)),
+        Err(f) => FetchReply::Failed {
+            kind: f.kind,
+            message: f.message,
+        },
+    };
+    println!("{}", serde_json::to_string(&reply)?);
+    Ok(())
+}
+
+/// Runs `job` in a child process (`assay internal-fetch`) under a wall deadline of
+/// `limits.fetch_seconds` + [`fetch_grace`]: past it, or when the stage is dropped (Ctrl-C),
+/// the child is killed, its connection closed and its mirror lock released.
+async fn fetch_in_child(job: &FetchJob) -> Result<FetchOutput, Failure> {
+    use tokio::io::AsyncWriteExt;
+    let exe = std::env::current_exe().map_err(|e| Failure::infra(format!("cannot find assay's own binary: {e}")))?;
+    let mut child = tokio::process::Command::new(&exe)
+        .arg("internal-fetch")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| Failure::infra(format!("cannot start the fetch process {}: {e}", exe.display())))?;
+    let request = serde_json::to_vec(job).expect("fetch job serialises");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(&request)
+        .await
+        .map_err(|e| Failure::infra(format!("cannot hand the fetch process its job: {e}")))?;
+    drop(stdin);
+    let grace = fetch_grace(job.settings.limits.fetch_seconds);
+    let wall = Duration::from_secs(job.settings.limits.fetch_seconds) + grace;
+    let out = match tokio::time::timeout(wall, child.wait_with_output()).await {
+        Ok(out) => out.map_err(|e| Failure::infra(format!("the fetch process failed: {e}")))?,
+        Err(_) => {
+            let url = git::redact(&job.repo);
+            return Err(Failure::new(
+                OutcomeKind::FetchTimeout,
+                format!(
+                    "{url}: no answer within limits.fetch_seconds ({}s) and {}s of grace: the fetch was stopped",
+                    job.settings.limits.fetch_seconds,
+                    grace.as_secs()
+                ),
+            ));
+        }
+    };
+    match serde_json::from_slice::<FetchReply>(&out.stdout) {
+        Ok(FetchReply::Done(output)) => Ok(*output),
+        Ok(FetchReply::Failed { kind, message }) => Err(Failure::new(kind, message)),
+        Err(_) => Err(Failure::infra(format!(
+            "the fetch process ended without a reply ({}): {}",
+            out.status,
+            git::redact(String::from_utf8_lossy(&out.stderr).trim())
+        ))),
+    }
+}
+
 fn fetch_and_export(
     settings: &Settings,
     spec: &SubmissionSpec,
     policy: SourcePolicy,
     deadline: Option<chrono::DateTime<Utc>>,
     export_root: &Path,
-) -> Result<StageOk, Failure> {
+) -> Result<FetchOutput, Failure> {
     let source = RepoSource::parse(&spec.repo, &spec.base_dir, policy)?;
     source.check_host(policy)?;
     let fetched = git::fetch(&git::FetchRequest {
@@ -81,14 +217,7 @@ fn fetch_and_export(
     })?;
     let dest: PathBuf = export_root.join(&fetched.commit);
     let export = git::export_tree(&repo, &fetched.commit, &dest, &settings.limits)?;
-    let commit = fetched.commit.clone();
-    let output = FetchOutput { fetched, export };
-    Ok(StageOk {
-        output: serde_json::to_value(&output).expect("fetch output serialises"),
-        evidence: Vec::new(),
-        commit: Some(commit),
-        outcome: OutcomeKind::Ok,
-    })
+    Ok(FetchOutput { fetched, export })
 }
 
 /// (Re)builds the export of `commit` from the mirror; a finished export is reused.

@@ -47,6 +47,7 @@ use crate::store::{Store, StoreError};
 use crate::submission::{SubmissionRecord, SubmissionStatus};
 
 pub use draft::{draft_evidence, readme_evidence, DraftEvidence};
+pub use fetch::{fetch_child_main, fetch_grace};
 pub use progress::Progress;
 pub use stage::StageOk;
 

@@ -605,3 +605,99 @@ fn the_readme_example_cohort_of_urls_is_valid_and_names_only_remote_repositories
         assert!(matches!(source, assay::git::RepoSource::Remote(_)), "{}", s.repo);
     }
 }
+
+/// A git endpoint on loopback that accepts connections and never answers (not even the TLS
+/// handshake of a smart-HTTPS fetch): the
+/// silent server libgit2 would wait on for ever. Its sockets stay open as long as it lives.
+struct SilentServer {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl SilentServer {
+    fn start() -> SilentServer {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = std::sync::Arc::clone(&accepted);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        SilentServer { port, accepted }
+    }
+}
+
+/// Issue 14: a git server that accepts the connection and then sends nothing ends the fetch
+/// `fetch_timeout` within limits.fetch_seconds and its grace (libgit2's own check runs only in
+/// progress callbacks, which never ran: the fetch used to hang for ever), and Ctrl-C during
+/// such a fetch lets `assay grade` exit at once.
+#[test]
+fn a_silent_git_server_is_a_fetch_timeout_and_ctrl_c_still_exits() {
+    let server = SilentServer::start();
+    let work = tempfile::tempdir().unwrap();
+    // https: the TLS handshake is where it goes silent (plain http is refused).
+    let url = format!("https://127.0.0.1:{}/candidate.git", server.port);
+    let cohort = url_cohort(work.path(), "", &[("quiet", &url)]);
+    let assay = Assay::new();
+    let started = std::time::Instant::now();
+    let mut child = assay
+        .cmd()
+        .env("ASSAY_ALLOW_PRIVATE_HOSTS", "true")
+        .env("ASSAY_LIMITS_FETCH_SECONDS", "3")
+        .args(["grade", "--no-drafts", "--no-sandbox", "--json"])
+        .arg(&cohort)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Never waited on for ever: a hang fails the test instead of the suite.
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed().as_secs() > 90 {
+            let _ = child.kill();
+            panic!("assay grade still fetching from a silent server after 90 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let elapsed = started.elapsed();
+    let v = json_ok(&child.wait_with_output().unwrap());
+    let quiet = by_candidate(&v, "quiet");
+    assert_eq!(quiet["outcome"], "fetch_timeout", "{quiet}");
+    let error = quiet["stages"]["fetch"]["error"].as_str().unwrap();
+    assert!(error.contains("no answer within limits.fetch_seconds (3s)"), "{error}");
+    assert!(server.accepted.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    // 3 s and 2 s of grace, with room for a loaded machine; it never ended before.
+    assert!(elapsed.as_secs() < 60, "{elapsed:?}");
+
+    // Ctrl-C mid-fetch (default limits: ten minutes): the child is killed, the process exits.
+    let assay = Assay::new();
+    let mut child = assay
+        .cmd()
+        .env("ASSAY_ALLOW_PRIVATE_HOSTS", "true")
+        .args(["grade", "--no-drafts", "--no-sandbox", "--json"])
+        .arg(&cohort)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let before = server.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    let waiting = std::time::Instant::now();
+    while server.accepted.load(std::sync::atomic::Ordering::SeqCst) == before {
+        assert!(waiting.elapsed().as_secs() < 60, "the fetch never connected");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    sh(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let stopped = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            stopped.elapsed().as_secs() < 30,
+            "assay grade did not exit after Ctrl-C mid-fetch"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -106,6 +106,7 @@ async fn generate(store: &dyn Store, dir: &Path, size: usize) -> Result<Vec<Stri
         max_commits: 50_000,
         after_deadline: &[],
         salt: "bench",
+        max_blob: crate::config::Limits::default().file_bytes,
     })
     .map_err(|f| anyhow::anyhow!("history of the generated repository: {f:?}"))?;
     let history_items = crate::evidence::from_history(&history);

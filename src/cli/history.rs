@@ -31,6 +31,7 @@ pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
         max_commits: settings.limits.commits,
         after_deadline: &opened.after_deadline,
         salt: "assay-history",
+        max_blob: settings.limits.file_bytes,
     })?;
     if a.json {
         super::print_json(&history)?;

@@ -14,8 +14,10 @@ use crate::store::{Stage, StoreError};
 /// The version of what the history stage concludes (pytest's configured test paths count as
 /// tests; a partial copy's missing objects are listed and read around; an early baseline, CI and
 /// linter configuration are signals; terse messages, and tests that came with the dump, are
-/// signals; notebooks count their cells' source lines); part of its stage key.
-const HISTORY_EVIDENCE: &str = "notebooks-1+fixtures-data+kept-lines+rendered-pages+one-person+placeholder-tests";
+/// signals; notebooks count their cells' source lines; blobs over limits.file_bytes are not
+/// diffed); part of its stage key.
+const HISTORY_EVIDENCE: &str =
+    "notebooks-1+fixtures-data+kept-lines+rendered-pages+one-person+placeholder-tests+blob-cap";
 
 impl Pipeline {
     /// Reads the history of the fetched commit.
@@ -39,6 +41,7 @@ impl Pipeline {
                             max_commits: f.sub.settings.limits.commits,
                             after_deadline: &fetched.after_deadline,
                             salt: &f.sub.cohort.name,
+                            max_blob: f.sub.settings.limits.file_bytes,
                         })?;
                         Ok(StageOk {
                             evidence: evidence::from_history(&report),

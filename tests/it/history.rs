@@ -935,3 +935,57 @@ fn control_characters_from_candidates_reach_no_terminal_and_no_report() {
     let packet = std::fs::read_to_string(reports.join("sam.md")).unwrap();
     assert!(packet.contains("2Jscreen and"), "{packet}");
 }
+
+/// The peak resident memory of a finished child, polled from /proc while it ran (VmHWM only
+/// grows, so the last reading is the peak up to a few milliseconds before the end).
+fn peak_rss_kib(mut child: std::process::Child) -> (std::process::Output, u64) {
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            {
+                peak = peak.max(kib);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    (child.wait_with_output().unwrap(), peak)
+}
+
+/// Issue 14: a 200 MB blob that compresses to almost nothing, added then changed in history, is
+/// never inflated to be diffed (over limits.file_bytes, its lines are unknown, as a binary's):
+/// `assay history` stays under 300 MB of resident memory and reports the file changed.
+#[test]
+fn a_huge_compressible_blob_in_history_is_not_diffed_and_memory_stays_bounded() {
+    let mut r = Scripted::new();
+    r.put(&[("README.md", Some("# Data\n")), ("app.py", Some("print(1)\n"))]);
+    r.commit("start", DAY1);
+    let mut big = vec![b'a'; 200 << 20];
+    r.put_entry("data/dump.txt", &big, 0o100644);
+    r.commit("add a dump", DAY1 + HOUR);
+    big[0] = b'b';
+    r.put_entry("data/dump.txt", &big, 0o100644);
+    r.put(&[("app.py", Some("print(2)\n"))]);
+    r.commit("change it", DAY1 + 2 * HOUR);
+    drop(big);
+    let assay = Assay::new();
+    let child = assay
+        .cmd()
+        .args(["history", "--json", r.path().to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (out, peak) = peak_rss_kib(child);
+    let h = json_ok(&out);
+    assert!(peak < 300 << 10, "peak RSS {peak} KiB");
+    assert_eq!(h["commit_count"], 3);
+    let last = &h["commits"][2];
+    assert_eq!(last["changes"]["source"]["added"], 1, "{last}");
+    // A .txt file is docs; changed, its lines unknown.
+    assert_eq!(last["changes"]["docs"]["files"], 1, "{last}");
+    assert_eq!(last["changes"]["docs"]["added"], 0, "{last}");
+}

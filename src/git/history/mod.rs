@@ -58,6 +58,9 @@ pub struct HistoryInput<'a> {
     pub after_deadline: &'a [String],
     /// Salt for anonymised author ids (the cohort name, say).
     pub salt: &'a str,
+    /// Largest blob whose lines are diffed (`limits.file_bytes`): a larger one counts as a
+    /// changed file whose lines are unknown, like a binary one, and is never inflated.
+    pub max_blob: u64,
 }
 
 /// Lines and files changed in one class.

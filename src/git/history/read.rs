@@ -43,7 +43,7 @@ pub(super) fn read(input: &HistoryInput<'_>) -> Result<Read, Failure> {
         .map_init(
             || Repository::open(&path),
             |repo, oid| match repo {
-                Ok(repo) => commit_facts(repo, *oid, input.salt, &layout),
+                Ok(repo) => commit_facts(repo, *oid, input.salt, &layout, input.max_blob),
                 Err(e) => Err(Failure::infra(format!(
                     "cannot open {}: {}",
                     path.display(),
@@ -145,6 +145,7 @@ pub(super) fn commit_facts(
     oid: Oid,
     salt: &str,
     layout: &TestLayout,
+    max_blob: u64,
 ) -> Result<CommitFacts, Failure> {
     let infra = |e: git2::Error| {
         corrupt::failure(&e, Some(repo), &format!("reading commit {oid}"))
@@ -207,6 +208,20 @@ pub(super) fn commit_facts(
                 continue;
             };
             let class = layout.classify(&path);
+            // A blob over the file-size limit is a changed file whose lines are unknown, as a
+            // binary one is: its size is read from the object's header, and it is never
+            // inflated (a 200 MB blob compresses to almost nothing in a fetch).
+            let too_large = |id: Oid| {
+                !id.is_zero()
+                    && repo
+                        .odb()
+                        .and_then(|o| o.read_header(id))
+                        .is_ok_and(|(size, _)| size as u64 > max_blob)
+            };
+            if too_large(delta.old_file().id()) || too_large(delta.new_file().id()) {
+                changes.entry(class).or_default().files += 1;
+                continue;
+            }
             // A notebook counts the lines of its cells' sources, not of its JSON: a run's
             // outputs (tables, logs, images in base64) are not work, and one re-run added
             // thousands of lines.

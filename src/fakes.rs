@@ -551,6 +551,9 @@ pub struct FakeDrafter {
     pub drafting: Drafting,
     pub calls: AtomicUsize,
     options: DraftOptions,
+    /// Checked before each draft until it holds (every 10 ms, for at most 5 s); a draft whose
+    /// gate never opens fails, saying so.
+    gate: Option<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 impl FakeDrafter {
@@ -559,7 +562,14 @@ impl FakeDrafter {
             drafting,
             calls: AtomicUsize::new(0),
             options: DraftOptions::default(),
+            gate: None,
         }
+    }
+
+    /// Drafts only once `gate` holds (a test's way to see what runs while a draft waits).
+    pub fn with_gate(mut self, gate: impl Fn() -> bool + Send + Sync + 'static) -> FakeDrafter {
+        self.gate = Some(Box::new(gate));
+        self
     }
 }
 
@@ -573,6 +583,13 @@ impl Drafter for FakeDrafter {
     }
     async fn draft(&self, input: DraftInput<'_>) -> anyhow::Result<(DraftRecord, Vec<EvidenceItem>)> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if let Some(gate) = &self.gate {
+            let waited = std::time::Instant::now();
+            while !gate() {
+                anyhow::ensure!(waited.elapsed().as_secs() < 5, "the draft's gate never opened");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
         let score = match self.drafting {
             Drafting::Scores(s) => s,
             Drafting::Fails(why) => anyhow::bail!("{why}"),

@@ -5,7 +5,10 @@
 //!   which were recorded `running` and are reaped as `interrupted` by the next
 //!   run (see [`lock`]). Stages are idempotent, so at-least-once is enough.
 //! - A semaphore bounds each scarce resource: submissions in flight (`jobs`),
-//!   network fetches, and CPU-heavy history reads.
+//!   network fetches, CPU-heavy history reads and containers. A submission gives
+//!   its job back before it drafts: the model drafts one submission at a time, and
+//!   those waiting for it hold no job, so the next submissions' containers run on
+//!   while the model works (the two sides of the machine stay busy).
 //! - Blocking work (git2, rayon) runs in `spawn_blocking`; a panic there is
 //!   caught at the stage edge and recorded as `internal_error` for that
 //!   submission only.
@@ -219,13 +222,16 @@ impl Pipeline {
                     p = this.jobs.clone().acquire_owned() => p.ok(),
                     _ = this.cancel.cancelled() => None,
                 };
-                if permit.is_none() {
+                let Some(permit) = permit else {
                     return (candidate, Ok(()));
-                }
+                };
                 // A panic anywhere in the submission's work (outside `blocking`, which catches
                 // its own) ends the submission as `internal_error`, recorded, never left running.
                 let id = rec.id;
-                let result = match AssertUnwindSafe(this.process(&ctx, &spec, rec)).catch_unwind().await {
+                let result = match AssertUnwindSafe(this.process(&ctx, &spec, rec, permit))
+                    .catch_unwind()
+                    .await
+                {
                     Ok(result) => result,
                     Err(payload) => this.panicked(&ctx, id, &candidate, stage::panicked(payload)).await,
                 };
@@ -282,6 +288,7 @@ impl Pipeline {
         cohort: &Arc<CohortCtx>,
         spec: &SubmissionSpec,
         rec: SubmissionRecord,
+        job: tokio::sync::OwnedSemaphorePermit,
     ) -> Result<(), StoreError> {
         self.store
             .set_submission(rec.id, SubmissionStatus::Running, None, None)
@@ -333,6 +340,9 @@ impl Pipeline {
             }
             None => outcome,
         };
+        // The job is given back before the draft: waiting for the model holds no job, and the
+        // next submission's fetch, history and containers start now.
+        drop(job);
         if let Some(drafter) = &self.drafter {
             // A failed draft leaves the submission's outcome alone: the stage run records why,
             // and the report says the draft is missing.

@@ -446,3 +446,36 @@ async fn the_repro_stage_rebuilds_a_cleaned_export_before_reading_it() {
     assert_eq!(details[0].repro.as_ref(), Some(&first));
     assert!(export.join("README.md").is_file());
 }
+
+/// Issue 14: a submission gives its job back before it drafts. With one job, the second
+/// submission's sandbox runs while the first waits in its draft (here the draft waits until it
+/// has: before, the first held the only job through its draft and the second never started).
+#[tokio::test]
+async fn waiting_for_the_model_holds_no_job_so_the_next_sandbox_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    project(&dir.path().join("alice"));
+    project(&dir.path().join("bob"));
+    cohort(dir.path());
+    let text = "[assignment]\nname = \"fakes\"\nrubric = \"rubric.toml\"\n\n[[submission]]\ncandidate = \"alice\"\nrepo = \"alice\"\n\n[[submission]]\ncandidate = \"bob\"\nrepo = \"bob\"\n";
+    std::fs::write(dir.path().join("cohort.toml"), text).unwrap();
+    let two = Cohort::parse(&dir.path().join("cohort.toml"), text).unwrap();
+    let store = Arc::new(MemoryStore::default());
+    let sandbox = Arc::new(ScriptedSandbox::passing(&["test_add"]));
+    let seen = Arc::clone(&sandbox);
+    let drafter = FakeDrafter::new(Drafting::Scores(3)).with_gate(move || seen.prepared.load(Ordering::SeqCst) >= 2);
+    let p = Arc::new(
+        pipeline(&store, &dir.path().join("data"), CancellationToken::new())
+            .with_sandbox(Arc::clone(&sandbox) as Arc<dyn Sandbox>)
+            .with_drafter(Arc::new(drafter)),
+    );
+    let (summary, _) = p.run(&two).await.unwrap();
+    assert_eq!(summary.submissions.len(), 2);
+    for s in &summary.submissions {
+        assert_eq!((s.status, s.outcome), ("done", OutcomeKind::Passed), "{s:#?}");
+        assert!(
+            !s.drafts.is_empty(),
+            "{}: the draft waited for the other's sandbox in vain",
+            s.candidate
+        );
+    }
+}

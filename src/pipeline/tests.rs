@@ -342,17 +342,23 @@ async fn a_cohort_goes_through_every_stage_on_the_fakes_and_a_rerun_resumes_all_
     assert_eq!(drafter.calls.load(Ordering::SeqCst), 1);
 }
 
-#[tokio::test]
-async fn a_draft_that_fails_leaves_the_outcome_alone_and_says_why() {
+/// Alice's project graded without a sandbox and drafted as `drafting` says.
+async fn alice_drafted_by(drafting: Drafting) -> (Arc<MemoryStore>, GradeSummary) {
     let dir = tempfile::tempdir().unwrap();
     project(&dir.path().join("alice"));
     let cohort = cohort(dir.path());
     let store = Arc::new(MemoryStore::default());
     let p = Arc::new(
         pipeline(&store, &dir.path().join("data"), CancellationToken::new())
-            .with_drafter(Arc::new(FakeDrafter::new(Drafting::Fails("the model wrote garbage")))),
+            .with_drafter(Arc::new(FakeDrafter::new(drafting))),
     );
     let (summary, _) = p.run(&cohort).await.unwrap();
+    (store, summary)
+}
+
+#[tokio::test]
+async fn a_draft_that_fails_leaves_the_outcome_alone_and_says_why() {
+    let (_, summary) = alice_drafted_by(Drafting::Fails("the model wrote garbage")).await;
     let s = &summary.submissions[0];
     assert_eq!((s.status, s.outcome), ("done", OutcomeKind::Ok));
     assert!(s.drafts.is_empty());
@@ -369,15 +375,7 @@ async fn a_draft_that_fails_leaves_the_outcome_alone_and_says_why() {
 /// message, never left `running`, and the run goes on to its summary.
 #[tokio::test]
 async fn a_panic_outside_blocking_work_fails_the_submission_as_internal_error() {
-    let dir = tempfile::tempdir().unwrap();
-    project(&dir.path().join("alice"));
-    let cohort = cohort(dir.path());
-    let store = Arc::new(MemoryStore::default());
-    let p = Arc::new(
-        pipeline(&store, &dir.path().join("data"), CancellationToken::new())
-            .with_drafter(Arc::new(FakeDrafter::new(Drafting::Panics("index 9 out of range")))),
-    );
-    let (summary, _) = p.run(&cohort).await.unwrap();
+    let (store, summary) = alice_drafted_by(Drafting::Panics("index 9 out of range")).await;
     let s = &summary.submissions[0];
     assert_eq!((s.status, s.outcome), ("failed", OutcomeKind::InternalError), "{s:#?}");
     let finished = store.events_of("submission_finished");

@@ -631,6 +631,21 @@ impl SilentServer {
     }
 }
 
+/// `assay grade` of `cohort` started (loopback allowed, `fetch_seconds` when given), its output piped.
+fn spawn_grade(assay: &Assay, cohort: &Path, fetch_seconds: Option<&str>) -> Child {
+    let mut cmd = assay.cmd();
+    cmd.env("ASSAY_ALLOW_PRIVATE_HOSTS", "true");
+    if let Some(s) = fetch_seconds {
+        cmd.env("ASSAY_LIMITS_FETCH_SECONDS", s);
+    }
+    cmd.args(["grade", "--no-drafts", "--no-sandbox", "--json"])
+        .arg(cohort)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Issue 14: a git server that accepts the connection and then sends nothing ends the fetch
 /// `fetch_timeout` within limits.fetch_seconds and its grace (libgit2's own check runs only in
 /// progress callbacks, which never ran: the fetch used to hang for ever), and Ctrl-C during
@@ -644,16 +659,7 @@ fn a_silent_git_server_is_a_fetch_timeout_and_ctrl_c_still_exits() {
     let cohort = url_cohort(work.path(), "", &[("quiet", &url)]);
     let assay = Assay::new();
     let started = std::time::Instant::now();
-    let mut child = assay
-        .cmd()
-        .env("ASSAY_ALLOW_PRIVATE_HOSTS", "true")
-        .env("ASSAY_LIMITS_FETCH_SECONDS", "3")
-        .args(["grade", "--no-drafts", "--no-sandbox", "--json"])
-        .arg(&cohort)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_grade(&assay, &cohort, Some("3"));
     // Never waited on for ever: a hang fails the test instead of the suite.
     while child.try_wait().unwrap().is_none() {
         if started.elapsed().as_secs() > 90 {
@@ -674,15 +680,7 @@ fn a_silent_git_server_is_a_fetch_timeout_and_ctrl_c_still_exits() {
 
     // Ctrl-C mid-fetch (default limits: ten minutes): the child is killed, the process exits.
     let assay = Assay::new();
-    let mut child = assay
-        .cmd()
-        .env("ASSAY_ALLOW_PRIVATE_HOSTS", "true")
-        .args(["grade", "--no-drafts", "--no-sandbox", "--json"])
-        .arg(&cohort)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_grade(&assay, &cohort, None);
     let before = server.accepted.load(std::sync::atomic::Ordering::SeqCst);
     let waiting = std::time::Instant::now();
     while server.accepted.load(std::sync::atomic::Ordering::SeqCst) == before {

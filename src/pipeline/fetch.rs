@@ -130,7 +130,7 @@ impl FetchJob {
     }
 }
 
-/// `assay internal-fetch`: reads a [`FetchJob`] from stdin, runs it, writes the reply.
+/// `assay internal-fetch`: reads a `FetchJob` (JSON) from stdin, runs it, writes the reply.
 pub fn fetch_child_main() -> anyhow::Result<()> {
     let mut input = String::new();
     std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)?;

@@ -241,6 +241,7 @@ fn open_repo(settings: &Settings, spec: &str, git_ref: Option<&str>) -> Result<O
 /// A token cancelled on Ctrl-C or SIGTERM, saying on stderr what stopping does (`then`).
 /// Call it inside the runtime.
 pub fn cancel_on_signal(then: &'static str) -> tokio_util::sync::CancellationToken {
+    use std::io::Write;
     let cancel = tokio_util::sync::CancellationToken::new();
     let on_signal = cancel.clone();
     tokio::spawn(async move {
@@ -249,8 +250,10 @@ pub fn cancel_on_signal(then: &'static str) -> tokio_util::sync::CancellationTok
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
         }
-        eprintln!("assay: stopping; {then}");
+        // Cancel first: the message is best effort (stderr may be a closed pipe, and
+        // `eprintln!` would panic before the cancellation).
         on_signal.cancel();
+        let _ = writeln!(std::io::stderr(), "assay: stopping; {then}");
     });
     cancel
 }

@@ -494,6 +494,35 @@ fn assay_images_build_makes_the_image_the_setup_script_made() {
     );
 }
 
+/// A child process killed (and reaped) when dropped, as when a test panics.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The output of a child that has exited (its pipes read to the end).
+fn guard_output(child: &mut std::process::Child) -> std::process::Output {
+    use std::io::Read;
+    let mut out = std::process::Output {
+        status: child.wait().unwrap(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    };
+    if let Some(mut s) = child.stdout.take() {
+        s.read_to_end(&mut out.stdout).unwrap();
+    }
+    if let Some(mut s) = child.stderr.take() {
+        s.read_to_end(&mut out.stderr).unwrap();
+    }
+    out
+}
+
 /// `docker` with `args`; its stdout's lines.
 fn docker_lines(args: &[&str]) -> Vec<String> {
     let out = std::process::Command::new("docker").args(args).output().unwrap();
@@ -540,13 +569,16 @@ fn a_signal_mid_install_or_mid_test_leaves_no_container_or_volume() {
     ];
     for (args, signal, install) in cases {
         let assay = Assay::new();
-        let mut child = assay
+        let child = assay
             .cmd()
             .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
+        // Killed should the test fail halfway: never an `assay` left running past it.
+        let mut child = KillOnDrop(Some(child));
+        let child = child.0.as_mut().unwrap();
         let mine = format!("label=assay.owner={}:{}", host.trim(), child.id());
         // Wait for the phase's container: the install's has TMPDIR on the volume.
         let started = std::time::Instant::now();
@@ -557,8 +589,13 @@ fn a_signal_mid_install_or_mid_test_leaves_no_container_or_volume() {
             );
             let running = docker_lines(&["ps", "-q", "--filter", &mine]);
             let in_phase = running.iter().any(|id| {
-                let env = docker_lines(&["inspect", "--format", "{{.Config.Env}} {{.Config.Cmd}}", id]).join(" ");
-                env.contains("timeout") && env.contains(".assay-tmp") == install
+                // A helper container (the upload, the disk reserve) may be gone by now.
+                let out = std::process::Command::new("docker")
+                    .args(["inspect", "--format", "{{.Config.Env}} {{.Config.Cmd}}", id])
+                    .output()
+                    .unwrap();
+                let env = String::from_utf8_lossy(&out.stdout);
+                out.status.success() && env.contains("timeout") && env.contains(".assay-tmp") == install
             });
             if in_phase {
                 break;
@@ -583,7 +620,7 @@ fn a_signal_mid_install_or_mid_test_leaves_no_container_or_volume() {
             );
             std::thread::sleep(std::time::Duration::from_millis(200));
         }
-        let out = child.wait_with_output().unwrap();
+        let out = guard_output(child);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("assay: stopping"), "{stderr}");
         assert_eq!(

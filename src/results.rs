@@ -270,15 +270,6 @@ pub fn latest_done(runs: &[StageRun], stage: Stage) -> Option<serde_json::Value>
         .and_then(|r| r.output.clone())
 }
 
-/// The stored output of a submission's latest done run of `stage`.
-pub async fn stage_output(
-    store: &dyn Store,
-    submission_id: i64,
-    stage: Stage,
-) -> Result<Option<serde_json::Value>, StoreError> {
-    Ok(latest_done(&store.runs(submission_id).await?, stage))
-}
-
 /// The history report of a submission, when its history stage is done.
 pub async fn history_of(store: &dyn Store, submission_id: i64) -> Result<Option<HistoryReport>, StoreError> {
     read_latest(&store.runs(submission_id).await?, submission_id, Stage::History)

@@ -534,9 +534,9 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
             let Some(rec) = records.iter().find(|r| r.candidate == id) else {
                 continue;
             };
-            let Some(fetch) = crate::results::stage_output(store.as_ref(), rec.id, crate::store::Stage::Fetch)
-                .await?
-                .and_then(|v| serde_json::from_value::<crate::results::FetchOutput>(v).ok())
+            let runs = store.runs(rec.id).await?;
+            let Some(fetch) =
+                crate::results::read_latest::<crate::results::FetchOutput>(&runs, rec.id, crate::store::Stage::Fetch)?
             else {
                 continue;
             };

@@ -55,7 +55,7 @@ pub enum RepoSource {
 }
 
 /// What the fetch policy allows.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub struct SourcePolicy {
     /// Refuse local paths.
     pub remote_only: bool,

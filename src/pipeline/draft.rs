@@ -134,6 +134,6 @@ pub fn readme_evidence(
     fetch: &FetchOutput,
     limits: &crate::config::Limits,
 ) -> Result<(Vec<EvidenceItem>, usize), Failure> {
-    ensure_export(&fetch.fetched.mirror, &fetch.fetched.commit, &fetch.export.dir, limits)?;
+    ensure_export(fetch, limits)?;
     Ok(draft::readme_evidence(&fetch.export.dir))
 }

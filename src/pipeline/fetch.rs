@@ -1,9 +1,8 @@
 //! The fetch stage: the repository's mirror fetched (or refreshed) within the limits and the
 //! graded commit exported.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-
 use std::time::Duration;
 
 use chrono::Utc;
@@ -11,7 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use super::stage::{blocking, key, StageOk};
 use super::{Pipeline, Sub};
-use crate::cohort::SubmissionSpec;
 use crate::config::Settings;
 use crate::git::{self, RepoSource, SourcePolicy};
 use crate::outcome::{Failure, OutcomeKind};
@@ -46,8 +44,7 @@ impl Pipeline {
                         repo: sub.spec.repo.clone(),
                         base_dir: sub.spec.base_dir.clone(),
                         git_ref: sub.spec.git_ref.clone(),
-                        remote_only: sub.policy.remote_only,
-                        allow_private_hosts: sub.policy.allow_private_hosts,
+                        policy: sub.policy,
                         deadline: sub.cohort.deadline,
                         export_root: sub
                             .settings
@@ -57,7 +54,7 @@ impl Pipeline {
                             .join(&sub.spec.candidate),
                     };
                     let remote = matches!(
-                        RepoSource::parse(&job.repo, &job.base_dir, job.policy()),
+                        RepoSource::parse(&job.repo, &job.base_dir, job.policy),
                         Ok(RepoSource::Remote(_))
                     );
                     let output = if remote {
@@ -90,8 +87,7 @@ pub struct FetchJob {
     repo: String,
     base_dir: PathBuf,
     git_ref: Option<String>,
-    remote_only: bool,
-    allow_private_hosts: bool,
+    policy: SourcePolicy,
     deadline: Option<chrono::DateTime<Utc>>,
     export_root: PathBuf,
 }
@@ -106,27 +102,30 @@ enum FetchReply {
 /// How long past `limits.fetch_seconds` the fetch child may run before it is killed: a quarter
 /// of it, between 2 and 30 seconds. libgit2's own check (in its progress callbacks) reports a
 /// slow fetch first; this deadline holds when the server sends nothing and no callback runs.
-pub fn fetch_grace(fetch_seconds: u64) -> Duration {
+fn fetch_grace(fetch_seconds: u64) -> Duration {
     Duration::from_secs((fetch_seconds / 4).clamp(2, 30))
 }
 
 impl FetchJob {
-    fn policy(&self) -> SourcePolicy {
-        SourcePolicy {
-            remote_only: self.remote_only,
-            allow_private_hosts: self.allow_private_hosts,
-        }
-    }
-
     /// Fetches and exports, in this process.
     fn run(&self) -> Result<FetchOutput, Failure> {
-        let spec = SubmissionSpec {
-            candidate: String::new(),
-            repo: self.repo.clone(),
-            git_ref: self.git_ref.clone(),
-            base_dir: self.base_dir.clone(),
-        };
-        fetch_and_export(&self.settings, &spec, self.policy(), self.deadline, &self.export_root)
+        let source = RepoSource::parse(&self.repo, &self.base_dir, self.policy)?;
+        source.check_host(self.policy)?;
+        let fetched = git::fetch(&git::FetchRequest {
+            git_ref: self.git_ref.as_deref(),
+            deadline: self.deadline,
+            ..git::FetchRequest::new(&source, &self.settings)
+        })?;
+        let repo = git2::Repository::open_bare(&fetched.mirror).map_err(|e| {
+            Failure::infra(format!(
+                "cannot open mirror {}: {}",
+                fetched.mirror.display(),
+                e.message()
+            ))
+        })?;
+        let dest = self.export_root.join(&fetched.commit);
+        let export = git::export_tree(&repo, &fetched.commit, &dest, &self.settings.limits)?;
+        Ok(FetchOutput { fetched, export })
     }
 }
 
@@ -194,40 +193,11 @@ async fn fetch_in_child(job: &FetchJob) -> Result<FetchOutput, Failure> {
     }
 }
 
-fn fetch_and_export(
-    settings: &Settings,
-    spec: &SubmissionSpec,
-    policy: SourcePolicy,
-    deadline: Option<chrono::DateTime<Utc>>,
-    export_root: &Path,
-) -> Result<FetchOutput, Failure> {
-    let source = RepoSource::parse(&spec.repo, &spec.base_dir, policy)?;
-    source.check_host(policy)?;
-    let fetched = git::fetch(&git::FetchRequest {
-        git_ref: spec.git_ref.as_deref(),
-        deadline,
-        ..git::FetchRequest::new(&source, settings)
-    })?;
-    let repo = git2::Repository::open_bare(&fetched.mirror).map_err(|e| {
-        Failure::infra(format!(
-            "cannot open mirror {}: {}",
-            fetched.mirror.display(),
-            e.message()
-        ))
-    })?;
-    let dest: PathBuf = export_root.join(&fetched.commit);
-    let export = git::export_tree(&repo, &fetched.commit, &dest, &settings.limits)?;
-    Ok(FetchOutput { fetched, export })
-}
-
-/// (Re)builds the export of `commit` from the mirror; a finished export is reused.
-pub(super) fn ensure_export(
-    mirror: &Path,
-    commit: &str,
-    dir: &Path,
-    limits: &crate::config::Limits,
-) -> Result<(), Failure> {
-    let repo = git2::Repository::open_bare(mirror)
+/// (Re)builds the fetch's export of its commit from the mirror (it may have been cleaned since);
+/// a finished export is reused. Every stage that reads the exported tree calls it first.
+/// Blocking: run it off the async runtime.
+pub(super) fn ensure_export(fetch: &FetchOutput, limits: &crate::config::Limits) -> Result<(), Failure> {
+    let repo = git2::Repository::open_bare(&fetch.fetched.mirror)
         .map_err(|e| Failure::infra(format!("cannot open mirror: {}", e.message())))?;
-    git::export_tree(&repo, commit, dir, limits).map(|_| ())
+    git::export_tree(&repo, &fetch.fetched.commit, &fetch.export.dir, limits).map(|_| ())
 }

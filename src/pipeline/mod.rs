@@ -50,7 +50,7 @@ use crate::store::{Store, StoreError};
 use crate::submission::{SubmissionRecord, SubmissionStatus};
 
 pub use draft::{draft_evidence, readme_evidence, DraftEvidence};
-pub use fetch::{fetch_child_main, fetch_grace};
+pub use fetch::fetch_child_main;
 pub use progress::Progress;
 pub use stage::StageOk;
 
@@ -227,13 +227,16 @@ impl Pipeline {
                 };
                 // A panic anywhere in the submission's work (outside `blocking`, which catches
                 // its own) ends the submission as `internal_error`, recorded, never left running.
-                let id = rec.id;
-                let result = match AssertUnwindSafe(this.process(&ctx, &spec, rec, permit))
+                let result = match AssertUnwindSafe(this.process(&ctx, &spec, rec.clone(), permit))
                     .catch_unwind()
                     .await
                 {
                     Ok(result) => result,
-                    Err(payload) => this.panicked(&ctx, id, &candidate, stage::panicked(payload)).await,
+                    Err(payload) => {
+                        let f = stage::panicked(payload);
+                        tracing::error!(candidate, "{}", f.message);
+                        this.record_failure(&ctx, &rec, f, None).await
+                    }
                 };
                 (candidate, result)
             });
@@ -365,45 +368,35 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Records a submission whose work panicked: failed with `internal_error` and the panic's
-    /// message. Its stage run stays as the panic left it; the next run starts a new attempt.
-    async fn panicked(&self, cohort: &CohortCtx, id: i64, candidate: &str, f: Failure) -> Result<(), StoreError> {
-        tracing::error!(candidate, "{}", f.message);
-        self.store
-            .set_submission(id, SubmissionStatus::Failed, Some(f.kind), None)
-            .await?;
-        self.store
-            .event(
-                Some(cohort.id),
-                Some(id),
-                "submission_finished",
-                &json!({ "status": SubmissionStatus::Failed.as_str(), "outcome": f.kind, "error": f.message }),
-            )
-            .await?;
-        self.progress
-            .finished(candidate, SubmissionStatus::Failed.as_str(), f.kind.as_str());
-        Ok(())
+    async fn fail(&self, sub: &Sub, f: Failure, commit: Option<&str>) -> Result<(), StoreError> {
+        self.record_failure(&sub.cohort, &sub.rec, f, commit).await
     }
 
-    async fn fail(&self, sub: &Sub, f: Failure, commit: Option<&str>) -> Result<(), StoreError> {
+    /// Records how a submission failed (`interrupted` when cancelled): its status and outcome,
+    /// the finish event with the error, the progress line. A panic in its work ends here too,
+    /// its stage run left as the panic left it (the next run starts a new attempt).
+    async fn record_failure(
+        &self,
+        cohort: &CohortCtx,
+        rec: &SubmissionRecord,
+        f: Failure,
+        commit: Option<&str>,
+    ) -> Result<(), StoreError> {
         let status = if f.kind == OutcomeKind::Interrupted {
             SubmissionStatus::Interrupted
         } else {
             SubmissionStatus::Failed
         };
-        self.store
-            .set_submission(sub.rec.id, status, Some(f.kind), commit)
-            .await?;
+        self.store.set_submission(rec.id, status, Some(f.kind), commit).await?;
         self.store
             .event(
-                Some(sub.cohort.id),
-                Some(sub.rec.id),
+                Some(cohort.id),
+                Some(rec.id),
                 "submission_finished",
                 &json!({ "status": status.as_str(), "outcome": f.kind, "error": f.message }),
             )
             .await?;
-        self.progress
-            .finished(&sub.rec.candidate, status.as_str(), f.kind.as_str());
+        self.progress.finished(&rec.candidate, status.as_str(), f.kind.as_str());
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::fetch::ensure_export;
-use super::stage::{blocking, key, StageOk};
+use super::stage::{blocking, key, Cancel, StageOk};
 use super::{Fetched, Pipeline};
 use crate::evidence::{self, EvidenceItem};
 use crate::outcome::{Failure, OutcomeKind};
@@ -50,29 +50,21 @@ impl Pipeline {
         ]);
         let slots = &self.container_slots;
         let out = self
-            .run_stage_to_safety(rec, Stage::Sandbox, &sandbox_key, || {
+            .run_stage_as(rec, Stage::Sandbox, &sandbox_key, Cancel::Await, || {
                 let (f, sandbox, cancel) = (Arc::clone(f), Arc::clone(sandbox), self.cancel.clone());
                 async move {
-                    let interrupted = || Failure::new(OutcomeKind::Interrupted, "cancelled before the job started");
                     let _permit = tokio::select! {
                         p = slots.acquire() => p.map_err(|_| Failure::infra("container slots closed"))?,
-                        _ = cancel.cancelled() => return Err(interrupted()),
+                        _ = cancel.cancelled() => {
+                            return Err(Failure::new(OutcomeKind::Interrupted, "cancelled before the job started"))
+                        }
                     };
                     let (cohort, rec, fetched) = (&f.sub.cohort, &f.sub.rec, &f.out.fetched);
                     // The export may have been cleaned since the fetch: it is rebuilt from the
                     // mirror (a finished one is reused).
                     let tree = f.out.export.dir.clone();
                     let rebuild = Arc::clone(&f);
-                    blocking(move || {
-                        let (fetched, settings) = (&rebuild.out.fetched, &rebuild.sub.settings);
-                        ensure_export(
-                            &fetched.mirror,
-                            &fetched.commit,
-                            &rebuild.out.export.dir,
-                            &settings.limits,
-                        )
-                    })
-                    .await?;
+                    blocking(move || ensure_export(&rebuild.out, &rebuild.sub.settings.limits)).await?;
                     let spec = match cohort.runner.as_str() {
                         "auto" => runner::detect(&tree),
                         name => Some(runner::by_name(name).map_err(Failure::infra)?),
@@ -130,13 +122,7 @@ impl Pipeline {
                     blocking(move || {
                         // Cleaned since the sandbox ran (or reused from an earlier run): rebuilt
                         // from the mirror, never assessed as an empty tree.
-                        let fetched = &f.out.fetched;
-                        ensure_export(
-                            &fetched.mirror,
-                            &fetched.commit,
-                            &f.out.export.dir,
-                            &f.sub.settings.limits,
-                        )?;
+                        ensure_export(&f.out, &f.sub.settings.limits)?;
                         let r = repro::assess(&f.out.export.dir, report.as_ref().as_ref(), &f.out.export);
                         Ok(StageOk {
                             evidence: r

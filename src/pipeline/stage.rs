@@ -29,7 +29,7 @@ pub struct StageOk {
 
 /// What cancellation does to a running stage's body.
 #[derive(Clone, Copy)]
-enum Cancel {
+pub(super) enum Cancel {
     /// Dropped where it is.
     Drop,
     /// Awaited: it watches the token and brings what it holds to a safe state itself.
@@ -54,24 +54,11 @@ impl Pipeline {
         self.run_stage_as(rec, stage, input_key, Cancel::Drop, body).await
     }
 
-    /// [`run_stage`](Self::run_stage) for a body that holds things outside the process
-    /// (containers, volumes): it watches the pipeline's token itself and, cancelled, removes
-    /// them and ends `interrupted`; it is awaited to its end, never dropped halfway.
-    pub(super) async fn run_stage_to_safety<F, Fut>(
-        &self,
-        rec: &SubmissionRecord,
-        stage: Stage,
-        input_key: &str,
-        body: F,
-    ) -> Result<Result<serde_json::Value, Failure>, StoreError>
-    where
-        F: Fn() -> Fut,
-        Fut: Future<Output = Result<StageOk, Failure>>,
-    {
-        self.run_stage_as(rec, stage, input_key, Cancel::Await, body).await
-    }
-
-    async fn run_stage_as<F, Fut>(
+    /// [`run_stage`](Self::run_stage) with what cancellation does to the body: a body that
+    /// holds things outside the process (containers, volumes) runs with [`Cancel::Await`]: it
+    /// watches the pipeline's token itself and, cancelled, removes them and ends `interrupted`;
+    /// it is awaited to its end, never dropped halfway.
+    pub(super) async fn run_stage_as<F, Fut>(
         &self,
         rec: &SubmissionRecord,
         stage: Stage,

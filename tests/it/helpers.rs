@@ -317,3 +317,60 @@ pub fn finding_kinds(v: &serde_json::Value) -> Vec<&str> {
         .map(|f| f["kind"].as_str().unwrap())
         .collect()
 }
+
+/// An `assay` started with its output piped, killed (and reaped) should the test fail before it
+/// ends: never a process left running past its test.
+pub struct Running(Option<std::process::Child>);
+
+impl Running {
+    pub fn spawn(cmd: &mut Command) -> Running {
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        Running(Some(child))
+    }
+
+    fn child(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().expect("a running child")
+    }
+
+    pub fn id(&mut self) -> u32 {
+        self.child().id()
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child().try_wait().unwrap().is_none()
+    }
+
+    /// Sends `SIG<name>` (`INT`, `TERM`).
+    pub fn signal(&mut self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name}");
+    }
+
+    /// Its output once it exits, which must be within `secs` seconds: past them the test fails
+    /// saying `what` (and the process is killed).
+    pub fn output_within(mut self, secs: u64, what: &str) -> Output {
+        let started = std::time::Instant::now();
+        while self.running() {
+            assert!(started.elapsed().as_secs() < secs, "{what} (after {secs} s)");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

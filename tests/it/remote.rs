@@ -631,19 +631,14 @@ impl SilentServer {
     }
 }
 
-/// `assay grade` of `cohort` started (loopback allowed, `fetch_seconds` when given), its output piped.
-fn spawn_grade(assay: &Assay, cohort: &Path, fetch_seconds: Option<&str>) -> Child {
+/// `assay grade` of `cohort` started (loopback allowed, `fetch_seconds` when given).
+fn spawn_grade(assay: &Assay, cohort: &Path, fetch_seconds: Option<&str>) -> Running {
     let mut cmd = assay.cmd();
     cmd.env("ASSAY_ALLOW_PRIVATE_HOSTS", "true");
     if let Some(s) = fetch_seconds {
         cmd.env("ASSAY_LIMITS_FETCH_SECONDS", s);
     }
-    cmd.args(["grade", "--no-drafts", "--no-sandbox", "--json"])
-        .arg(cohort)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    Running::spawn(cmd.args(["grade", "--no-drafts", "--no-sandbox", "--json"]).arg(cohort))
 }
 
 /// Issue 14: a git server that accepts the connection and then sends nothing ends the fetch
@@ -659,17 +654,11 @@ fn a_silent_git_server_is_a_fetch_timeout_and_ctrl_c_still_exits() {
     let cohort = url_cohort(work.path(), "", &[("quiet", &url)]);
     let assay = Assay::new();
     let started = std::time::Instant::now();
-    let mut child = spawn_grade(&assay, &cohort, Some("3"));
     // Never waited on for ever: a hang fails the test instead of the suite.
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed().as_secs() > 90 {
-            let _ = child.kill();
-            panic!("assay grade still fetching from a silent server after 90 s");
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let out =
+        spawn_grade(&assay, &cohort, Some("3")).output_within(90, "assay grade still fetching from a silent server");
     let elapsed = started.elapsed();
-    let v = json_ok(&child.wait_with_output().unwrap());
+    let v = json_ok(&out);
     let quiet = by_candidate(&v, "quiet");
     assert_eq!(quiet["outcome"], "fetch_timeout", "{quiet}");
     let error = quiet["stages"]["fetch"]["error"].as_str().unwrap();
@@ -687,15 +676,7 @@ fn a_silent_git_server_is_a_fetch_timeout_and_ctrl_c_still_exits() {
         assert!(waiting.elapsed().as_secs() < 60, "the fetch never connected");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    sh(Command::new("kill").args(["-INT", &child.id().to_string()]));
-    let stopped = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            stopped.elapsed().as_secs() < 30,
-            "assay grade did not exit after Ctrl-C mid-fetch"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    let out = child.wait_with_output().unwrap();
+    child.signal("INT");
+    let out = child.output_within(30, "assay grade did not exit after Ctrl-C mid-fetch");
     assert_eq!(out.status.code(), Some(130), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -494,35 +494,6 @@ fn assay_images_build_makes_the_image_the_setup_script_made() {
     );
 }
 
-/// A child process killed (and reaped) when dropped, as when a test panics.
-struct KillOnDrop(Option<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// The output of a child that has exited (its pipes read to the end).
-fn guard_output(child: &mut std::process::Child) -> std::process::Output {
-    use std::io::Read;
-    let mut out = std::process::Output {
-        status: child.wait().unwrap(),
-        stdout: Vec::new(),
-        stderr: Vec::new(),
-    };
-    if let Some(mut s) = child.stdout.take() {
-        s.read_to_end(&mut out.stdout).unwrap();
-    }
-    if let Some(mut s) = child.stderr.take() {
-        s.read_to_end(&mut out.stderr).unwrap();
-    }
-    out
-}
-
 /// `docker` with `args`; its stdout's lines.
 fn docker_lines(args: &[&str]) -> Vec<String> {
     let out = std::process::Command::new("docker").args(args).output().unwrap();
@@ -569,24 +540,12 @@ fn a_signal_mid_install_or_mid_test_leaves_no_container_or_volume() {
     ];
     for (args, signal, install) in cases {
         let assay = Assay::new();
-        let child = assay
-            .cmd()
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Killed should the test fail halfway: never an `assay` left running past it.
-        let mut child = KillOnDrop(Some(child));
-        let child = child.0.as_mut().unwrap();
+        let mut child = Running::spawn(assay.cmd().args(args));
         let mine = format!("label=assay.owner={}:{}", host.trim(), child.id());
         // Wait for the phase's container: the install's has TMPDIR on the volume.
         let started = std::time::Instant::now();
         loop {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "{args:?} ended before the phase ran"
-            );
+            assert!(child.running(), "{args:?} ended before the phase ran");
             let running = docker_lines(&["ps", "-q", "--filter", &mine]);
             let in_phase = running.iter().any(|id| {
                 // A helper container (the upload, the disk reserve) may be gone by now.
@@ -607,20 +566,8 @@ fn a_signal_mid_install_or_mid_test_leaves_no_container_or_volume() {
             std::thread::sleep(std::time::Duration::from_millis(500));
         }
         std::thread::sleep(std::time::Duration::from_secs(2));
-        let status = std::process::Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let stopped = std::time::Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            assert!(
-                stopped.elapsed().as_secs() < 120,
-                "{args:?} did not stop after SIG{signal}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-        let out = guard_output(child);
+        child.signal(signal);
+        let out = child.output_within(120, &format!("{args:?} did not stop after SIG{signal}"));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("assay: stopping"), "{stderr}");
         assert_eq!(

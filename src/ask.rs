@@ -109,6 +109,32 @@ pub struct Answer {
     /// Closer readings of a yes that did not count: README sections read alone (see [`Closer`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub closer: Vec<Closer>,
+    /// Which part of evidence too long for one prompt this reading saw (0: the first, or the
+    /// only one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub part: usize,
+    /// The readings of the other parts, when the evidence was read in parts: none counted
+    /// (a part read after a met one is not asked).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_parts: Vec<PartReading>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The reading of one part of evidence read in parts, kept beside the answer that decided.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartReading {
+    pub part: usize,
+    pub answer: Option<String>,
+    pub evidence: Option<String>,
+    pub quote: Option<String>,
+    pub flags: Vec<String>,
+    #[serde(flatten)]
+    pub run: GenRun,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<Confirmation>,
 }
 
 impl Answer {
@@ -119,7 +145,44 @@ impl Answer {
             .as_ref()
             .map_or(0, |c| c.run.prompt_ms + c.run.generate_ms);
         let closer: u64 = self.closer.iter().map(|c| c.run.prompt_ms + c.run.generate_ms).sum();
-        self.run.prompt_ms + self.run.generate_ms + c + closer
+        let parts: u64 = self
+            .other_parts
+            .iter()
+            .map(|p| {
+                let c = p
+                    .confirmation
+                    .as_ref()
+                    .map_or(0, |c| c.run.prompt_ms + c.run.generate_ms);
+                p.run.prompt_ms + p.run.generate_ms + c
+            })
+            .sum();
+        self.run.prompt_ms + self.run.generate_ms + c + closer + parts
+    }
+
+    /// This answer and `next`, the reading of a later part of the same evidence: the one that
+    /// decides is the answer (a met one; else the first yes, which closer readings start from;
+    /// else the first), the other joins the kept readings.
+    fn with_part(self, next: Answer) -> Answer {
+        let yes = |a: &Answer| a.answer.as_deref() == Some("yes");
+        let (mut main, other) = if next.met || (!self.met && !yes(&self) && yes(&next)) {
+            (next, self)
+        } else {
+            (self, next)
+        };
+        let mut kept = std::mem::take(&mut main.other_parts);
+        kept.extend(other.other_parts);
+        kept.push(PartReading {
+            part: other.part,
+            answer: other.answer,
+            evidence: other.evidence,
+            quote: other.quote,
+            flags: other.flags,
+            run: other.run,
+            confirmation: other.confirmation,
+        });
+        kept.sort_by_key(|p| p.part);
+        main.other_parts = kept;
+        main
     }
 }
 
@@ -443,14 +506,24 @@ pub fn verify_quote(quote: &str, cited: &str, text: Option<&str>) -> Result<Stri
     if whole < MIN_QUOTE_WORDS {
         return Err(QuoteError::TooShort(whole));
     }
-    if haystack.contains(&normalise(trimmed)) {
+    // In the item, as quoted or, when the quote starts with the section's label (a later piece
+    // of a long section shows it before "…"), its words after the label.
+    let found = |q: &str| {
+        let q = normalise(q);
+        haystack.contains(&q)
+            || (!label.is_empty()
+                && q.strip_prefix(label.trim_end())
+                    .map(|rest| rest.trim_start().trim_start_matches('…').trim_start())
+                    .is_some_and(|rest| !rest.is_empty() && haystack.contains(rest)))
+    };
+    if found(trimmed) {
         return Ok(words.join(" "));
     }
     // The longest start of the quote that is in the item, if it is long enough to mean something.
     (MIN_TRIMMED_WORDS..words.len())
         .rev()
         .map(|k| words[..k].join(" "))
-        .find(|start| own_words(start) >= MIN_TRIMMED_WORDS && haystack.contains(&normalise(start)))
+        .find(|start| own_words(start) >= MIN_TRIMMED_WORDS && found(start))
         .ok_or_else(|| QuoteError::NotFound(cited.to_string()))
 }
 
@@ -562,6 +635,11 @@ fn shorten(text: &str, max: usize) -> String {
     format!("{} …", cut[..at_word].trim_end())
 }
 
+/// How a prompt shows one evidence item: its id, kind and source, then `text` (all of it or a part).
+fn line(i: &EvidenceItem, text: &str) -> String {
+    format!("[{}] {} ({}): {}\n", i.id, i.kind, i.source, text)
+}
+
 /// What a prompt shows of each item within `budget` tokens: every item whole when they fit;
 /// otherwise each item cut to one common length, about the longest that fits, so every README section
 /// shows its heading and opening rather than the first sections whole and the rest not at all.
@@ -572,7 +650,6 @@ fn shorten(text: &str, max: usize) -> String {
 /// once) and the estimate's answer is then counted for real, shortened until it fits: a long
 /// README is tokenized a handful of times, not once per step of the search.
 fn fit(items: &[&EvidenceItem], model: &dyn Model, budget: usize) -> Vec<Option<String>> {
-    let line = |i: &EvidenceItem, text: &str| format!("[{}] {} ({}): {}\n", i.id, i.kind, i.source, text);
     let cut_lines = |cap: usize| -> Vec<String> { items.iter().map(|i| line(i, &shorten(&i.text, cap))).collect() };
     let cost = |lines: &[String]| -> usize { lines.iter().map(|l| model.count_tokens(l)).sum() };
     let whole: Vec<String> = items.iter().map(|i| line(i, &i.text)).collect();
@@ -648,6 +725,144 @@ fn user_prefix(sources: &[Vec<&EvidenceItem>], model: &dyn Model, budget: usize)
     (text, cut)
 }
 
+/// Parts a README too long for one prompt is read in, at most (about [`MAX_PARTS`] times the
+/// question budget in tokens); sections past them are not read, and a question not met says so.
+pub const MAX_PARTS: usize = 8;
+
+/// How questions read their evidence, beyond each prompt's text: part of the draft stage's key
+/// (a change re-runs the stage), not of the prompt hash (an unchanged prompt keeps its answer).
+pub fn reading_key() -> String {
+    format!("parts-1 {MAX_PARTS}")
+}
+
+/// One prompt's evidence: its text, from `<evidence>` to the rules, and the ids it shows.
+struct Part {
+    prefix: String,
+    readable: BTreeSet<String>,
+}
+
+/// The prompts a group's questions read, and the ids none of them shows. When the first source
+/// (the README, for every question that reads it) fits the budget, one prompt, as
+/// [`user_prefix`] builds it. Otherwise the first source is read in parts, whole sections packed
+/// in order, a section longer than the budget in pieces (see [`pieces`]), each part within the
+/// budget: a question the README answers in its 20th section is asked where that section is
+/// shown whole, not answered "no" over every section cut to its opening. The first part also
+/// shows the further sources, fitted as [`user_prefix`] fits them.
+fn parts_of(sources: &[Vec<&EvidenceItem>], model: &dyn Model, budget: usize) -> (Vec<Part>, Vec<String>) {
+    let wrap = |body: &str| format!("<evidence>\n{body}</evidence>\n\n{RULES}");
+    let fits = sources.first().is_none_or(|first| {
+        first
+            .iter()
+            .map(|i| model.count_tokens(&line(i, &i.text)))
+            .sum::<usize>()
+            <= budget
+    });
+    if fits {
+        let (prefix, cut) = user_prefix(sources, model, budget);
+        let readable = sources
+            .iter()
+            .flatten()
+            .map(|i| i.id.clone())
+            .filter(|id| !cut.contains(id))
+            .collect();
+        return (vec![Part { prefix, readable }], cut);
+    }
+    let mut packed: Vec<(String, BTreeSet<String>)> = Vec::new();
+    let (mut text, mut tokens, mut ids) = (String::new(), 0, BTreeSet::new());
+    for item in &sources[0] {
+        for piece in pieces(item, model, budget) {
+            let n = model.count_tokens(&piece);
+            if tokens + n > budget && !text.is_empty() {
+                packed.push((std::mem::take(&mut text), std::mem::take(&mut ids)));
+                tokens = 0;
+            }
+            text.push_str(&piece);
+            tokens += n;
+            ids.insert(item.id.clone());
+        }
+    }
+    if !text.is_empty() {
+        packed.push((text, ids));
+    }
+    packed.truncate(MAX_PARTS);
+    let mut cut: Vec<String> = sources[0]
+        .iter()
+        .map(|i| i.id.clone())
+        .filter(|id| packed.iter().all(|(_, ids)| !ids.contains(id)))
+        .collect();
+    if let Some((text, ids)) = packed.first_mut() {
+        for items in &sources[1..] {
+            for (i, shown) in items.iter().zip(fit(items, model, budget / 2)) {
+                match shown {
+                    Some(l) => {
+                        text.push_str(&l);
+                        ids.insert(i.id.clone());
+                    }
+                    None => cut.push(i.id.clone()),
+                }
+            }
+        }
+    }
+    let parts = packed
+        .into_iter()
+        .map(|(body, readable)| Part {
+            prefix: wrap(&body),
+            readable,
+        })
+        .collect();
+    (parts, cut)
+}
+
+/// `item`'s lines for a prompt of `budget` tokens: the whole item when it fits; otherwise its
+/// text in consecutive pieces that each fit, cut at whitespace, each repeating the section's
+/// heading label and overlapping the previous piece by about [`PASSAGE_CONTEXT`] characters, so a
+/// sentence cut at one piece's end is whole at the next one's start.
+fn pieces(item: &EvidenceItem, model: &dyn Model, budget: usize) -> Vec<String> {
+    let whole = line(item, &item.text);
+    let tokens = model.count_tokens(&whole);
+    if tokens <= budget {
+        return vec![whole];
+    }
+    let (label, body) = split_label(&item.text);
+    let chars: Vec<char> = body.chars().collect();
+    let overhead = model.count_tokens(&line(item, &format!("{label}… …")));
+    let room = budget.saturating_sub(overhead).max(1);
+    // Characters a piece holds, about, from the item's own tokens per character.
+    let mut size = (chars.len() * room / tokens.max(1)).max(MIN_SHOWN);
+    let at_space = |from: usize, to: usize| (from..to).rev().find(|&k| chars[k].is_whitespace());
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < chars.len() {
+        let mut end = (start + size).min(chars.len());
+        if end < chars.len() {
+            end = at_space(start + size / 2, end).unwrap_or(end);
+        }
+        let piece: String = chars[start..end].iter().collect();
+        let text = format!(
+            "{label}{}{}{}",
+            if start > 0 { "… " } else { "" },
+            piece.trim(),
+            if end < chars.len() { " …" } else { "" }
+        );
+        let shown = line(item, &text);
+        if model.count_tokens(&shown) > budget && size > MIN_SHOWN {
+            size = (size - size / 10).max(MIN_SHOWN);
+            continue;
+        }
+        out.push(shown);
+        if end == chars.len() {
+            break;
+        }
+        // The next piece starts a little before this one ends, at a word.
+        let back = end.saturating_sub(PASSAGE_CONTEXT).max(start + 1);
+        start = (back..end)
+            .find(|&k| chars[k].is_whitespace())
+            .map_or(end, |k| k + 1)
+            .max(start + 1);
+    }
+    out
+}
+
 /// What a question's prompt asks after its evidence.
 const RULES: &str = "Answer the question below from the evidence alone. Answer \"yes\" only if one evidence \
 item says so: then give that item's id and copy, word for word, the few words of that item that show it (a \
@@ -713,11 +928,18 @@ fn groups(rubric: &Rubric) -> Vec<Group<'_>> {
     out
 }
 
-fn hash(prompt: &[u32], look_for: &[String]) -> String {
+/// The hash of a question's prompts (one per part of its evidence, in order) and phrases.
+fn hash(prompts: &[Vec<u32>], look_for: &[String]) -> String {
     let mut h = Sha256::new();
     h.update(fingerprint().as_bytes());
-    for id in prompt {
-        h.update(id.to_le_bytes());
+    for (n, prompt) in prompts.iter().enumerate() {
+        // One prompt hashes as it did before evidence was read in parts.
+        if n > 0 {
+            h.update(u32::MAX.to_le_bytes());
+        }
+        for id in prompt {
+            h.update(id.to_le_bytes());
+        }
     }
     // The phrases decide which sentences a no is read again on: part of what was asked.
     for p in look_for {
@@ -806,11 +1028,13 @@ pub struct Judged {
     pub flags: Vec<String>,
 }
 
-/// A group's prompt prefix and the ids its questions may cite, built once.
+/// A group's prompts (one per part of its evidence) and every id they show, built once.
 struct Prepared<'a> {
     group: Group<'a>,
-    prefix: String,
+    parts: Vec<Part>,
     readable: BTreeSet<String>,
+    /// Ids of the group's sources no part shows.
+    unread: Vec<String>,
 }
 
 /// A question asked in this run (not reused): where its answer is, for its second and closer
@@ -820,6 +1044,15 @@ struct Asked<'a> {
     question: &'a str,
     readable: &'a BTreeSet<String>,
     look_for: &'a [String],
+}
+
+/// A question to ask in this run: its prompts, one per part of its group's evidence.
+struct Todo<'a> {
+    at: usize,
+    question: &'a Question<'a>,
+    prepared: &'a Prepared<'a>,
+    prompts: Vec<Vec<u32>>,
+    prompt_hash: String,
 }
 
 /// The prompt of a question: the group's prefix, then the question.
@@ -854,6 +1087,9 @@ async fn answer(
 ///
 /// Every question first, then the second reading of every verified yes (see [`Confirmation`]):
 /// a second reading in between would make the next question process its whole evidence again.
+/// Evidence too long for one prompt is read in parts (see [`parts_of`]), part after part: a
+/// question met in one part is not asked in the next; the reading that decides is the answer,
+/// the others are kept with it ([`Answer::other_parts`]).
 pub async fn ask_all(
     model: &dyn Model,
     rubric: &Rubric,
@@ -865,59 +1101,113 @@ pub async fn ask_all(
         .into_iter()
         .map(|group| {
             let items = sources.of(&group.from);
-            let (prefix, cut) = user_prefix(&items, model, budget);
-            let readable = items
-                .iter()
-                .flatten()
-                .map(|i| i.id.clone())
-                .filter(|id| !cut.contains(id))
-                .collect();
+            let (parts, unread) = parts_of(&items, model, budget);
+            let readable = parts.iter().flat_map(|p| p.readable.iter().cloned()).collect();
             Prepared {
                 group,
-                prefix,
+                parts,
                 readable,
+                unread,
             }
         })
         .collect();
     let lean: Vec<(u32, f32)> = model.spelling("yes").into_iter().map(|t| (t, YES_LEAN)).collect();
-    let mut out = Vec::new();
-    let mut asked: Vec<Asked<'_>> = Vec::new();
+    let mut out: Vec<Option<Answer>> = Vec::new();
+    let mut todo: Vec<Todo<'_>> = Vec::new();
     for p in &prepared {
         for q in &p.group.questions {
-            let prompt = question_prompt(model, &p.prefix, q.text)?;
-            let prompt_hash = hash(&prompt, q.look_for);
+            let prompts = p
+                .parts
+                .iter()
+                .map(|part| question_prompt(model, &part.prefix, q.text))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let prompt_hash = hash(&prompts, q.look_for);
             if let Some(prev) = previous
                 .iter()
                 .find(|a| a.prompt_hash == prompt_hash && a.criterion == q.criterion && a.item == q.item)
             {
-                out.push(prev.clone());
+                out.push(Some(prev.clone()));
                 continue;
             }
-            let (j, run) = answer(model, prompt, sources, &p.readable, &lean).await?;
-            asked.push(Asked {
+            todo.push(Todo {
                 at: out.len(),
-                question: q.text,
-                readable: &p.readable,
-                look_for: q.look_for,
+                question: q,
+                prepared: p,
+                prompts,
+                prompt_hash,
             });
-            out.push(Answer {
-                criterion: q.criterion.to_string(),
-                item: q.item.to_string(),
+            out.push(None);
+        }
+    }
+    let n_parts = todo.iter().map(|t| t.prompts.len()).max().unwrap_or(0);
+    for part in 0..n_parts {
+        let mut fresh: Vec<Answer> = Vec::new();
+        let mut fresh_asked: Vec<Asked<'_>> = Vec::new();
+        let mut whose: Vec<usize> = Vec::new();
+        for t in &todo {
+            let settled = out[t.at].as_ref().is_some_and(|a| a.met);
+            let (Some(prompt), false) = (t.prompts.get(part), settled) else {
+                continue;
+            };
+            let readable = &t.prepared.parts[part].readable;
+            let (j, run) = answer(model, prompt.clone(), sources, readable, &lean).await?;
+            fresh_asked.push(Asked {
+                at: fresh.len(),
+                question: t.question.text,
+                readable,
+                look_for: t.question.look_for,
+            });
+            fresh.push(Answer {
+                criterion: t.question.criterion.to_string(),
+                item: t.question.item.to_string(),
                 answer: j.answer,
                 evidence: j.evidence,
                 quote: j.quote,
                 met: j.met,
                 flags: j.flags,
-                prompt_hash,
+                prompt_hash: t.prompt_hash.clone(),
                 run,
                 confirmation: None,
                 closer: Vec::new(),
+                part,
+                other_parts: Vec::new(),
+            });
+            whose.push(t.at);
+        }
+        second_readings(model, sources, &mut fresh, &fresh_asked).await?;
+        for (a, at) in fresh.into_iter().zip(whose) {
+            out[at] = Some(match out[at].take() {
+                Some(first) => first.with_part(a),
+                None => a,
             });
         }
     }
-    second_readings(model, sources, &mut out, &asked).await?;
+    let mut out: Vec<Answer> = out
+        .into_iter()
+        .map(|a| a.ok_or_else(|| anyhow::anyhow!("a question has no prompt to ask")))
+        .collect::<anyhow::Result<_>>()?;
+    let asked: Vec<Asked<'_>> = todo
+        .iter()
+        .map(|t| Asked {
+            at: t.at,
+            question: t.question.text,
+            readable: &t.prepared.readable,
+            look_for: t.question.look_for,
+        })
+        .collect();
     closer_readings(model, sources, &mut out, &asked).await?;
     cue_readings(model, sources, &mut out, &asked).await?;
+    for t in &todo {
+        let a = &mut out[t.at];
+        let unread = &t.prepared.unread;
+        if !a.met && !unread.is_empty() {
+            a.flags.push(format!(
+                "unread: {} item(s) the question reads did not fit the {MAX_PARTS} prompts it was asked in ({})",
+                unread.len(),
+                unread.join(", ")
+            ));
+        }
+    }
     Ok(out)
 }
 
@@ -1964,6 +2254,139 @@ mod tests {
         }
     }
 
+    /// A README of `n` filler sections of about `len` characters, with `limitation` as the
+    /// text of section `at` (its id `D{at}`).
+    fn long_readme(n: usize, len: usize, at: usize, limitation: &str) -> Sources {
+        let items: Vec<EvidenceItem> = (1..=n)
+            .map(|i| {
+                let text = if i == at {
+                    format!("## Known issues: {limitation}")
+                } else {
+                    format!(
+                        "## Part {i}: {}",
+                        "the service stores the records it gets. ".repeat(len / 40)
+                    )
+                };
+                section(i, &text)
+            })
+            .collect();
+        Sources::new(&items)
+    }
+
+    #[test]
+    fn a_readme_over_budget_is_read_in_parts_that_each_fit_and_together_show_it_all() {
+        let s = long_readme(12, 400, 9, "It ignores seasonality.");
+        let readme: Vec<&EvidenceItem> = s.shown.iter().collect();
+        let budget = 300;
+        let (parts, unread) = parts_of(std::slice::from_ref(&readme), &Counter, budget);
+        assert!(parts.len() > 1 && unread.is_empty(), "{} parts", parts.len());
+        for p in &parts {
+            let body = p
+                .prefix
+                .trim_start_matches("<evidence>\n")
+                .split("</evidence>")
+                .next()
+                .unwrap();
+            assert!(Counter.count_tokens(body) <= budget, "{body}");
+        }
+        // Every section whole in exactly one part, in order.
+        for item in &readme {
+            let shown = line(item, &item.text);
+            let holders: Vec<usize> = (0..parts.len()).filter(|&k| parts[k].prefix.contains(&shown)).collect();
+            assert_eq!(holders.len(), 1, "{}", item.id);
+            assert!(parts[holders[0]].readable.contains(&item.id));
+        }
+        // Within budget: one prompt, the same as before parts.
+        let small = &readme[..2];
+        let (one, _) = parts_of(&[small.to_vec()], &Counter, budget);
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].prefix, user_prefix(&[small.to_vec()], &Counter, budget).0);
+        // Past the last part, sections are unread.
+        let huge = long_readme(60, 400, 1, "x");
+        let (parts, unread) = parts_of(&[huge.shown.iter().collect()], &Counter, budget);
+        assert_eq!(parts.len(), MAX_PARTS);
+        assert!(
+            unread.contains(&"D60".to_string()) && !unread.contains(&"D1".to_string()),
+            "{unread:?}"
+        );
+    }
+
+    #[test]
+    fn a_section_longer_than_the_budget_is_shown_in_overlapping_pieces_under_its_heading() {
+        let sentences: Vec<String> = (0..80)
+            .map(|k| format!("Sentence number {k} says one thing."))
+            .collect();
+        let item = section(1, &format!("## Design notes: {}", sentences.join(" ")));
+        let budget = 150;
+        let shown = pieces(&item, &Counter, budget);
+        assert!(shown.len() > 3, "{}", shown.len());
+        for (k, p) in shown.iter().enumerate() {
+            assert!(Counter.count_tokens(p) <= budget, "{p}");
+            assert!(
+                p.starts_with("[D1] readme_section (README.md:5): ## Design notes: "),
+                "{p}"
+            );
+            assert_eq!(k > 0, p.contains("## Design notes: … "), "{p}");
+        }
+        // Every sentence is whole in some piece.
+        for s in &sentences {
+            assert!(shown.iter().any(|p| p.contains(s.as_str())), "{s}");
+        }
+        // A quote copied with the piece's label and ellipsis is the section's own words.
+        let full = &item.text;
+        assert_eq!(
+            verify_quote("## Design notes: … Sentence number 40 says one", "D1", Some(full)).as_deref(),
+            Ok("## Design notes: … Sentence number 40 says one")
+        );
+        assert!(verify_quote("## Design notes: … Sentence number 99 says", "D1", Some(full)).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_question_the_readme_answers_past_the_budget_is_met_in_its_part() {
+        let rubric = trial_rubric();
+        let s = long_readme(12, 400, 11, "The model ignores seasonality in the data.");
+        // Says yes, quoting it, only where the limitation is shown; no elsewhere.
+        let model = Reader::new(|prompt: &str| {
+            let question = prompt.rsplit("Question: ").next().unwrap_or("");
+            if question.contains("limitation") && prompt.contains("ignores seasonality") {
+                if prompt.contains("<passage>") {
+                    return json!({"answer": "yes"}).to_string();
+                }
+                return json!({"answer": "yes", "evidence": "D11", "quote": "The model ignores seasonality"})
+                    .to_string();
+            }
+            json!({"answer": "no"}).to_string()
+        });
+        let answers = ask_all(&model, &rubric, &s, 300, &[]).await.unwrap();
+        let a = answers.iter().find(|a| a.item == "limitations").unwrap();
+        assert!(a.met && a.evidence.as_deref() == Some("D11"), "{a:?}");
+        assert!(a.part > 0 && a.flags.is_empty(), "{a:?}");
+        // The parts before it were read and answered no; none after it was asked.
+        assert_eq!(a.other_parts.len(), a.part, "{a:?}");
+        assert!(a
+            .other_parts
+            .iter()
+            .all(|p| p.answer.as_deref() == Some("no") && p.part < a.part));
+        let asked_limits = model
+            .prompts
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.contains("<evidence>") && p.ends_with("a known bug of the solution?"))
+            .count();
+        assert_eq!(asked_limits, a.part + 1);
+        // A question no part answers is read in every part and stays no.
+        let scope = answers.iter().find(|a| a.item == "scope").unwrap();
+        assert!(!scope.met && scope.answer.as_deref() == Some("no"), "{scope:?}");
+        let (parts, _) = parts_of(&[s.shown.iter().collect()], &model, 300);
+        assert_eq!(scope.other_parts.len() + 1, parts.len());
+        // Asked again with the answers kept, nothing is asked.
+        let before = model.prompts.lock().unwrap().len();
+        let again = ask_all(&model, &rubric, &s, 300, &answers).await.unwrap();
+        assert_eq!(again, answers);
+        assert_eq!(model.prompts.lock().unwrap().len(), before);
+    }
+
     #[test]
     fn over_budget_every_section_shows_its_heading_and_opening() {
         let section = |i: usize, len: usize| EvidenceItem {
@@ -2042,6 +2465,8 @@ mod tests {
                 run: Default::default(),
                 confirmation: None,
                 closer: Vec::new(),
+                part: 0,
+                other_parts: Vec::new(),
             }
         }
 

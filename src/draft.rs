@@ -148,6 +148,10 @@ pub struct DraftRecord {
 pub struct FeedbackRun {
     pub valid: bool,
     pub reason: Option<String>,
+    /// sha256 of the prompt's token ids and the generation's parameters (empty in drafts
+    /// written before it was kept).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prompt_hash: String,
     #[serde(flatten)]
     pub run: ask::GenRun,
 }
@@ -492,6 +496,9 @@ pub struct DraftInput<'a> {
     /// The answers of this submission's previous draft: a question whose prompt is unchanged
     /// keeps its answer instead of being asked again.
     pub previous: Vec<Answer>,
+    /// The previous draft's feedback generation: kept when its prompt is unchanged and it was
+    /// valid (the same prompt, model and parameters write the same text).
+    pub previous_feedback: Option<FeedbackRun>,
 }
 
 /// What the pipeline's draft stage drafts with: [`ModelDrafter`] (the local model), or a fake in
@@ -612,7 +619,7 @@ pub async fn draft(model: &dyn ask::Model, input: DraftInput<'_>) -> anyhow::Res
             .filter(|c| !c.items.is_empty())
             .map(|c| checklist_draft(c, &check_input, &answers, !flags.is_empty()))
             .collect();
-        record.feedback = feedback(model, input.rubric, &mut checklist).await?;
+        record.feedback = feedback(model, input.rubric, &mut checklist, input.previous_feedback.as_ref()).await?;
         record.answers = answers;
         record.drafts.extend(checklist);
         items.extend(input.commits.iter().cloned());
@@ -673,6 +680,7 @@ async fn feedback(
     model: &dyn ask::Model,
     rubric: &Rubric,
     drafts: &mut [CriterionDraft],
+    previous: Option<&FeedbackRun>,
 ) -> anyhow::Result<Option<FeedbackRun>> {
     let unmet = |d: &CriterionDraft| -> Vec<String> {
         d.items
@@ -722,9 +730,23 @@ Mention only the items listed."
         repeat_penalty: 1.2,
         ..Default::default()
     };
-    let g = model.generate(prompt, params).await?;
-    let parsed: Result<Value, String> = match g.finish {
-        FinishReason::Stop => serde_json::from_str(&g.text).map_err(|e| format!("not JSON: {e}")),
+    let prompt_hash = {
+        let mut h = Sha256::new();
+        for id in &prompt {
+            h.update(id.to_le_bytes());
+        }
+        h.update(format!("{params:?}").as_bytes());
+        hex::encode(h.finalize())
+    };
+    let (finish, run) = match previous.filter(|p| p.valid && p.prompt_hash == prompt_hash) {
+        Some(p) => (FinishReason::Stop, p.run.clone()),
+        None => {
+            let g = model.generate(prompt, params).await?;
+            (g.finish, ask::GenRun::from(g))
+        }
+    };
+    let parsed: Result<Value, String> = match finish {
+        FinishReason::Stop => serde_json::from_str(&run.raw).map_err(|e| format!("not JSON: {e}")),
         _ => Err("the answer was cut off".into()),
     };
     let mut reason = parsed.as_ref().err().cloned();
@@ -748,7 +770,8 @@ Mention only the items listed."
     Ok(Some(FeedbackRun {
         valid: reason.is_none(),
         reason,
-        run: g.into(),
+        prompt_hash,
+        run,
     }))
 }
 
@@ -1162,6 +1185,60 @@ success as macro-F1 on the held-out split: 0.71.\n"
         );
     }
 
+    /// [`yes_machine`], with feedback for every criterion the prompt lists.
+    fn full_feedback(prompt: &str) -> String {
+        if !prompt.contains("did not meet these checklist items") {
+            return yes_machine(prompt);
+        }
+        let mut out = serde_json::Map::new();
+        for id in prompt.lines().filter_map(|l| l.strip_prefix("- ")?.split(' ').next()) {
+            out.insert(
+                id.into(),
+                json!(format!("Next time, meet the {id} items listed above.")),
+            );
+        }
+        Value::Object(out).to_string()
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_feedback_prompt_keeps_its_valid_feedback() {
+        let bundle = checklist_bundle();
+        let rubric = Rubric::parse(
+            Path::new("trial-project.toml"),
+            include_str!("../rubrics/trial-project.toml"),
+        )
+        .unwrap();
+        let options = DraftOptions::default();
+        let model = Scripted {
+            answer: full_feedback,
+            prompts: Default::default(),
+        };
+        let (rec, _) = draft(&model, bundle.input(&rubric, &options)).await.unwrap();
+        let fb = rec.feedback.clone().unwrap();
+        assert!(fb.valid && fb.prompt_hash.len() == 64, "{fb:?}");
+        // Re-drafted with the last answers and feedback: nothing is generated, nothing changes.
+        let again = Scripted {
+            answer: full_feedback,
+            prompts: Default::default(),
+        };
+        let mut input = bundle.input(&rubric, &options);
+        input.previous = rec.answers.clone();
+        input.previous_feedback = rec.feedback.clone();
+        let (rec2, _) = draft(&again, input).await.unwrap();
+        assert_eq!(rec2.drafts, rec.drafts);
+        assert_eq!(rec2.feedback, rec.feedback);
+        assert!(again.prompts.lock().unwrap().is_empty());
+        // Feedback written for another prompt (other items unmet) is not reused.
+        let mut other = fb.clone();
+        other.prompt_hash = "0".repeat(64);
+        let mut input = bundle.input(&rubric, &options);
+        input.previous = rec.answers.clone();
+        input.previous_feedback = Some(other);
+        let (rec3, _) = draft(&again, input).await.unwrap();
+        assert_eq!(again.prompts.lock().unwrap().len(), 1, "the feedback was written again");
+        assert_eq!(rec3.drafts, rec.drafts);
+    }
+
     #[test]
     fn each_criterion_cites_only_its_evidence_kinds_and_flags() {
         let r = rubric();
@@ -1277,6 +1354,7 @@ impl Bundle {
             facts: self.facts.clone(),
             options,
             previous: Vec::new(),
+            previous_feedback: None,
         }
     }
 }

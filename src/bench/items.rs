@@ -564,6 +564,7 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
                 facts: facts.clone(),
                 options: &options,
                 previous: vec![],
+                previous_feedback: None,
             };
             let start = std::time::Instant::now();
             crate::draft::draft(&engine, input(&whole)).await?;

@@ -32,10 +32,10 @@ impl Pipeline {
             commits,
             previous,
         } = draft_evidence(self.store.as_ref(), rec.id).await?;
-        // Questions whose prompt has not changed keep the answers of the last draft.
-        let previous: Vec<crate::ask::Answer> = previous
+        // Questions (and feedback) whose prompt has not changed keep the answers of the last draft.
+        let (previous, previous_feedback) = previous
             .filter(|r| r.model == drafter.model_id())
-            .map(|r| r.answers)
+            .map(|r| (r.answers, r.feedback))
             .unwrap_or_default();
         let evidence_hash = {
             let mut h = Sha256::new();
@@ -44,12 +44,14 @@ impl Pipeline {
             hex::encode(h.finalize())
         };
         let options = serde_json::to_string(drafter.options()).expect("options serialise");
+        let reading = crate::ask::reading_key();
         let draft_key = key(&[
             &f.out.fetched.commit,
             drafter.model_id(),
             &cohort.rubric_hash,
             draft::PROMPT_VERSION,
             crate::ask::fingerprint(),
+            &reading,
             crate::rubric::checks::VERSION,
             &options,
             &evidence_hash,
@@ -58,6 +60,7 @@ impl Pipeline {
             .run_stage(rec, Stage::Draft, &draft_key, || {
                 let (f, mut facts) = (Arc::clone(f), facts.clone());
                 let (items, commits, previous) = (items.clone(), commits.clone(), previous.clone());
+                let previous_feedback = previous_feedback.clone();
                 let flags = flags.clone();
                 async move {
                     let rubric = Arc::clone(&f.sub.cohort.rubric);
@@ -75,6 +78,7 @@ impl Pipeline {
                             facts,
                             options: drafter.options(),
                             previous,
+                            previous_feedback,
                         })
                         .await
                         .map_err(|e| Failure::new(OutcomeKind::InternalError, format!("draft: {e:#}")))?;

@@ -44,6 +44,9 @@ pub enum OutcomeKind {
     /// The tree holds a path with `..`, a `.git` component or another name
     /// that could escape the export directory.
     UnsafePath,
+    /// The graded tree nests a path deeper (or longer) than assay exports
+    /// (see `git::export::MAX_DEPTH`).
+    TreeTooDeep,
     /// The history has more commits than `limits.commits`.
     TooManyCommits,
     /// The tests ran and passed.
@@ -89,6 +92,7 @@ impl OutcomeKind {
             OutcomeKind::TooManyFiles => "too_many_files",
             OutcomeKind::FileTooLarge => "file_too_large",
             OutcomeKind::UnsafePath => "unsafe_path",
+            OutcomeKind::TreeTooDeep => "tree_too_deep",
             OutcomeKind::TooManyCommits => "too_many_commits",
             OutcomeKind::Passed => "passed",
             OutcomeKind::TestsFailed => "tests_failed",

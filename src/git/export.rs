@@ -3,8 +3,8 @@
 //! No checkout machinery is involved, so no filters (LFS, smudge), no hooks and
 //! no submodules run. Hostile trees are expected: names that could escape the
 //! directory (`..`, `.git` in any case or disguise, separators) fail the export;
-//! symlinks are written only when they resolve inside the tree; sizes and file
-//! counts are capped. A partial copy (objects missing from the repository, as in a
+//! symlinks are written only when they resolve inside the tree; a name given twice fails
+//! the export; sizes, entries (files and directories) and depth are capped. A partial copy (objects missing from the repository, as in a
 //! mirror that left out its largest blobs) exports what it has: each missing file or
 //! directory is listed in [`Exported::missing`], never silently dropped.
 
@@ -22,6 +22,15 @@ use crate::outcome::{Failure, OutcomeKind};
 /// Written last into a finished export; a directory without it is incomplete.
 pub const EXPORT_MARKER: &str = ".assay-export-complete";
 
+/// Directories a path of the graded tree may be nested in. Real projects stay far below; a
+/// tree thousands deep would otherwise reach the system's path length limit, an error on our
+/// side instead of a finding about the tree.
+pub const MAX_DEPTH: usize = 64;
+
+/// Bytes a path of the graded tree may have (the export directory's own path comes on top,
+/// within the system's 4,096).
+pub const MAX_PATH_BYTES: usize = 1024;
+
 /// A submodule seen in the tree (recorded, never fetched).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SubmoduleInfo {
@@ -38,6 +47,9 @@ pub struct Exported {
     pub dir: PathBuf,
     /// Regular files written.
     pub files: u64,
+    /// Directories written (they count with the files against `limits.export_files`).
+    #[serde(default)]
+    pub dirs: u64,
     /// Bytes written.
     pub bytes: u64,
     /// Symlinks left out because they point outside the tree (path → target).
@@ -174,7 +186,30 @@ fn write_tree(repo: &Repository, commit: Oid, root: &Path, limits: &Limits) -> R
         }
         let rel: PathBuf =
             Path::new(std::ffi::OsStr::from_bytes(dir.as_bytes())).join(std::ffi::OsStr::from_bytes(name));
+        let depth = dir.split('/').filter(|c| !c.is_empty()).count();
+        if depth > MAX_DEPTH || rel.as_os_str().len() > MAX_PATH_BYTES {
+            let shown: String = display.chars().take(120).collect();
+            failure = Some(Failure::new(
+                OutcomeKind::TreeTooDeep,
+                format!(
+                    "the tree holds a path {} directories deep and {} bytes long ({shown}…), over assay's \
+limits of {MAX_DEPTH} directories and {MAX_PATH_BYTES} bytes",
+                    depth,
+                    rel.as_os_str().len()
+                ),
+            ));
+            return TreeWalkResult::Abort;
+        }
         let path = root.join(&rel);
+        // A tree naming one entry twice (a directory and a link "a", crafted: git never writes
+        // it) would have the second written through or over the first.
+        if std::fs::symlink_metadata(&path).is_ok() {
+            failure = Some(Failure::new(
+                OutcomeKind::UnsafePath,
+                format!("the tree names {display:?} twice"),
+            ));
+            return TreeWalkResult::Abort;
+        }
         let mode = entry.filemode();
         // A subtree the repository lacks cannot be walked into: list it, skip it.
         if entry.kind() == Some(ObjectType::Tree) && corrupt::tree_missing(repo, entry.id()) {
@@ -187,6 +222,10 @@ fn write_tree(repo: &Repository, commit: Oid, root: &Path, limits: &Limits) -> R
         let step = (|| -> Result<(), Failure> {
             match entry.kind() {
                 Some(ObjectType::Tree) => {
+                    out.dirs += 1;
+                    if out.files + out.dirs > limits.export_files {
+                        return Err(too_many(limits));
+                    }
                     std::fs::create_dir(&path)
                         .map_err(|e| Failure::infra(format!("cannot create {}: {e}", path.display())))?;
                 }
@@ -223,14 +262,8 @@ fn write_tree(repo: &Repository, commit: Oid, root: &Path, limits: &Limits) -> R
                     }
                     out.files += 1;
                     out.bytes += size;
-                    if out.files > limits.export_files {
-                        return Err(Failure::new(
-                            OutcomeKind::TooManyFiles,
-                            format!(
-                                "the tree has more than limits.export_files ({}) files",
-                                limits.export_files
-                            ),
-                        ));
+                    if out.files + out.dirs > limits.export_files {
+                        return Err(too_many(limits));
                     }
                     if out.bytes > limits.export_bytes {
                         return Err(Failure::new(
@@ -283,6 +316,12 @@ fn write_tree(repo: &Repository, commit: Oid, root: &Path, limits: &Limits) -> R
             continue;
         }
         let path = root.join(&rel);
+        if std::fs::symlink_metadata(&path).is_ok() {
+            return Err(Failure::new(
+                OutcomeKind::UnsafePath,
+                format!("the tree names {display:?} twice"),
+            ));
+        }
         std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), &path)
             .map_err(|e| Failure::infra(format!("cannot create symlink {}: {e}", path.display())))?;
         written.push((path, display, target_str));
@@ -309,6 +348,16 @@ fn write_tree(repo: &Repository, commit: Oid, root: &Path, limits: &Limits) -> R
         }
     }
     Ok(out)
+}
+
+fn too_many(limits: &Limits) -> Failure {
+    Failure::new(
+        OutcomeKind::TooManyFiles,
+        format!(
+            "the tree has more than limits.export_files ({}) files and directories",
+            limits.export_files
+        ),
+    )
 }
 
 /// Whether `target`, read relative to the directory of `link` (both relative to

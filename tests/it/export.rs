@@ -111,3 +111,112 @@ fn an_interrupted_export_is_redone_and_a_finished_one_reused() {
     let again = export_tree(&r.repo, &head, &dest, &Limits::default()).unwrap();
     assert_eq!(x, again);
 }
+
+/// Commits the tree `tree` (written by hand) as HEAD of `r`.
+fn commit_raw_tree(r: &Scripted, tree: git2::Oid) {
+    let sig = git2::Signature::new("Sam Candidate", "sam@example.org", &git2::Time::new(DAY1, 0)).unwrap();
+    let tree = r.repo.find_tree(tree).unwrap();
+    r.repo.commit(Some("HEAD"), &sig, &sig, "crafted", &tree, &[]).unwrap();
+}
+
+/// A raw tree object of `entries` (mode, name, object), in the order given.
+fn raw_tree(r: &Scripted, entries: &[(&str, &str, git2::Oid)]) -> git2::Oid {
+    let mut bytes = Vec::new();
+    for (mode, name, oid) in entries {
+        bytes.extend_from_slice(format!("{mode} {name}\0").as_bytes());
+        bytes.extend_from_slice(oid.as_bytes());
+    }
+    r.repo.odb().unwrap().write(git2::ObjectType::Tree, &bytes).unwrap()
+}
+
+#[test]
+fn directories_count_against_the_entry_limit() {
+    // A bomb of empty directories: one tree object naming the empty tree 5,000 times.
+    let r = Scripted::new();
+    let empty = r.repo.treebuilder(None).unwrap().write().unwrap();
+    let mut names: Vec<String> = (0..5_000).map(|k| format!("d{k:05}")).collect();
+    names.sort();
+    let entries: Vec<(&str, &str, git2::Oid)> = names.iter().map(|n| ("40000", n.as_str(), empty)).collect();
+    let bomb = raw_tree(&r, &entries);
+    commit_raw_tree(&r, bomb);
+    let limits = Limits {
+        export_files: 1_000,
+        ..Limits::default()
+    };
+    let (out, res) = export(&r, &limits);
+    let f = res.unwrap_err();
+    assert_eq!(f.kind, OutcomeKind::TooManyFiles, "{f}");
+    assert!(f.message.contains("files and directories"), "{f}");
+    assert!(!out.path().join("x").exists() && !out.path().join("x.partial").exists());
+    // Within the limit the directories are written and counted.
+    let (_out, res) = export(&r, &Limits::default());
+    assert_eq!(res.unwrap().dirs, 5_000);
+}
+
+#[test]
+fn a_tree_nested_past_the_depth_limit_is_an_outcome_not_our_error() {
+    // 3,000 directories deep: past the system's path length, were it written.
+    let r = Scripted::new();
+    let blob = r.repo.blob(b"deep\n").unwrap();
+    let mut tree = raw_tree(&r, &[("100644", "f.txt", blob)]);
+    for _ in 0..3_000 {
+        tree = raw_tree(&r, &[("40000", "d", tree)]);
+    }
+    commit_raw_tree(&r, tree);
+    let (out, res) = export(&r, &Limits::default());
+    let f = res.unwrap_err();
+    assert_eq!(f.kind, OutcomeKind::TreeTooDeep, "{f}");
+    assert!(!f.kind.is_retryable());
+    assert!(!out.path().join("x").exists() && !out.path().join("x.partial").exists());
+    // 64 deep is fine.
+    let r = Scripted::new();
+    let blob = r.repo.blob(b"deep\n").unwrap();
+    let mut tree = raw_tree(&r, &[("100644", "f.txt", blob)]);
+    for _ in 0..assay::git::export::MAX_DEPTH {
+        tree = raw_tree(&r, &[("40000", "d", tree)]);
+    }
+    commit_raw_tree(&r, tree);
+    let (_out, res) = export(&r, &Limits::default());
+    assert_eq!(res.unwrap().files, 1);
+}
+
+#[test]
+fn a_name_given_twice_fails_the_export_as_unsafe() {
+    let r = Scripted::new();
+    let blob = r.repo.blob(b"payload\n").unwrap();
+    let link = r.repo.blob(b"/etc").unwrap();
+    let inner = raw_tree(&r, &[("100644", "f.txt", blob)]);
+    // A link and a directory both named "a" (a link to itself stays inside the tree)...
+    let same = r.repo.blob(b".").unwrap();
+    for entries in [
+        vec![("120000", "a", same), ("40000", "a", inner)],
+        // ...a directory and a file both named "b"...
+        vec![("40000", "b", inner), ("100644", "b", blob)],
+        // ...and a file then a link outside under one name.
+        vec![("100644", "c", blob), ("120000", "c", link)],
+    ] {
+        let r2 = Scripted::new();
+        let copy = |oid: git2::Oid| {
+            let data = r.repo.find_object(oid, None).unwrap();
+            let kind = data.kind().unwrap();
+            let bytes = r.repo.odb().unwrap().read(oid).unwrap().data().to_vec();
+            r2.repo.odb().unwrap().write(kind, &bytes).unwrap()
+        };
+        let entries: Vec<(&str, &str, git2::Oid)> = entries.iter().map(|(m, n, o)| (*m, *n, copy(*o))).collect();
+        let tree = raw_tree(&r2, &entries);
+        commit_raw_tree(&r2, tree);
+        let (out, res) = export(&r2, &Limits::default());
+        match res {
+            Err(f) => {
+                assert_eq!(f.kind, OutcomeKind::UnsafePath, "{entries:?}: {f}");
+                assert!(f.message.contains("twice"), "{f}");
+                assert!(!out.path().join("x").exists());
+            }
+            // A link skipped as pointing outside writes nothing under the name.
+            Ok(x) => assert!(
+                entries[1].1 == "c" && x.skipped_symlinks.iter().any(|(p, _)| p == "c"),
+                "{entries:?}: {x:?}"
+            ),
+        }
+    }
+}

@@ -27,6 +27,8 @@ pub struct Limits {
     pub file_bytes: u64,
     /// Commits read when extracting the history.
     pub commits: u64,
+    /// Branches and tags a fetch writes into the mirror.
+    pub refs: u64,
     /// Bytes the sandbox's install phase may write under /work (its own
     /// filesystem; 0: a plain Docker volume with no size limit).
     pub install_disk: u64,
@@ -43,6 +45,7 @@ impl Default for Limits {
             export_files: 20_000,
             file_bytes: 50 << 20,
             commits: 50_000,
+            refs: 10_000,
             install_disk: 8 << 30,
             test_disk: 2 << 30,
         }
@@ -458,12 +461,13 @@ mod tests {
             "ASSAY_DATA_DIR",
             "ASSAY_JOBS",
             "ASSAY_LIMITS_FETCH_BYTES",
+            "ASSAY_LIMITS_REFS",
             "ASSAY_MODEL",
             "ASSAY_TEST_TIMEOUT",
         ] {
             assert!(names.contains(&n), "{n} in {names:?}");
         }
-        assert_eq!(names.len(), 12 + 8, "12 settings and 8 limits: {names:?}");
+        assert_eq!(names.len(), 12 + 9, "12 settings and 9 limits: {names:?}");
     }
 
     #[test]

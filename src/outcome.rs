@@ -49,6 +49,8 @@ pub enum OutcomeKind {
     TreeTooDeep,
     /// The history has more commits than `limits.commits`.
     TooManyCommits,
+    /// The repository has more branches and tags than `limits.refs`.
+    TooManyRefs,
     /// The tests ran and passed.
     Passed,
     /// The tests ran and some failed.
@@ -94,6 +96,7 @@ impl OutcomeKind {
             OutcomeKind::UnsafePath => "unsafe_path",
             OutcomeKind::TreeTooDeep => "tree_too_deep",
             OutcomeKind::TooManyCommits => "too_many_commits",
+            OutcomeKind::TooManyRefs => "too_many_refs",
             OutcomeKind::Passed => "passed",
             OutcomeKind::TestsFailed => "tests_failed",
             OutcomeKind::InstallFailed => "install_failed",

@@ -190,7 +190,15 @@ fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failu
         }
         _ => None,
     };
+    let max_refs = req.limits.refs;
+    let refs_written = std::cell::Cell::new(0u64);
     let mut callbacks = RemoteCallbacks::new();
+    // Each branch or tag the fetch writes (after the pack, bounded by the byte and time limits):
+    // past the limit the fetch stops writing them.
+    callbacks.update_tips(|_, _, _| {
+        refs_written.set(refs_written.get() + 1);
+        refs_written.get() <= max_refs
+    });
     callbacks.transfer_progress(|stats| {
         received.store(stats.received_bytes() as u64, Ordering::Relaxed);
         if stats.received_bytes() as u64 > max_bytes {
@@ -281,6 +289,12 @@ fn update_mirror(repo: &Repository, req: &FetchRequest<'_>) -> Result<u64, Failu
     let result = remote.fetch(&refspecs, Some(&mut opts), None);
     drop(opts);
     if let Err(e) = result {
+        if refs_written.get() > max_refs {
+            return Err(Failure::new(
+                OutcomeKind::TooManyRefs,
+                format!("{url}: the repository has more than limits.refs ({max_refs}) branches and tags"),
+            ));
+        }
         if too_big.load(Ordering::Relaxed) {
             return Err(Failure::new(
                 OutcomeKind::FetchTooLarge,

@@ -220,3 +220,43 @@ fn a_name_given_twice_fails_the_export_as_unsafe() {
         }
     }
 }
+
+#[test]
+fn a_repository_with_more_branches_and_tags_than_the_limit_is_an_outcome() {
+    let mut r = Scripted::new();
+    r.put(&[("README.md", Some("hi\n"))]);
+    let head = r.commit("one", DAY1);
+    let commit = r.repo.find_commit(head).unwrap();
+    for k in 0..300 {
+        r.repo
+            .tag_lightweight(&format!("t{k:04}"), commit.as_object(), false)
+            .unwrap();
+    }
+    let data = tempfile::tempdir().unwrap();
+    let source = assay::git::RepoSource::Local(r.dir.path().to_path_buf());
+    let fetch = |refs: u64| {
+        let limits = Limits {
+            refs,
+            ..Limits::default()
+        };
+        let settings = assay::config::Settings::default();
+        let mut req = assay::git::FetchRequest::new(&source, &settings);
+        req.data_dir = data.path();
+        req.limits = &limits;
+        assay::git::fetch(&req)
+    };
+    let f = fetch(100).unwrap_err();
+    assert_eq!(f.kind, OutcomeKind::TooManyRefs, "{f}");
+    assert!(f.message.contains("limits.refs (100)"), "{f}");
+    // It stopped writing them at the limit.
+    let mirror = assay::git::fetch::mirror_path(data.path(), &source);
+    let written = git2::Repository::open_bare(&mirror)
+        .unwrap()
+        .references()
+        .unwrap()
+        .count();
+    assert!(written <= 101, "{written} refs written");
+    // Within the limit the fetch goes through.
+    let ok = fetch(1_000).unwrap();
+    assert_eq!(ok.commit, head.to_string());
+}

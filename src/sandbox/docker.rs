@@ -465,7 +465,10 @@ impl DockerSandbox {
                     "/tmp".to_string(),
                     // exec: /work is executable anyway, and Go and some Python builds run
                     // what they compile in /tmp.
-                    format!("rw,exec,nosuid,nodev,size={}", limits.tmpfs_bytes),
+                    format!(
+                        "rw,exec,nosuid,nodev,size={},nr_inodes={}",
+                        limits.tmpfs_bytes, limits.tmpfs_inodes
+                    ),
                 )])),
                 cap_drop: Some(vec!["ALL".into()]),
                 security_opt: Some(vec!["no-new-privileges".into()]),

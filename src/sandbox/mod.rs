@@ -40,6 +40,9 @@ pub struct SandboxLimits {
     pub cpus: f64,
     /// Size of the /tmp tmpfs, bytes.
     pub tmpfs_bytes: u64,
+    /// Files and directories the /tmp tmpfs holds, at most (each costs kernel memory that
+    /// its size does not count).
+    pub tmpfs_inodes: u64,
     /// stdout and stderr kept per phase, bytes (head and tail halves).
     pub output_bytes: usize,
     /// Result files copied out, at most.
@@ -64,6 +67,7 @@ impl Default for SandboxLimits {
             test_pids: 256,
             cpus: 1.0,
             tmpfs_bytes: 256 << 20,
+            tmpfs_inodes: 1 << 17,
             output_bytes: 1 << 20,
             result_files: 100,
             result_bytes: 16 << 20,

@@ -192,6 +192,25 @@ fn a_memory_hog_is_oom() {
     assert_eq!(v["outcome"], "oom", "{v}");
 }
 
+/// Issue 14 (catalogue: inodes): /tmp holds at most `tmpfs_inodes` files, whatever their size
+/// (a million empty files were created freely before).
+#[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
+fn a_million_files_in_tmp_stop_at_the_inode_cap() {
+    // The test passes only if /tmp refuses a file (no space: no inode left) before 2^17.
+    let r = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        (
+            "tests/test_files.py",
+            "import errno\n\ndef test_files():\n    n = 0\n    try:\n        for n in range(1_000_000):\n            \
+open(f'/tmp/f{n}', 'w').close()\n    except OSError as e:\n        assert e.errno == errno.ENOSPC and 1000 < n < 1 << 17, (e, n)\n        \
+return\n    raise AssertionError('a million files were created in /tmp')\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "passed", "{v}");
+}
+
 #[test]
 #[ignore = "full lane: needs the Docker engine and the runner images"]
 fn fifty_megabytes_of_output_is_output_truncated() {

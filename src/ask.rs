@@ -767,25 +767,31 @@ fn parts_of(sources: &[Vec<&EvidenceItem>], model: &dyn Model, budget: usize) ->
             .collect();
         return (vec![Part { prefix, readable }], cut);
     }
-    let mut packed: Vec<(String, BTreeSet<String>)> = Vec::new();
-    let (mut text, mut tokens, mut ids) = (String::new(), 0, BTreeSet::new());
-    for item in &sources[0] {
-        for piece in pieces(item, model, budget) {
-            let n = model.count_tokens(&piece);
-            if tokens + n > budget && !text.is_empty() {
-                packed.push((std::mem::take(&mut text), std::mem::take(&mut ids)));
-                tokens = 0;
-            }
-            text.push_str(&piece);
-            tokens += n;
-            ids.insert(item.id.clone());
+    let first = &sources[0];
+    let shown: Vec<Vec<String>> = first.iter().map(|i| pieces(i, model, budget)).collect();
+    let costs: Vec<Vec<usize>> = shown
+        .iter()
+        .map(|p| p.iter().map(|l| model.count_tokens(l)).collect())
+        .collect();
+    // Past MAX_PARTS, the least informative items give way (see `evidence::priority`), the
+    // last first: a README's closing sections (limitations, next steps) are read before its
+    // setup and reference pages.
+    let mut keep = vec![true; first.len()];
+    let mut dropping: Vec<usize> = (0..first.len()).collect();
+    dropping.sort_by_key(|&k| (std::cmp::Reverse(evidence::priority(first[k])), std::cmp::Reverse(k)));
+    let mut dropping = dropping.into_iter();
+    let packed = loop {
+        let packed = pack(&shown, &costs, &keep, first, budget);
+        if packed.len() <= MAX_PARTS {
+            break packed;
         }
-    }
-    if !text.is_empty() {
-        packed.push((text, ids));
-    }
-    packed.truncate(MAX_PARTS);
-    let mut cut: Vec<String> = sources[0]
+        match dropping.next() {
+            Some(k) => keep[k] = false,
+            None => break packed.into_iter().take(MAX_PARTS).collect(),
+        }
+    };
+    let mut packed = packed;
+    let mut cut: Vec<String> = first
         .iter()
         .map(|i| i.id.clone())
         .filter(|id| packed.iter().all(|(_, ids)| !ids.contains(id)))
@@ -811,6 +817,34 @@ fn parts_of(sources: &[Vec<&EvidenceItem>], model: &dyn Model, budget: usize) ->
         })
         .collect();
     (parts, cut)
+}
+
+/// The kept items' lines (`shown`, their token `costs`) packed in order into parts of at most
+/// `budget` tokens, each part with the ids it shows.
+fn pack(
+    shown: &[Vec<String>],
+    costs: &[Vec<usize>],
+    keep: &[bool],
+    items: &[&EvidenceItem],
+    budget: usize,
+) -> Vec<(String, BTreeSet<String>)> {
+    let mut packed = Vec::new();
+    let (mut text, mut tokens, mut ids) = (String::new(), 0, BTreeSet::new());
+    for k in (0..items.len()).filter(|&k| keep[k]) {
+        for (line, &n) in shown[k].iter().zip(&costs[k]) {
+            if tokens + n > budget && !text.is_empty() {
+                packed.push((std::mem::take(&mut text), std::mem::take(&mut ids)));
+                tokens = 0;
+            }
+            text.push_str(line);
+            tokens += n;
+            ids.insert(items[k].id.clone());
+        }
+    }
+    if !text.is_empty() {
+        packed.push((text, ids));
+    }
+    packed
 }
 
 /// `item`'s lines for a prompt of `budget` tokens: the whole item when it fits; otherwise its
@@ -2301,14 +2335,17 @@ mod tests {
         let (one, _) = parts_of(&[small.to_vec()], &Counter, budget);
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].prefix, user_prefix(&[small.to_vec()], &Counter, budget).0);
-        // Past the last part, sections are unread.
-        let huge = long_readme(60, 400, 1, "x");
+        // Past the last part, the least informative sections are unread, the last first: the
+        // closing "known issues" and the opening stay.
+        let huge = long_readme(60, 400, 60, "The limits of the model.");
         let (parts, unread) = parts_of(&[huge.shown.iter().collect()], &Counter, budget);
         assert_eq!(parts.len(), MAX_PARTS);
-        assert!(
-            unread.contains(&"D60".to_string()) && !unread.contains(&"D1".to_string()),
-            "{unread:?}"
-        );
+        assert!(unread.contains(&"D59".to_string()), "{unread:?}");
+        for kept in ["D1", "D2", "D60"] {
+            assert!(!unread.contains(&kept.to_string()), "{kept} in {unread:?}");
+        }
+        let shown: BTreeSet<String> = parts.iter().flat_map(|p| p.readable.iter().cloned()).collect();
+        assert_eq!(shown.len() + unread.len(), 60);
     }
 
     #[test]

@@ -29,7 +29,7 @@ pub const PROMPT_VERSION: &str = "draft-v4";
 pub const MAX_RATIONALE: usize = 400;
 const MIN_RATIONALE: usize = 12;
 /// Most README sections turned into evidence.
-const MAX_README_SECTIONS: usize = 40;
+const MAX_README_SECTIONS: usize = 120;
 /// Longest README section kept as evidence, in characters: the checklist questions read each
 /// section whole when the budget allows (a "Known limitations" list seldom fits in 500).
 pub const MAX_SECTION_TEXT: usize = 4000;

@@ -186,6 +186,7 @@ impl Facts {
                         Some(h) if h != OutcomeKind::Passed => 3,
                         _ => 4,
                     },
+                    OutcomeKind::HiddenFailed => 2,
                     OutcomeKind::TestsFailed if t.total > 0 && t.most_pass() => 3,
                     OutcomeKind::TestsFailed => 2,
                     _ => 1,

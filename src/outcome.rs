@@ -55,6 +55,9 @@ pub enum OutcomeKind {
     Passed,
     /// The tests ran and some failed.
     TestsFailed,
+    /// The candidate's tests passed, but the assignment's hidden tests did not (failed, timed
+    /// out, ran out of memory or printed past the cap).
+    HiddenFailed,
     /// Installing the project's dependencies failed.
     InstallFailed,
     /// A sandbox phase ran past its wall time and was killed.
@@ -99,6 +102,7 @@ impl OutcomeKind {
             OutcomeKind::TooManyRefs => "too_many_refs",
             OutcomeKind::Passed => "passed",
             OutcomeKind::TestsFailed => "tests_failed",
+            OutcomeKind::HiddenFailed => "hidden_failed",
             OutcomeKind::InstallFailed => "install_failed",
             OutcomeKind::Timeout => "timeout",
             OutcomeKind::Oom => "oom",

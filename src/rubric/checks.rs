@@ -96,6 +96,14 @@ fn tests_pass(i: &CheckInput<'_>) -> Verdict {
         OutcomeKind::Passed => verdict(Some(true), ids, format!("{} of {} tests passed", t.passed, t.total)),
         OutcomeKind::TestsFailed if ran(t) == 0 => verdict(Some(false), ids, none_ran(t)),
         OutcomeKind::TestsFailed => verdict(Some(false), ids, format!("{} of {} tests passed", t.passed, t.total)),
+        OutcomeKind::HiddenFailed => verdict(
+            Some(false),
+            ids,
+            format!(
+                "the candidate's {} of {} tests passed, but the assignment's hidden tests did not",
+                t.passed, t.total
+            ),
+        ),
         other => verdict(Some(false), ids, format!("the tests did not pass: {}", other.as_str())),
     }
 }
@@ -112,7 +120,10 @@ fn none_ran(t: &TestFacts) -> String {
 
 /// Tests that reported a result (passed, failed or errored), when the run was the project's.
 fn ran(t: &TestFacts) -> u64 {
-    if matches!(t.outcome, OutcomeKind::Passed | OutcomeKind::TestsFailed) {
+    if matches!(
+        t.outcome,
+        OutcomeKind::Passed | OutcomeKind::TestsFailed | OutcomeKind::HiddenFailed
+    ) {
         t.total
     } else {
         0
@@ -625,5 +636,13 @@ mod tests {
         let mut theirs = tests(OutcomeKind::InstallFailed, 0, 0);
         theirs.install_cause = Some(InstallCause::Candidate);
         assert_eq!(eval("tests_pass", &with(theirs), &evidence).met, Some(false));
+        // The candidate's tests all passed, the assignment's hidden ones did not: the tests ran,
+        // most of the candidate's pass, but the tests do not pass.
+        let hidden = with(tests(OutcomeKind::HiddenFailed, 4, 4));
+        let v = eval("tests_pass", &hidden, &evidence);
+        assert_eq!(v.met, Some(false), "{v:?}");
+        assert!(v.note.contains("hidden tests did not"), "{v:?}");
+        assert_eq!(eval("tests_ran", &hidden, &evidence).met, Some(true));
+        assert_eq!(eval("most_tests_pass", &hidden, &evidence).met, Some(true));
     }
 }

@@ -194,7 +194,7 @@ async fn run_phases(
     let readme_steps = run_readme_steps(sandbox, work, req, &spec, install_diagnosis.as_ref()).await?;
     Ok(SandboxReport {
         runner: r.name.clone(),
-        outcome: runs[0].outcome,
+        outcome: with_hidden(runs[0].outcome, hidden.as_ref()),
         install,
         install_diagnosis,
         runs,
@@ -320,6 +320,23 @@ pub fn classify_test(r: &RunnerSpec, p: &PhaseResult) -> (OutcomeKind, TestRepor
     (kind, report)
 }
 
+/// The submission's outcome: the candidate's own (`own`), unless they passed and the
+/// assignment's hidden tests ran and did not (`hidden_failed`). Hidden tests that found nothing
+/// to run leave the candidate's result alone (their own outcome says so).
+pub fn with_hidden(own: OutcomeKind, hidden: Option<&TestRun>) -> OutcomeKind {
+    let failed = hidden.is_some_and(|h| {
+        matches!(
+            h.outcome,
+            OutcomeKind::TestsFailed | OutcomeKind::Timeout | OutcomeKind::Oom | OutcomeKind::OutputTruncated
+        )
+    });
+    if own == OutcomeKind::Passed && failed {
+        OutcomeKind::HiddenFailed
+    } else {
+        own
+    }
+}
+
 /// Classifies a hidden-test run: only its own JUnit file counts; a missing
 /// file or zero tests is `no_tests`.
 pub fn classify_hidden(p: &PhaseResult) -> (OutcomeKind, TestReport) {
@@ -372,6 +389,40 @@ mod tests {
     use super::*;
     use crate::runner::TestCase;
     use crate::sandbox::ResultFile;
+
+    #[test]
+    fn failing_hidden_tests_are_the_outcome_of_a_passing_submission() {
+        let run = |outcome| TestRun {
+            outcome,
+            report: TestReport::default(),
+            phase: PhaseResult::default(),
+        };
+        for (own, hidden, want) in [
+            (
+                OutcomeKind::Passed,
+                Some(OutcomeKind::TestsFailed),
+                OutcomeKind::HiddenFailed,
+            ),
+            (
+                OutcomeKind::Passed,
+                Some(OutcomeKind::Timeout),
+                OutcomeKind::HiddenFailed,
+            ),
+            (OutcomeKind::Passed, Some(OutcomeKind::Passed), OutcomeKind::Passed),
+            // Nothing to run: the grader's setup, not the candidate's result.
+            (OutcomeKind::Passed, Some(OutcomeKind::NoTests), OutcomeKind::Passed),
+            (OutcomeKind::Passed, None, OutcomeKind::Passed),
+            // The candidate's own failure says more.
+            (
+                OutcomeKind::TestsFailed,
+                Some(OutcomeKind::TestsFailed),
+                OutcomeKind::TestsFailed,
+            ),
+        ] {
+            let h = hidden.map(run);
+            assert_eq!(with_hidden(own, h.as_ref()), want, "{own} + {hidden:?}");
+        }
+    }
 
     fn python() -> RunnerSpec {
         runner::by_name("python").unwrap()

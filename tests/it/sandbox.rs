@@ -438,10 +438,19 @@ fn hidden_tests_still_fail_when_a_conftest_forces_every_test_to_pass() {
     )
     .unwrap();
     let v = check(r.path(), &["--hidden-tests", hidden.path().to_str().unwrap()]);
-    // The candidate's own run is fooled by their conftest…
-    assert_eq!(v["outcome"], "passed", "{v}");
-    // …the hidden tests, run without it, are not; and they are reported apart.
+    // The candidate's own run is fooled by their conftest: its cases all pass…
+    assert_eq!(v["tests"]["failed"].as_u64(), Some(0), "{v}");
+    // …the hidden tests, run without it, are not, and their failure is the outcome (it was
+    // `passed`, with only `hidden.outcome` saying otherwise).
+    assert_eq!(v["outcome"], "hidden_failed", "{v}");
     assert_eq!(v["hidden"]["outcome"], "tests_failed", "{v}");
+    let kinds: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert!(kinds.contains(&"hidden_tests_failed"), "{kinds:?}");
     assert_eq!(
         (
             v["hidden"]["tests"]["failed"].as_u64(),
@@ -456,6 +465,10 @@ fn hidden_tests_still_fail_when_a_conftest_forces_every_test_to_pass() {
     std::fs::write(empty.path().join("README.txt"), "nothing here\n").unwrap();
     let v = check(r.path(), &["--hidden-tests", empty.path().to_str().unwrap()]);
     assert_eq!(v["hidden"]["outcome"], "no_tests", "{v}");
+    assert_eq!(
+        v["outcome"], "passed",
+        "no hidden test ran: the candidate's own result stands"
+    );
 }
 
 #[test]

@@ -15,9 +15,9 @@ use crate::store::{Stage, StoreError};
 /// tests; a partial copy's missing objects are listed and read around; an early baseline, CI and
 /// linter configuration are signals; terse messages, and tests that came with the dump, are
 /// signals; notebooks count their cells' source lines; blobs over limits.file_bytes are not
-/// diffed); part of its stage key.
+/// diffed; the template's tests deleted or cut down are signals); part of its stage key.
 const HISTORY_EVIDENCE: &str =
-    "notebooks-1+fixtures-data+kept-lines+rendered-pages+one-person+placeholder-tests+blob-cap";
+    "notebooks-1+fixtures-data+kept-lines+rendered-pages+one-person+placeholder-tests+blob-cap+template-tests";
 
 impl Pipeline {
     /// Reads the history of the fetched commit.

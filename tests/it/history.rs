@@ -118,6 +118,67 @@ fn vague_messages_and_empty_test_claims_are_flagged() {
     );
 }
 
+/// Issue 14 (catalogue: visible tests edited): tests the assignment's template shipped and the
+/// candidate deleted or cut down are signals a grader sees; tests kept or grown are not.
+#[test]
+fn template_tests_deleted_or_cut_down_are_signals() {
+    let mut r = Scripted::new();
+    let cases = |n: usize| -> String {
+        (0..n)
+            .map(|k| format!("def test_{k}():\n    assert f({k}) == {k}\n"))
+            .collect()
+    };
+    r.put(&[
+        ("solution.py", Some("def f(x):\n    raise NotImplementedError\n")),
+        ("tests/test_given.py", Some(&cases(6))),
+        ("tests/test_edge.py", Some(&cases(3))),
+        ("tests/test_kept.py", Some(&cases(2))),
+        ("README.md", Some("# Assignment\n")),
+    ]);
+    r.commit_full(
+        "Hiring Team",
+        "jobs@company.example",
+        DAY1 - 86400,
+        DAY1 - 86400,
+        "Starter code",
+    );
+    let mut t = DAY1;
+    for i in 0..4 {
+        t += 30 * 60;
+        r.put(&[("solution.py", Some(&format!("def f(x):\n    return x  # step {i}\n")))]);
+        r.commit(&format!("Implement step {i}"), t);
+    }
+    // Then the inconvenient tests go: one file deleted, one cut to a single case; the kept one
+    // grows.
+    r.put(&[
+        ("tests/test_edge.py", None),
+        ("tests/test_given.py", Some(&cases(1))),
+        ("tests/test_kept.py", Some(&cases(4))),
+    ]);
+    let last = r.commit("Tidy tests", t + 3600);
+    let h = history(r.path());
+    let removed = signal(&h, "template_tests_removed");
+    let text = removed["description"].as_str().unwrap();
+    assert!(text.contains("tests/test_edge.py (6 lines)"), "{text}");
+    assert!(!text.contains("test_kept") && !text.contains("test_given"), "{text}");
+    assert_eq!(removed["commits"][0], last.to_string());
+    let weakened = signal(&h, "template_tests_weakened")["description"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(weakened.contains("tests/test_given.py (10 lines)"), "{weakened}");
+    assert!(!weakened.contains("test_kept"), "{weakened}");
+
+    // Without a template (every commit the candidate's), nothing of the kind.
+    let mut own = Scripted::new();
+    own.put(&[("tests/test_a.py", Some(&cases(3)))]);
+    own.commit("tests", DAY1);
+    own.put(&[("tests/test_a.py", None), ("a.py", Some("x = 1\n"))]);
+    own.commit("drop tests", DAY1 + HOUR);
+    let k = kinds(&history(own.path()));
+    assert!(!k.iter().any(|k| k.starts_with("template_tests")), "{k:?}");
+}
+
 #[test]
 fn template_commit_by_another_author_is_set_apart() {
     let mut r = Scripted::new();

@@ -224,13 +224,14 @@ pub struct HistoryReport {
 /// Reads the history of `input.commit` in `input.repo`.
 pub fn analyze(input: &HistoryInput<'_>) -> Result<HistoryReport, Failure> {
     let read = read(input)?;
-    Ok(build_report(
-        input,
-        &read.head,
-        read.facts,
-        read.tree,
-        &read.first_parent,
-    ))
+    let mut report = build_report(input, &read.head, read.facts, read.tree, &read.first_parent);
+    // The template's tests the candidate deleted or cut down: evidence, after the other signals
+    // so theirs keep their ids.
+    if let Some(tip) = report.commits.iter().rfind(|c| c.template).map(|c| c.sha.clone()) {
+        let (removed, weakened) = read::template_tests(input.repo, &tip, &report.commit, input.max_blob)?;
+        signals::template_tests(&mut report, &tip, &removed, &weakened);
+    }
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -650,3 +650,68 @@ pub(super) fn notebook_change(
 pub(super) fn bytecount(data: &[u8]) -> u64 {
     data.iter().filter(|&&b| b == b'\n').count() as u64
 }
+
+/// Paths, each with the lines it lost.
+pub(super) type LostLines = Vec<(String, u64)>;
+
+/// Test files of `template`'s tree (the assignment's starter code) that `head`'s tree deleted
+/// or shrank: `(removed, weakened)`, each path with the lines it lost (weakened: lines removed
+/// less lines added, when more went than came). Blobs over `max_blob` are not compared.
+pub(super) fn template_tests(
+    repo: &Path,
+    template: &str,
+    head: &str,
+    max_blob: u64,
+) -> Result<(LostLines, LostLines), Failure> {
+    let repo = Repository::open(repo)
+        .map_err(|e| Failure::infra(format!("cannot open {}: {}", repo.display(), e.message())))?;
+    let tree_of = |sha: &str| {
+        Oid::from_str(sha)
+            .and_then(|o| repo.find_commit(o))
+            .and_then(|c| c.tree())
+            .map_err(|e| {
+                corrupt::failure(&e, Some(&repo), &format!("reading commit {sha}"))
+                    .unwrap_or_else(|| Failure::infra(format!("cannot read commit {sha}: {}", e.message())))
+            })
+    };
+    let (old, new) = (tree_of(template)?, tree_of(head)?);
+    let Ok(head_oid) = Oid::from_str(head) else {
+        return Ok((Vec::new(), Vec::new()));
+    };
+    let layout = test_layout(&repo, head_oid);
+    let mut opts = DiffOptions::new();
+    opts.ignore_submodules(true);
+    let diff = repo
+        .diff_tree_to_tree(Some(&old), Some(&new), Some(&mut opts))
+        .map_err(|e| Failure::infra(format!("cannot diff {template}..{head}: {}", e.message())))?;
+    let odb = repo
+        .odb()
+        .map_err(|e| Failure::infra(format!("cannot open object database: {}", e.message())))?;
+    let small = |id: Oid| odb.read_header(id).is_ok_and(|(n, _)| n as u64 <= max_blob);
+    let (mut removed, mut weakened) = (Vec::new(), Vec::new());
+    for (i, delta) in diff.deltas().enumerate() {
+        let Some(path) = delta.old_file().path().map(|p| p.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        if layout.classify(&path) != FileClass::Tests || !small(delta.old_file().id()) {
+            continue;
+        }
+        let lines = |id: Oid| -> u64 { repo.find_blob(id).map(|b| bytecount(b.content())).unwrap_or(0) };
+        match delta.status() {
+            Delta::Deleted => removed.push((path, lines(delta.old_file().id()))),
+            Delta::Modified if small(delta.new_file().id()) => {
+                let Ok(Some(patch)) = Patch::from_diff(&diff, i) else {
+                    continue;
+                };
+                let Ok((_, added, deleted)) = patch.line_stats() else {
+                    continue;
+                };
+                if deleted > added {
+                    weakened.push((path, (deleted - added) as u64));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((removed, weakened))
+}

@@ -442,3 +442,41 @@ pub(super) fn signals(
         })
         .collect()
 }
+
+/// Signals of the template's tests (`removed`, `weakened`: paths with the lines they lost) that
+/// the graded tree deleted or cut down since the template's last commit `tip`, appended with
+/// the next ids.
+pub(super) fn template_tests(
+    report: &mut HistoryReport,
+    tip: &str,
+    removed: &[(String, u64)],
+    weakened: &[(String, u64)],
+) {
+    let list = |files: &[(String, u64)]| {
+        let shown: Vec<String> = files.iter().take(5).map(|(p, n)| format!("{p} ({n} lines)")).collect();
+        format!("{}{}", shown.join(", "), if files.len() > 5 { ", …" } else { "" })
+    };
+    let short = &tip[..tip.len().min(7)];
+    for (kind, files, what) in [
+        ("template_tests_removed", removed, "deleted"),
+        (
+            "template_tests_weakened",
+            weakened,
+            "cut down (more lines removed than added)",
+        ),
+    ] {
+        if files.is_empty() {
+            continue;
+        }
+        report.signals.push(Signal {
+            id: format!("H{}", report.signals.len() + 1),
+            kind: kind.into(),
+            description: format!(
+                "{} test file(s) the assignment's template shipped (as of {short}) were {what}: {}",
+                files.len(),
+                list(files)
+            ),
+            commits: vec![report.commit.clone()],
+        });
+    }
+}

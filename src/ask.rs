@@ -1121,7 +1121,7 @@ async fn answer(
 ///
 /// Every question first, then the second reading of every verified yes (see [`Confirmation`]):
 /// a second reading in between would make the next question process its whole evidence again.
-/// Evidence too long for one prompt is read in parts (see [`parts_of`]), part after part: a
+/// Evidence too long for one prompt is read in parts (see `parts_of`), part after part: a
 /// question met in one part is not asked in the next; the reading that decides is the answer,
 /// the others are kept with it ([`Answer::other_parts`]).
 pub async fn ask_all(

@@ -30,6 +30,12 @@ pub const MAX_RATIONALE: usize = 400;
 const MIN_RATIONALE: usize = 12;
 /// Most README sections turned into evidence.
 const MAX_README_SECTIONS: usize = 120;
+
+/// How the README becomes `D` items (the caps above): part of the draft stage's key, since the
+/// draft stage reads the README itself.
+pub fn readme_key() -> String {
+    format!("sections {MAX_README_SECTIONS} x {MAX_SECTION_TEXT}")
+}
 /// Longest README section kept as evidence, in characters: the checklist questions read each
 /// section whole when the budget allows (a "Known limitations" list seldom fits in 500).
 pub const MAX_SECTION_TEXT: usize = 4000;

@@ -44,7 +44,7 @@ impl Pipeline {
             hex::encode(h.finalize())
         };
         let options = serde_json::to_string(drafter.options()).expect("options serialise");
-        let reading = crate::ask::reading_key();
+        let reading = format!("{} {}", crate::ask::reading_key(), draft::readme_key());
         let draft_key = key(&[
             &f.out.fetched.commit,
             drafter.model_id(),

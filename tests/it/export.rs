@@ -153,29 +153,29 @@ fn directories_count_against_the_entry_limit() {
     assert_eq!(res.unwrap().dirs, 5_000);
 }
 
-#[test]
-fn a_tree_nested_past_the_depth_limit_is_an_outcome_not_our_error() {
-    // 3,000 directories deep: past the system's path length, were it written.
+/// A repository whose one file sits `depth` directories deep.
+fn nested(depth: usize) -> Scripted {
     let r = Scripted::new();
     let blob = r.repo.blob(b"deep\n").unwrap();
     let mut tree = raw_tree(&r, &[("100644", "f.txt", blob)]);
-    for _ in 0..3_000 {
+    for _ in 0..depth {
         tree = raw_tree(&r, &[("40000", "d", tree)]);
     }
     commit_raw_tree(&r, tree);
+    r
+}
+
+#[test]
+fn a_tree_nested_past_the_depth_limit_is_an_outcome_not_our_error() {
+    // 3,000 directories deep: past the system's path length, were it written.
+    let r = nested(3_000);
     let (out, res) = export(&r, &Limits::default());
     let f = res.unwrap_err();
     assert_eq!(f.kind, OutcomeKind::TreeTooDeep, "{f}");
     assert!(!f.kind.is_retryable());
     assert!(!out.path().join("x").exists() && !out.path().join("x.partial").exists());
     // 64 deep is fine.
-    let r = Scripted::new();
-    let blob = r.repo.blob(b"deep\n").unwrap();
-    let mut tree = raw_tree(&r, &[("100644", "f.txt", blob)]);
-    for _ in 0..assay::git::export::MAX_DEPTH {
-        tree = raw_tree(&r, &[("40000", "d", tree)]);
-    }
-    commit_raw_tree(&r, tree);
+    let r = nested(assay::git::export::MAX_DEPTH);
     let (_out, res) = export(&r, &Limits::default());
     assert_eq!(res.unwrap().files, 1);
 }

@@ -118,6 +118,17 @@ fn vague_messages_and_empty_test_claims_are_flagged() {
     );
 }
 
+/// Commits the current files as the hiring team's starter code, a day before the candidate.
+fn template_commit(r: &mut Scripted) -> git2::Oid {
+    r.commit_full(
+        "Hiring Team",
+        "jobs@company.example",
+        DAY1 - 86400,
+        DAY1 - 86400,
+        "Starter code",
+    )
+}
+
 /// Issue 14 (catalogue: visible tests edited): tests the assignment's template shipped and the
 /// candidate deleted or cut down are signals a grader sees; tests kept or grown are not.
 #[test]
@@ -135,13 +146,7 @@ fn template_tests_deleted_or_cut_down_are_signals() {
         ("tests/test_kept.py", Some(&cases(2))),
         ("README.md", Some("# Assignment\n")),
     ]);
-    r.commit_full(
-        "Hiring Team",
-        "jobs@company.example",
-        DAY1 - 86400,
-        DAY1 - 86400,
-        "Starter code",
-    );
+    template_commit(&mut r);
     let mut t = DAY1;
     for i in 0..4 {
         t += 30 * 60;
@@ -187,13 +192,7 @@ fn template_commit_by_another_author_is_set_apart() {
         ("starter/skeleton.py", Some(&big)),
         ("README.md", Some("# Assignment\n")),
     ]);
-    let template = r.commit_full(
-        "Hiring Team",
-        "jobs@company.example",
-        DAY1 - 86400,
-        DAY1 - 86400,
-        "Starter code",
-    );
+    let template = template_commit(&mut r);
     let mut t = DAY1;
     for i in 0..6 {
         t += 30 * 60;

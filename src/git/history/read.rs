@@ -17,6 +17,8 @@ pub(super) struct Read {
     pub(super) tree: TreeFacts,
     /// The first-parent chain's (sha, committer time).
     pub(super) first_parent: Vec<(String, i64)>,
+    /// Where the graded commit keeps its tests.
+    pub(super) layout: TestLayout,
 }
 
 /// Reads `input.commit`'s history: the commits walked, each diffed (in parallel), the graded
@@ -60,6 +62,7 @@ pub(super) fn read(input: &HistoryInput<'_>) -> Result<Read, Failure> {
         facts,
         tree,
         first_parent: first_parent_chain,
+        layout,
     })
 }
 
@@ -661,6 +664,7 @@ pub(super) fn template_tests(
     repo: &Path,
     template: &str,
     head: &str,
+    layout: &TestLayout,
     max_blob: u64,
 ) -> Result<(LostLines, LostLines), Failure> {
     let repo = Repository::open(repo)
@@ -675,10 +679,6 @@ pub(super) fn template_tests(
             })
     };
     let (old, new) = (tree_of(template)?, tree_of(head)?);
-    let Ok(head_oid) = Oid::from_str(head) else {
-        return Ok((Vec::new(), Vec::new()));
-    };
-    let layout = test_layout(&repo, head_oid);
     let mut opts = DiffOptions::new();
     opts.ignore_submodules(true);
     let diff = repo

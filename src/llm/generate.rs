@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Result};
 use llguidance::api::TopLevelGrammar;
 use llguidance::{Matcher, ParserFactory};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use toktrie::{TokEnv, TokRxInfo, TokTrie, TokenId, TokenizerEnv};
 
 use super::model::Transformer;
@@ -53,15 +53,22 @@ impl Default for GenParams {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
     /// A stop token (or the grammar's end) was reached.
+    #[default]
     Stop,
     /// `max_tokens` ran out first.
     Length,
     /// The context window filled up.
     Context,
+}
+
+impl FinishReason {
+    pub fn is_stop(&self) -> bool {
+        *self == FinishReason::Stop
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

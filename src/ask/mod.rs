@@ -26,9 +26,12 @@ use crate::rubric::assess::{Claim, ItemResult};
 use crate::rubric::{Criterion, Decide, Item, Rubric};
 use crate::untrusted;
 
+mod replay;
+use replay::Reader;
+
 /// Bumped when the questions' schema or how answers are judged changes; a changed prompt text
 /// needs no bump (see [`fingerprint`]).
-pub const ASK_VERSION: &str = "ask-v10";
+pub const ASK_VERSION: &str = "ask-v11";
 /// Fewest words a quote needs to count.
 pub const MIN_QUOTE_WORDS: usize = 3;
 /// Fewest words of a quote the model copied wrong past its start that count: its longest
@@ -315,6 +318,13 @@ pub struct GenRun {
     /// lean is calibrated from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub yes_margin: Option<f32>,
+    /// Why the generation ended (`stop`, left out: the grammar's end or a stop token).
+    #[serde(default, skip_serializing_if = "FinishReason::is_stop")]
+    pub finish: FinishReason,
+    /// What the text follows from (model, build, prompt and parameters, hashed): a re-draft
+    /// replays a generation with the same key instead of running it again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl From<Generation> for GenRun {
@@ -327,6 +337,8 @@ impl From<Generation> for GenRun {
             generate_ms: g.generate_ms,
             raw: g.text,
             yes_margin: g.first_margin,
+            finish: g.finish,
+            key: None,
         }
     }
 }
@@ -1097,7 +1109,7 @@ fn question_prompt(model: &dyn Model, prefix: &str, question: &str) -> anyhow::R
 
 /// Generates one answer to `prompt`, whose evidence ids are `readable`, and judges it.
 async fn answer(
-    model: &dyn Model,
+    reader: &Reader<'_>,
     prompt: Vec<u32>,
     sources: &Sources,
     readable: &BTreeSet<String>,
@@ -1111,7 +1123,7 @@ async fn answer(
         first_bias: lean.to_vec(),
         ..Default::default()
     };
-    let g = model.generate(prompt, params).await?;
+    let g = reader.generate(prompt, params).await?;
     let j = judge(&g.text, g.finish, sources, readable);
     Ok((j, g.into()))
 }
@@ -1145,6 +1157,7 @@ pub async fn ask_all(
             }
         })
         .collect();
+    let reader = Reader::new(model, previous);
     let lean: Vec<(u32, f32)> = model.spelling("yes").into_iter().map(|t| (t, YES_LEAN)).collect();
     let mut out: Vec<Option<Answer>> = Vec::new();
     let mut todo: Vec<Todo<'_>> = Vec::new();
@@ -1184,7 +1197,7 @@ pub async fn ask_all(
                 continue;
             };
             let readable = &t.prepared.parts[part].readable;
-            let (j, run) = answer(model, prompt.clone(), sources, readable, &lean).await?;
+            let (j, run) = answer(&reader, prompt.clone(), sources, readable, &lean).await?;
             fresh_asked.push(Asked {
                 at: fresh.len(),
                 question: t.question.text,
@@ -1208,7 +1221,7 @@ pub async fn ask_all(
             });
             whose.push(t.at);
         }
-        second_readings(model, sources, &mut fresh, &fresh_asked).await?;
+        second_readings(&reader, sources, &mut fresh, &fresh_asked).await?;
         for (a, at) in fresh.into_iter().zip(whose) {
             out[at] = Some(match out[at].take() {
                 Some(first) => first.with_part(a),
@@ -1229,8 +1242,8 @@ pub async fn ask_all(
             look_for: t.question.look_for,
         })
         .collect();
-    closer_readings(model, sources, &mut out, &asked).await?;
-    cue_readings(model, sources, &mut out, &asked).await?;
+    closer_readings(&reader, sources, &mut out, &asked).await?;
+    cue_readings(&reader, sources, &mut out, &asked).await?;
     for t in &todo {
         let a = &mut out[t.at];
         let unread = &t.prepared.unread;
@@ -1248,7 +1261,7 @@ pub async fn ask_all(
 /// The second reading of each verified yes among `asked`: only a yes on the passage alone
 /// keeps it met.
 async fn second_readings(
-    model: &dyn Model,
+    reader: &Reader<'_>,
     sources: &Sources,
     out: &mut [Answer],
     asked: &[Asked<'_>],
@@ -1265,7 +1278,7 @@ async fn second_readings(
             continue;
         };
         let text = sources.full.get(&id).map_or("", String::as_str);
-        let c = confirm(model, item, &passage(text, &quote), a.question).await?;
+        let c = confirm(reader, item, &passage(text, &quote), a.question).await?;
         match c.answer.as_deref() {
             Some("yes") => {}
             Some(_) => {
@@ -1364,12 +1377,12 @@ fn passage_prompt(
 /// The second reading of a verified yes: `passage` (from `item`) alone, the question again,
 /// answered yes or no.
 async fn confirm(
-    model: &dyn Model,
+    reader: &Reader<'_>,
     item: &EvidenceItem,
     passage: &str,
     question: &str,
 ) -> anyhow::Result<Confirmation> {
-    let prompt = passage_prompt(model, item, passage, question, CONFIRM_RULE)?;
+    let prompt = passage_prompt(reader.model, item, passage, question, CONFIRM_RULE)?;
     let params = GenParams {
         max_tokens: CONFIRM_TOKENS,
         schema: Some(json!({
@@ -1380,7 +1393,7 @@ async fn confirm(
         })),
         ..Default::default()
     };
-    let g = model.generate(prompt, params).await?;
+    let g = reader.generate(prompt, params).await?;
     let answer = (g.finish == FinishReason::Stop)
         .then(|| serde_json::from_str::<Value>(&g.text).ok())
         .flatten()
@@ -1602,7 +1615,7 @@ fn window(text: &str, wanted: &BTreeSet<String>, max: usize) -> String {
 /// makes the item met, citing it. A section the second reading already saw whole is not read
 /// again.
 async fn closer_readings(
-    model: &dyn Model,
+    reader: &Reader<'_>,
     sources: &Sources,
     out: &mut [Answer],
     asked: &[Asked<'_>],
@@ -1634,7 +1647,7 @@ async fn closer_readings(
         let wanted: BTreeSet<String> = terms(a.question).into_iter().collect();
         for k in order.into_iter().take(CLOSER_SECTIONS) {
             let item = sections[k];
-            let c = closer(model, sources, item, &wanted, a.question).await?;
+            let c = closer(reader, sources, item, &wanted, a.question).await?;
             let met = answer.take_reading(c, |first, id| {
                 format!(
                     "closer_reading: the first yes cited {} and did not count ({}); {id} read alone answers yes",
@@ -1650,18 +1663,28 @@ async fn closer_readings(
     Ok(())
 }
 
-/// Sentences an answer not met is read again on, at most.
+/// Readings of an answer not met on the README's cues, at most.
 pub const CUE_READINGS: usize = 2;
 
+/// Where a cue reading looks: a section whose heading holds a phrase the question looks for
+/// ("Future improvements", "Known limitations"), or a sentence that holds one.
+enum Cue {
+    Section,
+    Sentence(String),
+}
+
 /// Readings of an answer not met (a plain no, or a yes that did not count and whose closer
-/// readings found nothing) on the README sentences that hold one of the question's `look_for`
-/// phrases ("instead of", "with more time"): a small model scanning a long README passes over
+/// readings found nothing) on what the README marks with one of the question's `look_for`
+/// phrases ("instead of", "with more time"). A small model scanning a long README passes over
 /// "I also tried logistic regression, but none performed as well" when asked for an alternative
-/// considered; shown that sentence alone (under its section's heading), it answers. The
-/// sentences of the strongest phrases first (the rubric's order), at most [`CUE_READINGS`]; a
-/// yes counts with a quote from the sentence shown, flagged `closer_reading`.
+/// considered, and over a whole "Future improvements" section when asked for next steps; shown
+/// that sentence alone (under its section's heading), or that section alone (its part richest in
+/// the question's words, as a closer reading shows it), it answers. Phrases in the rubric's
+/// order, strongest first; for each, the sections in order, a heading that holds it before the
+/// sentences of a body that does; at most [`CUE_READINGS`], none of a section a closer reading
+/// already read; a yes counts with a quote from what was shown, flagged `closer_reading`.
 async fn cue_readings(
-    model: &dyn Model,
+    reader: &Reader<'_>,
     sources: &Sources,
     out: &mut [Answer],
     asked: &[Asked<'_>],
@@ -1677,28 +1700,59 @@ async fn cue_readings(
             .filter(|i| i.kind == "readme_section" && a.readable.contains(&i.id))
             .map(|i| (i, sources.full.get(&i.id).map_or(i.text.as_str(), String::as_str)))
             .collect();
-        // A phrase in a heading alone names a topic: its sentences are what say it.
-        let bodies: Vec<String> = sections.iter().map(|(_, t)| normalise(split_label(t).1)).collect();
-        let mut shown: Vec<(&EvidenceItem, String)> = Vec::new();
+        let split: Vec<(String, String)> = sections
+            .iter()
+            .map(|(_, t)| {
+                let (label, body) = split_label(t);
+                (normalise(label), normalise(body))
+            })
+            .collect();
+        let read_closer: BTreeSet<&str> = answer.closer.iter().map(|c| c.evidence.as_str()).collect();
+        let mut cues: Vec<(&EvidenceItem, Cue)> = Vec::new();
         'phrases: for phrase in a.look_for {
             let phrase_n = normalise(phrase);
-            for ((item, text), body) in sections.iter().zip(&bodies) {
-                if !holds_normalised(body, &phrase_n) {
+            for ((item, text), (label, body)) in sections.iter().zip(&split) {
+                let cue = if holds_normalised(label, &phrase_n) {
+                    let again = read_closer.contains(item.id.as_str())
+                        || cues.iter().any(|(i, c)| i.id == item.id && matches!(c, Cue::Section));
+                    if again {
+                        continue;
+                    }
+                    Cue::Section
+                } else if holds_normalised(body, &phrase_n) {
+                    let sentence = passage(text, phrase);
+                    if cues
+                        .iter()
+                        .any(|(_, c)| matches!(c, Cue::Sentence(s) if *s == sentence))
+                    {
+                        continue;
+                    }
+                    Cue::Sentence(sentence)
+                } else {
                     continue;
-                }
-                let sentence = passage(text, phrase);
-                if shown.iter().all(|(_, s)| *s != sentence) {
-                    shown.push((item, sentence));
-                }
-                if shown.len() == CUE_READINGS {
+                };
+                cues.push((item, cue));
+                if cues.len() == CUE_READINGS {
                     break 'phrases;
                 }
             }
         }
-        for (item, sentence) in shown {
-            let within = sentence.clone();
-            let c = read_alone(model, item, sentence, a.question, Some(&within)).await?;
-            let met = answer.take_reading(c, |first, id| {
+        let wanted: BTreeSet<String> = terms(a.question).into_iter().collect();
+        for (item, cue) in cues {
+            let (c, shown) = match cue {
+                Cue::Section => (
+                    closer(reader, sources, item, &wanted, a.question).await?,
+                    format!("{}, whose heading names what the question looks for,", item.id),
+                ),
+                Cue::Sentence(sentence) => {
+                    let within = sentence.clone();
+                    (
+                        read_alone(reader, item, sentence, a.question, Some(&within)).await?,
+                        format!("a sentence of {} holding a phrase the question looks for,", item.id),
+                    )
+                }
+            };
+            let met = answer.take_reading(c, |first, _| {
                 let first = if first.answer.as_deref() == Some("no") {
                     "the first reading answered no".to_string()
                 } else {
@@ -1708,9 +1762,7 @@ async fn cue_readings(
                         first.flags.join("; ")
                     )
                 };
-                format!(
-                    "closer_reading: {first}; a sentence of {id} holding a phrase the question looks for, read alone, answers yes"
-                )
+                format!("closer_reading: {first}; {shown} read alone, answers yes")
             });
             if met {
                 break;
@@ -1736,37 +1788,37 @@ fn holds_normalised(hay: &str, phrase: &str) -> bool {
 /// One closer reading: `item` alone (its part richest in `wanted` when long), the question,
 /// answered yes with a quote or no; a yes whose quote is not in the item is refused.
 async fn closer(
-    model: &dyn Model,
+    reader: &Reader<'_>,
     sources: &Sources,
     item: &EvidenceItem,
     wanted: &BTreeSet<String>,
     question: &str,
 ) -> anyhow::Result<Closer> {
-    let tokens = model.count_tokens(&item.text).max(1);
+    let tokens = reader.model.count_tokens(&item.text).max(1);
     let chars = item.text.chars().count();
     let max = (chars * CLOSER_TOKENS / tokens).max(MIN_SHOWN);
     let full = sources.full.get(&item.id).map(String::as_str);
     let shown = window(full.unwrap_or(&item.text), wanted, max);
-    read_alone(model, item, shown, question, full).await
+    read_alone(reader, item, shown, question, full).await
 }
 
 /// `shown` (a part of `item`) read alone with the question, answered yes with a quote or no; a
 /// yes whose quote is not in `within` (the item's full text, or only what was shown) is refused.
 async fn read_alone(
-    model: &dyn Model,
+    reader: &Reader<'_>,
     item: &EvidenceItem,
     shown: String,
     question: &str,
     within: Option<&str>,
 ) -> anyhow::Result<Closer> {
-    let prompt = passage_prompt(model, item, &shown, question, CLOSER_RULE)?;
+    let prompt = passage_prompt(reader.model, item, &shown, question, CLOSER_RULE)?;
     let params = GenParams {
         max_tokens: ANSWER_TOKENS,
         schema: Some(closer_schema()),
         start: ANSWER_START.into(),
         ..Default::default()
     };
-    let g = model.generate(prompt, params).await?;
+    let g = reader.generate(prompt, params).await?;
     let v: Option<Value> = (g.finish == FinishReason::Stop)
         .then(|| serde_json::from_str(&g.text).ok())
         .flatten();
@@ -1992,15 +2044,17 @@ mod tests {
 
     /// Answers from a script of the prompt's text, spells "yes" with tokens 7 and 8, and keeps
     /// every prompt and the parameters of every generation.
-    struct Reader {
+    struct Scripted {
+        id: &'static str,
         answer: Box<dyn Fn(&str) -> String + Send + Sync>,
         prompts: std::sync::Mutex<Vec<String>>,
         seen: std::sync::Mutex<Vec<GenParams>>,
     }
 
-    impl Reader {
-        fn new(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> Reader {
-            Reader {
+    impl Scripted {
+        fn new(answer: impl Fn(&str) -> String + Send + Sync + 'static) -> Scripted {
+            Scripted {
+                id: "scripted",
                 answer: Box::new(answer),
                 prompts: Default::default(),
                 seen: Default::default(),
@@ -2009,9 +2063,9 @@ mod tests {
     }
 
     #[async_trait]
-    impl Model for Reader {
+    impl Model for Scripted {
         fn model_id(&self) -> &str {
-            "reader"
+            self.id
         }
         fn n_ctx(&self) -> usize {
             1 << 16
@@ -2051,7 +2105,7 @@ mod tests {
     fn trial_rubric() -> Rubric {
         Rubric::parse(
             std::path::Path::new("trial-project.toml"),
-            include_str!("../rubrics/trial-project.toml"),
+            include_str!("../../rubrics/trial-project.toml"),
         )
         .unwrap()
     }
@@ -2098,7 +2152,7 @@ mod tests {
     async fn ask_limits(quote: &str) -> (Answer, Vec<String>) {
         let rubric = trial_rubric();
         let quote = quote.to_string();
-        let model = Reader::new(move |prompt| quotes_the_title(prompt, &quote));
+        let model = Scripted::new(move |prompt| quotes_the_title(prompt, &quote));
         let answers = ask_all(&model, &rubric, &limits_readme(), 1400, &[]).await.unwrap();
         let a = answers.into_iter().find(|a| a.item == "limitations").unwrap();
         let passages = model
@@ -2161,7 +2215,7 @@ mod tests {
                  of them performed as well. Then I tuned the depth. It does not handle seasonality.",
             ),
         ]);
-        let model = Reader::new(|prompt| {
+        let model = Scripted::new(|prompt| {
             let passage = prompt.split("<passage>\n").nth(1).unwrap_or("");
             let question = prompt.rsplit("Question: ").next().unwrap_or("");
             if question.contains("alternative") && passage.contains("also tried logistic regression") {
@@ -2209,6 +2263,53 @@ mod tests {
         assert!(assumed.closer.is_empty() && !assumed.met, "{assumed:?}");
     }
 
+    #[tokio::test]
+    async fn a_plain_no_is_read_again_on_the_section_its_heading_names() {
+        // Regression (corpus: a hotel pricing model): next steps were the 43rd section, "8. Future
+        // Improvements", whose sentences hold none of the phrases ("Build a dedicated model to
+        // predict daily bookings"); over the whole README the model answered no in every part.
+        let rubric = trial_rubric();
+        let sources = Sources::new(&[
+            section(1, "## Pricing: A model that recommends nightly prices."),
+            section(2, "## Results: Revenue per room rises 4% in the backtest."),
+            section(
+                3,
+                "## 8. Future Improvements: Build a dedicated model to predict daily bookings. Ask new \
+                 hotels for their usual rates.",
+            ),
+            section(4, "## Key Files: The pipeline is in src/."),
+        ]);
+        let model = Scripted::new(|prompt| {
+            let passage = prompt.split("<passage>\n").nth(1).unwrap_or("");
+            let question = prompt.rsplit("Question: ").next().unwrap_or("");
+            if question.contains("do next") && passage.starts_with("## 8. Future Improvements") {
+                json!({"answer": "yes", "quote": "Build a dedicated model to predict daily bookings"}).to_string()
+            } else {
+                json!({"answer": "no"}).to_string()
+            }
+        });
+        let answers = ask_all(&model, &rubric, &sources, 1400, &[]).await.unwrap();
+        let next = answers.iter().find(|a| a.item == "next-steps").unwrap();
+        assert!(next.met, "{next:?}");
+        assert_eq!(next.evidence.as_deref(), Some("D3"));
+        assert_eq!(next.closer.len(), 1, "one section read: {next:?}");
+        assert!(next.closer[0].passage.contains("Ask new hotels"), "the section whole");
+        assert_eq!(
+            next.flags,
+            [
+                "closer_reading: the first reading answered no; D3, whose heading names what the question \
+              looks for, read alone, answers yes"
+            ]
+        );
+        // No other heading names another question's topic: nothing else is read again.
+        let others: usize = answers
+            .iter()
+            .filter(|a| a.item != "next-steps")
+            .map(|a| a.closer.len())
+            .sum();
+        assert_eq!(others, 0, "{answers:?}");
+    }
+
     #[test]
     fn phrases_are_found_as_whole_words() {
         assert!(holds_phrase(
@@ -2251,7 +2352,7 @@ mod tests {
     #[tokio::test]
     async fn every_question_starts_its_answer_and_names_the_tokens_spelling_yes() {
         let rubric = trial_rubric();
-        let model = Reader::new(|_| json!({"answer": "no"}).to_string());
+        let model = Scripted::new(|_| json!({"answer": "no"}).to_string());
         let answers = ask_all(&model, &rubric, &sources(), 1400, &[]).await.unwrap();
         let seen = model.seen.lock().unwrap();
         // No yes, so no second reading; a no is read again only on sentences holding a phrase
@@ -2383,7 +2484,7 @@ mod tests {
         let rubric = trial_rubric();
         let s = long_readme(12, 400, 11, "The model ignores seasonality in the data.");
         // Says yes, quoting it, only where the limitation is shown; no elsewhere.
-        let model = Reader::new(|prompt: &str| {
+        let model = Scripted::new(|prompt: &str| {
             let question = prompt.rsplit("Question: ").next().unwrap_or("");
             if question.contains("limitation") && prompt.contains("ignores seasonality") {
                 if prompt.contains("<passage>") {
@@ -2422,6 +2523,54 @@ mod tests {
         let again = ask_all(&model, &rubric, &s, 300, &answers).await.unwrap();
         assert_eq!(again, answers);
         assert_eq!(model.prompts.lock().unwrap().len(), before);
+    }
+
+    #[tokio::test]
+    async fn a_redraft_replays_every_reading_it_already_ran_and_runs_only_new_ones() {
+        let rubric = trial_rubric();
+        let s = long_readme(12, 400, 11, "The model ignores seasonality in the data.");
+        let model = Scripted::new(|prompt: &str| {
+            let question = prompt.rsplit("Question: ").next().unwrap_or("");
+            if question.contains("limitation") && prompt.contains("ignores seasonality") {
+                if prompt.contains("<passage>") {
+                    return json!({"answer": "yes"}).to_string();
+                }
+                return json!({"answer": "yes", "evidence": "D11", "quote": "The model ignores seasonality"})
+                    .to_string();
+            }
+            json!({"answer": "no"}).to_string()
+        });
+        let answers = ask_all(&model, &rubric, &s, 300, &[]).await.unwrap();
+        let ran = model.prompts.lock().unwrap().len();
+        // Every generation is stored with its key (first readings, other parts, second readings).
+        let limits = answers.iter().find(|a| a.item == "limitations").unwrap();
+        assert!(limits.run.key.is_some() && limits.confirmation.as_ref().unwrap().run.key.is_some());
+        assert!(limits.other_parts.iter().all(|p| p.run.key.is_some()));
+        assert_eq!(
+            Reader::new(&model, &answers).known(),
+            ran,
+            "one stored generation per run"
+        );
+        // How answers are read changed (their prompt hashes no longer match): rebuilt from the
+        // stored generations, nothing generated, the same answers.
+        let mut stale = answers.clone();
+        for a in &mut stale {
+            a.prompt_hash = "an older reading".into();
+        }
+        let again = ask_all(&model, &rubric, &s, 300, &stale).await.unwrap();
+        assert_eq!(again, answers);
+        assert_eq!(model.prompts.lock().unwrap().len(), ran);
+        // A generation stored without a key (an older record) runs again; the others replay.
+        let mut unkeyed = stale.clone();
+        unkeyed.iter_mut().find(|a| a.item == "metric").unwrap().run.key = None;
+        let third = ask_all(&model, &rubric, &s, 300, &unkeyed).await.unwrap();
+        assert_eq!(third, answers);
+        assert_eq!(model.prompts.lock().unwrap().len(), ran + 1);
+        // Another model replays nothing.
+        let mut other = Scripted::new(|_: &str| json!({"answer": "no"}).to_string());
+        other.id = "another model";
+        let _ = ask_all(&other, &rubric, &s, 300, &stale).await.unwrap();
+        assert!(other.prompts.lock().unwrap().len() >= answers.len());
     }
 
     #[test]

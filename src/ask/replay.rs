@@ -45,6 +45,10 @@ impl<'a> Reader<'a> {
                 runs.push(&p.run);
                 runs.extend(p.confirmation.iter().map(|c| &c.run));
             }
+            if let Some(r) = &a.reconsidered {
+                runs.push(&r.run);
+                runs.extend(r.confirmation.iter().map(|c| &c.run));
+            }
             for run in runs {
                 if let Some(key) = &run.key {
                     known.entry(key.clone()).or_insert_with(|| run.clone());

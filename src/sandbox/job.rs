@@ -287,8 +287,10 @@ pub fn install_failure(p: &PhaseResult) -> Option<OutcomeKind> {
 pub fn classify_test(r: &RunnerSpec, p: &PhaseResult) -> (OutcomeKind, TestReport) {
     let output = format!("{}\n{}", p.stdout, p.stderr);
     // A JUnit file, when the runner asks for one and the tests wrote it,
-    // wins; otherwise the runner's parser reads the output (python's
-    // fallback is unittest's summary).
+    // wins; otherwise the runner's parser, if it names one, reads the
+    // output. A runner with no parser (python: pytest, or unittest under
+    // a result class of ours, both write JUnit) is never read from text the
+    // tests print: no results file is no results.
     let junit = r.results.junit.as_ref().and_then(|junit| {
         let name = junit.trim_start_matches(RESULTS_DIR).trim_start_matches('/');
         p.files
@@ -301,7 +303,7 @@ pub fn classify_test(r: &RunnerSpec, p: &PhaseResult) -> (OutcomeKind, TestRepor
             Some("libtest") => Some(runner::parse::libtest(&output)),
             Some("go-json") => Some(runner::parse::go_json(&p.stdout)),
             Some("counts") => Some(runner::parse::counts(&output)),
-            _ => runner::parse::unittest(&output),
+            _ => None,
         })
         .unwrap_or_default();
     let kind = if p.timed_out {
@@ -461,6 +463,23 @@ mod tests {
         let mut p = phase(137, None);
         p.oom_killed = true;
         assert_eq!(classify_test(&r, &p).0, OutcomeKind::Oom);
+    }
+
+    /// Adversarial catalogue: with no results file, a unittest summary the candidate's code
+    /// printed (then `os._exit(0)`, or a conftest that deleted results.xml) was counted as 12
+    /// passing tests. Python's outcome is read from JUnit only.
+    #[test]
+    fn a_printed_test_summary_is_never_a_pass() {
+        let r = python();
+        let mut p = phase(0, None);
+        p.stdout = "test_a (t.T) ... ok\n\n----\nRan 12 tests in 0.004s\n\nOK\n".into();
+        p.stderr = "Ran 12 tests in 0.004s\n\nOK\n".into();
+        let (kind, report) = classify_test(&r, &p);
+        assert_eq!(kind, OutcomeKind::NoTests);
+        assert_eq!(report.total(), 0);
+        // A results file with no test case is no results either.
+        let p = phase(0, Some("<testsuite name=\"unittest\" tests=\"0\"/>"));
+        assert_eq!(classify_test(&r, &p).0, OutcomeKind::NoTests);
     }
 
     #[test]

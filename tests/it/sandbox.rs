@@ -150,6 +150,49 @@ fn a_project_without_tests_is_no_tests_never_a_pass() {
     assert_eq!(v["outcome"], "no_tests", "{v}");
 }
 
+/// unittest tests pytest does not collect (`tests.py`) run under unittest's discovery, their
+/// results read from the JUnit file assay's result class writes; a summary printed before
+/// `os._exit(0)` (adversarial catalogue: counted as 12 passing tests) is no results.
+#[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
+fn unittest_results_come_from_junit_and_a_printed_summary_is_no_pass() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        ("calc.py", CALC),
+        (
+            "tests.py",
+            "import unittest\nfrom calc import add\n\nclass T(unittest.TestCase):\n    def test_add(self):\n        \
+             self.assertEqual(add(1, 2), 3)\n\n    def test_wrong(self):\n        self.assertEqual(add(1, 1), 3)\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "tests_failed", "{v}");
+    assert_eq!(
+        (v["tests"]["passed"].as_u64(), v["tests"]["failed"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    let ids: Vec<&str> = v["tests"]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"tests.T::test_add"), "{ids:?}");
+
+    let forged = python_repo(&[
+        ("requirements.txt", "pytest\n"),
+        (
+            "tests.py",
+            "import os, sys\nprint('test_a (tests.T) ... ok')\nsys.stderr.write('Ran 12 tests in 0.004s\\n\\nOK\\n')\n\
+             sys.stderr.flush()\nos._exit(0)\n",
+        ),
+    ]);
+    let v = check(forged.path(), &[]);
+    assert_eq!(v["outcome"], "no_tests", "{v}");
+    assert_eq!(v["tests"]["passed"], 0, "{v}");
+}
+
 #[test]
 #[ignore = "full lane: needs the Docker engine and the runner images"]
 fn an_endless_test_is_killed_as_timeout() {

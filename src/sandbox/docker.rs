@@ -95,11 +95,53 @@ fn work_mount(work: &Work) -> Mount {
     }
 }
 
+/// Bytes an upload hands the engine at a time.
+const UPLOAD_CHUNK: usize = 256 * 1024;
+/// Chunks an upload holds in memory, at most, while the engine reads.
+const UPLOAD_CHUNKS_IN_FLIGHT: usize = 4;
+
+/// What a packed chunk of an upload is sent as.
+type Chunk = Result<bytes::Bytes, std::io::Error>;
+
+/// A `Write` that hands what is written to a channel in chunks of [`UPLOAD_CHUNK`] bytes: a tar
+/// packed on a blocking thread streams to the engine with a few chunks in memory, never the
+/// whole tree (up to limits.export_bytes per job).
+struct ChunkWriter {
+    tx: tokio::sync::mpsc::Sender<Chunk>,
+    buf: Vec<u8>,
+}
+
+impl ChunkWriter {
+    fn send(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = bytes::Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(UPLOAD_CHUNK)));
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the engine stopped reading the upload"))
+    }
+}
+
+impl std::io::Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= UPLOAD_CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send()
+    }
+}
+
 /// Packs `dir` as a tar stream owned by the runner user, its entries under
-/// `prefix` (empty: at the top).
-fn pack(dir: &Path, prefix: &str) -> Result<Vec<u8>, SandboxError> {
+/// `prefix` (empty: at the top), into `out`.
+fn pack<W: std::io::Write>(dir: &Path, prefix: &str, out: W) -> Result<W, SandboxError> {
     let io = |e: std::io::Error| SandboxError::Io(format!("cannot pack {}: {e}", dir.display()));
-    let mut builder = tar::Builder::new(Vec::new());
+    let mut builder = tar::Builder::new(out);
     builder.follow_symlinks(false);
     builder.mode(tar::HeaderMode::Deterministic);
     if !prefix.is_empty() {
@@ -273,9 +315,6 @@ impl Sandbox for DockerSandbox {
     async fn upload(&self, work: &Work, image: &str, source: &Path, dest: &str) -> Result<(), SandboxError> {
         let source = source.to_path_buf();
         let prefix = dest.trim_matches('/').to_string();
-        let tar = tokio::task::spawn_blocking(move || pack(&source, &prefix))
-            .await
-            .map_err(|e| SandboxError::Io(format!("packing task failed: {e}")))??;
         // A container that never starts, only to copy files into the volume.
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
@@ -290,17 +329,43 @@ impl Sandbox for DockerSandbox {
             ..Default::default()
         };
         let created = self.create(body).await?;
+        // Packed on a blocking thread while the engine reads it: a failure to pack ends the
+        // stream with that error, and an engine that stops reading stops the packing.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(UPLOAD_CHUNKS_IN_FLIGHT);
+        let packer = tokio::task::spawn_blocking(move || {
+            let out = ChunkWriter {
+                tx: tx.clone(),
+                buf: Vec::with_capacity(UPLOAD_CHUNK),
+            };
+            let packed = pack(&source, &prefix, out).and_then(|mut out| {
+                std::io::Write::flush(&mut out).map_err(|e| SandboxError::Io(format!("cannot stream the upload: {e}")))
+            });
+            if let Err(e) = &packed {
+                let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+            }
+            // Closed: the engine stopped reading first (its error is the one to report).
+            (packed, tx.is_closed())
+        });
+        let chunks = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
         let upload = self
             .docker
             .upload_to_container(
                 &created.id,
                 Some(UploadToContainerOptionsBuilder::default().path("/work").build()),
-                bollard::body_full(tar.into()),
+                bollard::body_try_stream(chunks),
             )
             .await;
+        let packed = packer
+            .await
+            .map_err(|e| SandboxError::Io(format!("packing task failed: {e}")));
         self.remove_container(&created.id).await;
-        upload?;
-        Ok(())
+        match (packed?, upload) {
+            ((Ok(()), _), Ok(())) => Ok(()),
+            // The engine failed first: the packing only saw its stream cut.
+            ((_, true), Err(e)) => Err(e.into()),
+            ((Err(e), _), _) => Err(e),
+            ((Ok(()), _), Err(e)) => Err(e.into()),
+        }
     }
 
     async fn run(&self, work: &Work, spec: &PhaseSpec, limits: &SandboxLimits) -> Result<PhaseResult, SandboxError> {
@@ -674,5 +739,69 @@ impl DockerSandbox {
             result.skipped_files.extend(skipped);
         }
         Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Packs `dir` through a `ChunkWriter` whose chunks a reader thread collects; the tar and
+    /// the largest chunk.
+    fn stream_pack(dir: &Path) -> (Result<(), SandboxError>, Vec<u8>, usize) {
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Chunk>(UPLOAD_CHUNKS_IN_FLIGHT);
+        let reader = std::thread::spawn(move || {
+            let (mut all, mut largest) = (Vec::new(), 0);
+            while let Some(chunk) = rx.blocking_recv() {
+                let chunk = chunk.unwrap();
+                largest = largest.max(chunk.len());
+                all.extend_from_slice(&chunk);
+            }
+            (all, largest)
+        });
+        let out = ChunkWriter { tx, buf: Vec::new() };
+        let packed = pack(dir, "", out)
+            .and_then(|mut w| std::io::Write::flush(&mut w).map_err(|e| SandboxError::Io(e.to_string())));
+        let (all, largest) = reader.join().unwrap();
+        (packed, all, largest)
+    }
+
+    #[test]
+    fn an_upload_streams_in_bounded_chunks_and_is_a_whole_tar() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(dir.path().join("data.bin"), &big).unwrap();
+        std::fs::create_dir(dir.path().join("src")).unwrap();
+        std::fs::write(dir.path().join("src/app.py"), "print('hi')\n").unwrap();
+        let (packed, tar_bytes, largest) = stream_pack(dir.path());
+        packed.unwrap();
+        // A chunk is sent once it reaches UPLOAD_CHUNK, so it is at most that and one write.
+        assert!(largest <= UPLOAD_CHUNK + 64 * 1024, "{largest}");
+        assert!(tar_bytes.len() > big.len());
+        let mut archive = tar::Archive::new(tar_bytes.as_slice());
+        let mut seen = std::collections::BTreeMap::new();
+        for e in archive.entries().unwrap() {
+            let mut e = e.unwrap();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+            seen.insert(
+                e.path().unwrap().display().to_string(),
+                (e.header().uid().unwrap(), data),
+            );
+        }
+        assert_eq!(seen["data.bin"].1, big);
+        assert_eq!(seen["src/app.py"].1, b"print('hi')\n");
+        assert!(seen.values().all(|(uid, _)| *uid == RUNNER_UID));
+    }
+
+    #[test]
+    fn an_engine_that_stops_reading_stops_the_packing() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data.bin"), vec![7u8; 4 * UPLOAD_CHUNK]).unwrap();
+        let (tx, rx) = tokio::sync::mpsc::channel::<Chunk>(1);
+        drop(rx);
+        let out = ChunkWriter { tx, buf: Vec::new() };
+        let err = pack(dir.path(), "", out).err().expect("the packing stops");
+        assert!(err.to_string().contains("stopped reading"), "{err}");
     }
 }

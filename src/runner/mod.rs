@@ -21,6 +21,9 @@ pub use parse::{CaseStatus, TestCase, TestReport};
 pub struct ResultsSpec {
     /// A JUnit XML file written by the test command, relative to the work dir.
     pub junit: Option<String>,
+    /// A jest `--json --outputFile` results file, relative to the work dir (read when there is
+    /// no JUnit file).
+    pub jest_json: Option<String>,
     /// A named parser for the test output: `libtest`, `go-json`, `counts`.
     pub parser: Option<String>,
 }
@@ -128,10 +131,11 @@ impl RunnerSpec {
     /// Parses and validates a spec; `path` is used in errors.
     pub fn parse(path: &Path, text: &str) -> Result<RunnerSpec, InputError> {
         let spec: RunnerSpec = toml::from_str(text).map_err(|e| InputError::from_toml(path, text, &e))?;
-        if spec.results.junit.is_none() && spec.results.parser.is_none() {
+        let r = &spec.results;
+        if r.junit.is_none() && r.jest_json.is_none() && r.parser.is_none() {
             return Err(InputError::file(
                 path,
-                "[results] needs junit = \"PATH\" or parser = \"NAME\"",
+                "[results] needs junit = \"PATH\", jest_json = \"PATH\" or parser = \"NAME\"",
             ));
         }
         if let Some(p) = &spec.results.parser {

@@ -176,6 +176,58 @@ pub fn junit(xml: &str) -> Option<TestReport> {
     seen.then_some(report)
 }
 
+/// Parses jest's `--json` results file: each assertion a case (`FILE::FULL NAME`, the file
+/// relative to /work), each suite that failed to run (failed with no assertion results, e.g. one
+/// that does not compile) counted `unrun`. `None` when it is not jest's JSON.
+pub fn jest_json(text: &str) -> Option<TestReport> {
+    #[derive(Deserialize)]
+    struct Results {
+        #[serde(rename = "testResults")]
+        suites: Vec<Suite>,
+    }
+    #[derive(Deserialize)]
+    struct Suite {
+        #[serde(default)]
+        name: String,
+        #[serde(default)]
+        status: String,
+        #[serde(default, rename = "assertionResults")]
+        assertions: Vec<Assertion>,
+    }
+    #[derive(Deserialize)]
+    struct Assertion {
+        #[serde(default, rename = "fullName")]
+        full_name: String,
+        #[serde(default)]
+        title: String,
+        #[serde(default)]
+        status: String,
+        #[serde(default)]
+        duration: Option<f64>,
+    }
+    let results: Results = serde_json::from_str(text).ok()?;
+    let mut report = TestReport::default();
+    for suite in results.suites {
+        let file = suite.name.strip_prefix("/work/").unwrap_or(&suite.name);
+        if suite.assertions.is_empty() && suite.status == "failed" {
+            report.unrun = report.unrun.saturating_add(1);
+            continue;
+        }
+        for a in suite.assertions {
+            let status = match a.status.as_str() {
+                "passed" => CaseStatus::Passed,
+                "failed" => CaseStatus::Failed,
+                "pending" | "skipped" | "todo" | "disabled" => CaseStatus::Skipped,
+                _ => CaseStatus::Error,
+            };
+            let name = if a.full_name.is_empty() { &a.title } else { &a.full_name };
+            let time = a.duration.filter(|d| d.is_finite() && *d >= 0.0).map(|ms| ms / 1000.0);
+            report.push(&format!("{file}::{name}"), status, time);
+        }
+    }
+    Some(report)
+}
+
 fn set_status(current: &mut Option<(String, Option<f64>, CaseStatus)>, status: CaseStatus) {
     if let Some(c) = current.as_mut() {
         // An error outranks a failure, which outranks a skip.
@@ -340,6 +392,28 @@ mod tests {
         assert_eq!(r.cases[0].time_s, Some(0.001));
         assert!(junit("not xml at all").is_none());
         assert!(junit("<testsuites></testsuites>").is_none());
+    }
+
+    #[test]
+    fn jest_json_results() {
+        let json = r#"{"numPassedTests": 99, "success": true, "testResults": [
+            {"name": "/work/src/sum.test.js", "status": "failed", "message": "", "assertionResults": [
+                {"ancestorTitles": ["sum"], "fullName": "sum adds", "title": "adds", "status": "passed", "duration": 3, "failureMessages": []},
+                {"ancestorTitles": ["sum"], "fullName": "sum subtracts", "title": "subtracts", "status": "failed", "duration": null, "failureMessages": ["Expected 1"]},
+                {"fullName": "", "title": "later", "status": "todo"},
+                {"fullName": "sum skipped", "status": "pending"}]},
+            {"name": "/work/src/broken.test.ts", "status": "failed", "message": "Test suite failed to run", "assertionResults": []}]}"#;
+        let r = jest_json(json).unwrap();
+        // The cases, not the summary fields: 99 passed is never read.
+        assert_eq!((r.passed, r.failed, r.skipped, r.errors, r.unrun), (1, 1, 2, 0, 1));
+        assert_eq!(r.cases[0].id, "src/sum.test.js::sum adds");
+        assert_eq!(r.cases[0].time_s, Some(0.003));
+        assert_eq!(r.cases[2].id, "src/sum.test.js::later");
+        assert!(jest_json("Tests: 3 passed, 3 total").is_none());
+        assert!(jest_json(r#"{"success": true}"#).is_none());
+        // Nesting past serde_json's limit is no results, not a crash.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(jest_json(&deep).is_none());
     }
 
     #[test]
@@ -511,6 +585,7 @@ garbage"#;
                 Some(counts(&text)),
                 Some(libtest(&text)),
                 Some(go_json(&text)),
+                jest_json(&text),
                 junit(&text),
             ]
             .into_iter()

@@ -287,18 +287,20 @@ pub fn install_failure(p: &PhaseResult) -> Option<OutcomeKind> {
 pub fn classify_test(r: &RunnerSpec, p: &PhaseResult) -> (OutcomeKind, TestReport) {
     let output = format!("{}\n{}", p.stdout, p.stderr);
     // A JUnit file, when the runner asks for one and the tests wrote it,
-    // wins; otherwise the runner's parser, if it names one, reads the
+    // wins, then jest's JSON results; otherwise the runner's parser, if it names one, reads the
     // output. A runner with no parser (python: pytest, or unittest under
     // a result class of ours, both write JUnit) is never read from text the
     // tests print: no results file is no results.
-    let junit = r.results.junit.as_ref().and_then(|junit| {
-        let name = junit.trim_start_matches(RESULTS_DIR).trim_start_matches('/');
+    let file = |path: &Option<String>| {
+        let name = path.as_deref()?.trim_start_matches(RESULTS_DIR).trim_start_matches('/');
         p.files
             .iter()
             .find(|f| f.path == name)
-            .and_then(|f| runner::parse::junit(&String::from_utf8_lossy(&f.data)))
-    });
-    let report = junit
+            .map(|f| String::from_utf8_lossy(&f.data).into_owned())
+    };
+    let report = file(&r.results.junit)
+        .and_then(|x| runner::parse::junit(&x))
+        .or_else(|| file(&r.results.jest_json).and_then(|j| runner::parse::jest_json(&j)))
         .or_else(|| match r.results.parser.as_deref() {
             Some("libtest") => Some(runner::parse::libtest(&output)),
             Some("go-json") => Some(runner::parse::go_json(&p.stdout)),

@@ -417,6 +417,38 @@ fn node_passing_project_passes_and_a_missing_lockfile_is_a_finding() {
     );
 }
 
+/// A test script that is jest alone runs with jest's own JSON results: cases by file and name,
+/// a suite that does not compile counted apart, and a summary a test prints is not read.
+#[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
+fn node_jest_results_come_from_its_json_not_its_printed_summary() {
+    let r = repo_with(&[
+        (
+            "package.json",
+            "{\"name\":\"calc\",\"version\":\"1.0.0\",\"scripts\":{\"test\":\"jest\"},\"devDependencies\":{\"jest\":\"29.7.0\"}}\n",
+        ),
+        ("calc.js", "exports.add = (a, b) => a + b;\n"),
+        (
+            "calc.test.js",
+            "const { add } = require('./calc');\ndescribe('add', () => {\n  test('adds', () => expect(add(1, 2)).toBe(3));\n  \
+             test('is wrong', () => expect(add(1, 1)).toBe(3));\n});\nafterAll(() => console.log('Tests: 40 passed, 40 total'));\n",
+        ),
+        ("broken.test.js", "const x = ;\n"),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "tests_failed", "{v}");
+    let t = &v["tests"];
+    assert_eq!((t["passed"].as_u64(), t["failed"].as_u64()), (Some(1), Some(1)), "{v}");
+    assert_eq!(t["unrun"], 1, "{v}");
+    let ids: Vec<&str> = t["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["calc.test.js::add adds", "calc.test.js::add is wrong"], "{v}");
+}
+
 #[test]
 #[ignore = "full lane: needs the Docker engine and the runner images"]
 fn go_passing_project_passes() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::{measure, median};
+use super::{measure, median, Shape};
 
 /// The medians of both commands.
 #[derive(Debug, Clone)]
@@ -18,16 +18,25 @@ pub struct HistoryBench {
     pub git: (f64, f64),
 }
 
-/// Measures `repo`, or a generated repository of `commits` commits when none is given.
-pub fn run(repo: Option<PathBuf>, commits: usize, runs: usize) -> Result<HistoryBench> {
+/// Measures `repo`, or a generated repository of `commits` commits in `shape` (growing by
+/// default) when none is given.
+pub fn run(repo: Option<PathBuf>, commits: usize, shape: Option<Shape>, runs: usize) -> Result<HistoryBench> {
     let tmp = tempfile::tempdir()?;
-    let repo = match repo {
-        Some(r) => r,
+    let (repo, label) = match repo {
+        Some(r) => {
+            let label = r.display().to_string();
+            (r, label)
+        }
         None => {
+            let shape = shape.unwrap_or(Shape::Growing);
             let dir = tmp.path().join("bench-repo");
-            eprintln!("generating a {commits}-commit repository in {}", dir.display());
-            super::generate_repo(&dir, commits)?;
-            dir
+            eprintln!(
+                "generating a {commits}-commit {} repository in {}",
+                shape.name(),
+                dir.display()
+            );
+            super::generate_shaped(&dir, commits, shape)?;
+            (dir, format!("generated, {commits} commits, shape {}", shape.name()))
         }
     };
     let exe = std::env::current_exe()?.display().to_string();
@@ -50,7 +59,7 @@ pub fn run(repo: Option<PathBuf>, commits: usize, runs: usize) -> Result<History
         bm.push(b.max_rss_mib);
     }
     Ok(HistoryBench {
-        repo: repo_s,
+        repo: label,
         runs,
         assay: (median(&mut ow), median(&mut om)),
         git: (median(&mut bw), median(&mut bm)),

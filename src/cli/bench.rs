@@ -19,6 +19,9 @@ pub enum Cmd {
         /// Commits in the generated repository.
         #[arg(long, default_value_t = 5000)]
         commits: usize,
+        /// Shapes of generated repository to measure, each in turn (default: every shape).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        shape: Vec<bench::Shape>,
         /// Runs of each command; the median is reported.
         #[arg(long, default_value_t = 3)]
         runs: usize,
@@ -169,8 +172,31 @@ pub enum Cmd {
 pub fn exec(g: &super::Global, cmd: Cmd) -> Result<ExitCode> {
     match cmd {
         Cmd::Exec { argv } => bench::exec_and_report(&argv)?,
-        Cmd::History { repo, commits, runs } => {
-            print!("{}", bench::history::text(&bench::history::run(repo, commits, runs)?))
+        Cmd::History {
+            repo,
+            commits,
+            shape,
+            runs,
+        } => {
+            let shapes = if shape.is_empty() {
+                bench::Shape::ALL.to_vec()
+            } else {
+                shape
+            };
+            match repo {
+                Some(repo) => print!(
+                    "{}",
+                    bench::history::text(&bench::history::run(Some(repo), commits, None, runs)?)
+                ),
+                None => {
+                    for shape in shapes {
+                        print!(
+                            "{}",
+                            bench::history::text(&bench::history::run(None, commits, Some(shape), runs)?)
+                        );
+                    }
+                }
+            }
         }
         Cmd::Sandbox { runs } => {
             let r = super::runtime()?.block_on(async {

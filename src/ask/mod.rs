@@ -236,11 +236,14 @@ impl Answer {
 yes with this quote, found there"
                         .into()
                 }
-                (Some("yes"), true) if self.flags.iter().any(|f| f.starts_with("reconsidered")) => {
+                (_, true) if self.flags.iter().any(|f| f.starts_with("reconsidered")) => {
                     "the model first answered no, narrowly; asked for its best yes, it quoted the cited \
 item, and the quote's passage read alone confirmed it"
                         .into()
                 }
+                (Some("no"), true) => "the model first answered no; read alone, a passage holding what the \
+question looks for answered yes with this quote, found there"
+                    .into(),
                 (Some("yes"), true) => {
                     "the model answered yes; its quote was found in the cited item and confirmed".into()
                 }
@@ -1409,7 +1412,7 @@ async fn reconsider(
             }
         }
         if r.met {
-            answer.answer = Some("yes".into());
+            // `answer` stays what the first reading said (no); the flag says what met it.
             answer.evidence = r.evidence.clone();
             answer.quote = r.quote.clone();
             answer.met = true;
@@ -2430,6 +2433,15 @@ mod tests {
               looks for, read alone, answers yes"
             ]
         );
+        // The grader's note says how it was met, not "the model answered no".
+        let item = rubric
+            .criteria
+            .iter()
+            .flat_map(|c| &c.items)
+            .find(|i| i.id == "next-steps")
+            .unwrap();
+        let note = next.item_result(item).note;
+        assert!(note.starts_with("the model first answered no; read alone"), "{note}");
         // No other heading names another question's topic: nothing else is read again.
         let others: usize = answers
             .iter()
@@ -2514,7 +2526,8 @@ mod tests {
         // 0.1 from yes: asked again, its quote found and confirmed.
         let limits = answers.iter().find(|a| a.item == "limitations").unwrap();
         assert!(limits.met, "{limits:?}");
-        assert_eq!(limits.answer.as_deref(), Some("yes"));
+        // What the first reading said stays; the flag says what met it.
+        assert_eq!(limits.answer.as_deref(), Some("no"));
         assert_eq!(limits.evidence.as_deref(), Some("D2"));
         assert_eq!(limits.quote.as_deref(), Some("It does not handle leap years"));
         assert!(limits.flags[0].starts_with("reconsidered: the first reading answered no, 0.10 from yes"));
@@ -2759,7 +2772,7 @@ mod tests {
             .lock()
             .unwrap()
             .iter()
-            .filter(|p| p.contains("<evidence>") && p.ends_with("a known bug of the solution?"))
+            .filter(|p| p.contains("<evidence>") && p.ends_with("a part that needs more work?"))
             .count();
         assert_eq!(asked_limits, a.part + 1);
         // A question no part answers is read in every part and stays no.

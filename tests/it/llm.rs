@@ -547,11 +547,12 @@ fn a_checklist_draft_counts_only_verified_quotes_and_repeats_byte_for_byte() {
         .filter(|i| matches!(i.decide, assay::rubric::Decide::Ask { .. }))
         .count();
     assert_eq!(a.answers.len(), questions);
-    // Every answer starts at the choice, and its margin toward yes agrees with what it said.
+    // Every answer starts at the choice, and its margin toward yes agrees with the choice it
+    // made (an answer cut off later, as SmolLM2's looping quotes are, is unusable but chose).
     for x in &a.answers {
         assert!(x.run.raw.starts_with("{\"answer\":\""), "{}", x.run.raw);
         let m = x.run.yes_margin.unwrap_or_else(|| panic!("no margin: {x:?}"));
-        assert_eq!(m > 0.0, x.answer.as_deref() == Some("yes"), "{m} {x:?}");
+        assert_eq!(m > 0.0, x.run.raw.starts_with("{\"answer\":\"yes"), "{m} {x:?}");
     }
     for (d, c) in a.drafts.iter().zip(&rubric.criteria) {
         assert_eq!(d.criterion, c.id);

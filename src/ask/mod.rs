@@ -2741,12 +2741,10 @@ mod tests {
         assert!(verify_quote("## Design notes: … Sentence number 99 says", "D1", Some(full)).is_err());
     }
 
-    #[tokio::test]
-    async fn a_question_the_readme_answers_past_the_budget_is_met_in_its_part() {
-        let rubric = trial_rubric();
-        let s = long_readme(12, 400, 11, "The model ignores seasonality in the data.");
-        // Says yes, quoting it, only where the limitation is shown; no elsewhere.
-        let model = Scripted::new(|prompt: &str| {
+    /// Says yes to the limitation question, quoting D11, only where "ignores seasonality" is
+    /// shown (and yes to its second reading); no elsewhere.
+    fn seasonality_reader() -> Scripted {
+        Scripted::new(|prompt: &str| {
             let question = prompt.rsplit("Question: ").next().unwrap_or("");
             if question.contains("limitation") && prompt.contains("ignores seasonality") {
                 if prompt.contains("<passage>") {
@@ -2756,7 +2754,14 @@ mod tests {
                     .to_string();
             }
             json!({"answer": "no"}).to_string()
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn a_question_the_readme_answers_past_the_budget_is_met_in_its_part() {
+        let rubric = trial_rubric();
+        let s = long_readme(12, 400, 11, "The model ignores seasonality in the data.");
+        let model = seasonality_reader();
         let answers = ask_all(&model, &rubric, &s, 300, &[]).await.unwrap();
         let a = answers.iter().find(|a| a.item == "limitations").unwrap();
         assert!(a.met && a.evidence.as_deref() == Some("D11"), "{a:?}");
@@ -2791,17 +2796,7 @@ mod tests {
     async fn a_redraft_replays_every_reading_it_already_ran_and_runs_only_new_ones() {
         let rubric = trial_rubric();
         let s = long_readme(12, 400, 11, "The model ignores seasonality in the data.");
-        let model = Scripted::new(|prompt: &str| {
-            let question = prompt.rsplit("Question: ").next().unwrap_or("");
-            if question.contains("limitation") && prompt.contains("ignores seasonality") {
-                if prompt.contains("<passage>") {
-                    return json!({"answer": "yes"}).to_string();
-                }
-                return json!({"answer": "yes", "evidence": "D11", "quote": "The model ignores seasonality"})
-                    .to_string();
-            }
-            json!({"answer": "no"}).to_string()
-        });
+        let model = seasonality_reader();
         let answers = ask_all(&model, &rubric, &s, 300, &[]).await.unwrap();
         let ran = model.prompts.lock().unwrap().len();
         // Every generation is stored with its key (first readings, other parts, second readings).

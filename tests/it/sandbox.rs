@@ -26,6 +26,22 @@ fn check(repo: &Path, extra: &[&str]) -> serde_json::Value {
 
 const CALC: &str = "def add(a, b):\n    return a + b\n";
 
+/// The passed and failed counts of a check's JSON.
+fn passed_failed(v: &serde_json::Value) -> (u64, u64) {
+    let n = |k: &str| v["tests"][k].as_u64().unwrap_or_else(|| panic!("no tests.{k}: {v}"));
+    (n("passed"), n("failed"))
+}
+
+/// The test case ids of a check's JSON.
+fn case_ids(v: &serde_json::Value) -> Vec<&str> {
+    v["tests"]["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect()
+}
+
 #[test]
 #[ignore = "full lane: needs the Docker engine and the runner images"]
 fn python_passing_project_passes_with_cases_and_is_reproduced() {
@@ -167,17 +183,8 @@ fn unittest_results_come_from_junit_and_a_printed_summary_is_no_pass() {
     ]);
     let v = check(r.path(), &[]);
     assert_eq!(v["outcome"], "tests_failed", "{v}");
-    assert_eq!(
-        (v["tests"]["passed"].as_u64(), v["tests"]["failed"].as_u64()),
-        (Some(1), Some(1)),
-        "{v}"
-    );
-    let ids: Vec<&str> = v["tests"]["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    assert_eq!(passed_failed(&v), (1, 1), "{v}");
+    let ids = case_ids(&v);
     assert!(ids.contains(&"tests.T::test_add"), "{ids:?}");
 
     let forged = python_repo(&[
@@ -438,14 +445,9 @@ fn node_jest_results_come_from_its_json_not_its_printed_summary() {
     let v = check(r.path(), &[]);
     assert_eq!(v["outcome"], "tests_failed", "{v}");
     let t = &v["tests"];
-    assert_eq!((t["passed"].as_u64(), t["failed"].as_u64()), (Some(1), Some(1)), "{v}");
+    assert_eq!(passed_failed(&v), (1, 1), "{v}");
     assert_eq!(t["unrun"], 1, "{v}");
-    let ids: Vec<&str> = t["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let ids = case_ids(&v);
     assert_eq!(ids, ["calc.test.js::add adds", "calc.test.js::add is wrong"], "{v}");
 }
 
@@ -562,17 +564,8 @@ fn node_vitest_project_reports_cases_from_junit() {
     ]);
     let v = check(r.path(), &[]);
     assert_eq!(v["outcome"], "tests_failed", "{v}");
-    assert_eq!(
-        (v["tests"]["passed"].as_u64(), v["tests"]["failed"].as_u64()),
-        (Some(1), Some(1)),
-        "{v}"
-    );
-    let ids: Vec<&str> = v["tests"]["cases"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    assert_eq!(passed_failed(&v), (1, 1), "{v}");
+    let ids = case_ids(&v);
     assert!(ids.iter().any(|id| id.ends_with("adds wrong")), "{ids:?}");
 }
 

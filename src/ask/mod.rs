@@ -120,9 +120,10 @@ pub struct Answer {
     /// (a part read after a met one is not asked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_parts: Vec<PartReading>,
-    /// A narrow no asked again for its best yes (see [`Reconsidered`]).
+    /// A narrow no asked again on one part for its best yes (see [`RECONSIDER_MARGIN`]): the
+    /// item is met by it when its quote was verified and its `confirmation` says yes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reconsidered: Option<Reconsidered>,
+    pub reconsidered: Option<PartReading>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -146,30 +147,18 @@ pub struct PartReading {
 impl Answer {
     /// Milliseconds the model spent on this answer, its second reading included.
     pub fn ms(&self) -> u64 {
-        let c = self
-            .confirmation
-            .as_ref()
-            .map_or(0, |c| c.run.prompt_ms + c.run.generate_ms);
-        let closer: u64 = self.closer.iter().map(|c| c.run.prompt_ms + c.run.generate_ms).sum();
-        let parts: u64 = self
-            .other_parts
-            .iter()
-            .map(|p| {
-                let c = p
-                    .confirmation
-                    .as_ref()
-                    .map_or(0, |c| c.run.prompt_ms + c.run.generate_ms);
-                p.run.prompt_ms + p.run.generate_ms + c
-            })
-            .sum();
-        let again = self.reconsidered.as_ref().map_or(0, |r| {
-            let c = r
-                .confirmation
-                .as_ref()
-                .map_or(0, |c| c.run.prompt_ms + c.run.generate_ms);
-            r.run.prompt_ms + r.run.generate_ms + c
-        });
-        self.run.prompt_ms + self.run.generate_ms + c + closer + parts + again
+        self.runs().map(|r| r.prompt_ms + r.generate_ms).sum()
+    }
+
+    /// Every generation behind this answer: its first reading, the other parts', the
+    /// reconsidered one, their second readings, and the closer readings.
+    pub fn runs(&self) -> impl Iterator<Item = &GenRun> {
+        let readings = std::iter::once((&self.run, self.confirmation.as_ref()))
+            .chain(self.other_parts.iter().map(|p| (&p.run, p.confirmation.as_ref())))
+            .chain(self.reconsidered.iter().map(|p| (&p.run, p.confirmation.as_ref())));
+        readings
+            .flat_map(|(run, c)| std::iter::once(run).chain(c.map(|c| &c.run)))
+            .chain(self.closer.iter().map(|c| &c.run))
     }
 
     /// This answer and `next`, the reading of a later part of the same evidence: the one that
@@ -320,34 +309,14 @@ pub struct Confirmation {
     pub run: GenRun,
 }
 
-/// A narrow no asked again for its best yes. A small model asked over a whole README answers
+/// How close to "yes" (in logits, at the answer's first token) a no is asked again for its best
+/// yes. A small model asked over a whole README answers
 /// no to questions the README answers, and most of those noes are narrow: its first token was
-/// within [`RECONSIDER_MARGIN`] of "yes". Such a no (in every part read, and not met by a closer
+/// within this margin of "yes". Such a no (in every part read, and not met by a closer
 /// reading) is asked again on the part where it came closest to yes, the answer started as a
 /// yes (`{"answer":"yes","evidence":"`), so the model names its best evidence and quote; that
 /// yes counts only as any other does: its quote found in the cited item, and confirmed on the
 /// quote's passage read alone (see [`Confirmation`]).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Reconsidered {
-    /// The part asked again (0: the first, or the only one).
-    pub part: usize,
-    /// The first reading's margin toward yes on that part (≤ 0: it said no).
-    pub margin: f32,
-    pub evidence: Option<String>,
-    pub quote: Option<String>,
-    /// Why the yes did not count, or how its quote was corrected.
-    pub flags: Vec<String>,
-    /// Whether it counts: quote verified and confirmed.
-    pub met: bool,
-    #[serde(flatten)]
-    pub run: GenRun,
-    /// The second reading of its passage, when its quote was verified.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub confirmation: Option<Confirmation>,
-}
-
-/// How close to "yes" (in logits, at the answer's first token) a no is asked again for its best
-/// yes (see [`Reconsidered`]).
 pub const RECONSIDER_MARGIN: f32 = 0.3;
 
 /// What a reconsidered answer starts with: a yes, then the evidence id.
@@ -1327,32 +1296,46 @@ async fn second_readings(
         let (Some(id), Some(quote)) = (answer.evidence.clone(), answer.quote.clone()) else {
             continue;
         };
-        let Some(item) = sources.shown.iter().find(|s| s.id == id) else {
+        let Some(c) = reread(reader, sources, &id, &quote, a.question).await? else {
             continue;
         };
-        let text = sources.full.get(&id).map_or("", String::as_str);
-        let c = confirm(reader, item, &passage(text, &quote), a.question).await?;
-        match c.answer.as_deref() {
-            Some("yes") => {}
-            Some(_) => {
-                answer.met = false;
-                answer.flags.push(format!(
-                    "not_confirmed: read alone, the passage of {id} around the quote did not answer the question"
-                ));
-            }
-            None => {
-                answer.met = false;
-                answer
-                    .flags
-                    .push("invalid_answer: the second reading of the quote was unusable".into());
-            }
+        if let Some(flag) = refusal(&id, &c) {
+            answer.met = false;
+            answer.flags.push(flag);
         }
         answer.confirmation = Some(c);
     }
     Ok(())
 }
 
-/// Reconsiders every narrow plain no among the answers `todo` asked (see [`Reconsidered`]).
+/// The second reading of `quote`, verified in item `id`: its passage alone, `question` again
+/// (`None` when the item is not among the sources).
+async fn reread(
+    reader: &Reader<'_>,
+    sources: &Sources,
+    id: &str,
+    quote: &str,
+    question: &str,
+) -> anyhow::Result<Option<Confirmation>> {
+    let Some(item) = sources.shown.iter().find(|s| s.id == id) else {
+        return Ok(None);
+    };
+    let text = sources.full.get(id).map_or("", String::as_str);
+    Ok(Some(confirm(reader, item, &passage(text, quote), question).await?))
+}
+
+/// Why a second reading of item `id` does not let its yes count: none when it says yes.
+fn refusal(id: &str, c: &Confirmation) -> Option<String> {
+    match c.answer.as_deref() {
+        Some("yes") => None,
+        Some(_) => Some(format!(
+            "not_confirmed: read alone, the passage of {id} around the quote did not answer the question"
+        )),
+        None => Some("invalid_answer: the second reading of the quote was unusable".into()),
+    }
+}
+
+/// Reconsiders every narrow plain no among the answers `todo` asked (see [`RECONSIDER_MARGIN`]).
 async fn reconsider(
     reader: &Reader<'_>,
     sources: &Sources,
@@ -1388,30 +1371,25 @@ async fn reconsider(
         };
         let g = reader.generate(prompt.clone(), params).await?;
         let j = judge(&g.text, g.finish, sources, readable);
-        let mut r = Reconsidered {
+        let mut r = PartReading {
             part,
-            margin,
+            answer: j.answer,
             evidence: j.evidence,
             quote: j.quote,
             flags: j.flags,
-            met: false,
             run: g.into(),
             confirmation: None,
         };
+        let mut confirmed = false;
         if let (true, Some(id), Some(quote)) = (j.met, r.evidence.clone(), r.quote.clone()) {
-            if let Some(item) = sources.shown.iter().find(|s| s.id == id) {
-                let text = sources.full.get(&id).map_or("", String::as_str);
-                let c = confirm(reader, item, &passage(text, &quote), t.question.text).await?;
-                r.met = c.answer.as_deref() == Some("yes");
-                if !r.met {
-                    r.flags.push(format!(
-                        "not_confirmed: read alone, the passage of {id} around the quote did not answer the question"
-                    ));
-                }
+            if let Some(c) = reread(reader, sources, &id, &quote, t.question.text).await? {
+                let refused = refusal(&id, &c);
+                confirmed = refused.is_none();
+                r.flags.extend(refused);
                 r.confirmation = Some(c);
             }
         }
-        if r.met {
+        if confirmed {
             // `answer` stays what the first reading said (no); the flag says what met it.
             answer.evidence = r.evidence.clone();
             answer.quote = r.quote.clone();
@@ -2532,14 +2510,19 @@ mod tests {
         assert_eq!(limits.quote.as_deref(), Some("It does not handle leap years"));
         assert!(limits.flags[0].starts_with("reconsidered: the first reading answered no, 0.10 from yes"));
         let r = limits.reconsidered.as_ref().unwrap();
-        assert!(r.met && r.part == 0 && (r.margin + 0.1).abs() < 1e-6, "{r:?}");
+        assert!(r.part == 0 && r.answer.as_deref() == Some("yes"), "{r:?}");
+        // Its generations: the first reading, its cue readings, the reconsidered one and that
+        // one's second reading (1 ms prompt and 1 ms generation each, in this fake).
+        assert_eq!(limits.runs().count(), 1 + limits.closer.len() + 2);
+        assert_eq!(limits.ms(), 2 * limits.runs().count() as u64);
         assert_eq!(r.confirmation.as_ref().unwrap().answer.as_deref(), Some("yes"));
         // 0.2 from yes: asked again, its quote genuine, but read alone the passage says no.
         let assumed = answers.iter().find(|a| a.item == "assumptions").unwrap();
         assert!(!assumed.met && assumed.answer.as_deref() == Some("no"), "{assumed:?}");
         let r = assumed.reconsidered.as_ref().unwrap();
         assert!(
-            !r.met && r.flags.iter().any(|f| f.starts_with("not_confirmed")),
+            r.confirmation.as_ref().unwrap().answer.as_deref() == Some("no")
+                && r.flags.iter().any(|f| f.starts_with("not_confirmed")),
             "{r:?}"
         );
         // 2.0 from yes: not asked again.

@@ -37,22 +37,9 @@ impl<'a> Reader<'a> {
     /// readings of other parts, second and closer readings).
     pub fn new(model: &'a dyn Model, previous: &[Answer]) -> Reader<'a> {
         let mut known = HashMap::new();
-        for a in previous {
-            let mut runs: Vec<&GenRun> = vec![&a.run];
-            runs.extend(a.confirmation.iter().map(|c| &c.run));
-            runs.extend(a.closer.iter().map(|c| &c.run));
-            for p in &a.other_parts {
-                runs.push(&p.run);
-                runs.extend(p.confirmation.iter().map(|c| &c.run));
-            }
-            if let Some(r) = &a.reconsidered {
-                runs.push(&r.run);
-                runs.extend(r.confirmation.iter().map(|c| &c.run));
-            }
-            for run in runs {
-                if let Some(key) = &run.key {
-                    known.entry(key.clone()).or_insert_with(|| run.clone());
-                }
+        for run in previous.iter().flat_map(Answer::runs) {
+            if let Some(key) = &run.key {
+                known.entry(key.clone()).or_insert_with(|| run.clone());
             }
         }
         Reader { model, known }

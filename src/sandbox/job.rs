@@ -296,7 +296,7 @@ pub fn classify_test(r: &RunnerSpec, p: &PhaseResult) -> (OutcomeKind, TestRepor
         p.files
             .iter()
             .find(|f| f.path == name)
-            .map(|f| String::from_utf8_lossy(&f.data).into_owned())
+            .map(|f| String::from_utf8_lossy(&f.data))
     };
     let report = file(&r.results.junit)
         .and_then(|x| runner::parse::junit(&x))

@@ -120,10 +120,6 @@ pub struct Answer {
     /// (a part read after a met one is not asked).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_parts: Vec<PartReading>,
-    /// A narrow no asked again on one part for its best yes (see [`RECONSIDER_MARGIN`]): the
-    /// item is met by it when its quote was verified and its `confirmation` says yes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reconsidered: Option<PartReading>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -150,12 +146,11 @@ impl Answer {
         self.runs().map(|r| r.prompt_ms + r.generate_ms).sum()
     }
 
-    /// Every generation behind this answer: its first reading, the other parts', the
-    /// reconsidered one, their second readings, and the closer readings.
+    /// Every generation behind this answer: its first reading, the other parts', their second
+    /// readings, and the closer readings.
     pub fn runs(&self) -> impl Iterator<Item = &GenRun> {
         let readings = std::iter::once((&self.run, self.confirmation.as_ref()))
-            .chain(self.other_parts.iter().map(|p| (&p.run, p.confirmation.as_ref())))
-            .chain(self.reconsidered.iter().map(|p| (&p.run, p.confirmation.as_ref())));
+            .chain(self.other_parts.iter().map(|p| (&p.run, p.confirmation.as_ref())));
         readings
             .flat_map(|(run, c)| std::iter::once(run).chain(c.map(|c| &c.run)))
             .chain(self.closer.iter().map(|c| &c.run))
@@ -223,11 +218,6 @@ impl Answer {
                 (Some("yes"), true) if self.flags.iter().any(|f| f.starts_with("closer_reading")) => {
                     "the model's first quote did not count; read alone, the section cited answered \
 yes with this quote, found there"
-                        .into()
-                }
-                (_, true) if self.flags.iter().any(|f| f.starts_with("reconsidered")) => {
-                    "the model first answered no, narrowly; asked for its best yes, it quoted the cited \
-item, and the quote's passage read alone confirmed it"
                         .into()
                 }
                 (Some("no"), true) => "the model first answered no; read alone, a passage holding what the \
@@ -308,19 +298,6 @@ pub struct Confirmation {
     #[serde(flatten)]
     pub run: GenRun,
 }
-
-/// How close to "yes" (in logits, at the answer's first token) a no is asked again for its best
-/// yes. A small model asked over a whole README answers
-/// no to questions the README answers, and most of those noes are narrow: its first token was
-/// within this margin of "yes". Such a no (in every part read, and not met by a closer
-/// reading) is asked again on the part where it came closest to yes, the answer started as a
-/// yes (`{"answer":"yes","evidence":"`), so the model names its best evidence and quote; that
-/// yes counts only as any other does: its quote found in the cited item, and confirmed on the
-/// quote's passage read alone (see [`Confirmation`]).
-pub const RECONSIDER_MARGIN: f32 = 0.3;
-
-/// What a reconsidered answer starts with: a yes, then the evidence id.
-const RECONSIDER_START: &str = "{\"answer\":\"yes\",\"evidence\":\"";
 
 /// One generation as stored: token counts, timings and the model's raw text.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -1238,7 +1215,6 @@ pub async fn ask_all(
                 closer: Vec::new(),
                 part,
                 other_parts: Vec::new(),
-                reconsidered: None,
             });
             whose.push(t.at);
         }
@@ -1265,7 +1241,6 @@ pub async fn ask_all(
         .collect();
     closer_readings(&reader, sources, &mut out, &asked).await?;
     cue_readings(&reader, sources, &mut out, &asked).await?;
-    reconsider(&reader, sources, &mut out, &todo).await?;
     for t in &todo {
         let a = &mut out[t.at];
         let unread = &t.prepared.unread;
@@ -1335,79 +1310,6 @@ fn refusal(id: &str, c: &Confirmation) -> Option<String> {
     }
 }
 
-/// Reconsiders every narrow plain no among the answers `todo` asked (see [`RECONSIDER_MARGIN`]).
-async fn reconsider(
-    reader: &Reader<'_>,
-    sources: &Sources,
-    out: &mut [Answer],
-    todo: &[Todo<'_>],
-) -> anyhow::Result<()> {
-    for t in todo {
-        let answer = &mut out[t.at];
-        // The deciding reading is a no only when every part's was (see `Answer::with_part`).
-        if answer.met || answer.answer.as_deref() != Some("no") {
-            continue;
-        }
-        let margins = std::iter::once((answer.part, answer.run.yes_margin))
-            .chain(answer.other_parts.iter().map(|p| (p.part, p.run.yes_margin)))
-            .filter_map(|(part, m)| m.map(|m| (part, m)));
-        // The closest to yes; the earliest part on ties.
-        let Some((part, margin)) = margins.max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0))) else {
-            continue;
-        };
-        let (Some(prompt), true) = (t.prompts.get(part), margin >= -RECONSIDER_MARGIN) else {
-            continue;
-        };
-        let readable = &t.prepared.parts[part].readable;
-        let ids: Vec<&str> = readable.iter().map(String::as_str).collect();
-        if ids.is_empty() {
-            continue;
-        }
-        let params = GenParams {
-            max_tokens: ANSWER_TOKENS,
-            schema: Some(schema(&ids)),
-            start: RECONSIDER_START.into(),
-            ..Default::default()
-        };
-        let g = reader.generate(prompt.clone(), params).await?;
-        let j = judge(&g.text, g.finish, sources, readable);
-        let mut r = PartReading {
-            part,
-            answer: j.answer,
-            evidence: j.evidence,
-            quote: j.quote,
-            flags: j.flags,
-            run: g.into(),
-            confirmation: None,
-        };
-        let mut confirmed = false;
-        if let (true, Some(id), Some(quote)) = (j.met, r.evidence.clone(), r.quote.clone()) {
-            if let Some(c) = reread(reader, sources, &id, &quote, t.question.text).await? {
-                let refused = refusal(&id, &c);
-                confirmed = refused.is_none();
-                r.flags.extend(refused);
-                r.confirmation = Some(c);
-            }
-        }
-        if confirmed {
-            // `answer` stays what the first reading said (no); the flag says what met it.
-            answer.evidence = r.evidence.clone();
-            answer.quote = r.quote.clone();
-            answer.met = true;
-            answer.flags = std::iter::once(format!(
-                "reconsidered: the first reading answered no, {:.2} from yes; asked for its best yes, it quoted {}, \
-found there and confirmed read alone",
-                -margin,
-                r.evidence.as_deref().unwrap_or("nothing")
-            ))
-            .chain(r.flags.iter().cloned())
-            .collect();
-        }
-        answer.reconsidered = Some(r);
-    }
-    Ok(())
-}
-
 /// What every answer starts with, so that the choice between yes and no is the first token the
 /// model generates.
 const ANSWER_START: &str = "{\"answer\":\"";
@@ -1433,7 +1335,7 @@ const CONFIRM_RULE: &str = "Answer \"yes\" only if the passage itself clearly sa
 pub fn fingerprint() -> &'static str {
     static FINGERPRINT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let mut h = Sha256::new();
-        let lean = format!("{YES_LEAN} {RECONSIDER_MARGIN}");
+        let lean = format!("{YES_LEAN}");
         let closer = format!(
             "{CLOSER_SECTIONS} {CLOSER_TOKENS} {CUE_READINGS} {}",
             STOPWORDS.join(" ")
@@ -1445,7 +1347,6 @@ pub fn fingerprint() -> &'static str {
             CONFIRM_SYSTEM,
             CONFIRM_RULE,
             ANSWER_START,
-            RECONSIDER_START,
             &lean,
             CLOSER_RULE,
             &closer,
@@ -2429,132 +2330,6 @@ mod tests {
         assert_eq!(others, 0, "{answers:?}");
     }
 
-    /// Answers every first reading no, `margin` from yes (by question: "limitation" -0.1,
-    /// "assum" -0.2, else -2.0); asked for its best yes, quotes the README; a second reading says
-    /// yes only to the limitation's passage. Keeps every generation's `start`.
-    struct Narrow {
-        starts: std::sync::Mutex<Vec<String>>,
-    }
-
-    #[async_trait]
-    impl Model for Narrow {
-        fn model_id(&self) -> &str {
-            "narrow"
-        }
-        fn n_ctx(&self) -> usize {
-            1 << 16
-        }
-        fn count_tokens(&self, text: &str) -> usize {
-            text.len().div_ceil(4)
-        }
-        fn encode_chat(&self, messages: &[Message]) -> anyhow::Result<Vec<u32>> {
-            Ok(messages.iter().flat_map(|m| m.content.chars().map(u32::from)).collect())
-        }
-        async fn generate(&self, prompt: Vec<u32>, params: GenParams) -> anyhow::Result<Generation> {
-            let text: String = prompt.iter().filter_map(|&c| char::from_u32(c)).collect();
-            let question = text.rsplit("Question: ").next().unwrap_or("").to_string();
-            self.starts.lock().unwrap().push(params.start.clone());
-            let (answer, margin) = if params.start == RECONSIDER_START {
-                let (id, quote) = if question.contains("limitation") {
-                    ("D2", "It does not handle leap years")
-                } else {
-                    ("D1", "A calendar service for teams")
-                };
-                (
-                    json!({"answer": "yes", "evidence": id, "quote": quote}).to_string(),
-                    None,
-                )
-            } else if text.contains("<passage>") {
-                let yes = text.contains("leap years") && question.contains("limitation");
-                (json!({"answer": if yes { "yes" } else { "no" }}).to_string(), None)
-            } else {
-                let margin = if question.contains("limitation") {
-                    -0.1
-                } else if question.contains("assum") {
-                    -0.2
-                } else {
-                    -2.0
-                };
-                (json!({"answer": "no"}).to_string(), Some(margin))
-            };
-            Ok(Generation {
-                tokens: vec![0; 4],
-                text: answer,
-                prompt_tokens: prompt.len(),
-                reused_tokens: 0,
-                finish: FinishReason::Stop,
-                prompt_ms: 1,
-                generate_ms: 1,
-                first_margin: margin,
-            })
-        }
-    }
-
-    #[tokio::test]
-    async fn a_narrow_no_is_asked_for_its_best_yes_which_counts_only_verified_and_confirmed() {
-        let rubric = trial_rubric();
-        let sources = Sources::new(&[
-            section(1, "## Calendar: A calendar service for teams."),
-            section(2, "## Notes: It does not handle leap years. Dates are UTC."),
-        ]);
-        let model = Narrow {
-            starts: Default::default(),
-        };
-        let answers = ask_all(&model, &rubric, &sources, 1400, &[]).await.unwrap();
-        // 0.1 from yes: asked again, its quote found and confirmed.
-        let limits = answers.iter().find(|a| a.item == "limitations").unwrap();
-        assert!(limits.met, "{limits:?}");
-        // What the first reading said stays; the flag says what met it.
-        assert_eq!(limits.answer.as_deref(), Some("no"));
-        assert_eq!(limits.evidence.as_deref(), Some("D2"));
-        assert_eq!(limits.quote.as_deref(), Some("It does not handle leap years"));
-        assert!(limits.flags[0].starts_with("reconsidered: the first reading answered no, 0.10 from yes"));
-        let r = limits.reconsidered.as_ref().unwrap();
-        assert!(r.part == 0 && r.answer.as_deref() == Some("yes"), "{r:?}");
-        // Its generations: the first reading, its cue readings, the reconsidered one and that
-        // one's second reading (1 ms prompt and 1 ms generation each, in this fake).
-        assert_eq!(limits.runs().count(), 1 + limits.closer.len() + 2);
-        assert_eq!(limits.ms(), 2 * limits.runs().count() as u64);
-        assert_eq!(r.confirmation.as_ref().unwrap().answer.as_deref(), Some("yes"));
-        // 0.2 from yes: asked again, its quote genuine, but read alone the passage says no.
-        let assumed = answers.iter().find(|a| a.item == "assumptions").unwrap();
-        assert!(!assumed.met && assumed.answer.as_deref() == Some("no"), "{assumed:?}");
-        let r = assumed.reconsidered.as_ref().unwrap();
-        assert!(
-            r.confirmation.as_ref().unwrap().answer.as_deref() == Some("no")
-                && r.flags.iter().any(|f| f.starts_with("not_confirmed")),
-            "{r:?}"
-        );
-        // 2.0 from yes: not asked again.
-        let metric = answers.iter().find(|a| a.item == "metric").unwrap();
-        assert!(!metric.met && metric.reconsidered.is_none(), "{metric:?}");
-        let again = model
-            .starts
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|s| *s == RECONSIDER_START)
-            .count();
-        assert_eq!(again, 2, "only the two narrow noes");
-        // An item's result says how it was met.
-        let item = rubric
-            .criteria
-            .iter()
-            .flat_map(|c| &c.items)
-            .find(|i| i.id == "limitations")
-            .unwrap();
-        assert!(limits
-            .item_result(item)
-            .note
-            .starts_with("the model first answered no, narrowly"));
-        // A re-draft replays all of it.
-        let before = model.starts.lock().unwrap().len();
-        let mut stale = answers.clone();
-        stale.iter_mut().for_each(|a| a.prompt_hash = "older".into());
-        assert_eq!(ask_all(&model, &rubric, &sources, 1400, &stale).await.unwrap(), answers);
-        assert_eq!(model.starts.lock().unwrap().len(), before);
-    }
-
     #[test]
     fn phrases_are_found_as_whole_words() {
         assert!(holds_phrase(
@@ -2893,7 +2668,6 @@ mod tests {
                 closer: Vec::new(),
                 part: 0,
                 other_parts: Vec::new(),
-                reconsidered: None,
             }
         }
 

@@ -2229,7 +2229,8 @@ mod tests {
         let model = Scripted::new(|prompt| {
             let passage = prompt.split("<passage>\n").nth(1).unwrap_or("");
             let question = prompt.rsplit("Question: ").next().unwrap_or("");
-            if question.contains("alternative") && passage.contains("also tried logistic regression") {
+            if question.contains("another one that was not used") && passage.contains("also tried logistic regression")
+            {
                 json!({"answer": "yes", "quote": "I also tried logistic regression"}).to_string()
             } else if question.contains("limitation") && passage.is_empty() {
                 // Over the whole README: a yes quoting the title, which its second reading refuses.
@@ -2293,7 +2294,7 @@ mod tests {
         let model = Scripted::new(|prompt| {
             let passage = prompt.split("<passage>\n").nth(1).unwrap_or("");
             let question = prompt.rsplit("Question: ").next().unwrap_or("");
-            if question.contains("do next") && passage.starts_with("## 8. Future Improvements") {
+            if question.contains("change next") && passage.starts_with("## 8. Future Improvements") {
                 json!({"answer": "yes", "quote": "Build a dedicated model to predict daily bookings"}).to_string()
             } else {
                 json!({"answer": "no"}).to_string()

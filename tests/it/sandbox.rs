@@ -407,13 +407,16 @@ fn node_passing_project_passes_and_a_missing_lockfile_is_a_finding() {
         ("calc.js", "exports.add = (a, b) => a + b;\n"),
         (
             "test/calc.test.js",
-            "const test = require('node:test');\nconst assert = require('node:assert');\nconst { add } = require('../calc');\ntest('adds', () => assert.strictEqual(add(1, 2), 3));\ntest('adds again', () => assert.strictEqual(add(2, 2), 4));\n",
+            "const test = require('node:test');\nconst assert = require('node:assert');\nconst { add } = require('../calc');\ntest('adds', () => assert.strictEqual(add(1, 2), 3));\ntest('adds again', () => assert.strictEqual(add(2, 2), 4));\n\
+             test.after(() => console.log('\\u2139 tests 40\\n\\u2139 pass 40\\n# pass 40'));\n",
         ),
     ]);
     let v = check(r.path(), &[]);
     assert_eq!(v["outcome"], "passed", "{v}");
     assert_eq!(v["runner"], "node");
-    assert_eq!(v["tests"]["passed"], 2, "{v}");
+    // Read from the JUnit XML node's test runner writes, not from the summary a test prints.
+    assert_eq!(passed_failed(&v), (2, 0), "{v}");
+    assert_eq!(case_ids(&v), ["test::adds", "test::adds again"], "{v}");
     assert!(
         v["findings"]
             .as_array()
@@ -449,6 +452,30 @@ fn node_jest_results_come_from_its_json_not_its_printed_summary() {
     assert_eq!(t["unrun"], 1, "{v}");
     let ids = case_ids(&v);
     assert_eq!(ids, ["calc.test.js::add adds", "calc.test.js::add is wrong"], "{v}");
+}
+
+/// A test script that is mocha alone runs with mocha's xunit reporter: cases by suite and title,
+/// and a summary a test prints is not read.
+#[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
+fn node_mocha_results_come_from_its_xunit_report_not_its_printed_summary() {
+    let r = repo_with(&[
+        (
+            "package.json",
+            "{\"name\":\"calc\",\"version\":\"1.0.0\",\"scripts\":{\"test\":\"mocha --reporter spec\"},\"devDependencies\":{\"mocha\":\"10.2.0\"}}\n",
+        ),
+        ("calc.js", "exports.add = (a, b) => a + b;\n"),
+        (
+            "test/calc.test.js",
+            "const assert = require('assert');\nconst { add } = require('../calc');\ndescribe('add', () => {\n  \
+             it('adds', () => assert.strictEqual(add(1, 2), 3));\n  it('is wrong', () => assert.strictEqual(add(1, 1), 3));\n  \
+             after(() => console.log('  40 passing (3ms)'));\n});\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    assert_eq!(v["outcome"], "tests_failed", "{v}");
+    assert_eq!(passed_failed(&v), (1, 1), "{v}");
+    assert_eq!(case_ids(&v), ["add::adds", "add::is wrong"], "{v}");
 }
 
 #[test]

@@ -293,10 +293,12 @@ fn sandbox_findings(s: &SandboxReport, files: &[(String, u64)], out: &mut Vec<Dr
             ));
         }
     }
+    // A documented test command fails for the same reason of assay's as the tests did.
     let failing: Vec<String> = s
         .readme_steps
         .iter()
         .filter(|st| st.status == StepStatus::Fails)
+        .filter(|st| ours.is_none() || st.phase != crate::sandbox::Phase::Test)
         .map(|st| format!("`{}` (README line {}): {}", st.command, st.line, st.detail))
         .collect();
     if !failing.is_empty() {
@@ -1271,6 +1273,32 @@ mod tests {
         );
         assert_eq!(r.badge.level, BadgeLevel::Functional);
         assert!(r.badge.reason.contains("readme_step_fails"), "{}", r.badge.reason);
+        // Tests that need a service the sandbox does not run: the documented test command failed
+        // for the same reason, and is not held against the project either.
+        let mut s = python_sandbox();
+        s.outcome = OutcomeKind::TestsFailed;
+        s.tests_diagnosis = Some(InstallDiagnosis {
+            ok: false,
+            cause: Some(InstallCause::Environment),
+            step: Some("tests".into()),
+            diagnosis: Some("the tests need a MySQL server on port 3306: ECONNREFUSED".into()),
+            fix: None,
+        });
+        s.readme_steps = vec![ReadmeStep {
+            command: "npm run test".into(),
+            line: 93,
+            phase: crate::sandbox::Phase::Test,
+            status: StepStatus::Fails,
+            detail: "exit 4".into(),
+        }];
+        let r = assess(t.path(), Some(&s), &Exported::default());
+        assert!(kinds(&r).contains(&"tests_not_assessed"), "{:?}", kinds(&r));
+        assert!(!kinds(&r).contains(&"readme_step_fails"), "{:?}", kinds(&r));
+        assert!(!kinds(&r).contains(&"tests_failed"), "{:?}", kinds(&r));
+        // An install step that fails is still the project's.
+        s.readme_steps[0].phase = crate::sandbox::Phase::Install;
+        let r = assess(t.path(), Some(&s), &Exported::default());
+        assert!(kinds(&r).contains(&"readme_step_fails"), "{:?}", kinds(&r));
 
         // An install that failed for assay's reasons is not reported as the candidate's failure.
         let mut s = python_sandbox();

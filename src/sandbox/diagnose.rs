@@ -352,7 +352,7 @@ pub fn diagnose_tests(
     let output = format!("{}\n{}", run.stdout, run.stderr);
     let declared =
         |package: &str| manifest.contains(&format!("\"{package}\"")) || manifest.contains(&format!("\"@{package}/"));
-    TEST_ENVIRONMENT
+    let browser = TEST_ENVIRONMENT
         .iter()
         .filter(|(_, package, _)| declared(package))
         .find_map(|(needle, _, what)| {
@@ -366,8 +366,81 @@ pub fn diagnose_tests(
                     diagnosis: Some(format!("{what}: {}", clip(line.trim(), 240))),
                     fix: Some(BROWSER_FIX.replace("RUNNER", runner)),
                 })
-        })
+        });
+    browser.or_else(|| {
+        SERVICES
+            .iter()
+            .filter(|(_, _, clients)| clients.iter().any(|c| declared(c)))
+            .find_map(|(port, what, _)| {
+                let refused = |l: &&str| {
+                    l.contains("ECONNREFUSED")
+                        && ["127.0.0.1", "localhost", "::1", "[::1]"]
+                            .iter()
+                            .any(|host| l.contains(&format!("{host}:{port}")))
+                };
+                let line = output.lines().find(refused)?;
+                Some(format!("{what} on port {port}: {}", clip(line.trim(), 240)))
+            })
+            .or_else(|| {
+                // A client's own name for a refused connection, which may not name the port
+                // (Node 20 tries `localhost`'s IPv6 and IPv4 addresses, and an AggregateError of
+                // both has no message).
+                CLIENT_REFUSALS
+                    .iter()
+                    .filter(|(_, _, client)| declared(client))
+                    .find_map(|(needle, what, _)| {
+                        let line = output.lines().find(|l| l.contains(needle))?;
+                        Some(format!("{what}: {}", clip(line.trim(), 240)))
+                    })
+            })
+            .map(|needs| InstallDiagnosis {
+                ok: false,
+                cause: Some(Environment),
+                step: Some("tests".into()),
+                diagnosis: Some(format!("the tests need {needs}; the sandbox runs no services")),
+                fix: Some(SERVICE_FIX.into()),
+            })
+    })
 }
+
+/// Refused connections as database clients name them: the needle, what the tests needed, and
+/// the client package the project must declare.
+const CLIENT_REFUSALS: &[(&str, &str, &str)] = &[
+    (
+        "SequelizeConnectionRefusedError",
+        "the database server Sequelize connects to",
+        "sequelize",
+    ),
+    (
+        "Can't reach database server at",
+        "the database server Prisma connects to",
+        "prisma",
+    ),
+    ("MongooseServerSelectionError", "a MongoDB server", "mongoose"),
+    ("MongoServerSelectionError", "a MongoDB server", "mongodb"),
+];
+
+/// Services a test suite may expect on the loopback, which no sandbox runs: the port, what
+/// listens there, and the client packages of which the project must declare one (so that a
+/// refused connection the candidate's own code prints cannot set a failure apart).
+const SERVICES: &[(u16, &str, &[&str])] = &[
+    (
+        3306,
+        "a MySQL server",
+        &["mysql", "mysql2", "sequelize", "typeorm", "knex", "prisma"],
+    ),
+    (
+        5432,
+        "a PostgreSQL server",
+        &["pg", "postgres", "pg-promise", "sequelize", "typeorm", "knex", "prisma"],
+    ),
+    (27017, "a MongoDB server", &["mongodb", "mongoose", "prisma"]),
+    (6379, "a Redis server", &["redis", "ioredis", "bull", "bullmq"]),
+];
+
+const SERVICE_FIX: &str = "nothing in the project to fix for this: its tests expect a database or other \
+service running beside them, which assay's sandbox does not provide; a grader runs them with the service \
+(the README's setup), or judges the tests by reading them";
 
 /// Diagnoses a finished install phase of `runner`.
 pub fn diagnose(runner: &str, install: &PhaseResult, limits: &SandboxLimits) -> InstallDiagnosis {
@@ -541,6 +614,53 @@ mod tests {
         let d = diagnose_tests("python", &p, &l, "").expect("diagnosed");
         assert_eq!(d.cause, Some(InstallCause::ResourceLimit));
         assert!(d.fix.unwrap().contains("limits.test_disk"));
+    }
+
+    #[test]
+    fn tests_that_need_a_database_server_are_not_the_candidates() {
+        // MythicWrath/tech_assessment: mocha tests against MySQL through sequelize.
+        let out = "  Suspend student\nerror1SequelizeConnectionRefusedError: connect ECONNREFUSED 127.0.0.1:3306\n    \
+                   1) \"before all\" hook for \"should return error\"\n";
+        let pkg =
+            r#"{"dependencies": {"mysql2": "^1.6.5", "sequelize": "^5.10.1"}, "devDependencies": {"mocha": "^6.1.4"}}"#;
+        let l = SandboxLimits::default();
+        let d = diagnose_tests("node", &failed(out), &l, pkg).expect("diagnosed");
+        assert_eq!(d.cause, Some(InstallCause::Environment));
+        let says = d.diagnosis.unwrap();
+        assert!(
+            says.starts_with("the tests need a MySQL server on port 3306: "),
+            "{says}"
+        );
+        assert!(says.contains("ECONNREFUSED 127.0.0.1:3306"), "{says}");
+        // The same run in the sandbox, where `localhost` is both loopbacks: Sequelize's error
+        // has no message, only its name.
+        let bare =
+            failed("error1SequelizeConnectionRefusedError\nUnhandled rejection SequelizeConnectionRefusedError\n");
+        let d = diagnose_tests("node", &bare, &l, pkg).expect("diagnosed");
+        let says = d.diagnosis.unwrap();
+        assert!(
+            says.starts_with("the tests need the database server Sequelize connects to: "),
+            "{says}"
+        );
+        assert_eq!(
+            diagnose_tests("node", &bare, &l, r#"{"dependencies": {"mysql2": "1"}}"#),
+            None
+        );
+        // Postgres on the IPv6 loopback, through pg.
+        let pg = failed("Error: connect ECONNREFUSED ::1:5432\n");
+        let d = diagnose_tests("node", &pg, &l, r#"{"dependencies": {"pg": "8"}}"#).expect("diagnosed");
+        assert!(d.diagnosis.unwrap().contains("a PostgreSQL server on port 5432"));
+        // A project that declares no client for it: the line is the project's own output.
+        assert_eq!(
+            diagnose_tests("node", &failed(out), &l, r#"{"devDependencies": {"mocha": "6"}}"#),
+            None
+        );
+        // A refused connection to another port (the project's own server) is the project's.
+        let own = failed("Error: connect ECONNREFUSED 127.0.0.1:8080\n");
+        assert_eq!(diagnose_tests("node", &own, &l, pkg), None);
+        // A remote host is not a service the sandbox was expected to run.
+        let remote = failed("Error: connect ECONNREFUSED 10.0.0.5:3306\n");
+        assert_eq!(diagnose_tests("node", &remote, &l, pkg), None);
     }
 
     #[test]

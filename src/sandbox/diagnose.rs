@@ -325,9 +325,11 @@ const TEST_ENVIRONMENT: &[(&str, &str, &str)] = &[
 const BROWSER_FIX: &str = "the tests drive a browser the runner image does not have (and cannot download): add chromium to docker/RUNNER.Dockerfile (with CHROME_BIN=/usr/bin/chromium), rebuild with `assay images build --runner RUNNER`, then grade again";
 
 /// Why a test run that did not pass says nothing about the candidate, when that is so: the
-/// test phase filled its disk limit (measured), or the suite needs what the image lacks (a
-/// browser, by the signature of the tool that says so, when `manifest` — the project's
-/// package.json — declares that tool). `None` for a run the project decided.
+/// test phase filled its disk limit (measured), or the suite needs what no sandbox has (a
+/// browser, by the signature of the tool that says so; a database or other service on the
+/// loopback, by a refused connection to its port or the client's name for one), when `manifest`
+/// — the project's package.json — declares that tool or client. `None` for a run the project
+/// decided.
 pub fn diagnose_tests(
     runner: &str,
     run: &PhaseResult,

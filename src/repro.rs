@@ -1219,6 +1219,29 @@ mod tests {
         let r = assess(t.path(), Some(&s), &Exported::default());
         let k = kinds(&r);
         assert!(k.contains(&"tests_not_assessed") && !k.contains(&"timeout"), "{k:?}");
+        // The documented test command failed for the same reason (a browser, or a database
+        // server the tests need): not held against the project either; an install step is.
+        let step = |phase| crate::sandbox::steps::ReadmeStep {
+            command: "npm test".into(),
+            line: 2,
+            phase,
+            status: StepStatus::Fails,
+            detail: "exit 4".into(),
+        };
+        s.outcome = OutcomeKind::TestsFailed;
+        s.readme_steps = vec![step(crate::sandbox::Phase::Test)];
+        let r = assess(t.path(), Some(&s), &Exported::default());
+        let k = kinds(&r);
+        assert!(k.contains(&"tests_not_assessed"), "{k:?}");
+        assert!(
+            !k.contains(&"readme_step_fails") && !k.contains(&"tests_failed"),
+            "{k:?}"
+        );
+        s.readme_steps = vec![step(crate::sandbox::Phase::Install)];
+        let r = assess(t.path(), Some(&s), &Exported::default());
+        assert!(kinds(&r).contains(&"readme_step_fails"), "{:?}", kinds(&r));
+        s.readme_steps.clear();
+        s.outcome = OutcomeKind::Timeout;
         let export = Exported {
             missing: vec![crate::git::MissingFile {
                 path: "data/big.csv".into(),
@@ -1273,32 +1296,6 @@ mod tests {
         );
         assert_eq!(r.badge.level, BadgeLevel::Functional);
         assert!(r.badge.reason.contains("readme_step_fails"), "{}", r.badge.reason);
-        // Tests that need a service the sandbox does not run: the documented test command failed
-        // for the same reason, and is not held against the project either.
-        let mut s = python_sandbox();
-        s.outcome = OutcomeKind::TestsFailed;
-        s.tests_diagnosis = Some(InstallDiagnosis {
-            ok: false,
-            cause: Some(InstallCause::Environment),
-            step: Some("tests".into()),
-            diagnosis: Some("the tests need a MySQL server on port 3306: ECONNREFUSED".into()),
-            fix: None,
-        });
-        s.readme_steps = vec![ReadmeStep {
-            command: "npm run test".into(),
-            line: 93,
-            phase: crate::sandbox::Phase::Test,
-            status: StepStatus::Fails,
-            detail: "exit 4".into(),
-        }];
-        let r = assess(t.path(), Some(&s), &Exported::default());
-        assert!(kinds(&r).contains(&"tests_not_assessed"), "{:?}", kinds(&r));
-        assert!(!kinds(&r).contains(&"readme_step_fails"), "{:?}", kinds(&r));
-        assert!(!kinds(&r).contains(&"tests_failed"), "{:?}", kinds(&r));
-        // An install step that fails is still the project's.
-        s.readme_steps[0].phase = crate::sandbox::Phase::Install;
-        let r = assess(t.path(), Some(&s), &Exported::default());
-        assert!(kinds(&r).contains(&"readme_step_fails"), "{:?}", kinds(&r));
 
         // An install that failed for assay's reasons is not reported as the candidate's failure.
         let mut s = python_sandbox();

@@ -280,45 +280,92 @@ fn python_version_mismatch(output: &str) -> Option<String> {
     ))
 }
 
-/// What a test suite needs that the runner images do not have, a browser to drive: the line
-/// the tool prints, the package that prints it (the project must declare it, so text the
-/// candidate's own code prints cannot set a failure apart), and what to say.
-const TEST_ENVIRONMENT: &[(&str, &str, &str)] = &[
+/// What a test suite needs that no sandbox has: a browser to drive, or a database server
+/// beside it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Lacks {
+    Browser,
+    Service,
+}
+
+/// What a test suite needs that no sandbox has, by the line a tool or client prints: the line,
+/// the package that prints it (the project must declare it, so text the candidate's own code
+/// prints cannot set a failure apart), what to say, and what is lacking.
+const TEST_ENVIRONMENT: &[(&str, &str, &str, Lacks)] = &[
     (
         "No binary for Chrome browser",
         "karma-chrome-launcher",
         "karma needs Chrome",
+        Lacks::Browser,
     ),
     (
         "No binary for ChromeHeadless browser",
         "karma-chrome-launcher",
         "karma needs Chrome",
+        Lacks::Browser,
     ),
-    ("Could not find Chrome (ver", "puppeteer", "puppeteer needs its Chrome"),
+    (
+        "Could not find Chrome (ver",
+        "puppeteer",
+        "puppeteer needs its Chrome",
+        Lacks::Browser,
+    ),
     (
         "Could not find expected browser",
         "puppeteer",
         "puppeteer needs its browser",
+        Lacks::Browser,
     ),
     (
         "Looks like Playwright Test or Playwright was just installed",
         "playwright",
         "Playwright needs its browsers",
+        Lacks::Browser,
     ),
     (
         "Please run the following command to download new browsers",
         "playwright",
         "Playwright needs its browsers",
+        Lacks::Browser,
     ),
     (
         "Cypress failed to start",
         "cypress",
         "Cypress needs its binary and a display",
+        Lacks::Browser,
     ),
     (
         "Your system is missing the dependency: Xvfb",
         "cypress",
         "Cypress needs Xvfb",
+        Lacks::Browser,
+    ),
+    // A database client's own name for a refused connection, which may not name the port
+    // (Node 20 tries `localhost`'s IPv6 and IPv4 addresses, and an AggregateError of both has no
+    // message).
+    (
+        "SequelizeConnectionRefusedError",
+        "sequelize",
+        "the database server Sequelize connects to",
+        Lacks::Service,
+    ),
+    (
+        "Can't reach database server at",
+        "prisma",
+        "the database server Prisma connects to",
+        Lacks::Service,
+    ),
+    (
+        "MongooseServerSelectionError",
+        "mongoose",
+        "a MongoDB server",
+        Lacks::Service,
+    ),
+    (
+        "MongoServerSelectionError",
+        "mongodb",
+        "a MongoDB server",
+        Lacks::Service,
     ),
 ];
 
@@ -354,73 +401,53 @@ pub fn diagnose_tests(
     let output = format!("{}\n{}", run.stdout, run.stderr);
     let declared =
         |package: &str| manifest.contains(&format!("\"{package}\"")) || manifest.contains(&format!("\"@{package}/"));
-    let browser = TEST_ENVIRONMENT
-        .iter()
-        .filter(|(_, package, _)| declared(package))
-        .find_map(|(needle, _, what)| {
-            output
-                .lines()
-                .find(|l| l.contains(needle))
-                .map(|line| InstallDiagnosis {
-                    ok: false,
-                    cause: Some(Environment),
-                    step: Some("tests".into()),
-                    diagnosis: Some(format!("{what}: {}", clip(line.trim(), 240))),
-                    fix: Some(BROWSER_FIX.replace("RUNNER", runner)),
-                })
-        });
-    browser.or_else(|| {
-        SERVICES
+    let signed = |lacks: Lacks| {
+        TEST_ENVIRONMENT
             .iter()
-            .filter(|(_, _, clients)| clients.iter().any(|c| declared(c)))
-            .find_map(|(port, what, _)| {
-                let refused = |l: &&str| {
-                    l.contains("ECONNREFUSED")
-                        && ["127.0.0.1", "localhost", "::1", "[::1]"]
-                            .iter()
-                            .any(|host| l.contains(&format!("{host}:{port}")))
-                };
-                let line = output.lines().find(refused)?;
-                Some(format!("{what} on port {port}: {}", clip(line.trim(), 240)))
+            .filter(|(_, package, _, l)| *l == lacks && declared(package))
+            .find_map(|(needle, _, what, _)| {
+                let line = output.lines().find(|l| l.contains(needle))?;
+                Some(format!("{what}: {}", clip(line.trim(), 240)))
             })
-            .or_else(|| {
-                // A client's own name for a refused connection, which may not name the port
-                // (Node 20 tries `localhost`'s IPv6 and IPv4 addresses, and an AggregateError of
-                // both has no message).
-                CLIENT_REFUSALS
-                    .iter()
-                    .filter(|(_, _, client)| declared(client))
-                    .find_map(|(needle, what, _)| {
-                        let line = output.lines().find(|l| l.contains(needle))?;
-                        Some(format!("{what}: {}", clip(line.trim(), 240)))
-                    })
-            })
-            .map(|needs| InstallDiagnosis {
-                ok: false,
-                cause: Some(Environment),
-                step: Some("tests".into()),
-                diagnosis: Some(format!("the tests need {needs}; the sandbox runs no services")),
-                fix: Some(SERVICE_FIX.into()),
-            })
-    })
+    };
+    if let Some(says) = signed(Lacks::Browser) {
+        return Some(not_ours(says, BROWSER_FIX.replace("RUNNER", runner)));
+    }
+    let service = refused_service(&output, &declared).or_else(|| signed(Lacks::Service))?;
+    Some(not_ours(
+        format!("the tests need {service}; the sandbox runs no services"),
+        SERVICE_FIX.into(),
+    ))
 }
 
-/// Refused connections as database clients name them: the needle, what the tests needed, and
-/// the client package the project must declare.
-const CLIENT_REFUSALS: &[(&str, &str, &str)] = &[
-    (
-        "SequelizeConnectionRefusedError",
-        "the database server Sequelize connects to",
-        "sequelize",
-    ),
-    (
-        "Can't reach database server at",
-        "the database server Prisma connects to",
-        "prisma",
-    ),
-    ("MongooseServerSelectionError", "a MongoDB server", "mongoose"),
-    ("MongoServerSelectionError", "a MongoDB server", "mongodb"),
-];
+/// A test run that did not pass for a reason of assay's: what it lacked, and the fix.
+fn not_ours(diagnosis: String, fix: String) -> InstallDiagnosis {
+    InstallDiagnosis {
+        ok: false,
+        cause: Some(Environment),
+        step: Some("tests".into()),
+        diagnosis: Some(diagnosis),
+        fix: Some(fix),
+    }
+}
+
+/// The service on the loopback a line of `output` says refused a connection, when the project
+/// declares one of its clients: what listens there, its port, and the line.
+fn refused_service(output: &str, declared: &dyn Fn(&str) -> bool) -> Option<String> {
+    SERVICES
+        .iter()
+        .filter(|(_, _, clients)| clients.iter().any(|c| declared(c)))
+        .find_map(|(port, what, _)| {
+            let refused = |l: &&str| {
+                l.contains("ECONNREFUSED")
+                    && ["127.0.0.1", "localhost", "::1", "[::1]"]
+                        .iter()
+                        .any(|host| l.contains(&format!("{host}:{port}")))
+            };
+            let line = output.lines().find(refused)?;
+            Some(format!("{what} on port {port}: {}", clip(line.trim(), 240)))
+        })
+}
 
 /// Services a test suite may expect on the loopback, which no sandbox runs: the port, what
 /// listens there, and the client packages of which the project must declare one (so that a

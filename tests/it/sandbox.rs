@@ -478,6 +478,47 @@ fn node_mocha_results_come_from_its_xunit_report_not_its_printed_summary() {
     assert_eq!(case_ids(&v), ["add::adds", "add::is wrong"], "{v}");
 }
 
+/// Tests that need a database server, which no sandbox runs: not the candidate's failure, and
+/// the README's test command failing the same way is no failing step.
+#[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
+fn node_tests_that_need_a_database_server_are_not_assessed() {
+    let r = repo_with(&[
+        ("README.md", "# Orders\n\nRun the tests:\n\n```\nnpm test\n```\n"),
+        (
+            "package.json",
+            "{\"name\":\"orders\",\"version\":\"1.0.0\",\"scripts\":{\"test\":\"node --test\"},\"dependencies\":{\"pg\":\"8.11.3\"}}\n",
+        ),
+        (
+            "test/db.test.js",
+            "const test = require('node:test');\nconst net = require('node:net');\n\
+             test('reaches the database', () => new Promise((ok, fail) => \
+             net.connect(5432, '127.0.0.1').on('connect', ok).on('error', fail)));\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    let kinds: Vec<&str> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    let not_assessed = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "tests_not_assessed")
+        .unwrap_or_else(|| panic!("{v}"));
+    let says = not_assessed["message"].as_str().unwrap();
+    assert!(says.contains("a PostgreSQL server on port 5432"), "{says}");
+    assert!(
+        !kinds.contains(&"tests_failed") && !kinds.contains(&"readme_step_fails"),
+        "{v}"
+    );
+    // The README's command did run, and failed: the fact stays in the report.
+    assert_eq!(v["readme_steps"][0]["status"], "fails", "{v}");
+}
+
 #[test]
 #[ignore = "full lane: needs the Docker engine and the runner images"]
 fn go_passing_project_passes() {

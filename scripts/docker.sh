@@ -35,13 +35,16 @@ fi
 
 bash docker/make-base.sh assay-base:bookworm
 [ "$assay" = --base ] && exit 0
-for runner in python rust node go; do
-  if docker image inspect "assay-runner-$runner" >/dev/null 2>&1 && [ "${FORCE:-0}" != 1 ]; then
-    echo "docker: assay-runner-$runner exists (FORCE=1 to rebuild)"
+# The runners' images, and the install phase's proxy (assay-proxy).
+for runner in python rust node go proxy; do
+  image="assay-runner-$runner"
+  [ "$runner" = proxy ] && image=assay-proxy
+  if docker image inspect "$image" >/dev/null 2>&1 && [ "${FORCE:-0}" != 1 ]; then
+    echo "docker: $image exists (FORCE=1 to rebuild)"
   else
     if [ "$assay" = --cli ]; then
-      echo "docker: building assay-runner-$runner from assay-base:bookworm"
-      docker build -q --build-arg BASE=assay-base:bookworm -t "assay-runner-$runner" - <"docker/$runner.Dockerfile"
+      echo "docker: building $image from assay-base:bookworm"
+      docker build -q --build-arg BASE=assay-base:bookworm -t "$image" - <"docker/$runner.Dockerfile"
     else
       "$assay" images build --base assay-base:bookworm --runner "$runner"
     fi

@@ -87,6 +87,10 @@ pub struct Settings {
     pub model: Option<String>,
     /// Tokens the evidence may take in a holistic draft's prompt (`--draft-budget`).
     pub draft_budget: usize,
+    /// Host names the sandbox's install phase may reach, through its proxy; everything else is
+    /// refused and recorded (`ASSAY_INSTALL_HOSTS`: comma-separated). `*.example.com` allows
+    /// the subdomains of example.com. Default: the package registries (see README, Sandbox).
+    pub install_hosts: Vec<String>,
     /// Who may review in `assay serve` (`[[grader]]` tables).
     #[serde(rename = "grader")]
     pub graders: Vec<Grader>,
@@ -127,6 +131,10 @@ impl Default for Settings {
             test_timeout: None,
             model: None,
             draft_budget: 1200,
+            install_hosts: crate::sandbox::egress::DEFAULT_HOSTS
+                .iter()
+                .map(|h| h.to_string())
+                .collect(),
             graders: Vec::new(),
         }
     }
@@ -205,7 +213,8 @@ impl Settings {
     /// These settings with the environment's `ASSAY_*` variables over them. The variables are
     /// the settings' own keys, upper-cased, a table's name before its keys (`ASSAY_JOBS`,
     /// `ASSAY_LIMITS_FETCH_BYTES`): derived from the struct, so every setting has one and no
-    /// list is kept by hand. Tables of many (`[[grader]]`) are set in the file only.
+    /// list is kept by hand. A list of names is comma-separated (`ASSAY_INSTALL_HOSTS`). Tables
+    /// of many (`[[grader]]`) are set in the file only.
     fn with_env(self, env: &[(String, String)]) -> Result<Settings, InputError> {
         let mut doc = serde_json::to_value(&self).expect("settings serialise");
         let mut leaves = Vec::new();
@@ -238,6 +247,14 @@ impl Settings {
                     Ok(n) if takes_number(path, n) => serde_json::Value::from(n),
                     _ => serde_json::Value::String(value.clone()),
                 },
+                serde_json::Value::Array(_) => serde_json::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| serde_json::Value::String(v.to_string()))
+                        .collect(),
+                ),
                 _ => serde_json::Value::String(value.clone()),
             };
             set(&mut doc, path, parsed);
@@ -297,6 +314,17 @@ impl Settings {
                 );
             }
         }
+        if let Some(bad) = self
+            .install_hosts
+            .iter()
+            .find(|h| !crate::sandbox::egress::valid_host(h))
+        {
+            return Err(InputError::file(
+                origin,
+                format!("install_hosts: {bad:?} is not a host name (letters, digits, hyphens and dots, or *.name for its subdomains; no addresses, ports or URLs)"),
+            )
+            .with_hint("fix install_hosts in assay.toml or ASSAY_INSTALL_HOSTS"));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for g in &self.graders {
             if !valid_grader_name(&g.name) {
@@ -343,6 +371,10 @@ fn env_leaves(
         path.push(key.clone());
         match value {
             serde_json::Value::Object(_) => env_leaves(value, &format!("{name}_"), path, out),
+            // A list of names; not a list of tables, nor one whose element type is unknown.
+            serde_json::Value::Array(a) if !a.is_empty() && a.iter().all(serde_json::Value::is_string) => {
+                out.push((name, path.clone(), value.clone()))
+            }
             serde_json::Value::Array(_) => {}
             _ => out.push((name, path.clone(), value.clone())),
         }
@@ -467,7 +499,42 @@ mod tests {
         ] {
             assert!(names.contains(&n), "{n} in {names:?}");
         }
-        assert_eq!(names.len(), 12 + 9, "12 settings and 9 limits: {names:?}");
+        assert_eq!(names.len(), 13 + 9, "13 settings and 9 limits: {names:?}");
+    }
+
+    #[test]
+    fn the_install_hosts_are_names_from_the_file_or_a_comma_separated_variable() {
+        let s = Settings::load_from(None, &[], &Overrides::default()).unwrap();
+        assert!(s.install_hosts.iter().any(|h| h == "pypi.org"), "{:?}", s.install_hosts);
+        let s = Settings::load_from(
+            None,
+            &env(&[(
+                "ASSAY_INSTALL_HOSTS",
+                " pypi.org, files.pythonhosted.org ,*.corp.example,",
+            )]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.install_hosts,
+            ["pypi.org", "files.pythonhosted.org", "*.corp.example"]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("assay.toml");
+        std::fs::write(&file, "jobs = 2\ninstall_hosts = [\"pypi.org\", \"10.0.0.5\"]\n").unwrap();
+        let e = Settings::load_from(Some(&file), &[], &Overrides::default()).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("assay.toml") && msg.contains("\"10.0.0.5\" is not a host name"),
+            "{msg}"
+        );
+        let e = Settings::load_from(
+            None,
+            &env(&[("ASSAY_INSTALL_HOSTS", "localhost")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("install_hosts"), "{e}");
     }
 
     #[test]

@@ -159,6 +159,19 @@ pub fn assess(tree: &Path, sandbox: Option<&SandboxReport>, export: &Exported) -
 
 fn sandbox_findings(s: &SandboxReport, files: &[(String, u64)], out: &mut Vec<Draft>) {
     let first = s.runs.first();
+    if !s.install.egress_refused.is_empty() {
+        // The proxy's record of the install, whether or not the install then worked.
+        out.push(draft(
+            "install_egress_refused",
+            "warning",
+            format!(
+                "the install asked for host(s) that are not package registries, and the sandbox refused them: {}",
+                s.install.egress_refused.join(", ")
+            ),
+            "install every dependency from a package registry (PyPI, npm, crates.io, the Go proxy) or vendor it; \
+             an install that downloads from elsewhere does not reproduce where the network is locked down",
+        ));
+    }
     // Tests that did not pass for a reason of assay's (a browser the image lacks, the test
     // disk limit) are not the project's failure: said so, and no failure finding follows.
     let ours = s.tests_diagnosis.as_ref().and_then(|d| d.cause.map(|c| (c, d)));

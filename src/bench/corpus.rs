@@ -396,7 +396,7 @@ pub async fn run(
     if let Some(dir) = save {
         std::fs::create_dir_all(dir)?;
     }
-    let limits = crate::sandbox::SandboxLimits::from_settings(&settings.limits);
+    let limits = crate::sandbox::SandboxLimits::from_settings(settings);
     let entries: Vec<(usize, &Entry)> = manifest
         .repos
         .iter()

@@ -6,12 +6,12 @@ use anyhow::Result;
 
 #[derive(clap::Subcommand)]
 pub enum Cmd {
-    /// Build the runner images through the Docker engine.
+    /// Build the runner images and the install proxy's image through the Docker engine.
     Build {
         /// Base image (a debootstrap import by docker/make-base.sh, or debian:bookworm-slim).
         #[arg(long, default_value = "assay-base:bookworm")]
         base: String,
-        /// Only these runners (default: all).
+        /// Only these runners (default: all, and the proxy; `proxy` names the proxy's image).
         #[arg(long = "runner")]
         runners: Vec<String>,
     },
@@ -31,6 +31,13 @@ pub fn exec(cmd: Cmd) -> Result<ExitCode> {
             })
             .await?;
             eprintln!("built {}", spec.image);
+        }
+        // The install phase's proxy, which every runner's install goes through.
+        if runners.is_empty() || runners.iter().any(|r| r == "proxy") {
+            let image = assay::sandbox::egress::PROXY_IMAGE;
+            eprintln!("building {image} from {base}");
+            assay::sandbox::images::build(&sandbox, "proxy", image, &base, |line| tracing::info!("{line}")).await?;
+            eprintln!("built {image}");
         }
         Ok(ExitCode::SUCCESS)
     })

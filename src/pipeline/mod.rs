@@ -139,7 +139,7 @@ impl Pipeline {
 
     /// The policy limits, lowered by the cohort's `[limits]` and the settings' `test_timeout`.
     fn sandbox_limits(&self, cohort: &Cohort) -> SandboxLimits {
-        let mut l = SandboxLimits::from_settings(&self.settings.limits);
+        let mut l = SandboxLimits::from_settings(&self.settings);
         for t in [cohort.limits.test_seconds, self.settings.test_timeout]
             .into_iter()
             .flatten()

@@ -135,7 +135,15 @@ const SIGNATURES: &[Signature] = &[
         "pkg-config could not find a library the image lacks",
         IMAGE_FIX,
     ),
-    // A download from outside the registries, or no network at all.
+    // A download from outside the registries, or no network at all. tinyproxy answers a host
+    // off the allow-list with "403 Filtered", which pip ("Tunnel connection failed: 403
+    // Filtered"), npm and git print.
+    sig(
+        "403 Filtered",
+        Environment,
+        "a download from a host outside the allowed package registries, refused by assay's install proxy",
+        EGRESS_FIX,
+    ),
     sig(
         "gyp ERR! stack Error: connect",
         Environment,
@@ -467,6 +475,8 @@ const SERVICES: &[(u16, &str, &[&str])] = &[
     (6379, "a Redis server", &["redis", "ioredis", "bull", "bullmq"]),
 ];
 
+const EGRESS_FIX: &str = "if the project truly needs these hosts and you trust them, add them to install_hosts in assay.toml (or ASSAY_INSTALL_HOSTS), then grade again; otherwise the dependency belongs in a package registry or in the repository";
+
 const SERVICE_FIX: &str = "nothing in the project to fix for this: its tests expect a database or other \
 service running beside them, which assay's sandbox does not provide; a grader runs them with the service \
 (the README's setup), or judges the tests by reading them";
@@ -518,6 +528,20 @@ pub fn diagnose(runner: &str, install: &PhaseResult, limits: &SandboxLimits) -> 
                 limits.install_disk
             ),
         );
+    }
+    if !install.egress_refused.is_empty() {
+        // The proxy's own record, not text the install printed: it asked for a host that is not
+        // a package registry, and the install then failed.
+        return InstallDiagnosis {
+            ok: false,
+            cause: Some(Environment),
+            step: step.clone(),
+            diagnosis: Some(format!(
+                "the install asked for host(s) outside the allowed package registries, which assay's install proxy refused: {}",
+                install.egress_refused.join(", ")
+            )),
+            fix: Some(EGRESS_FIX.into()),
+        };
     }
     let output = format!("{}\n{}", install.stdout, install.stderr);
     if let Some(why) = python_version_mismatch(&output) {
@@ -605,6 +629,34 @@ mod tests {
             Some("pip install ."),
             "requires a different Python: 3.11.2",
         );
+    }
+
+    #[test]
+    fn an_install_that_failed_after_the_proxy_refused_a_host_is_not_the_candidates() {
+        // What the install printed reads like the project's own failure; the proxy's record says
+        // it asked for a host the allow-list does not hold.
+        let mut p = failed("assay-step: npm ci\nnpm ERR! 403 Forbidden - GET https://npm.corp.example/left-pad\n");
+        p.egress_refused = vec!["npm.corp.example".into()];
+        check(
+            "node",
+            p,
+            Some(InstallCause::Environment),
+            Some("npm ci"),
+            "assay's install proxy refused: npm.corp.example",
+        );
+        let d = diagnose("node", &p_refused_ok(), &SandboxLimits::default());
+        assert!(
+            d.ok && d.cause.is_none(),
+            "a refusal the install did without is no failure: {d:?}"
+        );
+    }
+
+    fn p_refused_ok() -> PhaseResult {
+        PhaseResult {
+            exit_code: Some(0),
+            egress_refused: vec!["telemetry.example".into()],
+            ..PhaseResult::default()
+        }
     }
 
     #[test]
@@ -732,6 +784,14 @@ mod tests {
             Some(InstallCause::Environment),
             Some("go test -run '^$' ./..."),
             "module proxy",
+        );
+        // The install proxy's refusal as pip prints it, even without the proxy's own record.
+        check(
+            "python",
+            failed("assay-step: pip install -r requirements.txt\nERROR: Could not install packages due to an OSError: HTTPSConnectionPool(host='pkgs.corp.example', port=443): Max retries exceeded (Caused by ProxyError('Unable to connect to proxy', OSError('Tunnel connection failed: 403 Filtered')))\n"),
+            Some(InstallCause::Environment),
+            Some("pip install -r requirements.txt"),
+            "refused by assay's install proxy",
         );
         // Regression (corpus: a Kedro project): kedro==0.17.7 exists, but for Python < 3.9.
         check(

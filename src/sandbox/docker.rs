@@ -10,7 +10,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, VolumeCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, HostConfigLogConfig, Mount, MountType, NetworkConnectRequest,
+    NetworkCreateRequest, VolumeCreateRequest,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -20,7 +23,7 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::{
-    disk, CappedOutput, Phase, PhaseResult, PhaseSpec, ResultFile, Sandbox, SandboxError, SandboxLimits, Work,
+    disk, egress, CappedOutput, Phase, PhaseResult, PhaseSpec, ResultFile, Sandbox, SandboxError, SandboxLimits, Work,
 };
 
 /// The label on everything assay creates.
@@ -50,6 +53,15 @@ fn owner_alive(label: Option<&String>) -> bool {
     pid.parse::<u32>()
         .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
 }
+
+/// An install's network and its proxy container (once created).
+struct Egress {
+    network: String,
+    proxy: Option<String>,
+}
+
+/// Bytes of the proxy's log kept and read (its refusals are a few lines each).
+const PROXY_LOG: usize = 1 << 20;
 
 /// The non-root user tests run as (created in every runner image).
 pub const RUNNER_UID: u64 = 10001;
@@ -412,6 +424,12 @@ impl Sandbox for DockerSandbox {
                 self.remove_container(&id).await;
             }
         }
+        // An install's network (see `open_egress`), should its phase have been cancelled.
+        for n in self.labelled_networks(&format!("{LABEL}={}", work.job)).await? {
+            if let Some(name) = n.name {
+                let _ = self.docker.remove_network(&name).await;
+            }
+        }
         let removed = self
             .docker
             .remove_volume(
@@ -453,6 +471,14 @@ impl Sandbox for DockerSandbox {
                 .remove_volume(&v.name, Some(RemoveVolumeOptionsBuilder::default().force(true).build()))
                 .await;
         }
+        for net in self.labelled_networks(LABEL).await? {
+            if owner_alive(net.labels.as_ref().and_then(|l| l.get(OWNER_LABEL))) {
+                continue;
+            }
+            if let Some(name) = net.name {
+                let _ = self.docker.remove_network(&name).await;
+            }
+        }
         // Their volumes are gone: the images and loop devices under them can go too.
         n += tokio::task::spawn_blocking(disk::reap).await.unwrap_or(0);
         Ok(n)
@@ -486,13 +512,21 @@ impl DockerSandbox {
         }
         let mut env = spec.env.clone();
         env.push("HOME=/tmp/home".into());
+        let egress = if install {
+            let x = self.open_egress(work, limits).await?;
+            env.extend(egress::proxy_env());
+            Some(x)
+        } else {
+            None
+        };
         let script = if install {
             // Installs unpack and build in TMPDIR (pip's build directories among
             // them): on /work, whose size is the install's limit, not the small
             // /tmp, which is the tests' scratch. Removed once the install is done.
             env.push(format!("TMPDIR={INSTALL_TMP}"));
             format!(
-                "mkdir -p /tmp/home /work/.assay {INSTALL_TMP}\n( {}\n)\nstatus=$?\nrm -rf {INSTALL_TMP}\nexit $status\n",
+                "{}mkdir -p /tmp/home /work/.assay {INSTALL_TMP}\n( {}\n)\nstatus=$?\nrm -rf {INSTALL_TMP}\nexit $status\n",
+                egress::wait_for_proxy(),
                 spec.script
             )
         } else {
@@ -520,7 +554,10 @@ impl DockerSandbox {
             // an /etc/hosts naming localhost, which NetworkDisabled does not.
             host_config: Some(HostConfig {
                 mounts: Some(mounts),
-                network_mode: Some(if install { "bridge".into() } else { "none".into() }),
+                network_mode: Some(match &egress {
+                    Some(x) => x.network.clone(),
+                    None => "none".into(),
+                }),
                 memory: Some(spec.memory),
                 memory_swap: Some(spec.memory),
                 nano_cpus: Some((limits.cpus * 1e9) as i64),
@@ -543,11 +580,130 @@ impl DockerSandbox {
             }),
             ..Default::default()
         };
-        let created = self.create(body).await?;
+        let created = match self.create(body).await {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(x) = &egress {
+                    self.close_egress(x).await;
+                }
+                return Err(e);
+            }
+        };
         let id = created.id;
         let result = self.run_created(&id, spec, limits).await;
         self.remove_container(&id).await;
-        result
+        match &egress {
+            Some(x) => {
+                let refused = self.close_egress(x).await;
+                result.map(|mut r| {
+                    r.egress_refused = refused;
+                    r
+                })
+            }
+            None => result,
+        }
+    }
+
+    /// The install's way out (see [`egress`]): an internal network of its own, with the bridge's
+    /// host address withheld, and a proxy on it and on Docker's default bridge that lets
+    /// through `limits.install_hosts` only. Whatever it created is removed when a step fails.
+    async fn open_egress(&self, work: &Work, limits: &SandboxLimits) -> Result<Egress, SandboxError> {
+        if self.docker.inspect_image(egress::PROXY_IMAGE).await.is_err() {
+            return Err(SandboxError::MissingImage(egress::PROXY_IMAGE.to_string()));
+        }
+        let network = format!("assay-net-{}", work.job);
+        self.docker
+            .create_network(NetworkCreateRequest {
+                name: network.clone(),
+                driver: Some("bridge".into()),
+                internal: Some(true),
+                options: Some(HashMap::from([(
+                    "com.docker.network.bridge.inhibit_ipv4".to_string(),
+                    "true".to_string(),
+                )])),
+                labels: Some(DockerSandbox::labels(&work.job)),
+                ..Default::default()
+            })
+            .await?;
+        let mut x = Egress { network, proxy: None };
+        if let Err(e) = self.start_proxy(work, limits, &mut x).await {
+            self.close_egress(&x).await;
+            return Err(e);
+        }
+        Ok(x)
+    }
+
+    async fn start_proxy(&self, work: &Work, limits: &SandboxLimits, x: &mut Egress) -> Result<(), SandboxError> {
+        const FILTER: &str = "/tmp/filter";
+        let script = format!(
+            "printf '%s' \"$ASSAY_PROXY_FILTER\" > {FILTER} && printf '%s' \"$ASSAY_PROXY_CONF\" > /tmp/proxy.conf && exec tinyproxy -d -c /tmp/proxy.conf"
+        );
+        let body = ContainerCreateBody {
+            image: Some(egress::PROXY_IMAGE.to_string()),
+            cmd: Some(vec!["sh".into(), "-c".into(), script]),
+            env: Some(vec![
+                format!("ASSAY_PROXY_FILTER={}", egress::filter(&limits.install_hosts)),
+                format!(
+                    "ASSAY_PROXY_CONF={}",
+                    egress::proxy_config(FILTER, limits.install_seconds + INNER_GRACE.as_secs())
+                ),
+            ]),
+            labels: Some(DockerSandbox::labels(&work.job)),
+            host_config: Some(HostConfig {
+                network_mode: Some("bridge".into()),
+                readonly_rootfs: Some(true),
+                tmpfs: Some(HashMap::from([(
+                    "/tmp".to_string(),
+                    "rw,noexec,nosuid,nodev,size=1m".to_string(),
+                )])),
+                cap_drop: Some(vec!["ALL".into()]),
+                security_opt: Some(vec!["no-new-privileges".into()]),
+                memory: Some(128 << 20),
+                memory_swap: Some(128 << 20),
+                pids_limit: Some(128),
+                log_config: Some(capped_log(PROXY_LOG)),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let id = self.create(body).await?.id;
+        x.proxy = Some(id.clone());
+        self.docker
+            .connect_network(
+                &x.network,
+                NetworkConnectRequest {
+                    container: id.clone(),
+                    endpoint_config: Some(EndpointSettings {
+                        aliases: Some(vec![egress::PROXY_HOST.to_string()]),
+                        ..Default::default()
+                    }),
+                },
+            )
+            .await?;
+        self.docker
+            .start_container(&id, None::<bollard::query_parameters::StartContainerOptions>)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the install's proxy and network (the install's container is gone by then) and
+    /// returns what the proxy refused.
+    async fn close_egress(&self, x: &Egress) -> Vec<String> {
+        let mut refused = Vec::new();
+        if let Some(id) = &x.proxy {
+            let mut log = CappedOutput::new(PROXY_LOG);
+            let opts = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
+            let mut logs = std::pin::pin!(self.docker.logs(id, Some(opts)));
+            while let Some(Ok(item)) = logs.next().await {
+                log.push(&item.into_bytes());
+            }
+            refused = egress::refused(&log.text());
+            self.remove_container(id).await;
+        }
+        if let Err(e) = self.docker.remove_network(&x.network).await {
+            tracing::warn!("cannot remove network {}: {e}", x.network);
+        }
+        refused
     }
 
     /// Runs one of assay's own scripts on the job's volume as root, with no
@@ -634,6 +790,15 @@ impl DockerSandbox {
         Ok(self.docker.list_containers(Some(opts)).await?)
     }
 
+    /// Every network carrying `label` (`key` or `key=value`).
+    async fn labelled_networks(&self, label: &str) -> Result<Vec<bollard::models::Network>, SandboxError> {
+        let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+        let opts = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+            .filters(&filters)
+            .build();
+        Ok(self.docker.list_networks(Some(opts)).await?)
+    }
+
     async fn run_created(
         &self,
         id: &str,
@@ -708,6 +873,7 @@ impl DockerSandbox {
             files: Vec::new(),
             skipped_files: Vec::new(),
             disk_full: false,
+            egress_refused: Vec::new(),
         };
         if let Some(dir) = &spec.collect {
             let path = format!("/work/{}", dir.trim_matches('/'));

@@ -8,12 +8,14 @@ use futures_util::StreamExt;
 use super::docker::DockerSandbox;
 use super::SandboxError;
 
-/// The Dockerfile of each runner image.
+/// The Dockerfile of each image: the runners', and the install proxy's.
 pub const DOCKERFILES: &[(&str, &str)] = &[
     ("python", include_str!("../../docker/python.Dockerfile")),
     ("rust", include_str!("../../docker/rust.Dockerfile")),
     ("node", include_str!("../../docker/node.Dockerfile")),
     ("go", include_str!("../../docker/go.Dockerfile")),
+    // Not a runner: the install phase's proxy (see `super::egress`), image `assay-proxy`.
+    ("proxy", include_str!("../../docker/proxy.Dockerfile")),
 ];
 
 /// Builds the image of `runner` from `base`, tagged `tag`; `log` receives the build output.

@@ -11,6 +11,7 @@
 pub mod diagnose;
 pub mod disk;
 pub mod docker;
+pub mod egress;
 pub mod images;
 pub mod job;
 pub mod steps;
@@ -54,6 +55,8 @@ pub struct SandboxLimits {
     pub install_disk: u64,
     /// Bytes each test phase may add under /work.
     pub test_disk: u64,
+    /// Host names the install phase may reach, through its proxy (see [`egress`]).
+    pub install_hosts: Vec<String>,
 }
 
 impl Default for SandboxLimits {
@@ -73,16 +76,18 @@ impl Default for SandboxLimits {
             result_bytes: 16 << 20,
             install_disk: 8 << 30,
             test_disk: 2 << 30,
+            install_hosts: egress::DEFAULT_HOSTS.iter().map(|h| h.to_string()).collect(),
         }
     }
 }
 
 impl SandboxLimits {
-    /// The policy defaults with the disk sizes the settings give.
-    pub fn from_settings(limits: &crate::config::Limits) -> SandboxLimits {
+    /// The policy defaults with the disk sizes and the install's hosts the settings give.
+    pub fn from_settings(settings: &crate::config::Settings) -> SandboxLimits {
         SandboxLimits {
-            install_disk: limits.install_disk,
-            test_disk: limits.test_disk,
+            install_disk: settings.limits.install_disk,
+            test_disk: settings.limits.test_disk,
+            install_hosts: settings.install_hosts.clone(),
             ..SandboxLimits::default()
         }
     }
@@ -169,6 +174,10 @@ pub struct PhaseResult {
     /// (measured after the run, not read from the output).
     #[serde(default)]
     pub disk_full: bool,
+    /// Hosts the install's proxy refused (see [`egress`]): names not on the allow-list, or
+    /// `host:port` for a tunnel to a port other than 443.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress_refused: Vec<String>,
 }
 
 /// Sandbox failures on our side (infrastructure): the engine is down, an

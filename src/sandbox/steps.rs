@@ -145,6 +145,15 @@ pub fn read(
                 ),
                 (_, Some((_, code))) => match environment_cause(&tail) {
                     Some(env) => (StepStatus::CannotRun, format!("assay's environment: {env}")),
+                    // A host the install's proxy refused, named in what the step printed.
+                    None if refused_in(&result.egress_refused, &tail).is_some() => (
+                        StepStatus::CannotRun,
+                        format!(
+                            "needs a host outside the registries the sandbox reaches ({}, refused by its proxy): {}",
+                            refused_in(&result.egress_refused, &tail).unwrap_or_default(),
+                            last_lines(&tail)
+                        ),
+                    ),
                     None => (
                         StepStatus::Fails,
                         format!(
@@ -180,6 +189,15 @@ pub fn read(
             }
         })
         .collect()
+}
+
+/// The first of the hosts the proxy refused (`host` or `host:port`) that `output` names.
+fn refused_in<'a>(refused: &'a [String], output: &str) -> Option<&'a str> {
+    let output = output.to_ascii_lowercase();
+    refused
+        .iter()
+        .map(String::as_str)
+        .find(|r| output.contains(r.split(':').next().unwrap_or(r)))
 }
 
 /// A step that is not run, with the reason.
@@ -278,5 +296,24 @@ mod tests {
             &SandboxLimits::default(),
         );
         assert!(none.iter().all(|s| s.status == StepStatus::CannotRun));
+    }
+
+    #[test]
+    fn a_step_that_failed_on_a_host_the_proxy_refused_cannot_run_here() {
+        let a = step("pip install -r requirements.txt", Purpose::Install);
+        let b = step("npm ci", Purpose::Install);
+        let steps = [&a, &b];
+        let stdout = "\nN0NCE start 0\nERROR: Could not install packages: HTTPSConnectionPool(host='pkgs.corp.example', port=443)\nN0NCE exit 0 1\n\
+                      \nN0NCE start 1\nnpm ERR! 404 Not Found - GET https://registry.npmjs.org/nope\nN0NCE exit 1 1\n";
+        let result = PhaseResult {
+            stdout: stdout.into(),
+            egress_refused: vec!["pkgs.corp.example".into()],
+            ..PhaseResult::default()
+        };
+        let got = read(&steps, Phase::Install, &result, "N0NCE", &SandboxLimits::default());
+        assert_eq!(got[0].status, StepStatus::CannotRun, "{:?}", got[0]);
+        assert!(got[0].detail.contains("pkgs.corp.example, refused by its proxy"), "{}", got[0].detail);
+        // A step whose own failure names no refused host is the project's.
+        assert_eq!(got[1].status, StepStatus::Fails, "{:?}", got[1]);
     }
 }

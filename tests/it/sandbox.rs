@@ -331,6 +331,108 @@ fn a_fork_bomb_is_contained_and_the_host_is_fine() {
     assert!(std::process::Command::new("true").status().unwrap().success());
 }
 
+/// Issue 14: an install reaches the package registries through assay's proxy and nothing else:
+/// not a port the host listens on (through Docker's bridge or its own network's gateway), not
+/// another container, not a name off the allow-list or a registry's name on another port; what
+/// the proxy refused is recorded. Targets are loopback, a container of the test's own and
+/// names under `.invalid` only (the registries themselves are reached by every other install).
+#[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
+fn an_install_reaches_only_the_registries_through_the_proxy() {
+    let host = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = host.local_addr().unwrap().port();
+    let bridge = docker_lines(&[
+        "network",
+        "inspect",
+        "bridge",
+        "--format",
+        "{{(index .IPAM.Config 0).Gateway}}",
+    ]);
+    let label = format!("assay-it-egress={}", std::process::id());
+    let peer = docker_lines(&[
+        "run",
+        "-d",
+        "--rm",
+        "--label",
+        &label,
+        "assay-runner-python",
+        "python3",
+        "-m",
+        "http.server",
+        "8000",
+    ]);
+    let peer_ip = docker_lines(&["inspect", "--format", "{{.NetworkSettings.IPAddress}}", &peer[0]]);
+    let r = python_repo(&[("requirements.txt", "pytest\n")]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (res, left) = rt.block_on(async {
+        let sandbox = DockerSandbox::connect().await.unwrap();
+        let export = tempfile::tempdir().unwrap();
+        let head = r.repo.head().unwrap().target().unwrap().to_string();
+        let dest = export.path().join("tree");
+        assay::git::export_tree(&r.repo, &head, &dest, &assay::config::Limits::default()).unwrap();
+        let job = format!("it-egress-{}", std::process::id());
+        let limits = SandboxLimits::default();
+        let work = sandbox.prepare(&job, "assay-runner-python", &dest, &limits).await.unwrap();
+        let gateway = "$(printf '%d.%d.%d.%d' $(awk 'NR==2{print $3}' /proc/net/route | sed 's/../0x& /g' | awk '{print $4, $3, $2, $1}'))";
+        const FETCH: &str = r#"
+import urllib.request, urllib.error
+for url in ['http://refused.invalid/x', 'https://other.invalid/y', 'https://pypi.org:22/']:
+    try:
+        urllib.request.urlopen(url, timeout=10)
+        print(url, 'reached')
+    except urllib.error.HTTPError as e:
+        print(url, 'refused', e.code)
+    except Exception as e:
+        print(url, 'refused', type(e).__name__, e)
+"#;
+        let script = format!(
+            "probe() {{ timeout 5 bash -c \"exec 3<>/dev/tcp/$2/$3\" 2>/dev/null && echo \"$1:reached\" || echo \"$1:blocked\"; }}
+probe host-bridge {} {port}
+probe host-gateway {gateway} {port}
+probe peer {} 8000
+python3 - <<'PY'{FETCH}PY
+",
+            bridge[0], peer_ip[0]
+        );
+        let spec = PhaseSpec {
+            phase: Phase::Install,
+            image: "assay-runner-python".into(),
+            script,
+            env: Vec::new(),
+            cache_dirs: Vec::new(),
+            runner: "python".into(),
+            collect: None,
+            timeout: std::time::Duration::from_secs(120),
+            memory: 256 << 20,
+            pids: 64,
+        };
+        let res = sandbox.run(&work, &spec, &limits).await.unwrap();
+        sandbox.cleanup(&work).await.unwrap();
+        let left = docker_lines(&["network", "ls", "-q", "--filter", &format!("label=assay.job={job}")]);
+        (res, left)
+    });
+    let _ = std::process::Command::new("docker")
+        .args(["rm", "-f", &peer[0]])
+        .output();
+    drop(host);
+    assert_eq!(res.exit_code, Some(0), "{res:?}");
+    for line in ["host-bridge:blocked", "host-gateway:blocked", "peer:blocked"] {
+        assert!(res.stdout.lines().any(|l| l == line), "{line} in {}", res.stdout);
+    }
+    assert!(!res.stdout.contains("reached"), "{}", res.stdout);
+    assert!(
+        res.stdout.contains("http://refused.invalid/x refused 403"),
+        "{}",
+        res.stdout
+    );
+    assert_eq!(
+        res.egress_refused,
+        ["refused.invalid", "other.invalid", "pypi.org:22"],
+        "{res:?}"
+    );
+    assert!(left.is_empty(), "the install's network is left: {left:?}");
+}
+
 #[test]
 #[ignore = "full lane: needs the Docker engine and the runner images"]
 fn copy_out_keeps_regular_files_and_never_follows_links() {
@@ -747,6 +849,11 @@ fn a_signal_mid_install_or_mid_test_leaves_no_container_or_volume() {
             docker_lines(&["volume", "ls", "-q", "--filter", &mine]),
             Vec::<String>::new(),
             "{args:?}: volumes left"
+        );
+        assert_eq!(
+            docker_lines(&["network", "ls", "-q", "--filter", &mine]),
+            Vec::<String>::new(),
+            "{args:?}: networks left"
         );
         if args[0] == "check" {
             assert!(!out.status.success() && stderr.contains("cancelled"), "{stderr}");

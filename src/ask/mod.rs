@@ -86,6 +86,60 @@ impl Model for Engine {
     }
 }
 
+/// Generations of one kind: how many, their milliseconds, and the prompt tokens they processed
+/// (not reused from the previous prompt's cache).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub n: usize,
+    pub ms: u64,
+    pub new_tokens: usize,
+}
+
+impl Tally {
+    fn add(&mut self, r: &GenRun) {
+        self.n += 1;
+        self.ms += r.prompt_ms + r.generate_ms;
+        self.new_tokens += r.prompt_tokens.saturating_sub(r.reused_tokens);
+    }
+
+    fn plus(self, o: Tally) -> Tally {
+        Tally {
+            n: self.n + o.n,
+            ms: self.ms + o.ms,
+            new_tokens: self.new_tokens + o.new_tokens,
+        }
+    }
+}
+
+/// Where questions' time goes: the first reading of each question (its first part), the
+/// readings of later parts of evidence read in parts, the second readings of verified yeses,
+/// and the closer and phrase readings of answers not met.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spent {
+    pub first: Tally,
+    pub parts: Tally,
+    pub second: Tally,
+    pub closer: Tally,
+}
+
+impl std::ops::Add for Spent {
+    type Output = Spent;
+    fn add(self, o: Spent) -> Spent {
+        Spent {
+            first: self.first.plus(o.first),
+            parts: self.parts.plus(o.parts),
+            second: self.second.plus(o.second),
+            closer: self.closer.plus(o.closer),
+        }
+    }
+}
+
+impl std::iter::Sum for Spent {
+    fn sum<I: Iterator<Item = Spent>>(iter: I) -> Spent {
+        iter.fold(Spent::default(), |a, b| a + b)
+    }
+}
+
 /// One question's answer, as stored with the draft.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Answer {
@@ -144,6 +198,24 @@ impl Answer {
     /// Milliseconds the model spent on this answer, its second reading included.
     pub fn ms(&self) -> u64 {
         self.runs().map(|r| r.prompt_ms + r.generate_ms).sum()
+    }
+
+    /// What this answer's readings cost, by kind (see [`Spent`]).
+    pub fn spent(&self) -> Spent {
+        let mut s = Spent::default();
+        s.first.add(&self.run);
+        for p in &self.other_parts {
+            s.parts.add(&p.run);
+        }
+        let seconds =
+            std::iter::once(self.confirmation.as_ref()).chain(self.other_parts.iter().map(|p| p.confirmation.as_ref()));
+        for c in seconds.flatten() {
+            s.second.add(&c.run);
+        }
+        for c in &self.closer {
+            s.closer.add(&c.run);
+        }
+        s
     }
 
     /// Every generation behind this answer: its first reading, the other parts', their second
@@ -1256,47 +1328,38 @@ pub async fn ask_all(
 }
 
 /// The second reading of each verified yes among `asked`: only a yes on the passage alone
-/// keeps it met.
+/// keeps it met. Readings of the same passage run one after another: the model's cache then
+/// holds the passage, and each question after the first costs only its own words (a README's
+/// opening sentence is often what a yes-leaning first reading quotes for several questions).
 async fn second_readings(
     reader: &Reader<'_>,
     sources: &Sources,
     out: &mut [Answer],
     asked: &[Asked<'_>],
 ) -> anyhow::Result<()> {
+    let mut todo: Vec<(&Asked<'_>, &EvidenceItem, String)> = Vec::new();
     for a in asked {
+        let answer = &out[a.at];
+        let (true, Some(id), Some(quote)) = (answer.met, answer.evidence.as_deref(), answer.quote.as_deref()) else {
+            continue;
+        };
+        let Some(item) = sources.shown.iter().find(|s| s.id == id) else {
+            continue;
+        };
+        let text = sources.full.get(id).map_or("", String::as_str);
+        todo.push((a, item, passage(text, quote)));
+    }
+    todo.sort_by(|x, y| (x.1.id.as_str(), x.2.as_str()).cmp(&(y.1.id.as_str(), y.2.as_str())));
+    for (a, item, shown) in todo {
+        let c = confirm(reader, item, &shown, a.question).await?;
         let answer = &mut out[a.at];
-        if !answer.met {
-            continue;
-        }
-        let (Some(id), Some(quote)) = (answer.evidence.clone(), answer.quote.clone()) else {
-            continue;
-        };
-        let Some(c) = reread(reader, sources, &id, &quote, a.question).await? else {
-            continue;
-        };
-        if let Some(flag) = refusal(&id, &c) {
+        if let Some(flag) = refusal(&item.id, &c) {
             answer.met = false;
             answer.flags.push(flag);
         }
         answer.confirmation = Some(c);
     }
     Ok(())
-}
-
-/// The second reading of `quote`, verified in item `id`: its passage alone, `question` again
-/// (`None` when the item is not among the sources).
-async fn reread(
-    reader: &Reader<'_>,
-    sources: &Sources,
-    id: &str,
-    quote: &str,
-    question: &str,
-) -> anyhow::Result<Option<Confirmation>> {
-    let Some(item) = sources.shown.iter().find(|s| s.id == id) else {
-        return Ok(None);
-    };
-    let text = sources.full.get(id).map_or("", String::as_str);
-    Ok(Some(confirm(reader, item, &passage(text, quote), question).await?))
 }
 
 /// Why a second reading of item `id` does not let its yes count: none when it says yes.
@@ -1620,6 +1683,77 @@ fn window(text: &str, wanted: &BTreeSet<String>, max: usize) -> String {
     out
 }
 
+/// One reading of a passage alone planned for an answer not met: a closer reading of a section
+/// or a phrase reading.
+struct Planned<'a> {
+    item: &'a EvidenceItem,
+    /// What the model is shown.
+    shown: String,
+    /// Where a quote must be found: the item's full text, or (a sentence) only what was shown.
+    within: Option<String>,
+    /// For a phrase reading's flag, what was shown, in words; `None`: a closer reading.
+    cue: Option<String>,
+}
+
+/// Runs each answer's planned readings (`plans[k]` for `asked[k]`) in rounds: the first planned
+/// reading of every answer, then the next of those still not met, and so on; the first yes whose
+/// quote is found makes its answer met. Each answer sees the readings it would see one by one,
+/// in its own order; within a round, readings of the same item and passage run one after
+/// another, so the model's cache holds the passage and each question after the first costs only
+/// its own words.
+async fn read_in_rounds(
+    reader: &Reader<'_>,
+    out: &mut [Answer],
+    asked: &[Asked<'_>],
+    plans: Vec<Vec<Planned<'_>>>,
+) -> anyhow::Result<()> {
+    let rounds = plans.iter().map(Vec::len).max().unwrap_or(0);
+    let mut plans: Vec<std::vec::IntoIter<Planned<'_>>> = plans.into_iter().map(Vec::into_iter).collect();
+    for _ in 0..rounds {
+        let mut round: Vec<(usize, Planned<'_>)> = Vec::new();
+        for (k, plan) in plans.iter_mut().enumerate() {
+            if out[asked[k].at].met {
+                continue;
+            }
+            if let Some(p) = plan.next() {
+                round.push((k, p));
+            }
+        }
+        round.sort_by(|(_, x), (_, y)| {
+            (x.item.id.as_str(), x.shown.as_str()).cmp(&(y.item.id.as_str(), y.shown.as_str()))
+        });
+        for (k, p) in round {
+            let a = &asked[k];
+            let c = read_alone(reader, p.item, p.shown, a.question, p.within.as_deref()).await?;
+            out[a.at].take_reading(c, |first, id| {
+                let before = match (&p.cue, first.answer.as_deref()) {
+                    (Some(_), Some("no")) => "the first reading answered no".to_string(),
+                    _ => format!(
+                        "the first yes cited {} and did not count ({})",
+                        first.evidence.as_deref().unwrap_or("nothing"),
+                        first.flags.join("; ")
+                    ),
+                };
+                match &p.cue {
+                    Some(shown) => format!("closer_reading: {before}; {shown} read alone, answers yes"),
+                    None => format!("closer_reading: {before}; {id} read alone answers yes"),
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What a closer reading shows of `item`: all of it, or, when long, its part richest in
+/// `wanted` (about [`CLOSER_TOKENS`]).
+fn closer_passage(model: &dyn Model, sources: &Sources, item: &EvidenceItem, wanted: &BTreeSet<String>) -> String {
+    let tokens = model.count_tokens(&item.text).max(1);
+    let chars = item.text.chars().count();
+    let max = (chars * CLOSER_TOKENS / tokens).max(MIN_SHOWN);
+    let full = sources.full.get(&item.id).map(String::as_str);
+    window(full.unwrap_or(&item.text), wanted, max)
+}
+
 /// Closer readings (see [`Closer`]) of every yes among `asked` that did not count: the README
 /// sections it may read, most relevant first, up to [`CLOSER_SECTIONS`] of those that share a
 /// word with the question, each read alone; the first whose "yes" has a quote found in it
@@ -1631,47 +1765,44 @@ async fn closer_readings(
     out: &mut [Answer],
     asked: &[Asked<'_>],
 ) -> anyhow::Result<()> {
+    let mut plans = Vec::new();
     for a in asked {
-        let answer = &mut out[a.at];
-        if answer.met || answer.answer.as_deref() != Some("yes") {
-            continue;
-        }
-        let sections: Vec<&EvidenceItem> = sources
-            .shown
-            .iter()
-            .filter(|i| i.kind == "readme_section" && a.readable.contains(&i.id))
-            .collect();
-        let scores = relevance(a.question, &sections);
-        let seen = answer
-            .confirmation
-            .as_ref()
-            .map(|c| (answer.evidence.clone(), c.passage.chars().count()));
-        let mut order: Vec<usize> = (0..sections.len())
-            .filter(|&k| scores[k] > 0.0)
-            .filter(|&k| match &seen {
-                // The second reading saw (nearly) all of this section already.
-                Some((Some(id), n)) if *id == sections[k].id => n * 10 < sections[k].text.chars().count() * 8,
-                _ => true,
-            })
-            .collect();
-        order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
-        let wanted: BTreeSet<String> = terms(a.question).into_iter().collect();
-        for k in order.into_iter().take(CLOSER_SECTIONS) {
-            let item = sections[k];
-            let c = closer(reader, sources, item, &wanted, a.question).await?;
-            let met = answer.take_reading(c, |first, id| {
-                format!(
-                    "closer_reading: the first yes cited {} and did not count ({}); {id} read alone answers yes",
-                    first.evidence.as_deref().unwrap_or("nothing"),
-                    first.flags.join("; ")
-                )
-            });
-            if met {
-                break;
+        let answer = &out[a.at];
+        let mut plan = Vec::new();
+        if !answer.met && answer.answer.as_deref() == Some("yes") {
+            let sections: Vec<&EvidenceItem> = sources
+                .shown
+                .iter()
+                .filter(|i| i.kind == "readme_section" && a.readable.contains(&i.id))
+                .collect();
+            let scores = relevance(a.question, &sections);
+            let seen = answer
+                .confirmation
+                .as_ref()
+                .map(|c| (answer.evidence.clone(), c.passage.chars().count()));
+            let mut order: Vec<usize> = (0..sections.len())
+                .filter(|&k| scores[k] > 0.0)
+                .filter(|&k| match &seen {
+                    // The second reading saw (nearly) all of this section already.
+                    Some((Some(id), n)) if *id == sections[k].id => n * 10 < sections[k].text.chars().count() * 8,
+                    _ => true,
+                })
+                .collect();
+            order.sort_by(|&x, &y| scores[y].total_cmp(&scores[x]).then(x.cmp(&y)));
+            let wanted: BTreeSet<String> = terms(a.question).into_iter().collect();
+            for k in order.into_iter().take(CLOSER_SECTIONS) {
+                let item = sections[k];
+                plan.push(Planned {
+                    item,
+                    shown: closer_passage(reader.model, sources, item, &wanted),
+                    within: sources.full.get(&item.id).cloned(),
+                    cue: None,
+                });
             }
         }
+        plans.push(plan);
     }
-    Ok(())
+    read_in_rounds(reader, out, asked, plans).await
 }
 
 /// Readings of an answer not met on the README's cues, at most.
@@ -1700,9 +1831,11 @@ async fn cue_readings(
     out: &mut [Answer],
     asked: &[Asked<'_>],
 ) -> anyhow::Result<()> {
+    let mut plans = Vec::new();
     for a in asked {
-        let answer = &mut out[a.at];
+        let answer = &out[a.at];
         if answer.met || !matches!(answer.answer.as_deref(), Some("yes" | "no")) || a.look_for.is_empty() {
+            plans.push(Vec::new());
             continue;
         }
         let sections: Vec<(&EvidenceItem, &str)> = sources
@@ -1749,38 +1882,29 @@ async fn cue_readings(
             }
         }
         let wanted: BTreeSet<String> = terms(a.question).into_iter().collect();
-        for (item, cue) in cues {
-            let (c, shown) = match cue {
-                Cue::Section => (
-                    closer(reader, sources, item, &wanted, a.question).await?,
-                    format!("{}, whose heading names what the question looks for,", item.id),
-                ),
-                Cue::Sentence(sentence) => {
-                    let within = sentence.clone();
-                    (
-                        read_alone(reader, item, sentence, a.question, Some(&within)).await?,
-                        format!("a sentence of {} holding a phrase the question looks for,", item.id),
-                    )
-                }
-            };
-            let met = answer.take_reading(c, |first, _| {
-                let first = if first.answer.as_deref() == Some("no") {
-                    "the first reading answered no".to_string()
-                } else {
-                    format!(
-                        "the first yes cited {} and did not count ({})",
-                        first.evidence.as_deref().unwrap_or("nothing"),
-                        first.flags.join("; ")
-                    )
-                };
-                format!("closer_reading: {first}; {shown} read alone, answers yes")
-            });
-            if met {
-                break;
-            }
-        }
+        let plan = cues
+            .into_iter()
+            .map(|(item, cue)| match cue {
+                Cue::Section => Planned {
+                    item,
+                    shown: closer_passage(reader.model, sources, item, &wanted),
+                    within: sources.full.get(&item.id).cloned(),
+                    cue: Some(format!("{}, whose heading names what the question looks for,", item.id)),
+                },
+                Cue::Sentence(sentence) => Planned {
+                    item,
+                    within: Some(sentence.clone()),
+                    shown: sentence,
+                    cue: Some(format!(
+                        "a sentence of {} holding a phrase the question looks for,",
+                        item.id
+                    )),
+                },
+            })
+            .collect();
+        plans.push(plan);
     }
-    Ok(())
+    read_in_rounds(reader, out, asked, plans).await
 }
 
 /// Whether `text` holds `phrase` (lower case) as whole words, normalised as quotes are.
@@ -1794,23 +1918,6 @@ fn holds_normalised(hay: &str, phrase: &str) -> bool {
     let edge = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
     hay.match_indices(phrase)
         .any(|(i, m)| edge(hay[..i].chars().next_back()) && edge(hay[i + m.len()..].chars().next()))
-}
-
-/// One closer reading: `item` alone (its part richest in `wanted` when long), the question,
-/// answered yes with a quote or no; a yes whose quote is not in the item is refused.
-async fn closer(
-    reader: &Reader<'_>,
-    sources: &Sources,
-    item: &EvidenceItem,
-    wanted: &BTreeSet<String>,
-    question: &str,
-) -> anyhow::Result<Closer> {
-    let tokens = reader.model.count_tokens(&item.text).max(1);
-    let chars = item.text.chars().count();
-    let max = (chars * CLOSER_TOKENS / tokens).max(MIN_SHOWN);
-    let full = sources.full.get(&item.id).map(String::as_str);
-    let shown = window(full.unwrap_or(&item.text), wanted, max);
-    read_alone(reader, item, shown, question, full).await
 }
 
 /// `shown` (a part of `item`) read alone with the question, answered yes with a quote or no; a
@@ -2642,6 +2749,63 @@ mod tests {
             !j.met && j.flags[0].contains("not an item this question reads"),
             "{j:?}"
         );
+    }
+
+    #[test]
+    fn what_an_answer_spent_is_tallied_by_the_kind_of_reading() {
+        let run = |prompt_tokens, reused_tokens, ms| GenRun {
+            prompt_tokens,
+            reused_tokens,
+            prompt_ms: ms,
+            generate_ms: 1,
+            ..Default::default()
+        };
+        let confirmation = |ms| Confirmation {
+            passage: "p".into(),
+            answer: Some("no".into()),
+            run: run(50, 20, ms),
+        };
+        let part = PartReading {
+            part: 1,
+            answer: Some("yes".into()),
+            evidence: Some("D2".into()),
+            quote: None,
+            flags: vec![],
+            run: run(300, 10, 40),
+            confirmation: Some(confirmation(7)),
+        };
+        let closer = Closer {
+            evidence: "D3".into(),
+            passage: "p".into(),
+            answer: Some("no".into()),
+            quote: None,
+            refused: None,
+            run: run(120, 0, 9),
+        };
+        let a = Answer {
+            criterion: "c".into(),
+            item: "i".into(),
+            answer: Some("yes".into()),
+            evidence: Some("D1".into()),
+            quote: None,
+            met: false,
+            flags: vec![],
+            prompt_hash: "h".into(),
+            run: run(400, 380, 10),
+            confirmation: Some(confirmation(5)),
+            closer: vec![closer.clone(), closer],
+            part: 0,
+            other_parts: vec![part],
+        };
+        let s = a.spent();
+        let t = |n, ms, new_tokens| Tally { n, ms, new_tokens };
+        assert_eq!(s.first, t(1, 11, 20));
+        assert_eq!(s.parts, t(1, 41, 290));
+        assert_eq!(s.second, t(2, 14, 60), "the first part's and the later part's");
+        assert_eq!(s.closer, t(2, 20, 240));
+        let all = s.first.ms + s.parts.ms + s.second.ms + s.closer.ms;
+        assert_eq!(all, a.ms(), "the tally covers every run ms() counts");
+        assert_eq!([s, s].into_iter().sum::<Spent>().closer, t(4, 40, 480));
     }
 
     /// The model's answers through the assessment: what counts, what the grader sees.

@@ -198,6 +198,8 @@ pub struct Timing {
     pub model: String,
     /// Per submission: (repo, holistic draft ms, questions ms, feedback ms).
     pub runs: Vec<(String, u64, u64, u64)>,
+    /// Per submission, in the order of `runs`: where the questions' time went.
+    pub spent: Vec<crate::ask::Spent>,
     /// Median of questions / holistic.
     pub median_ratio: Option<f64>,
     /// Median of (questions + feedback) / holistic.
@@ -582,6 +584,9 @@ pub async fn run(o: &Options<'_>) -> anyhow::Result<ItemsReport> {
             timing
                 .runs
                 .push((j.repo.clone(), holistic_ms, questions_ms, feedback_ms));
+            timing
+                .spent
+                .push(record.answers.iter().map(crate::ask::Answer::spent).sum());
         }
         let ratios = |with_feedback: bool| -> Vec<f64> {
             timing
@@ -679,8 +684,22 @@ pub fn text(r: &ItemsReport) -> String {
     }
     if let Some(t) = &r.timing {
         let _ = writeln!(s, "\ntiming ({}; the same evidence drafted both ways):", t.model);
-        for (repo, h, q, f) in &t.runs {
+        for (k, (repo, h, q, f)) in t.runs.iter().enumerate() {
             let _ = writeln!(s, "  {repo}: holistic draft {h} ms, questions {q} ms, feedback {f} ms");
+            if let Some(sp) = t.spent.get(k) {
+                let kinds = [
+                    ("first readings", sp.first),
+                    ("later parts", sp.parts),
+                    ("second readings", sp.second),
+                    ("closer and phrase readings", sp.closer),
+                ];
+                let line: Vec<String> = kinds
+                    .iter()
+                    .filter(|(_, t)| t.n > 0)
+                    .map(|(what, t)| format!("{what} {} ({} ms, {} new prompt tokens)", t.n, t.ms, t.new_tokens))
+                    .collect();
+                let _ = writeln!(s, "    {}", line.join(", "));
+            }
         }
         let _ = writeln!(
             s,

@@ -8,6 +8,8 @@
 //! sandbox measured (the timer, the OOM flag, a full /work), never from text;
 //! environment causes from signatures of each ecosystem's tools.
 
+use std::collections::BTreeSet;
+
 use serde::{Deserialize, Serialize};
 
 use super::{PhaseResult, SandboxLimits};
@@ -407,8 +409,23 @@ pub fn diagnose_tests(
         });
     }
     let output = format!("{}\n{}", run.stdout, run.stderr);
-    let declared =
-        |package: &str| manifest.contains(&format!("\"{package}\"")) || manifest.contains(&format!("\"@{package}/"));
+    let words: BTreeSet<String> = if runner == "python" {
+        manifest
+            .split(|c: char| !(c.is_alphanumeric() || matches!(c, '-' | '_' | '.')))
+            .filter(|w| !w.is_empty())
+            .map(|w| w.to_ascii_lowercase().replace('_', "-"))
+            .collect()
+    } else {
+        BTreeSet::new()
+    };
+    let declared = |package: &str| {
+        if runner == "python" {
+            // A requirement's name, or one with a suffix (psycopg2-binary), in any manifest.
+            words.contains(package) || words.iter().any(|w| w.starts_with(&format!("{package}-")))
+        } else {
+            manifest.contains(&format!("\"{package}\"")) || manifest.contains(&format!("\"@{package}/"))
+        }
+    };
     let signed = |lacks: Lacks| {
         TEST_ENVIRONMENT
             .iter()
@@ -440,19 +457,53 @@ fn not_ours(diagnosis: String, fix: String) -> InstallDiagnosis {
 }
 
 /// The service on the loopback a line of `output` says refused a connection, when the project
-/// declares one of its clients: what listens there, its port, and the line.
+/// declares one of its clients: what listens there, its port, and the line. Node's clients say
+/// `ECONNREFUSED 127.0.0.1:5432`; Python's say it their own ways — libpq's `connection to server
+/// at "localhost" (127.0.0.1), port 5432 failed: Connection refused` (or, older, `Connection
+/// refused … on port 5432?` over two lines), asyncpg's `Connect call failed ('127.0.0.1', 5432)`,
+/// redis-py's `Error 111 connecting to localhost:6379` (or `Error 99 … Cannot assign requested
+/// address`, its last try on ::1), PyMySQL's `Can't connect to MySQL server
+/// on 'localhost'` (the default port), pymongo's `localhost:27017: [Errno 111] Connection
+/// refused`.
 fn refused_service(output: &str, declared: &dyn Fn(&str) -> bool) -> Option<String> {
+    const REFUSED: &[&str] = &[
+        "ECONNREFUSED",
+        "Connection refused",
+        "Errno 111",
+        "Error 111",
+        "Connect call failed",
+        // `localhost` tried on ::1 last, in a sandbox whose loopback has no IPv6 address:
+        // redis-py's "Error 99 connecting to localhost:6379. Cannot assign requested address."
+        "Cannot assign requested address",
+    ];
+    const LOOPBACK: &[&str] = &["127.0.0.1", "localhost", "::1"];
+    let lines: Vec<&str> = output.lines().collect();
     SERVICES
         .iter()
         .filter(|(_, _, clients)| clients.iter().any(|c| declared(c)))
         .find_map(|(port, what, _)| {
-            let refused = |l: &&str| {
-                l.contains("ECONNREFUSED")
-                    && ["127.0.0.1", "localhost", "::1", "[::1]"]
-                        .iter()
-                        .any(|host| l.contains(&format!("{host}:{port}")))
+            let names_port = |l: &str| {
+                l.match_indices(&port.to_string()).any(|(i, m)| {
+                    let before = l[..i].chars().next_back();
+                    let after = l[i + m.len()..].chars().next();
+                    !before.is_some_and(|c| c.is_ascii_digit()) && !after.is_some_and(|c| c.is_ascii_digit())
+                })
             };
-            let line = output.lines().find(refused)?;
+            let line = (0..lines.len()).find_map(|k| {
+                let l = lines[k];
+                // MySQL's clients name the host alone when they tried the default port.
+                let mysql = *port == 3306
+                    && (l.contains("Can't connect to MySQL server on")
+                        || l.contains("Can't connect to local MySQL server"));
+                if !mysql && !REFUSED.iter().any(|r| l.contains(r)) {
+                    return None;
+                }
+                // The refusal's line and the two after it (libpq's older message spreads the
+                // host and the port over them).
+                let near = lines[k..(k + 3).min(lines.len())].join("\n");
+                let loopback = LOOPBACK.iter().any(|h| near.contains(h)) || l.contains("local MySQL server");
+                (loopback && (mysql || names_port(&near))).then_some(l)
+            })?;
             Some(format!("{what} on port {port}: {}", clip(line.trim(), 240)))
         })
 }
@@ -460,19 +511,55 @@ fn refused_service(output: &str, declared: &dyn Fn(&str) -> bool) -> Option<Stri
 /// Services a test suite may expect on the loopback, which no sandbox runs: the port, what
 /// listens there, and the client packages of which the project must declare one (so that a
 /// refused connection the candidate's own code prints cannot set a failure apart).
+/// npm's names first, then PyPI's (normalised: lower case, `-`).
 const SERVICES: &[(u16, &str, &[&str])] = &[
     (
         3306,
         "a MySQL server",
-        &["mysql", "mysql2", "sequelize", "typeorm", "knex", "prisma"],
+        &[
+            "mysql",
+            "mysql2",
+            "sequelize",
+            "typeorm",
+            "knex",
+            "prisma", // npm
+            "pymysql",
+            "mysqlclient",
+            "mysql-connector-python",
+            "aiomysql",
+            "sqlalchemy",
+            "django",
+        ],
     ),
     (
         5432,
         "a PostgreSQL server",
-        &["pg", "postgres", "pg-promise", "sequelize", "typeorm", "knex", "prisma"],
+        &[
+            "pg",
+            "postgres",
+            "pg-promise",
+            "sequelize",
+            "typeorm",
+            "knex",
+            "prisma", // npm
+            "psycopg2",
+            "psycopg",
+            "asyncpg",
+            "pg8000",
+            "sqlalchemy",
+            "django",
+        ],
     ),
-    (27017, "a MongoDB server", &["mongodb", "mongoose", "prisma"]),
-    (6379, "a Redis server", &["redis", "ioredis", "bull", "bullmq"]),
+    (
+        27017,
+        "a MongoDB server",
+        &["mongodb", "mongoose", "prisma", "pymongo", "motor", "mongoengine"],
+    ),
+    (
+        6379,
+        "a Redis server",
+        &["redis", "ioredis", "bull", "bullmq", "aioredis", "celery", "rq"],
+    ),
 ];
 
 const EGRESS_FIX: &str = "if the project truly needs these hosts and you trust them, add them to install_hosts in assay.toml (or ASSAY_INSTALL_HOSTS), then grade again; otherwise the dependency belongs in a package registry or in the repository";
@@ -742,6 +829,73 @@ mod tests {
         // A remote host is not a service the sandbox was expected to run.
         let remote = failed("Error: connect ECONNREFUSED 10.0.0.5:3306\n");
         assert_eq!(diagnose_tests("node", &remote, &l, pkg), None);
+    }
+
+    #[test]
+    fn python_tests_that_need_a_database_server_are_not_the_candidates() {
+        let l = SandboxLimits::default();
+        let reqs = "Django==4.2\npsycopg2-binary==2.9.9\npytest==8.0\n";
+        let cases = [
+            // libpq through Django and SQLAlchemy, new and old wording.
+            (
+                "E   django.db.utils.OperationalError: connection to server at \"localhost\" (127.0.0.1), port 5432 failed: Connection refused\n",
+                "a PostgreSQL server on port 5432",
+            ),
+            (
+                "E   psycopg2.OperationalError: could not connect to server: Connection refused\nE   \tIs the server running on host \"localhost\" (127.0.0.1) and accepting\nE   \tTCP/IP connections on port 5432?\n",
+                "a PostgreSQL server on port 5432",
+            ),
+        ];
+        for (out, says) in cases {
+            let d = diagnose_tests("python", &failed(out), &l, reqs).expect(out);
+            assert_eq!(d.cause, Some(InstallCause::Environment));
+            assert!(d.diagnosis.as_deref().unwrap().contains(says), "{d:?}");
+        }
+        let others = [
+            (
+                "OSError: Multiple exceptions: [Errno 111] Connect call failed ('127.0.0.1', 5432), [Errno 99] Cannot assign requested address\n",
+                "asyncpg==0.29\n",
+                "PostgreSQL server on port 5432",
+            ),
+            (
+                // What redis-py prints in the sandbox (measured).
+                "redis.exceptions.ConnectionError: Error 99 connecting to localhost:6379. Cannot assign requested address.\n",
+                "redis==5.0.8\n",
+                "Redis server on port 6379",
+            ),
+            (
+                "redis.exceptions.ConnectionError: Error 111 connecting to localhost:6379. Connection refused.\n",
+                "[project]\ndependencies = [\"redis>=5\"]\n",
+                "Redis server on port 6379",
+            ),
+            (
+                "pymysql.err.OperationalError: (2003, \"Can't connect to MySQL server on 'localhost' ([Errno 111] Connection refused)\")\n",
+                "PyMySQL==1.1\n",
+                "MySQL server on port 3306",
+            ),
+            (
+                "MySQLdb.OperationalError: (2002, \"Can't connect to local MySQL server through socket '/run/mysqld/mysqld.sock' (2)\")\n",
+                "mysqlclient==2.2\n",
+                "MySQL server on port 3306",
+            ),
+            (
+                "pymongo.errors.ServerSelectionTimeoutError: localhost:27017: [Errno 111] Connection refused\n",
+                "pymongo\n",
+                "MongoDB server on port 27017",
+            ),
+        ];
+        for (out, manifest, says) in others {
+            let d = diagnose_tests("python", &failed(out), &l, manifest).expect(out);
+            assert!(d.diagnosis.as_deref().unwrap().contains(says), "{d:?}");
+        }
+        let refused = cases[0].0;
+        // Without a declared client, the line is the project's own output.
+        assert_eq!(diagnose_tests("python", &failed(refused), &l, "pytest==8.0\n"), None);
+        // Port 54320 is not 5432; a remote host is not the sandbox's to run.
+        let other = "connection to server at \"localhost\" (127.0.0.1), port 54320 failed: Connection refused\n";
+        assert_eq!(diagnose_tests("python", &failed(other), &l, reqs), None);
+        let remote = "connection to server at \"db.internal\" (10.0.0.5), port 5432 failed: Connection refused\n";
+        assert_eq!(diagnose_tests("python", &failed(remote), &l, reqs), None);
     }
 
     #[test]

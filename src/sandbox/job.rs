@@ -161,13 +161,33 @@ async fn run_phases(
     let tests_diagnosis = if runs[0].outcome == OutcomeKind::Passed {
         None
     } else {
-        // Small and the candidate's: read only to see which test tools the project declares.
-        let manifest = tokio::fs::read(req.source.join("package.json"))
-            .await
-            .ok()
-            .filter(|b| b.len() <= 1 << 20)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
+        // Small and the candidate's: read only to see which test tools and clients the project
+        // declares (package.json; Python's requirement files and manifests, together).
+        let names: &[&str] = if r.name == "python" {
+            &[
+                "requirements.txt",
+                "requirements-dev.txt",
+                "requirements-test.txt",
+                "dev-requirements.txt",
+                "pyproject.toml",
+                "setup.py",
+                "setup.cfg",
+                "Pipfile",
+            ]
+        } else {
+            &["package.json"]
+        };
+        let mut manifest = String::new();
+        for name in names {
+            if let Some(b) = tokio::fs::read(req.source.join(name))
+                .await
+                .ok()
+                .filter(|b| b.len() <= 1 << 20)
+            {
+                manifest.push_str(&String::from_utf8_lossy(&b));
+                manifest.push('\n');
+            }
+        }
         super::diagnose::diagnose_tests(&r.name, &runs[0].phase, l, &manifest)
     };
     let hidden = match (req.hidden_tests, &r.hidden) {

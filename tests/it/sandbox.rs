@@ -621,6 +621,34 @@ fn node_tests_that_need_a_database_server_are_not_assessed() {
     assert_eq!(v["readme_steps"][0]["status"], "fails", "{v}");
 }
 
+/// The Python side of the same: redis-py's own refusal, with redis declared.
+#[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
+fn python_tests_that_need_a_redis_server_are_not_assessed() {
+    let r = python_repo(&[
+        ("requirements.txt", "pytest==7.2.1\nredis==5.0.8\n"),
+        (
+            "tests/test_cache.py",
+            "import redis\n\ndef test_cache_answers():\n    assert redis.Redis(host='localhost', port=6379).ping()\n",
+        ),
+    ]);
+    let v = check(r.path(), &[]);
+    let finding = |kind: &str| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["kind"] == kind)
+            .cloned()
+    };
+    let says = finding("tests_not_assessed").unwrap_or_else(|| panic!("{v}"))["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(says.contains("a Redis server on port 6379"), "{says}");
+    assert!(finding("tests_failed").is_none(), "{v}");
+}
+
 #[test]
 #[ignore = "full lane: needs the Docker engine and the runner images"]
 fn go_passing_project_passes() {

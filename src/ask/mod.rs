@@ -433,6 +433,22 @@ pub fn prefix_of(source: &str) -> Option<char> {
     })
 }
 
+/// Whether a commit message can tell a reader anything about the work: not a hosting site's
+/// default (`Update README.md`, `Create app.py`, `Add files via upload`), a bare `Initial
+/// commit`, or a single word (`fix`, `wip`). Questions read only these (screening reads all).
+pub fn says_something(message: &str) -> bool {
+    let m = message.trim().to_ascii_lowercase();
+    let words: Vec<&str> = m.split_whitespace().collect();
+    let path = |w: &str| w.contains('.') || w.contains('/');
+    match words.as_slice() {
+        [] | [_] => false,
+        ["update" | "create" | "delete" | "add" | "rename" | "upload", w] if path(w) => false,
+        ["rename", a, "to", b] if path(a) || path(b) => false,
+        ["add", "files", "via", "upload"] | ["initial", "commit"] | ["first", "commit"] | ["init", "commit"] => false,
+        _ => true,
+    }
+}
+
 /// `C` items: the candidate's commit messages, oldest first (templates and merges left out).
 pub fn commit_items(history: Option<&crate::git::HistoryReport>) -> Vec<EvidenceItem> {
     let Some(h) = history else { return Vec::new() };
@@ -716,8 +732,13 @@ fn shorten(text: &str, max: usize) -> String {
     format!("{} …", cut[..at_word].trim_end())
 }
 
-/// How a prompt shows one evidence item: its id, kind and source, then `text` (all of it or a part).
+/// How a prompt shows one evidence item: its id, kind and source, then `text` (all of it or a
+/// part). A commit message is shown as `[C3] commit: text`: its sha tells the model nothing, and
+/// a history of dozens of short messages was mostly ids and shas in tokens.
 fn line(i: &EvidenceItem, text: &str) -> String {
+    if i.kind == "commit_message" {
+        return format!("[{}] commit: {}\n", i.id, text);
+    }
     format!("[{}] {} ({}): {}\n", i.id, i.kind, i.source, text)
 }
 
@@ -2749,6 +2770,36 @@ mod tests {
             !j.met && j.flags[0].contains("not an item this question reads"),
             "{j:?}"
         );
+    }
+
+    #[test]
+    fn questions_read_commit_messages_that_can_say_something_shown_without_shas() {
+        for quiet in [
+            "Update README.md",
+            "Create app/main.py",
+            "Add files via upload",
+            "Initial commit",
+            "wip",
+            "Rename notes.md to NOTES.md",
+            "",
+        ] {
+            assert!(!says_something(quiet), "{quiet:?}");
+        }
+        for says in [
+            "Update model",
+            "fix: revert the CNN, it overfit",
+            "added challenge 4",
+            "Add tests",
+        ] {
+            assert!(says_something(says), "{says:?}");
+        }
+        let c = EvidenceItem {
+            id: "C3".into(),
+            kind: "commit_message".into(),
+            source: "commit abc1234".into(),
+            text: "revert the CNN".into(),
+        };
+        assert_eq!(line(&c, &c.text), "[C3] commit: revert the CNN\n");
     }
 
     #[test]

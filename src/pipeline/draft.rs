@@ -127,7 +127,11 @@ pub async fn draft_evidence(store: &dyn Store, submission_id: i64) -> Result<Dra
         items,
         flags,
         facts,
-        commits: crate::ask::commit_items(history.as_ref()),
+        // Questions read the messages that can say something (ids as screening numbers them).
+        commits: crate::ask::commit_items(history.as_ref())
+            .into_iter()
+            .filter(|c| crate::ask::says_something(&c.text))
+            .collect(),
         previous: read_latest(&runs, submission_id, Stage::Draft)?,
     })
 }

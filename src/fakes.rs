@@ -463,6 +463,8 @@ pub struct ScriptedSandbox {
     pub phases: Mutex<Vec<Phase>>,
     pub prepared: AtomicUsize,
     pub cleaned: AtomicUsize,
+    /// `seal` calls: the directories and whether sealed.
+    pub sealed: Mutex<Vec<(Vec<String>, bool)>>,
 }
 
 impl ScriptedSandbox {
@@ -473,6 +475,7 @@ impl ScriptedSandbox {
             phases: Mutex::new(Vec::new()),
             prepared: AtomicUsize::new(0),
             cleaned: AtomicUsize::new(0),
+            sealed: Mutex::new(Vec::new()),
         }
     }
 
@@ -506,6 +509,10 @@ impl Sandbox for ScriptedSandbox {
         })
     }
     async fn upload(&self, _: &Work, _: &str, _: &Path, _: &str) -> Result<(), SandboxError> {
+        Ok(())
+    }
+    async fn seal(&self, _: &Work, _: &str, dirs: &[String], on: bool) -> Result<(), SandboxError> {
+        self.sealed.lock().expect("sealed lock").push((dirs.to_vec(), on));
         Ok(())
     }
     async fn run(&self, _: &Work, spec: &PhaseSpec, _: &SandboxLimits) -> Result<PhaseResult, SandboxError> {

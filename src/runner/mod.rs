@@ -64,6 +64,12 @@ pub struct RunnerSpec {
     /// Hidden-test script (bash), network off; writes JUnit XML to
     /// `.assay/hidden.xml`. Runners without one cannot run hidden tests.
     pub hidden: Option<String>,
+    /// Directories under /work the install writes the environment into (a virtualenv): when
+    /// hidden tests are to run, they are made root-owned and read-only once the install is
+    /// done, so nothing the candidate's own test runs do (a `.pth` file, a plugin dropped into
+    /// site-packages) is in the interpreter the hidden tests run in.
+    #[serde(default)]
+    pub seal: Vec<String>,
     /// Result collection.
     pub results: ResultsSpec,
     /// How the README's documented steps run.
@@ -143,6 +149,16 @@ impl RunnerSpec {
                 return Err(InputError::file(path, format!("unknown results parser {p:?}"))
                     .with_hint("use libtest, go-json or counts"));
             }
+        }
+        if let Some(d) = spec
+            .seal
+            .iter()
+            .find(|d| d.is_empty() || d.starts_with('/') || d.split('/').any(|p| p == ".." || p.is_empty()))
+        {
+            return Err(InputError::file(
+                path,
+                format!("seal {d:?} must be a directory inside /work, relative (.assay-venv)"),
+            ));
         }
         if spec.detect.is_empty() {
             return Err(InputError::file(path, "detect must list at least one file glob"));
@@ -363,5 +379,12 @@ mod tests {
         let unless = spec("x.py").replace("[results]", "fallback_unless = [\"a/b.txt\"]\n[results]");
         let e = RunnerSpec::parse(Path::new("x.toml"), &unless).unwrap_err();
         assert!(e.to_string().contains("must be a file name"), "{e}");
+        // What the install sealed is a directory under /work, nothing else.
+        let sealed = |d: &str| spec("x.py").replace("[results]", &format!("seal = [{d:?}]\n[results]"));
+        assert!(RunnerSpec::parse(Path::new("x.toml"), &sealed(".assay-venv")).is_ok());
+        for bad in ["/usr", "../x", "", "a//b"] {
+            let e = RunnerSpec::parse(Path::new("x.toml"), &sealed(bad)).unwrap_err();
+            assert!(e.to_string().contains("inside /work"), "{bad}: {e}");
+        }
     }
 }

@@ -380,6 +380,37 @@ impl Sandbox for DockerSandbox {
         }
     }
 
+    async fn seal(&self, work: &Work, image: &str, dirs: &[String], on: bool) -> Result<(), SandboxError> {
+        if dirs.is_empty() {
+            return Ok(());
+        }
+        // Paths come from the runner spec (checked relative, no `..`); a symlink the install
+        // left in their place is not followed (-h, and find does not descend into links).
+        let quoted: Vec<String> = dirs
+            .iter()
+            .map(|d| format!("'/work/{}'", d.replace('\'', "")))
+            .collect();
+        let (owner, mode) = if on {
+            ("0:0".to_string(), "a-w")
+        } else {
+            (format!("{RUNNER_UID}:{RUNNER_UID}"), "u+w")
+        };
+        let script = format!(
+            "set -e\nfor d in {}; do\n  [ -e \"$d\" ] || continue\n  [ -L \"$d\" ] && {{ echo \"$d is a link\" >&2; exit 1; }}\n  chown -hR {owner} \"$d\"\n  find \"$d\" ! -type l -exec chmod {mode} {{}} +\ndone\n",
+            quoted.join(" ")
+        );
+        let out = self
+            .root_helper_with(work, image, &script, &["CHOWN", "FOWNER"])
+            .await?;
+        if out.exit_code != Some(0) {
+            return Err(SandboxError::Io(format!(
+                "cannot seal the installed environment: {}",
+                out.stderr.trim()
+            )));
+        }
+        Ok(())
+    }
+
     async fn run(&self, work: &Work, spec: &PhaseSpec, limits: &SandboxLimits) -> Result<PhaseResult, SandboxError> {
         let install = spec.phase == Phase::Install;
         if work.disk.is_some() {
@@ -612,6 +643,8 @@ impl DockerSandbox {
             return Err(SandboxError::MissingImage(egress::PROXY_IMAGE.to_string()));
         }
         let network = format!("assay-net-{}", work.job);
+        // One left by this job's earlier phase whose removal failed would make the name taken.
+        let _ = self.docker.remove_network(&network).await;
         self.docker
             .create_network(NetworkCreateRequest {
                 name: network.clone(),
@@ -710,6 +743,17 @@ impl DockerSandbox {
     /// capabilities (root cannot write the candidate's files, only the
     /// root-owned reserve) and no network. Output is captured whole (short).
     async fn root_helper(&self, work: &Work, image: &str, script: &str) -> Result<PhaseResult, SandboxError> {
+        self.root_helper_with(work, image, script, &[]).await
+    }
+
+    /// [`Self::root_helper`] with the capabilities `caps` (our own script, no candidate code).
+    async fn root_helper_with(
+        &self,
+        work: &Work,
+        image: &str,
+        script: &str,
+        caps: &[&str],
+    ) -> Result<PhaseResult, SandboxError> {
         let body = ContainerCreateBody {
             image: Some(image.to_string()),
             cmd: Some(vec!["bash".into(), "-c".into(), script.to_string()]),
@@ -721,6 +765,7 @@ impl DockerSandbox {
                 network_mode: Some("none".into()),
                 readonly_rootfs: Some(true),
                 cap_drop: Some(vec!["ALL".into()]),
+                cap_add: (!caps.is_empty()).then(|| caps.iter().map(|c| c.to_string()).collect()),
                 security_opt: Some(vec!["no-new-privileges".into()]),
                 memory: Some(256 << 20),
                 pids_limit: Some(64),

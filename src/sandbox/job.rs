@@ -151,6 +151,12 @@ async fn run_phases(
             tests_diagnosis: None,
         });
     }
+    // With hidden tests to run, the installed environment is sealed before the candidate's own
+    // tests run: nothing they do can reach the interpreter the hidden tests run in.
+    let sealed = req.hidden_tests.is_some() && r.hidden.is_some() && !r.seal.is_empty();
+    if sealed {
+        sandbox.seal(work, &r.image, &r.seal, true).await?;
+    }
     let mut runs = Vec::new();
     for _ in 0..req.test_runs.max(1) {
         let phase = sandbox.run(work, &spec(Phase::Test), l).await?;
@@ -210,6 +216,10 @@ async fn run_phases(
             },
         }),
     };
+    if sealed {
+        // The README's install steps write into it, as they would on the user's machine.
+        sandbox.seal(work, &r.image, &r.seal, false).await?;
+    }
     // Last, so that nothing the README's steps do changes the results above.
     let readme_steps = run_readme_steps(sandbox, work, req, &spec, install_diagnosis.as_ref()).await?;
     Ok(SandboxReport {
@@ -413,6 +423,36 @@ mod tests {
     use super::*;
     use crate::runner::TestCase;
     use crate::sandbox::ResultFile;
+
+    #[tokio::test]
+    async fn the_environment_is_sealed_around_the_tests_only_when_hidden_tests_run() {
+        let python = crate::runner::by_name("python").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let hidden = tempfile::tempdir().unwrap();
+        for (hidden_tests, want) in [
+            (None, vec![]),
+            (
+                Some(hidden.path()),
+                vec![
+                    (vec![".assay-venv".to_string()], true),
+                    (vec![".assay-venv".to_string()], false),
+                ],
+            ),
+        ] {
+            let sandbox = crate::fakes::ScriptedSandbox::passing(&["test_add"]);
+            let req = JobRequest {
+                job: "j".into(),
+                source: dir.path(),
+                runner: &python,
+                limits: SandboxLimits::default(),
+                test_runs: 2,
+                hidden_tests,
+                cancel: tokio_util::sync::CancellationToken::new(),
+            };
+            run_job(&sandbox, &req).await.unwrap();
+            assert_eq!(*sandbox.sealed.lock().unwrap(), want);
+        }
+    }
 
     #[test]
     fn failing_hidden_tests_are_the_outcome_of_a_passing_submission() {

@@ -227,6 +227,9 @@ pub trait Sandbox: Send + Sync {
     /// Copies `source` into the job's volume at `/work/<dest>` (after install:
     /// hidden tests).
     async fn upload(&self, work: &Work, image: &str, source: &Path, dest: &str) -> Result<(), SandboxError>;
+    /// `on`: makes `dirs` (relative to /work) root-owned and read-only, so the runner uid can
+    /// read them and not change them; off: gives them back to the runner uid, writable.
+    async fn seal(&self, work: &Work, image: &str, dirs: &[String], on: bool) -> Result<(), SandboxError>;
     /// Runs one phase in a fresh container on the job's volume.
     async fn run(&self, work: &Work, spec: &PhaseSpec, limits: &SandboxLimits) -> Result<PhaseResult, SandboxError>;
     /// Removes the job's volume (and any container left on it).

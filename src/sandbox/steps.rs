@@ -312,7 +312,11 @@ mod tests {
         };
         let got = read(&steps, Phase::Install, &result, "N0NCE", &SandboxLimits::default());
         assert_eq!(got[0].status, StepStatus::CannotRun, "{:?}", got[0]);
-        assert!(got[0].detail.contains("pkgs.corp.example, refused by its proxy"), "{}", got[0].detail);
+        assert!(
+            got[0].detail.contains("pkgs.corp.example, refused by its proxy"),
+            "{}",
+            got[0].detail
+        );
         // A step whose own failure names no refused host is the project's.
         assert_eq!(got[1].status, StepStatus::Fails, "{:?}", got[1]);
     }

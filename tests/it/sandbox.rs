@@ -694,6 +694,52 @@ fn a_gopath_go_project_without_go_mod_runs_its_tests_and_says_go_mod_is_missing(
 /// A conftest.py that turns every failure into a pass.
 const CHEATING_CONFTEST: &str = "import pytest\n\n@pytest.hookimpl(hookwrapper=True)\ndef pytest_runtest_makereport(item, call):\n    outcome = yield\n    report = outcome.get_result()\n    report.outcome = 'passed'\n";
 
+/// Issue 14: the candidate's own test run plants a `.pth` file and a pytest plugin in the
+/// virtualenv's site-packages, which the hidden run's interpreter (`python -I` too) would load
+/// and which would pass every hidden test. The environment is sealed (root-owned, read-only)
+/// before the candidate's tests run, so the planting fails and the hidden tests still fail.
+#[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
+fn hidden_tests_run_in_an_environment_the_candidates_tests_could_not_change() {
+    const PLANT: &str = r#"import os, sysconfig
+
+PLUGIN = """import pytest
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    out = yield
+    out.get_result().outcome = "passed"
+"""
+
+
+def test_plant():
+    site = sysconfig.get_paths()["purelib"]
+    try:
+        with open(os.path.join(site, "evilplugin.py"), "w") as f:
+            f.write(PLUGIN)
+        with open(os.path.join(site, "zzz_evil.pth"), "w") as f:
+            f.write("import os; os.environ['PYTEST_ADDOPTS'] = '-p evilplugin'\n")
+        print("PLANTED")
+    except OSError as e:
+        print("REFUSED", e)
+"#;
+    let r = python_repo(&[
+        ("requirements.txt", "pytest==7.2.1\n"),
+        ("calc.py", "def add(a, b):\n    return a - b\n"),
+        ("tests/test_plant.py", PLANT),
+    ]);
+    let hidden = tempfile::tempdir().unwrap();
+    std::fs::write(
+        hidden.path().join("test_hidden.py"),
+        "from calc import add\n\ndef test_add_hidden():\n    assert add(2, 3) == 5\n",
+    )
+    .unwrap();
+    let v = check(r.path(), &["--hidden-tests", hidden.path().to_str().unwrap()]);
+    assert_eq!(v["tests"]["passed"].as_u64(), Some(1), "{v}");
+    assert_eq!(v["outcome"], "hidden_failed", "{v}");
+    assert_eq!(v["hidden"]["tests"]["failed"].as_u64(), Some(1), "{v}");
+}
+
 #[test]
 #[ignore = "full lane: needs the Docker engine and the runner images"]
 fn hidden_tests_still_fail_when_a_conftest_forces_every_test_to_pass() {

@@ -22,60 +22,7 @@ pub const PROXY_PORT: u16 = 3128;
 /// Refused hosts kept per install, at most (a hostile install may ask for thousands).
 pub const MAX_REFUSED: usize = 20;
 
-/// The host names installs may reach unless settings say otherwise: the registries pip, npm,
-/// yarn, cargo and Go download from, and where the tools and packages they install fetch their
-/// own pieces (node-gyp's Node headers, prebuilt native modules' GitHub releases, engines and
-/// browsers that packages download in their install scripts).
-pub const DEFAULT_HOSTS: &[&str] = &[
-    // pip
-    "pypi.org",
-    "files.pythonhosted.org",
-    // npm, yarn, corepack
-    "registry.npmjs.org",
-    "registry.yarnpkg.com",
-    "repo.yarnpkg.com",
-    // node-gyp's headers
-    "nodejs.org",
-    // cargo
-    "crates.io",
-    "index.crates.io",
-    "static.crates.io",
-    // Go
-    "proxy.golang.org",
-    "sum.golang.org",
-    // git dependencies and prebuilt binaries released on GitHub
-    "github.com",
-    "codeload.github.com",
-    "objects.githubusercontent.com",
-    // what common packages download when installed: PyTorch's CPU wheels (an extra index),
-    // Prisma's query engines (its postinstall; corpus: a Prisma API's install asked for it),
-    // the browsers of Cypress, Playwright and Puppeteer
-    "download.pytorch.org",
-    "binaries.prisma.sh",
-    "download.cypress.io",
-    "cdn.playwright.dev",
-    "playwright.azureedge.net",
-    "storage.googleapis.com",
-];
-
-/// Whether `host` can stand in the allow-list: a DNS name of letters, digits and hyphens in
-/// dot-separated labels, or `*.` and such a name (its subdomains, not itself). Addresses are not
-/// names: an allow-list of names cannot be turned toward the host or a private network by an
-/// entry that is an IP.
-pub fn valid_host(host: &str) -> bool {
-    let name = host.strip_prefix("*.").unwrap_or(host);
-    let labels: Vec<&str> = name.split('.').collect();
-    name.len() <= 253
-        && labels.len() >= 2
-        && labels.iter().all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-        && !labels.last().is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
-}
+pub use crate::config::{valid_host, DEFAULT_INSTALL_HOSTS as DEFAULT_HOSTS};
 
 /// The proxy's filter file: one anchored extended regular expression per allowed host (case is
 /// ignored by the proxy; a dot matches only a dot).

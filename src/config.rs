@@ -270,7 +270,10 @@ impl Settings {
     fn with_env(self, env: &[(String, String)]) -> Result<Settings, InputError> {
         let mut doc = serde_json::to_value(&self).expect("settings serialise");
         let mut leaves = Vec::new();
-        env_leaves(&doc, "ASSAY_", &mut Vec::new(), &mut leaves);
+        // The variables and their types come from the defaults: a list the file emptied
+        // (`install_hosts = []`) is still a list a variable may set.
+        let defaults = serde_json::to_value(Settings::default()).expect("settings serialise");
+        env_leaves(&defaults, "ASSAY_", &mut Vec::new(), &mut leaves);
         // A setting unset by default has no type to read: a whole number is taken as one where
         // the setting takes a number (tried on the defaults alone), as text otherwise.
         let takes_number = |path: &[String], n: u64| {
@@ -575,6 +578,20 @@ mod tests {
         assert!(
             msg.contains("assay.toml") && msg.contains("\"10.0.0.5\" is not a host name"),
             "{msg}"
+        );
+        std::fs::write(&file, "install_hosts = []\n").unwrap();
+        let s = Settings::load_from(Some(&file), &[], &Overrides::default()).unwrap();
+        assert!(s.install_hosts.is_empty(), "an empty list: the install reaches nothing");
+        let s = Settings::load_from(
+            Some(&file),
+            &env(&[("ASSAY_INSTALL_HOSTS", "pypi.org")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            s.install_hosts,
+            ["pypi.org"],
+            "the variable sets a list the file emptied"
         );
         let e = Settings::load_from(
             None,

@@ -73,6 +73,13 @@ pub fn proxy_env() -> Vec<String> {
     ]
     .iter()
     .map(|k| format!("{k}={url}"))
+    // What the install reaches inside its own container (a server its script starts) is not
+    // sent to the proxy.
+    .chain(
+        ["NO_PROXY", "no_proxy"]
+            .iter()
+            .map(|k| format!("{k}=localhost,127.0.0.1,::1")),
+    )
     .collect()
 }
 
@@ -209,6 +216,7 @@ NOTICE    Dec 07 06:00:00.500 [9]: Proxying refused on filtered domain \"bad\u{1
                 "{k}: {env:?}"
             );
         }
+        assert!(env.contains(&"no_proxy=localhost,127.0.0.1,::1".to_string()), "{env:?}");
         assert!(wait_for_proxy().contains(&format!("/dev/tcp/{PROXY_HOST}/{PROXY_PORT}")));
     }
 }

@@ -143,18 +143,17 @@ pub fn read(
                     StepStatus::CannotRun,
                     format!("the sandbox does not have the program it runs: {}", last_lines(&tail)),
                 ),
-                (_, Some((_, code))) => match environment_cause(&tail) {
-                    Some(env) => (StepStatus::CannotRun, format!("assay's environment: {env}")),
+                (_, Some((_, code))) => match (environment_cause(&tail), refused_in(&result.egress_refused, &tail)) {
+                    (Some(env), _) => (StepStatus::CannotRun, format!("assay's environment: {env}")),
                     // A host the install's proxy refused, named in what the step printed.
-                    None if refused_in(&result.egress_refused, &tail).is_some() => (
+                    (None, Some(host)) => (
                         StepStatus::CannotRun,
                         format!(
-                            "needs a host outside the registries the sandbox reaches ({}, refused by its proxy): {}",
-                            refused_in(&result.egress_refused, &tail).unwrap_or_default(),
+                            "needs a host outside the registries the sandbox reaches ({host}, refused by its proxy): {}",
                             last_lines(&tail)
                         ),
                     ),
-                    None => (
+                    (None, None) => (
                         StepStatus::Fails,
                         format!(
                             "exit {}: {}",

@@ -20,8 +20,9 @@ finish() {
 }
 
 # Chromium and chromedriver drive the review UI's browser tests.
-# openssh-server and openssl start the ssh and https git servers of the remote-intake tests.
-bash scripts/setup.sh chromium chromium-driver openssh-server openssl
+# openssh-server and openssl start the ssh and https git servers of the remote-intake tests;
+# postgresql is the server the `--db postgres://` tests start in a temporary directory.
+bash scripts/setup.sh chromium chromium-driver openssh-server openssl postgresql
 stage setup
 # The engine, the debootstrap base and the runner images (built by the docker
 # client from the Dockerfiles `assay images build` uses) wait on the network,

@@ -92,6 +92,14 @@ async fn grade(settings: Settings, cohort: Cohort, model: Option<ModelRef>, a: A
         .with_context(|| format!("cannot create data directory {}", settings.data_dir.display()))?;
     let _lock = WorkLock::acquire(&settings.data_dir, &db_url)?;
     let store = super::open_store(&settings).await?;
+    // A database other machines can reach is locked in the database too.
+    let _db_lock = store
+        .grading_lock()
+        .await
+        .context("cannot take the database's grading lock")?
+        .ok_or_else(|| pipeline::lock::LockError::Busy {
+            db: assay::git::redact(&db_url),
+        })?;
     let cancel = super::cancel_on_signal("stages in flight are recorded as interrupted (run again to resume)");
     let draft_budget = settings.draft_budget;
 

@@ -1,10 +1,12 @@
 //! The store: cohorts, submissions, stage runs, evidence and the audit trail.
 //!
 //! The pipeline talks to a [`Store`] trait object, in our own types only; the
-//! SQLite implementation ([`SqliteStore`]) is the default. SQL stays runtime
-//! checked (no `query!` macros) so a PostgreSQL implementation can share the
-//! shapes (sqlx's `AnyPool` cannot carry compile-checked queries).
+//! SQLite implementation ([`SqliteStore`]) is the default, [`PostgresStore`] serves
+//! a database many machines share. SQL stays runtime checked (no `query!` macros)
+//! and is written once for both (see `sql.rs`).
 
+mod postgres;
+mod sql;
 mod sqlite;
 
 use async_trait::async_trait;
@@ -16,17 +18,19 @@ use crate::outcome::OutcomeKind;
 use crate::review::{CriterionReview, Review};
 use crate::submission::{SubmissionRecord, SubmissionStatus};
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Store failures: always infrastructure, never the candidate's doing.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database refused or failed a query.
-    #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    /// The database refused or failed a query. Its message is shown once: the sqlx error is
+    /// not also the source (its own Display repeats its source's message).
+    #[error("database error: {}", db_message(.0))]
+    Db(sqlx::Error),
     /// Migrations could not be applied.
-    #[error("cannot migrate the database: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot migrate the database: {}", migrate_message(.0))]
+    Migrate(sqlx::migrate::MigrateError),
     /// A stored value could not be read back.
     #[error("corrupt value in {table}.{column}: {value:?}")]
     Corrupt {
@@ -52,8 +56,40 @@ pub enum StoreError {
         reason: String,
     },
     /// The database URL is not one assay supports.
-    #[error("unsupported database URL {0:?}: assay keeps its results in SQLite; use sqlite://PATH")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH (or a plain path) or postgres://USER@HOST/DB")]
     Unsupported(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Db(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
+    }
+}
+
+/// What a database error says: the server's own message (and its SQLSTATE code) for an error
+/// the server returned, without PostgreSQL's "at line N" (a line of the server's source, not
+/// of anything the user wrote).
+fn db_message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => match d.code() {
+            Some(code) => format!("{} ({code})", d.message()),
+            None => d.message().to_string(),
+        },
+        other => other.to_string(),
+    }
+}
+
+fn migrate_message(e: &sqlx::migrate::MigrateError) -> String {
+    match e {
+        sqlx::migrate::MigrateError::Execute(d) | sqlx::migrate::MigrateError::ExecuteMigration(d, _) => db_message(d),
+        other => other.to_string(),
+    }
 }
 
 /// The stages a submission moves through, in order.
@@ -339,12 +375,49 @@ pub trait Store: Send + Sync {
     /// Saves a review if nobody saved it since `base_version`, and records the change in the
     /// audit trail, atomically.
     async fn save_review(&self, save: &ReviewSave<'_>) -> Result<SaveOutcome, StoreError>;
+
+    /// The database's grading lock, held for as long as the returned guard lives; `None` when
+    /// another process holds it. One grading process per database at a time is what makes
+    /// [`Store::reap_running`] safe. A file database is locked by the file lock taken before it
+    /// is opened (see `pipeline::lock`), so the default holds nothing more; a server database
+    /// that machines share locks in the server.
+    async fn grading_lock(&self) -> Result<Option<GradingLock>, StoreError> {
+        Ok(Some(GradingLock::Held))
+    }
 }
 
-/// Opens the store a URL names, creating and migrating it as needed.
+/// Holds a store's grading lock until dropped or released (see [`Store::grading_lock`]).
+#[derive(Debug)]
+pub enum GradingLock {
+    /// Nothing to hold beyond the file lock.
+    Held,
+    /// A PostgreSQL session holding the advisory lock.
+    Postgres(sqlx::postgres::PgConnection, i64),
+}
+
+impl GradingLock {
+    /// Gives the lock back now: when this returns, another process can take it (dropping it
+    /// leaves the server to notice the closed connection, a moment later).
+    pub async fn release(self) -> Result<(), StoreError> {
+        if let GradingLock::Postgres(mut conn, key) = self {
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(key)
+                .execute(&mut conn)
+                .await?;
+            sqlx::Connection::close(conn).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the store a URL names, creating and migrating it as needed: `sqlite://PATH` (or a
+/// plain path) is a SQLite file, `postgres://…` (or `postgresql://…`) a PostgreSQL database.
 pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
     if url.starts_with("sqlite:") {
         return Ok(std::sync::Arc::new(SqliteStore::open(url).await?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(std::sync::Arc::new(PostgresStore::open(url).await?));
     }
     if !url.contains("://") {
         return Ok(std::sync::Arc::new(

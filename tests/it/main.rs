@@ -7,6 +7,7 @@ mod helpers;
 mod history;
 mod install;
 mod llm;
+mod postgres;
 mod readme;
 mod remote;
 mod sandbox;

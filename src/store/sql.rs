@@ -25,6 +25,18 @@ pub(super) fn migration(version: i64, description: &'static str, sql: &'static s
     )
 }
 
+/// Text as the stores keep it: PostgreSQL's `text` cannot hold a NUL character, which a
+/// candidate's README or test output may carry, so both backends keep U+FFFD in its place (the
+/// same text whichever database holds it; the JSON columns escape it and need nothing).
+pub(super) fn text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+/// [`text`] of an optional value.
+pub(super) fn opt_text(s: Option<&str>) -> Option<String> {
+    s.map(text)
+}
+
 /// Now, as the stores keep times: RFC 3339 text in UTC, milliseconds.
 pub(super) fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -84,7 +96,7 @@ macro_rules! sql_store {
             use $crate::evidence::EvidenceItem;
             use $crate::outcome::OutcomeKind;
             use $crate::review::{review_changes, Review, ReviewStatus};
-            use $crate::store::sql::{now, parse_outcome, parse_time, review_select};
+            use $crate::store::sql::{now, opt_text, parse_outcome, parse_time, review_select, text};
             use $crate::store::{
                 CohortRecord, Event, ReviewSave, RunStatus, SaveOutcome, Stage, StageResult, StageRun, Store, StoreError,
             };
@@ -199,7 +211,7 @@ macro_rules! sql_store {
                          ON CONFLICT (name) DO UPDATE SET spec_json = excluded.spec_json, updated_at = excluded.updated_at
                          RETURNING id",
                     )
-                    .bind(name)
+                    .bind(text(name))
                     .bind(spec.to_string())
                     .bind(&t)
                     .fetch_one(&self.pool)
@@ -227,10 +239,10 @@ macro_rules! sql_store {
                          RETURNING *",
                     )
                     .bind(cohort_id)
-                    .bind(candidate)
+                    .bind(text(candidate))
                     .bind(anon_id)
-                    .bind(repo)
-                    .bind(git_ref)
+                    .bind(text(repo))
+                    .bind(opt_text(git_ref))
                     .bind(&t)
                     .fetch_one(&self.pool)
                     .await?;
@@ -247,7 +259,7 @@ macro_rules! sql_store {
 
                 async fn cohort_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
                     let row = sqlx::query("SELECT id FROM cohorts WHERE name = $1")
-                        .bind(name)
+                        .bind(text(name))
                         .fetch_optional(&self.pool)
                         .await?;
                     Ok(row.map(|r| r.try_get("id")).transpose()?)
@@ -277,8 +289,8 @@ macro_rules! sql_store {
                         "SELECT s.*, c.name AS cohort_name FROM submissions s JOIN cohorts c ON c.id = s.cohort_id
                          WHERE s.candidate = $1 AND (CAST($2 AS TEXT) IS NULL OR c.name = $2) ORDER BY s.id",
                     )
-                    .bind(candidate)
-                    .bind(cohort)
+                    .bind(text(candidate))
+                    .bind(opt_text(cohort))
                     .fetch_all(&self.pool)
                     .await?;
                     rows.iter()
@@ -364,7 +376,7 @@ macro_rules! sql_store {
                     )
                     .bind(result.status.as_str())
                     .bind(result.outcome.as_str())
-                    .bind(&result.error)
+                    .bind(opt_text(result.error.as_deref()))
                     .bind(result.output.as_ref().map(|v| v.to_string()))
                     .bind(finished.to_rfc3339_opts(SecondsFormat::Millis, true))
                     .bind(duration)
@@ -390,9 +402,9 @@ macro_rules! sql_store {
                             .bind(result.commit.as_deref().unwrap_or(""))
                             .bind(run.stage.as_str())
                             .bind(&item.id)
-                            .bind(&item.kind)
-                            .bind(&item.source)
-                            .bind(&item.text)
+                            .bind(text(&item.kind))
+                            .bind(text(&item.source))
+                            .bind(text(&item.text))
                             .execute(&mut *tx)
                             .await?;
                         }
@@ -559,7 +571,7 @@ macro_rules! sql_store {
                         .bind(status.as_str())
                         .bind(version)
                         .bind(&scores)
-                        .bind(&save.comment)
+                        .bind(text(&save.comment))
                         .bind(&at)
                         .bind(&finalized_at)
                         .fetch_optional(&mut *tx)
@@ -574,7 +586,7 @@ macro_rules! sql_store {
                             .bind(status.as_str())
                             .bind(version)
                             .bind(&scores)
-                            .bind(&save.comment)
+                            .bind(text(&save.comment))
                             .bind(&at)
                             .bind(&finalized_at)
                             .bind(r.id)
@@ -612,7 +624,7 @@ macro_rules! sql_store {
                             "review_of": save.grader,
                             "version": version,
                             "changed": changed,
-                            "comment_changed": current.as_ref().map(|r| r.comment.as_str()) != Some(save.comment.as_str()),
+                            "comment_changed": current.as_ref().map(|r| r.comment.clone()) != Some(text(&save.comment)),
                         })
                         .to_string(),
                     )
@@ -627,7 +639,7 @@ macro_rules! sql_store {
                         status,
                         version,
                         scores: save.scores.clone(),
-                        comment: save.comment.clone(),
+                        comment: text(&save.comment),
                         updated_at: at,
                         finalized_at,
                     }))

@@ -375,6 +375,50 @@ fn grade_resume_reviews_and_export_read_and_write_postgres_as_they_do_sqlite() {
     );
     assert_eq!(on_pg, on_lite);
 
+    // A NUL in candidate text (a README may hold one; PostgreSQL's text cannot) is kept as
+    // U+FFFD by both backends, and the stage's evidence is stored, not a failed run.
+    let (pg_text, lite_text) = rt.block_on(async {
+        let mut texts = Vec::new();
+        for db in [&url, &sqlite_url] {
+            let store = assay::store::open(db).await.unwrap();
+            let cohort = store.cohort_id("demo").await.unwrap().unwrap();
+            let sub = store.submissions(cohort).await.unwrap()[1].id;
+            let run = store
+                .start_run(sub, assay::store::Stage::Draft, "nul-test", "test")
+                .await
+                .unwrap();
+            let item = assay::evidence::EvidenceItem {
+                id: "D9".into(),
+                kind: "readme_section".into(),
+                source: "README.md:3".into(),
+                text: "Hello \0 world".into(),
+            };
+            store
+                .finish_run(
+                    &run,
+                    &assay::store::StageResult {
+                        status: assay::store::RunStatus::Done,
+                        outcome: assay::outcome::OutcomeKind::Ok,
+                        error: Some("a \0 in the error".into()),
+                        output: Some(serde_json::json!({"raw": "x\0y"})),
+                        evidence: vec![item],
+                        commit: None,
+                    },
+                )
+                .await
+                .unwrap();
+            let stored = store.evidence(sub).await.unwrap();
+            let runs = store.runs(sub).await.unwrap();
+            let last = runs.last().unwrap();
+            assert_eq!(last.output.as_ref().unwrap()["raw"], "x\0y", "JSON keeps it escaped");
+            assert_eq!(last.error.as_deref(), Some("a \u{FFFD} in the error"));
+            texts.push(stored.into_iter().find(|e| e.id == "D9").unwrap().text);
+        }
+        (texts.remove(0), texts.remove(0))
+    });
+    assert_eq!(pg_text, "Hello \u{FFFD} world");
+    assert_eq!(pg_text, lite_text);
+
     let export = |db: Option<&str>| {
         let mut args = vec!["export", "demo", "--format", "json", "--reveal"];
         if let Some(db) = db {

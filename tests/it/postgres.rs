@@ -147,16 +147,21 @@ impl PgServer {
         server
     }
 
-    fn run(&self, program: &str, args: &[&str]) {
+    /// One of the server's programs, as the user the server runs as.
+    fn command(&self, program: &str) -> Command {
         let path = self.bin.join(program);
-        let mut cmd = if self.as_root {
+        if self.as_root {
             let mut c = Command::new("runuser");
             c.args(["-u", "postgres", "--"]).arg(&path);
             c
         } else {
             Command::new(&path)
-        };
-        let out = cmd
+        }
+    }
+
+    fn run(&self, program: &str, args: &[&str]) {
+        let out = self
+            .command(program)
             .args(args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
@@ -191,15 +196,8 @@ impl PgServer {
 impl Drop for PgServer {
     fn drop(&mut self) {
         let data = self.dir.path().join("data");
-        let path = self.bin.join("pg_ctl");
-        let mut cmd = if self.as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        };
-        let _ = cmd
+        let _ = self
+            .command("pg_ctl")
             .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -240,6 +238,18 @@ fn grade(assay: &Assay, cohort: &Path, db: Option<&str>, out: &Path) -> serde_js
         args.extend(["--db", db]);
     }
     json_ok(&assay.run(&args))
+}
+
+/// `assay grade` of `cohort` on the database `url`, as it ended.
+fn grade_on(assay: &Assay, cohort: &Path, url: &str) -> std::process::Output {
+    assay.run(&[
+        "grade",
+        "--no-drafts",
+        "--no-sandbox",
+        cohort.to_str().unwrap(),
+        "--db",
+        url,
+    ])
 }
 
 /// Two reviews through the store, the second from a stale version (refused, nothing lost), and
@@ -333,14 +343,7 @@ fn grade_resume_reviews_and_export_read_and_write_postgres_as_they_do_sqlite() {
             .unwrap()
             .expect("the lock is free")
     });
-    let busy = assay.run(&[
-        "grade",
-        "--no-drafts",
-        "--no-sandbox",
-        cohort.to_str().unwrap(),
-        "--db",
-        &url,
-    ]);
+    let busy = grade_on(&assay, &cohort, &url);
     let err = String::from_utf8_lossy(&busy.stderr);
     assert!(
         !busy.status.success() && err.contains("another assay process is grading with this database"),
@@ -451,14 +454,7 @@ fn a_postgres_database_that_cannot_be_opened_is_named_with_its_cause_and_without
         ),
     ] {
         let started = Instant::now();
-        let out = assay.run(&[
-            "grade",
-            "--no-drafts",
-            "--no-sandbox",
-            cohort.to_str().unwrap(),
-            "--db",
-            &url,
-        ]);
+        let out = grade_on(&assay, &cohort, &url);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{url}: {err}");
         assert!(

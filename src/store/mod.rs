@@ -382,16 +382,20 @@ pub trait Store: Send + Sync {
     /// is opened (see `pipeline::lock`), so the default holds nothing more; a server database
     /// that machines share locks in the server.
     async fn grading_lock(&self) -> Result<Option<GradingLock>, StoreError> {
-        Ok(Some(GradingLock::Held))
+        Ok(Some(GradingLock(Guard::Held)))
     }
 }
 
 /// Holds a store's grading lock until dropped or released (see [`Store::grading_lock`]).
+/// Opaque: no sqlx type crosses the store's boundary.
 #[derive(Debug)]
-pub enum GradingLock {
+pub struct GradingLock(Guard);
+
+#[derive(Debug)]
+enum Guard {
     /// Nothing to hold beyond the file lock.
     Held,
-    /// A PostgreSQL session holding the advisory lock.
+    /// A PostgreSQL session holding the advisory lock with this key.
     Postgres(sqlx::postgres::PgConnection, i64),
 }
 
@@ -399,7 +403,7 @@ impl GradingLock {
     /// Gives the lock back now: when this returns, another process can take it (dropping it
     /// leaves the server to notice the closed connection, a moment later).
     pub async fn release(self) -> Result<(), StoreError> {
-        if let GradingLock::Postgres(mut conn, key) = self {
+        if let Guard::Postgres(mut conn, key) = self.0 {
             sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(key)
                 .execute(&mut conn)

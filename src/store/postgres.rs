@@ -71,7 +71,7 @@ impl PostgresStore {
             .bind(GRADING_LOCK)
             .fetch_one(&mut conn)
             .await?;
-        Ok(taken.then_some(GradingLock::Postgres(conn, GRADING_LOCK)))
+        Ok(taken.then_some(GradingLock(super::Guard::Postgres(conn, GRADING_LOCK))))
     }
 }
 

@@ -476,29 +476,16 @@ fn a_server_that_accepts_only_tls_is_reached_over_tls_and_its_certificate_checke
     let a = iterative();
     let cohort = cohort_of(work.path(), "", &[("alice-smith", a.path())]);
     let assay = Assay::new();
-    let run = |url: &str| {
-        assay.run(&[
-            "grade",
-            "--no-drafts",
-            "--no-sandbox",
-            cohort.to_str().unwrap(),
-            "--db",
-            url,
-            "--json",
-            "--out",
-            work.path().join("out").to_str().unwrap(),
-        ])
-    };
     // Without TLS the server refuses (pg_hba.conf: hostnossl reject), and says so.
-    let refused = run(&format!("{plain}?sslmode=disable"));
+    let refused = grade_on(&assay, &cohort, &format!("{plain}?sslmode=disable"));
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success() && err.contains("no encryption"), "{err}");
     // Encrypted, the certificate checked against the CA the URL names: graded.
     let verified = format!("{plain}?sslmode=verify-full&sslrootcert={}", pg.cert().display());
-    let v = json_ok(&run(&verified));
+    let v = grade(&assay, &cohort, Some(&verified), &work.path().join("out"));
     assert_eq!(v["submissions"][0]["status"], "done", "{v}");
     // verify-full with the system's roots does not trust a self-signed certificate.
-    let untrusted = run(&format!("{plain}?sslmode=verify-full"));
+    let untrusted = grade_on(&assay, &cohort, &format!("{plain}?sslmode=verify-full"));
     let err = String::from_utf8_lossy(&untrusted.stderr);
     assert!(
         !untrusted.status.success() && err.contains("cannot open database"),

@@ -6,6 +6,7 @@
 //! and is written once for both (see `sql.rs`).
 
 mod postgres;
+pub mod queue;
 mod sql;
 mod sqlite;
 
@@ -19,6 +20,7 @@ use crate::review::{CriterionReview, Review};
 use crate::submission::{SubmissionRecord, SubmissionStatus};
 
 pub use postgres::PostgresStore;
+pub use queue::{JobEnd, JobStatus, Lease, NewSubmission, Queue, QueueStatus};
 pub use sqlite::SqliteStore;
 
 /// Store failures: always infrastructure, never the candidate's doing.
@@ -383,6 +385,11 @@ pub trait Store: Send + Sync {
     /// that machines share locks in the server.
     async fn grading_lock(&self) -> Result<Option<GradingLock>, StoreError> {
         Ok(Some(GradingLock(Guard::Held)))
+    }
+
+    /// The store's work queue, when it has one (both SQL stores do).
+    fn queue(&self) -> Option<&dyn Queue> {
+        None
     }
 }
 

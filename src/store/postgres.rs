@@ -13,11 +13,10 @@ use super::{GradingLock, StoreError};
 
 /// The schema's migrations, embedded in the binary.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![migration(
-        1,
-        "init",
-        include_str!("migrations/postgres/0001_init.sql"),
-    )])
+    Migrator::with_migrations(vec![
+        migration(1, "init", include_str!("migrations/postgres/0001_init.sql")),
+        migration(2, "jobs", include_str!("migrations/postgres/0002_jobs.sql")),
+    ])
 }
 
 /// A [`Store`](super::Store) in a PostgreSQL database.
@@ -75,7 +74,17 @@ impl PostgresStore {
     }
 }
 
-super::sql::sql_store!(PostgresStore, PgRow, lock);
+super::sql::sql_store!(
+    PostgresStore,
+    sqlx::Postgres,
+    PgRow,
+    now_ms = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+    skip_locked = " FOR UPDATE OF j SKIP LOCKED",
+    // One rescuer at a time across every worker ("a-rescue" in ASCII); released when the
+    // transaction ends.
+    rescue_lock = "SELECT pg_try_advisory_xact_lock(7002378775684150629)",
+    lock = lock
+);
 
 #[cfg(test)]
 mod tests {

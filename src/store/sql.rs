@@ -74,21 +74,15 @@ macro_rules! review_select {
 }
 pub(super) use review_select;
 
-/// The [`Store`](super::Store) implementation for `$store`, whose `pool` field is a pool of the
-/// backend whose rows are `$row`; with `$lock`, the store's inherent method of that name is its
-/// grading lock (the default otherwise).
+/// The [`Store`](super::Store) and [`Queue`](super::Queue) implementations for `$store`, whose
+/// `pool` field is a pool of database `$db`, whose rows are `$row`. The few places the two
+/// dialects differ are literals: `now_ms`, the database clock in milliseconds since the Unix
+/// epoch; `skip_locked`, what a claim's subquery ends with (PostgreSQL's `FOR UPDATE SKIP
+/// LOCKED`; SQLite runs one writer at a time); `rescue_lock`, a query that answers whether this
+/// transaction may rescue (PostgreSQL's transaction-scoped advisory lock). With `lock`, the
+/// store's inherent method of that name is its grading lock (the default otherwise).
 macro_rules! sql_store {
-    ($store:ty, $row:ty, $lock:ident) => {
-        $crate::store::sql::sql_store!(@impl $store, $row, {
-            async fn grading_lock(&self) -> Result<Option<$crate::store::GradingLock>, StoreError> {
-                self.$lock().await
-            }
-        });
-    };
-    ($store:ty, $row:ty) => {
-        $crate::store::sql::sql_store!(@impl $store, $row, {});
-    };
-    (@impl $store:ty, $row:ty, { $($extra:tt)* }) => {
+    ($store:ty, $db:ty, $row:ty, now_ms = $now:literal, skip_locked = $skip:literal, rescue_lock = $rescue:literal $(, lock = $lock:ident)?) => {
         const _: () = {
             use chrono::{SecondsFormat, Utc};
             use sqlx::Row;
@@ -161,7 +155,106 @@ macro_rules! sql_store {
                         duration_ms: row.try_get("duration_ms")?,
                     })
                 }
+
+                async fn upsert_cohort_on(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    name: &str,
+                    spec: &serde_json::Value,
+                ) -> Result<i64, StoreError> {
+                    let t = now();
+                    let row = sqlx::query(
+                        "INSERT INTO cohorts (name, spec_json, created_at, updated_at) VALUES ($1, $2, $3, $3)
+                         ON CONFLICT (name) DO UPDATE SET spec_json = excluded.spec_json, updated_at = excluded.updated_at
+                         RETURNING id",
+                    )
+                    .bind(text(name))
+                    .bind(spec.to_string())
+                    .bind(&t)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    Ok(row.try_get("id")?)
+                }
+
+                async fn upsert_submission_on(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    cohort_id: i64,
+                    candidate: &str,
+                    anon_id: &str,
+                    repo: &str,
+                    git_ref: Option<&str>,
+                ) -> Result<SubmissionRecord, StoreError> {
+                    let t = now();
+                    let row = sqlx::query(
+                        "INSERT INTO submissions (cohort_id, candidate, anon_id, repo, git_ref, created_at, updated_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $6)
+                         ON CONFLICT (cohort_id, candidate) DO UPDATE SET
+                            repo = excluded.repo, git_ref = excluded.git_ref, anon_id = excluded.anon_id,
+                            updated_at = CASE WHEN submissions.repo IS NOT DISTINCT FROM excluded.repo
+                                           AND submissions.git_ref IS NOT DISTINCT FROM excluded.git_ref
+                                              THEN submissions.updated_at ELSE excluded.updated_at END
+                         RETURNING *",
+                    )
+                    .bind(cohort_id)
+                    .bind(text(candidate))
+                    .bind(anon_id)
+                    .bind(text(repo))
+                    .bind(opt_text(git_ref))
+                    .bind(&t)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    Self::submission(&row)
+                }
+
+                /// How a stage attempt ended, with its evidence: written in the caller's transaction.
+                async fn write_run(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    run: &StageRun,
+                    result: &StageResult,
+                ) -> Result<(), StoreError> {
+                    let finished = Utc::now();
+                    let duration = (finished - run.started_at).num_milliseconds();
+                    sqlx::query(
+                        "UPDATE stage_runs SET status = $1, outcome = $2, error = $3, output_json = $4, finished_at = $5, duration_ms = $6
+                         WHERE id = $7",
+                    )
+                    .bind(result.status.as_str())
+                    .bind(result.outcome.as_str())
+                    .bind(opt_text(result.error.as_deref()))
+                    .bind(result.output.as_ref().map(|v| v.to_string()))
+                    .bind(finished.to_rfc3339_opts(SecondsFormat::Millis, true))
+                    .bind(duration)
+                    .bind(run.id)
+                    .execute(&mut *conn)
+                    .await?;
+                    if result.status == RunStatus::Done {
+                        sqlx::query("DELETE FROM evidence_items WHERE submission_id = $1 AND stage = $2")
+                            .bind(run.submission_id)
+                            .bind(run.stage.as_str())
+                            .execute(&mut *conn)
+                            .await?;
+                        for item in &result.evidence {
+                            sqlx::query(
+                                // An id another stage held is taken over: ids move between stages when
+                                // assay changes which stage finds them (`I` items: draft, then screen).
+                                "INSERT INTO evidence_items (submission_id, commit_sha, stage, item_id, kind, source, text)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                                 ON CONFLICT (submission_id, item_id) DO UPDATE SET commit_sha = excluded.commit_sha,
+                                   stage = excluded.stage, kind = excluded.kind, source = excluded.source, text = excluded.text",
+                            )
+                            .bind(run.submission_id)
+                            .bind(result.commit.as_deref().unwrap_or(""))
+                            .bind(run.stage.as_str())
+                            .bind(&item.id)
+                            .bind(text(&item.kind))
+                            .bind(text(&item.source))
+                            .bind(text(&item.text))
+                            .execute(&mut *conn)
+                            .await?;
+                        }
                     }
+                    Ok(())
+                }
+            }
 
             /// A JSON text column, parsed; unparseable text is [`StoreError::Corrupt`].
             fn json_column<T: serde::de::DeserializeOwned>(
@@ -205,18 +298,8 @@ macro_rules! sql_store {
             #[async_trait::async_trait]
             impl Store for $store {
                 async fn upsert_cohort(&self, name: &str, spec: &serde_json::Value) -> Result<i64, StoreError> {
-                    let t = now();
-                    let row = sqlx::query(
-                        "INSERT INTO cohorts (name, spec_json, created_at, updated_at) VALUES ($1, $2, $3, $3)
-                         ON CONFLICT (name) DO UPDATE SET spec_json = excluded.spec_json, updated_at = excluded.updated_at
-                         RETURNING id",
-                    )
-                    .bind(text(name))
-                    .bind(spec.to_string())
-                    .bind(&t)
-                    .fetch_one(&self.pool)
-                    .await?;
-                    Ok(row.try_get("id")?)
+                    let mut conn = self.pool.acquire().await?;
+                    Self::upsert_cohort_on(&mut conn, name, spec).await
                 }
 
                 async fn upsert_submission(
@@ -227,26 +310,8 @@ macro_rules! sql_store {
                     repo: &str,
                     git_ref: Option<&str>,
                 ) -> Result<SubmissionRecord, StoreError> {
-                    let t = now();
-                    let row = sqlx::query(
-                        "INSERT INTO submissions (cohort_id, candidate, anon_id, repo, git_ref, created_at, updated_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $6)
-                         ON CONFLICT (cohort_id, candidate) DO UPDATE SET
-                            repo = excluded.repo, git_ref = excluded.git_ref, anon_id = excluded.anon_id,
-                            updated_at = CASE WHEN submissions.repo IS NOT DISTINCT FROM excluded.repo
-                                           AND submissions.git_ref IS NOT DISTINCT FROM excluded.git_ref
-                                              THEN submissions.updated_at ELSE excluded.updated_at END
-                         RETURNING *",
-                    )
-                    .bind(cohort_id)
-                    .bind(text(candidate))
-                    .bind(anon_id)
-                    .bind(text(repo))
-                    .bind(opt_text(git_ref))
-                    .bind(&t)
-                    .fetch_one(&self.pool)
-                    .await?;
-                    Self::submission(&row)
+                    let mut conn = self.pool.acquire().await?;
+                    Self::upsert_submission_on(&mut conn, cohort_id, candidate, anon_id, repo, git_ref).await
                 }
 
                 async fn submissions(&self, cohort_id: i64) -> Result<Vec<SubmissionRecord>, StoreError> {
@@ -367,48 +432,8 @@ macro_rules! sql_store {
                 }
 
                 async fn finish_run(&self, run: &StageRun, result: &StageResult) -> Result<(), StoreError> {
-                    let finished = Utc::now();
-                    let duration = (finished - run.started_at).num_milliseconds();
                     let mut tx = self.pool.begin().await?;
-                    sqlx::query(
-                        "UPDATE stage_runs SET status = $1, outcome = $2, error = $3, output_json = $4, finished_at = $5, duration_ms = $6
-                         WHERE id = $7",
-                    )
-                    .bind(result.status.as_str())
-                    .bind(result.outcome.as_str())
-                    .bind(opt_text(result.error.as_deref()))
-                    .bind(result.output.as_ref().map(|v| v.to_string()))
-                    .bind(finished.to_rfc3339_opts(SecondsFormat::Millis, true))
-                    .bind(duration)
-                    .bind(run.id)
-                    .execute(&mut *tx)
-                    .await?;
-                    if result.status == RunStatus::Done {
-                        sqlx::query("DELETE FROM evidence_items WHERE submission_id = $1 AND stage = $2")
-                            .bind(run.submission_id)
-                            .bind(run.stage.as_str())
-                            .execute(&mut *tx)
-                            .await?;
-                        for item in &result.evidence {
-                            sqlx::query(
-                                // An id another stage held is taken over: ids move between stages when
-                                // assay changes which stage finds them (`I` items: draft, then screen).
-                                "INSERT INTO evidence_items (submission_id, commit_sha, stage, item_id, kind, source, text)
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                                 ON CONFLICT (submission_id, item_id) DO UPDATE SET commit_sha = excluded.commit_sha,
-                                   stage = excluded.stage, kind = excluded.kind, source = excluded.source, text = excluded.text",
-                            )
-                            .bind(run.submission_id)
-                            .bind(result.commit.as_deref().unwrap_or(""))
-                            .bind(run.stage.as_str())
-                            .bind(&item.id)
-                            .bind(text(&item.kind))
-                            .bind(text(&item.source))
-                            .bind(text(&item.text))
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
+                    Self::write_run(&mut tx, run, result).await?;
                     tx.commit().await?;
                     Ok(())
                 }
@@ -645,9 +670,487 @@ macro_rules! sql_store {
                     }))
                 }
 
-                $($extra)*
+                $(
+                    async fn grading_lock(&self) -> Result<Option<$crate::store::GradingLock>, StoreError> {
+                        self.$lock().await
+                    }
+                )?
+
+                fn queue(&self) -> Option<&dyn $crate::store::Queue> {
+                    Some(self)
+                }
             }
+
+            $crate::store::sql::queue_impl!($store, $db, $row, $now, $skip, $rescue);
         };
     };
 }
 pub(super) use sql_store;
+
+/// The [`Queue`](super::Queue) implementation for `$store` (see [`sql_store!`] for the literals).
+macro_rules! queue_impl {
+    ($store:ty, $db:ty, $row:ty, $now:literal, $skip:literal, $rescue:literal) => {
+        const _: () = {
+            use sqlx::Row;
+
+            use $crate::store::queue::{
+                stage_list, EndedJob, Enqueued, JobEnd, JobStatus, Lease, NewSubmission, Queue, QueueStatus, Rescued,
+                RunningJob, StageCounts, WorkerInfo,
+            };
+            use $crate::store::sql::{now, opt_text, text};
+            use $crate::store::{Stage, StageResult, StageRun, StoreError};
+
+            fn stage_of(table: &'static str, s: String) -> Result<Stage, StoreError> {
+                Stage::parse(&s).ok_or(StoreError::Corrupt {
+                    table,
+                    column: "stage",
+                    value: s,
+                })
+            }
+
+            fn status_of(s: String) -> Result<JobStatus, StoreError> {
+                JobStatus::parse(&s).ok_or(StoreError::Corrupt {
+                    table: "jobs",
+                    column: "status",
+                    value: s,
+                })
+            }
+
+            /// A fresh claim token: 128 random bits, hex.
+            fn token() -> String {
+                let mut b = [0u8; 16];
+                getrandom::fill(&mut b).expect("the system's random source");
+                hex::encode(b)
+            }
+
+            impl $store {
+                /// Fails the queued jobs after `seq` of a submission whose job ended for good, and the
+                /// submission with `outcome` when its job died (assay's trouble, never the candidate's).
+                async fn fail_later_jobs(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    submission_id: i64,
+                    seq: i64,
+                    why: &str,
+                ) -> Result<(), StoreError> {
+                    sqlx::query(
+                        "UPDATE jobs SET status = 'failed', last_error = $3, updated_at = $4
+                         WHERE submission_id = $1 AND seq > $2 AND status = 'queued'",
+                    )
+                    .bind(submission_id)
+                    .bind(seq)
+                    .bind(text(why))
+                    .bind(now())
+                    .execute(&mut *conn)
+                    .await?;
+                    Ok(())
+                }
+
+                /// A dead job's submission: failed with `infra_error`, never an outcome of the candidate's.
+                async fn submission_died(
+                    conn: &mut <$db as sqlx::Database>::Connection,
+                    submission_id: i64,
+                ) -> Result<(), StoreError> {
+                    sqlx::query("UPDATE submissions SET status = 'failed', outcome = 'infra_error', updated_at = $2 WHERE id = $1")
+                        .bind(submission_id)
+                        .bind(now())
+                        .execute(&mut *conn)
+                        .await?;
+                    Ok(())
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl Queue for $store {
+                async fn enqueue(
+                    &self,
+                    name: &str,
+                    spec: &serde_json::Value,
+                    submissions: &[NewSubmission],
+                    stages: &[Stage],
+                    max_attempts: i64,
+                ) -> Result<Enqueued, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    let cohort_id = Self::upsert_cohort_on(&mut tx, name, spec).await?;
+                    let t = now();
+                    // Jobs of stages this run does not queue (drafts off, say) are not its work.
+                    sqlx::query(
+                        "DELETE FROM jobs WHERE cohort_id = $1 AND status <> 'running'
+                           AND NOT ((',' || $2 || ',') LIKE ('%,' || stage || ',%'))",
+                    )
+                    .bind(cohort_id)
+                    .bind(stage_list(stages))
+                    .execute(&mut *tx)
+                    .await?;
+                    let mut records = Vec::with_capacity(submissions.len());
+                    for s in submissions {
+                        let rec = Self::upsert_submission_on(
+                            &mut tx,
+                            cohort_id,
+                            &s.candidate,
+                            &s.anon_id,
+                            &s.repo,
+                            s.git_ref.as_deref(),
+                        )
+                        .await?;
+                        for (seq, stage) in stages.iter().enumerate() {
+                            // A job that exists is queued again unless a worker holds it: a stage whose
+                            // inputs did not change is skipped by its key, one whose inputs changed
+                            // (a new commit, a changed rubric) runs again.
+                            sqlx::query(
+                                "INSERT INTO jobs (cohort_id, submission_id, stage, seq, status, attempts, max_attempts,
+                                                   run_after_ms, created_at, updated_at)
+                                 VALUES ($1, $2, $3, $4, 'queued', 0, $5, 0, $6, $6)
+                                 ON CONFLICT (submission_id, stage) DO UPDATE SET
+                                    seq = excluded.seq, max_attempts = excluded.max_attempts,
+                                    status = CASE WHEN jobs.status = 'running' THEN jobs.status ELSE 'queued' END,
+                                    attempts = CASE WHEN jobs.status = 'running' THEN jobs.attempts ELSE 0 END,
+                                    run_after_ms = CASE WHEN jobs.status = 'running' THEN jobs.run_after_ms ELSE 0 END,
+                                    last_error = CASE WHEN jobs.status = 'running' THEN jobs.last_error ELSE NULL END,
+                                    updated_at = excluded.updated_at",
+                            )
+                            .bind(cohort_id)
+                            .bind(rec.id)
+                            .bind(stage.as_str())
+                            .bind(seq as i64)
+                            .bind(max_attempts)
+                            .bind(&t)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        records.push(rec);
+                    }
+                    let queued: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE cohort_id = $1 AND status = 'queued'")
+                        .bind(cohort_id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    Ok(Enqueued {
+                        cohort_id,
+                        submissions: records,
+                        queued: queued as u64,
+                    })
+                }
+
+                async fn claim(&self, worker: &str, stages: &[Stage], lease_ms: i64) -> Result<Option<Lease>, StoreError> {
+                    let token = token();
+                    let row = sqlx::query(concat!(
+                        "UPDATE jobs SET status = 'running', attempts = attempts + 1, token = $1, worker = $2,
+                            claimed_at_ms = ", $now, ", lease_until_ms = ", $now, " + $3, updated_at = $4
+                         WHERE id = (
+                            SELECT j.id FROM jobs j
+                            WHERE j.status = 'queued' AND j.run_after_ms <= ", $now, "
+                              AND (',' || $5 || ',') LIKE ('%,' || j.stage || ',%')
+                              AND NOT EXISTS (SELECT 1 FROM jobs p
+                                              WHERE p.submission_id = j.submission_id AND p.seq < j.seq AND p.status <> 'done')
+                            ORDER BY j.id LIMIT 1", $skip, ")
+                         RETURNING id, cohort_id, submission_id, stage, attempts, max_attempts"
+                    ))
+                    .bind(&token)
+                    .bind(text(worker))
+                    .bind(lease_ms)
+                    .bind(now())
+                    .bind(stage_list(stages))
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    let Some(row) = row else {
+                        return Ok(None);
+                    };
+                    Ok(Some(Lease {
+                        job_id: row.try_get("id")?,
+                        cohort_id: row.try_get("cohort_id")?,
+                        submission_id: row.try_get("submission_id")?,
+                        stage: stage_of("jobs", row.try_get("stage")?)?,
+                        attempt: row.try_get("attempts")?,
+                        max_attempts: row.try_get("max_attempts")?,
+                        token,
+                    }))
+                }
+
+                async fn heartbeat(&self, lease: &Lease, lease_ms: i64) -> Result<bool, StoreError> {
+                    let done = sqlx::query(concat!(
+                        "UPDATE jobs SET lease_until_ms = ", $now, " + $3, updated_at = $4
+                         WHERE id = $1 AND token = $2 AND status = 'running'"
+                    ))
+                    .bind(lease.job_id)
+                    .bind(&lease.token)
+                    .bind(lease_ms)
+                    .bind(now())
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected() == 1)
+                }
+
+                async fn finish_job(
+                    &self,
+                    lease: &Lease,
+                    end: &JobEnd,
+                    run: Option<(&StageRun, &StageResult)>,
+                ) -> Result<bool, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    let (status, error, backoff) = match end {
+                        JobEnd::Done => ("done", None, 0),
+                        JobEnd::Failed(e) => ("failed", Some(e.as_str()), 0),
+                        JobEnd::Retry { error, backoff_ms } => ("retry", Some(error.as_str()), *backoff_ms),
+                    };
+                    let row = sqlx::query(concat!(
+                        "UPDATE jobs SET
+                            status = CASE WHEN $3 <> 'retry' THEN $3 WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+                            token = NULL, lease_until_ms = NULL, last_error = $4,
+                            run_after_ms = ", $now, " + $5, updated_at = $6
+                         WHERE id = $1 AND token = $2 AND status = 'running'
+                         RETURNING status, seq"
+                    ))
+                    .bind(lease.job_id)
+                    .bind(&lease.token)
+                    .bind(status)
+                    .bind(opt_text(error))
+                    .bind(backoff)
+                    .bind(now())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let Some(row) = row else {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    };
+                    let ended = status_of(row.try_get("status")?)?;
+                    let seq: i64 = row.try_get("seq")?;
+                    if matches!(ended, JobStatus::Failed | JobStatus::Dead) {
+                        let why = format!(
+                            "the {} job {}: {}",
+                            lease.stage.as_str(),
+                            if ended == JobStatus::Dead { "died" } else { "failed" },
+                            error.unwrap_or("")
+                        );
+                        Self::fail_later_jobs(&mut tx, lease.submission_id, seq, &why).await?;
+                    }
+                    if ended == JobStatus::Dead {
+                        Self::submission_died(&mut tx, lease.submission_id).await?;
+                    }
+                    if let Some((run, result)) = run {
+                        Self::write_run(&mut tx, run, result).await?;
+                    }
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn start_leased_run(
+                    &self,
+                    lease: &Lease,
+                    stage: Stage,
+                    input_key: &str,
+                    worker: &str,
+                ) -> Result<Option<StageRun>, StoreError> {
+                    let t = now();
+                    let row = sqlx::query(
+                        "INSERT INTO stage_runs (submission_id, stage, stage_version, input_key, attempt, status, worker,
+                                                 started_at, heartbeat_at, job_token)
+                         SELECT $1, $2, $3, $4,
+                                (SELECT COUNT(*) + 1 FROM stage_runs
+                                 WHERE submission_id = $1 AND stage = $2 AND stage_version = $3 AND input_key = $4),
+                                'running', $5, $6, $6, $7
+                         WHERE EXISTS (SELECT 1 FROM jobs WHERE id = $8 AND token = $7 AND status = 'running')
+                         RETURNING *",
+                    )
+                    .bind(lease.submission_id)
+                    .bind(stage.as_str())
+                    .bind(stage.version())
+                    .bind(input_key)
+                    .bind(text(worker))
+                    .bind(&t)
+                    .bind(&lease.token)
+                    .bind(lease.job_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.as_ref().map(Self::run).transpose()
+                }
+
+                async fn rescue(&self, backoff_ms: i64) -> Result<Vec<Rescued>, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    let mine: bool = sqlx::query_scalar($rescue).fetch_one(&mut *tx).await?;
+                    if !mine {
+                        tx.rollback().await?;
+                        return Ok(Vec::new());
+                    }
+                    let expired = sqlx::query(concat!(
+                        "SELECT id, submission_id, stage, seq, worker, token, attempts, max_attempts FROM jobs
+                         WHERE status = 'running' AND lease_until_ms < ", $now, " ORDER BY id"
+                    ))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    let t = now();
+                    let mut out = Vec::with_capacity(expired.len());
+                    for row in &expired {
+                        let id: i64 = row.try_get("id")?;
+                        let submission_id: i64 = row.try_get("submission_id")?;
+                        let stage = stage_of("jobs", row.try_get("stage")?)?;
+                        let seq: i64 = row.try_get("seq")?;
+                        let worker: Option<String> = row.try_get("worker")?;
+                        let token: Option<String> = row.try_get("token")?;
+                        let attempts: i64 = row.try_get("attempts")?;
+                        let max_attempts: i64 = row.try_get("max_attempts")?;
+                        let error = format!(
+                            "lease expired: worker {} stopped renewing it (attempt {attempts} of {max_attempts})",
+                            worker.as_deref().unwrap_or("?")
+                        );
+                        let row = sqlx::query(concat!(
+                            "UPDATE jobs SET status = CASE WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+                                token = NULL, lease_until_ms = NULL, last_error = $2,
+                                run_after_ms = ", $now, " + $3, updated_at = $4
+                             WHERE id = $1 AND status = 'running'
+                             RETURNING status"
+                        ))
+                        .bind(id)
+                        .bind(&error)
+                        .bind(backoff_ms)
+                        .bind(&t)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        let status = status_of(row.try_get("status")?)?;
+                        if let Some(token) = &token {
+                            sqlx::query(
+                                "UPDATE stage_runs SET status = 'interrupted', outcome = 'interrupted', error = $2, finished_at = $3
+                                 WHERE job_token = $1 AND status = 'running'",
+                            )
+                            .bind(token)
+                            .bind(&error)
+                            .bind(&t)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        if status == JobStatus::Dead {
+                            let why = format!("the {} job died: {error}", stage.as_str());
+                            Self::fail_later_jobs(&mut tx, submission_id, seq, &why).await?;
+                            Self::submission_died(&mut tx, submission_id).await?;
+                        }
+                        out.push(Rescued {
+                            job_id: id,
+                            submission_id,
+                            stage,
+                            worker,
+                            status,
+                        });
+                    }
+                    tx.commit().await?;
+                    Ok(out)
+                }
+
+                async fn token_current(&self, job_id: i64, token: &str) -> Result<bool, StoreError> {
+                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE id = $1 AND token = $2 AND status = 'running'")
+                        .bind(job_id)
+                        .bind(token)
+                        .fetch_one(&self.pool)
+                        .await?;
+                    Ok(n == 1)
+                }
+
+                async fn worker_seen(&self, id: &str, host: &str, stages: &[Stage]) -> Result<(), StoreError> {
+                    sqlx::query(concat!(
+                        "INSERT INTO workers (id, host, stages, started_at, last_seen_ms) VALUES ($1, $2, $3, $4, ", $now, ")
+                         ON CONFLICT (id) DO UPDATE SET stages = excluded.stages, last_seen_ms = excluded.last_seen_ms"
+                    ))
+                    .bind(text(id))
+                    .bind(text(host))
+                    .bind(stage_list(stages))
+                    .bind(now())
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn queue_status(&self, cohort_id: i64) -> Result<QueueStatus, StoreError> {
+                    let submissions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM submissions WHERE cohort_id = $1")
+                        .bind(cohort_id)
+                        .fetch_one(&self.pool)
+                        .await?;
+                    let mut stages: Vec<(Stage, StageCounts)> = Vec::new();
+                    for row in sqlx::query("SELECT stage, status, COUNT(*) AS n FROM jobs WHERE cohort_id = $1 GROUP BY stage, status")
+                        .bind(cohort_id)
+                        .fetch_all(&self.pool)
+                        .await?
+                    {
+                        let stage = stage_of("jobs", row.try_get("stage")?)?;
+                        let status = status_of(row.try_get("status")?)?;
+                        let n: i64 = row.try_get("n")?;
+                        match stages.iter_mut().find(|(s, _)| *s == stage) {
+                            Some((_, c)) => c.add(status, n as u64),
+                            None => {
+                                let mut c = StageCounts::default();
+                                c.add(status, n as u64);
+                                stages.push((stage, c));
+                            }
+                        }
+                    }
+                    stages.sort_by_key(|(s, _)| *s);
+                    let mut running = Vec::new();
+                    let mut ended = Vec::new();
+                    for row in sqlx::query(
+                        "SELECT j.id, s.candidate, j.stage, j.status, j.worker, j.attempts, j.claimed_at_ms, j.lease_until_ms, j.last_error
+                         FROM jobs j JOIN submissions s ON s.id = j.submission_id
+                         WHERE j.cohort_id = $1 AND j.status IN ('running', 'failed', 'dead') ORDER BY j.id",
+                    )
+                    .bind(cohort_id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    {
+                        let status = status_of(row.try_get("status")?)?;
+                        let (job_id, candidate, stage) = (
+                            row.try_get("id")?,
+                            row.try_get("candidate")?,
+                            stage_of("jobs", row.try_get("stage")?)?,
+                        );
+                        if status == JobStatus::Running {
+                            running.push(RunningJob {
+                                job_id,
+                                candidate,
+                                stage,
+                                worker: row.try_get("worker")?,
+                                attempt: row.try_get("attempts")?,
+                                claimed_at_ms: row.try_get("claimed_at_ms")?,
+                                lease_until_ms: row.try_get("lease_until_ms")?,
+                            });
+                        } else {
+                            ended.push(EndedJob {
+                                job_id,
+                                candidate,
+                                stage,
+                                status,
+                                attempts: row.try_get("attempts")?,
+                                last_error: row.try_get("last_error")?,
+                            });
+                        }
+                    }
+                    let now_ms: i64 = sqlx::query_scalar(concat!("SELECT ", $now)).fetch_one(&self.pool).await?;
+                    Ok(QueueStatus {
+                        submissions: submissions as u64,
+                        stages,
+                        running,
+                        ended,
+                        now_ms,
+                    })
+                }
+
+                async fn workers(&self, within_ms: i64) -> Result<Vec<WorkerInfo>, StoreError> {
+                    let rows = sqlx::query(concat!(
+                        "SELECT id, host, stages, last_seen_ms FROM workers WHERE last_seen_ms >= ", $now, " - $1
+                         ORDER BY last_seen_ms DESC, id"
+                    ))
+                    .bind(within_ms)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter()
+                        .map(|r| {
+                            let stages: String = r.try_get("stages")?;
+                            Ok(WorkerInfo {
+                                id: r.try_get("id")?,
+                                host: r.try_get("host")?,
+                                stages: stages.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
+                                last_seen_ms: r.try_get("last_seen_ms")?,
+                            })
+                        })
+                        .collect()
+                }
+            }
+        };
+    };
+}
+pub(super) use queue_impl;

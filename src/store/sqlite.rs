@@ -21,6 +21,7 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
         migration(1, "init", include_str!("migrations/sqlite/0001_init.sql")),
         migration(2, "reviews", include_str!("migrations/sqlite/0002_reviews.sql")),
+        migration(3, "jobs", include_str!("migrations/sqlite/0003_jobs.sql")),
     ])
 }
 
@@ -51,7 +52,14 @@ impl SqliteStore {
     }
 }
 
-super::sql::sql_store!(SqliteStore, SqliteRow);
+super::sql::sql_store!(
+    SqliteStore,
+    sqlx::Sqlite,
+    SqliteRow,
+    now_ms = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+    skip_locked = "",
+    rescue_lock = "SELECT TRUE"
+);
 
 #[cfg(test)]
 mod tests {

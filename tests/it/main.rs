@@ -8,6 +8,7 @@ mod history;
 mod install;
 mod llm;
 mod postgres;
+mod queue;
 mod readme;
 mod remote;
 mod sandbox;

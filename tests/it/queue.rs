@@ -1,0 +1,263 @@
+//! The work queue in both stores: claims in order and only when ready, leases and tokens (a
+//! stale claim changes nothing), retries that end `dead`, the rescuer, re-enqueueing; and on a
+//! real PostgreSQL server, concurrent claims that never hand out one job twice.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use assay::outcome::OutcomeKind;
+use assay::store::queue::StageCounts;
+use assay::store::{JobEnd, JobStatus, NewSubmission, Queue, RunStatus, SqliteStore, Stage, StageResult, Store};
+use assay::submission::SubmissionStatus;
+
+use crate::postgres::PgServer;
+
+const STAGES: [Stage; 3] = [Stage::Fetch, Stage::History, Stage::Draft];
+
+fn subs(n: usize) -> Vec<NewSubmission> {
+    (0..n)
+        .map(|i| NewSubmission {
+            candidate: format!("cand{i}"),
+            anon_id: format!("a-{i}"),
+            repo: format!("https://example.com/c{i}.git"),
+            git_ref: None,
+        })
+        .collect()
+}
+
+fn done(output: serde_json::Value) -> StageResult {
+    StageResult {
+        status: RunStatus::Done,
+        outcome: OutcomeKind::Ok,
+        error: None,
+        output: Some(output),
+        evidence: Vec::new(),
+        commit: None,
+    }
+}
+
+async fn counts(q: &dyn Queue, cohort: i64) -> Vec<(Stage, StageCounts)> {
+    q.queue_status(cohort).await.unwrap().stages
+}
+
+/// The queue's rules, on any store: what the SQLite and PostgreSQL tests both run.
+async fn queue_semantics(store: Arc<dyn Store>) {
+    let q = store.queue().expect("the store has a queue");
+    let e = q
+        .enqueue("c", &serde_json::json!({"name": "c"}), &subs(2), &STAGES, 2)
+        .await
+        .unwrap();
+    assert_eq!((e.submissions.len(), e.queued), (2, 6));
+    let (s0, s1) = (e.submissions[0].id, e.submissions[1].id);
+
+    // A worker that runs only drafts finds nothing ready: every draft waits for its history.
+    assert_eq!(q.claim("w-draft", &[Stage::Draft], 60_000).await.unwrap(), None);
+    // Oldest ready first: the first submission's fetch, then the second's (the first's history
+    // waits for its fetch).
+    let f0 = q.claim("w1", &STAGES, 60_000).await.unwrap().unwrap();
+    assert_eq!((f0.submission_id, f0.stage, f0.attempt), (s0, Stage::Fetch, 1));
+    let f1 = q.claim("w2", &STAGES, 60_000).await.unwrap().unwrap();
+    assert_eq!((f1.submission_id, f1.stage), (s1, Stage::Fetch));
+    assert_ne!(f0.token, f1.token, "every claim has its own token");
+    assert_eq!(q.claim("w3", &STAGES, 60_000).await.unwrap(), None);
+    assert!(q.heartbeat(&f0, 60_000).await.unwrap());
+    assert!(q.token_current(f0.job_id, &f0.token).await.unwrap());
+
+    // The fetch's stage run and the job's end commit together.
+    let run = q
+        .start_leased_run(&f0, Stage::Fetch, "k0", "w1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(q
+        .finish_job(
+            &f0,
+            &JobEnd::Done,
+            Some((&run, &done(serde_json::json!({"commit": "abc"}))))
+        )
+        .await
+        .unwrap());
+    let stored = store.final_run(s0, Stage::Fetch, "k0").await.unwrap().unwrap();
+    assert_eq!(stored.status, RunStatus::Done);
+    // A claim that ended is no longer current: its heartbeat and a second completion change
+    // nothing, and it cannot start a run.
+    assert!(!q.heartbeat(&f0, 60_000).await.unwrap());
+    assert!(!q.finish_job(&f0, &JobEnd::Done, None).await.unwrap());
+    assert_eq!(q.start_leased_run(&f0, Stage::History, "k1", "w1").await.unwrap(), None);
+
+    // The first submission's history is ready now.
+    let h0 = q.claim("w1", &[Stage::History], 60_000).await.unwrap().unwrap();
+    assert_eq!((h0.submission_id, h0.stage), (s0, Stage::History));
+
+    // The rescuer: the second fetch's lease expires (its worker stopped), the job is queued
+    // again with its stage run interrupted; the stale worker's completion writes nothing.
+    let stale_run = q
+        .start_leased_run(&f1, Stage::Fetch, "k1", "w2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(q.heartbeat(&f1, -1).await.unwrap(), "a lease that ended a moment ago");
+    let rescued = q.rescue(0).await.unwrap();
+    assert_eq!(rescued.len(), 1, "{rescued:?}");
+    assert_eq!((rescued[0].job_id, rescued[0].status), (f1.job_id, JobStatus::Queued));
+    let runs = store.runs(s1).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Interrupted);
+    assert!(
+        runs[0].error.as_deref().unwrap().contains("lease expired: worker w2"),
+        "{runs:?}"
+    );
+    assert!(!q
+        .finish_job(&f1, &JobEnd::Done, Some((&stale_run, &done(serde_json::json!({})))))
+        .await
+        .unwrap());
+    assert_eq!(
+        store.final_run(s1, Stage::Fetch, "k1").await.unwrap(),
+        None,
+        "the stale run wrote nothing"
+    );
+    assert_eq!(store.runs(s1).await.unwrap()[0].status, RunStatus::Interrupted);
+
+    // Attempt 2 of 2 asks for a retry: its attempts are spent, so it is dead, with its error;
+    // the submission's later jobs fail with it, and the submission is assay's failure.
+    let f1b = q.claim("w3", &STAGES, 60_000).await.unwrap().unwrap();
+    assert_eq!((f1b.job_id, f1b.attempt), (f1.job_id, 2));
+    assert!(q
+        .finish_job(
+            &f1b,
+            &JobEnd::Retry {
+                error: "docker engine unreachable".into(),
+                backoff_ms: 0
+            },
+            None
+        )
+        .await
+        .unwrap());
+    let status = q.queue_status(e.cohort_id).await.unwrap();
+    let dead: Vec<_> = status.ended.iter().filter(|j| j.status == JobStatus::Dead).collect();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("docker engine unreachable"));
+    assert!(status
+        .ended
+        .iter()
+        .any(|j| j.status == JobStatus::Failed && j.stage == Stage::History && j.candidate == "cand1"));
+    let sub1 = &store.submissions(e.cohort_id).await.unwrap()[1];
+    assert_eq!(
+        (sub1.status, sub1.outcome),
+        (SubmissionStatus::Failed, Some(OutcomeKind::InfraError))
+    );
+
+    // A retry with attempts left waits out its backoff.
+    assert!(q
+        .finish_job(
+            &h0,
+            &JobEnd::Retry {
+                error: "busy".into(),
+                backoff_ms: 3_600_000
+            },
+            None
+        )
+        .await
+        .unwrap());
+    assert_eq!(q.claim("w1", &STAGES, 60_000).await.unwrap(), None, "backing off");
+
+    let by_stage = counts(q, e.cohort_id).await;
+    let fetch = &by_stage.iter().find(|(s, _)| *s == Stage::Fetch).unwrap().1;
+    assert_eq!((fetch.done, fetch.dead), (1, 1));
+    assert_eq!(status.submissions, 2);
+
+    // Enqueued again (drafts off this time): every job not running is queued again with its
+    // attempts reset; the draft jobs are gone.
+    let again = q
+        .enqueue("c", &serde_json::json!({"name": "c"}), &subs(2), &STAGES[..2], 2)
+        .await
+        .unwrap();
+    assert_eq!(again.queued, 4);
+    let by_stage = counts(q, again.cohort_id).await;
+    assert_eq!(
+        by_stage.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        vec![Stage::Fetch, Stage::History]
+    );
+    assert!(by_stage.iter().all(|(_, c)| c.queued == 2), "{by_stage:?}");
+    let f = q.claim("w1", &STAGES, 60_000).await.unwrap().unwrap();
+    assert_eq!((f.stage, f.attempt), (Stage::Fetch, 1));
+
+    // A final failure fails the submission's later jobs, not the submission's status (the
+    // stage run says why; the pipeline records the outcome).
+    assert!(q
+        .finish_job(&f, &JobEnd::Failed("unreachable".into()), None)
+        .await
+        .unwrap());
+    let status = q.queue_status(again.cohort_id).await.unwrap();
+    let history = status
+        .ended
+        .iter()
+        .find(|j| j.stage == Stage::History && j.candidate == "cand0")
+        .unwrap();
+    assert_eq!(history.status, JobStatus::Failed);
+    assert!(history
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("the fetch job failed: unreachable"));
+
+    q.worker_seen("w1", "host-a", &STAGES).await.unwrap();
+    let workers = q.workers(60_000).await.unwrap();
+    assert_eq!(workers.len(), 1);
+    assert_eq!((workers[0].host.as_str(), workers[0].stages.len()), ("host-a", 3));
+}
+
+#[tokio::test]
+async fn the_queue_hands_out_ready_jobs_under_leases_in_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("q.db").display()))
+        .await
+        .unwrap();
+    queue_semantics(Arc::new(store)).await;
+}
+
+#[tokio::test]
+#[ignore = "full lane: a real PostgreSQL server"]
+async fn the_queue_hands_out_ready_jobs_under_leases_in_postgresql() {
+    let pg = PgServer::start();
+    let store = assay::store::open(&pg.database("queue")).await.unwrap();
+    queue_semantics(store).await;
+}
+
+/// Eight workers claiming at once from separate connections: every job is handed out exactly
+/// once (`FOR UPDATE SKIP LOCKED`), and none is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "full lane: a real PostgreSQL server"]
+async fn concurrent_claims_in_postgresql_never_share_a_job() {
+    let pg = PgServer::start();
+    let url = pg.database("claims");
+    let store = assay::store::open(&url).await.unwrap();
+    let e = store
+        .queue()
+        .unwrap()
+        .enqueue("c", &serde_json::json!({}), &subs(50), &[Stage::Fetch], 3)
+        .await
+        .unwrap();
+    assert_eq!(e.queued, 50);
+    let mut tasks = tokio::task::JoinSet::new();
+    for w in 0..8 {
+        let url = url.clone();
+        tasks.spawn(async move {
+            let store = assay::store::open(&url).await.unwrap();
+            let q = store.queue().unwrap();
+            let mut mine = Vec::new();
+            while let Some(lease) = q.claim(&format!("w{w}"), &[Stage::Fetch], 60_000).await.unwrap() {
+                assert!(q.finish_job(&lease, &JobEnd::Done, None).await.unwrap());
+                mine.push(lease.job_id);
+            }
+            mine
+        });
+    }
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.extend(r.unwrap());
+    }
+    let distinct: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!((all.len(), distinct.len()), (50, 50));
+    let s = store.queue().unwrap().queue_status(e.cohort_id).await.unwrap();
+    assert_eq!(s.stages[0].1.done, 50);
+}

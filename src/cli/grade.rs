@@ -67,7 +67,7 @@ pub fn exec(g: &super::Global, a: Args) -> Result<ExitCode> {
 
 /// The model `grade` drafts with: the one asked for (which must exist), else the default when it
 /// has been fetched; without it grading goes on and says how to get drafts.
-fn pick_model(settings: &Settings, asked: Option<&str>) -> Result<Option<ModelRef>> {
+pub(super) fn pick_model(settings: &Settings, asked: Option<&str>) -> Result<Option<ModelRef>> {
     use assay::llm::manifest;
     let dir = manifest::model_dir(&settings.data_dir);
     match asked {
@@ -112,16 +112,7 @@ async fn grade(settings: Settings, cohort: Cohort, model: Option<ModelRef>, a: A
         pipeline = pipeline.with_sandbox(Arc::new(docker));
     }
     if let Some(m) = &model {
-        let (path, id) = (m.path.clone(), m.id.clone());
-        eprintln!("assay: loading {id} for drafts");
-        let engine =
-            tokio::task::spawn_blocking(move || assay::llm::Engine::start(&path, &id, assay::llm::DEFAULT_CONTEXT))
-                .await??;
-        let options = assay::draft::DraftOptions {
-            evidence_budget: draft_budget,
-            ..Default::default()
-        };
-        pipeline = pipeline.with_drafter(Arc::new(assay::draft::ModelDrafter::new(engine, options)));
+        pipeline = pipeline.with_drafter(drafter(m, draft_budget).await?);
     }
     let pipeline = Arc::new(pipeline);
     // The summary and each submission's report detail, read from the store once.
@@ -139,4 +130,18 @@ async fn grade(settings: Settings, cohort: Cohort, model: Option<ModelRef>, a: A
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The model `m`, loaded once, drafting with `draft_budget` evidence tokens per prompt.
+pub(super) async fn drafter(m: &ModelRef, draft_budget: usize) -> Result<Arc<dyn assay::draft::Drafter>> {
+    let (path, id) = (m.path.clone(), m.id.clone());
+    eprintln!("assay: loading {id} for drafts");
+    let engine =
+        tokio::task::spawn_blocking(move || assay::llm::Engine::start(&path, &id, assay::llm::DEFAULT_CONTEXT))
+            .await??;
+    let options = assay::draft::DraftOptions {
+        evidence_budget: draft_budget,
+        ..Default::default()
+    };
+    Ok(Arc::new(assay::draft::ModelDrafter::new(engine, options)))
 }

@@ -12,6 +12,7 @@ mod grader;
 mod history;
 mod images;
 mod model;
+mod queue;
 mod serve;
 
 use std::path::PathBuf;
@@ -55,6 +56,12 @@ pub struct Global {
 enum Command {
     /// Grade every submission of a cohort and write reports.
     Grade(grade::Args),
+    /// Record a cohort and its stage jobs in the work queue, and return: workers do the work.
+    Enqueue(queue::EnqueueArgs),
+    /// Work the queue on this machine: claim jobs of the stages it runs until Ctrl-C (or idle).
+    Worker(queue::WorkerArgs),
+    /// A cohort's queue: per stage how many jobs are queued, running, done, failed, dead.
+    Status(queue::StatusArgs),
     /// Show the stored drafts of a submission.
     Draft(draft::Args),
     /// Export a cohort's final review scores (blind unless --reveal).
@@ -92,6 +99,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let g = &cli.global;
     match cli.command {
         Command::Grade(a) => grade::exec(g, a),
+        Command::Enqueue(a) => queue::enqueue(g, a),
+        Command::Worker(a) => queue::worker(g, a),
+        Command::Status(a) => queue::status(g, a),
         Command::Draft(a) => draft::exec(g, a),
         Command::Export(a) => export::exec(g, a),
         Command::Feedback(a) => feedback::exec(g, a),

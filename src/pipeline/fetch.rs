@@ -39,20 +39,7 @@ impl Pipeline {
                         .acquire()
                         .await
                         .map_err(|_| Failure::infra("fetch slots closed"))?;
-                    let job = FetchJob {
-                        settings: (*sub.settings).clone(),
-                        repo: sub.spec.repo.clone(),
-                        base_dir: sub.spec.base_dir.clone(),
-                        git_ref: sub.spec.git_ref.clone(),
-                        policy: sub.policy,
-                        deadline: sub.cohort.deadline,
-                        export_root: sub
-                            .settings
-                            .data_dir
-                            .join("exports")
-                            .join(&sub.cohort.name)
-                            .join(&sub.spec.candidate),
-                    };
+                    let job = FetchJob::of(&sub);
                     let remote = matches!(
                         RepoSource::parse(&job.repo, &job.base_dir, job.policy),
                         Ok(RepoSource::Remote(_))
@@ -72,10 +59,80 @@ impl Pipeline {
                 }
             })
             .await?;
-        Ok(match out {
-            Ok(v) => Ok(crate::results::read_output(rec.id, Stage::Fetch, v)?),
-            Err(f) => Err(f),
+        let out = match out {
+            Ok(v) => crate::results::read_output::<FetchOutput>(rec.id, Stage::Fetch, v)?,
+            Err(f) => return Ok(Err(f)),
+        };
+        Ok(self.local_copy(sub, out).await)
+    }
+
+    /// `out` with its mirror here: a fetch done on another machine (a queue worker's), or whose
+    /// mirror was deleted since, is fetched again into this machine's mirror at the commit it
+    /// recorded, and exported here.
+    async fn local_copy(&self, sub: &Arc<Sub>, out: FetchOutput) -> Result<FetchOutput, Failure> {
+        let commit = out.fetched.commit.clone();
+        let mirror = out.fetched.mirror.clone();
+        let has_commit = blocking(move || {
+            Ok(git2::Repository::open_bare(&mirror)
+                .ok()
+                .and_then(|r| git2::Oid::from_str(&commit).ok().map(|oid| r.find_commit(oid).is_ok()))
+                .unwrap_or(false))
         })
+        .await?;
+        if has_commit {
+            return Ok(out);
+        }
+        let _permit = self
+            .fetch_slots
+            .acquire()
+            .await
+            .map_err(|_| Failure::infra("fetch slots closed"))?;
+        let job = FetchJob {
+            git_ref: Some(out.fetched.commit.clone()),
+            deadline: None,
+            ..FetchJob::of(sub)
+        };
+        let remote = matches!(
+            RepoSource::parse(&job.repo, &job.base_dir, job.policy),
+            Ok(RepoSource::Remote(_))
+        );
+        let mut here = if remote {
+            fetch_in_child(&job).await?
+        } else {
+            blocking(move || job.run()).await?
+        };
+        if here.fetched.commit != out.fetched.commit {
+            return Err(Failure::infra(format!(
+                "fetched again here, {} gave commit {} where {} was recorded",
+                git::redact(&sub.rec.repo),
+                here.fetched.commit,
+                out.fetched.commit
+            )));
+        }
+        // What the recorded fetch found stays what the later stages read (the commits after the
+        // deadline, which a fetch of the commit alone does not see).
+        here.fetched.after_deadline = out.fetched.after_deadline;
+        Ok(here)
+    }
+}
+
+impl FetchJob {
+    /// The fetch and export of `sub`'s repository as its cohort gives it.
+    fn of(sub: &Sub) -> FetchJob {
+        FetchJob {
+            settings: (*sub.settings).clone(),
+            repo: sub.spec.repo.clone(),
+            base_dir: sub.spec.base_dir.clone(),
+            git_ref: sub.spec.git_ref.clone(),
+            policy: sub.policy,
+            deadline: sub.cohort.deadline,
+            export_root: sub
+                .settings
+                .data_dir
+                .join("exports")
+                .join(&sub.cohort.name)
+                .join(&sub.spec.candidate),
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pub mod progress;
 mod sandbox;
 mod screen;
 mod stage;
+pub mod worker;
 
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
@@ -33,12 +34,11 @@ use std::sync::Arc;
 use chrono::Utc;
 use futures_util::FutureExt;
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::cohort::{Cohort, SubmissionSpec};
+use crate::cohort::{Cohort, CohortLimits, SubmissionSpec};
 use crate::config::Settings;
 use crate::draft::Drafter;
 use crate::git::{self, RepoSource, SourcePolicy};
@@ -46,7 +46,7 @@ use crate::outcome::{Failure, OutcomeKind};
 use crate::results::{summarize_with_details, FetchOutput, GradeSummary, SubmissionDetail};
 use crate::rubric::Rubric;
 use crate::sandbox::{Sandbox, SandboxLimits};
-use crate::store::{Store, StoreError};
+use crate::store::{Stage, Store, StoreError};
 use crate::submission::{SubmissionRecord, SubmissionStatus};
 
 pub use draft::{draft_evidence, readme_evidence, DraftEvidence};
@@ -54,7 +54,9 @@ pub use fetch::fetch_child_main;
 pub use progress::Progress;
 pub use stage::StageOk;
 
-/// The pipeline, wired with a store and settings.
+/// The pipeline, wired with a store and settings. Cheap to clone: a queue job runs on a clone
+/// with the job's lease and a cancellation token of its own.
+#[derive(Clone)]
 pub struct Pipeline {
     store: Arc<dyn Store>,
     settings: Arc<Settings>,
@@ -67,6 +69,8 @@ pub struct Pipeline {
     sandbox: Option<Arc<dyn Sandbox>>,
     container_slots: Arc<Semaphore>,
     drafter: Option<Arc<dyn Drafter>>,
+    /// The queue job this pipeline runs for, when it runs one (see [`worker`]).
+    job: Option<worker::JobCtx>,
 }
 
 /// Per-cohort facts every submission task needs.
@@ -120,6 +124,7 @@ impl Pipeline {
             // Each container gets one CPU: no more of them than cores.
             container_slots: Arc::new(Semaphore::new(cores.min(jobs).max(1))),
             drafter: None,
+            job: None,
             settings: Arc::new(settings),
         }
     }
@@ -138,15 +143,12 @@ impl Pipeline {
     }
 
     /// The policy limits, lowered by the cohort's `[limits]` and the settings' `test_timeout`.
-    fn sandbox_limits(&self, cohort: &Cohort) -> SandboxLimits {
+    fn limits_for(&self, limits: &CohortLimits) -> SandboxLimits {
         let mut l = SandboxLimits::from_settings(&self.settings);
-        for t in [cohort.limits.test_seconds, self.settings.test_timeout]
-            .into_iter()
-            .flatten()
-        {
+        for t in [limits.test_seconds, self.settings.test_timeout].into_iter().flatten() {
             l.test_seconds = l.test_seconds.min(t.max(1));
         }
-        if let Some(t) = cohort.limits.install_seconds {
+        if let Some(t) = limits.install_seconds {
             l.install_seconds = l.install_seconds.min(t.max(1));
         }
         l
@@ -154,14 +156,7 @@ impl Pipeline {
 
     /// Grades every submission of `cohort` that is not finished yet.
     pub async fn run(self: &Arc<Self>, cohort: &Cohort) -> Result<(GradeSummary, Vec<SubmissionDetail>), StoreError> {
-        let spec = json!({
-            "name": cohort.name,
-            "rubric": cohort.rubric_path,
-            "rubric_def": cohort.rubric,
-            "deadline": cohort.deadline,
-            "runner": cohort.runner,
-            "top": cohort.top,
-        });
+        let spec = worker::cohort_spec(cohort, &self.job_stages());
         let cohort_id = self.store.upsert_cohort(&cohort.name, &spec).await?;
         let reaped = self.store.reap_running().await?;
         if reaped > 0 {
@@ -188,13 +183,9 @@ impl Pipeline {
             deadline: cohort.deadline,
             runner: cohort.runner.clone(),
             hidden_tests: cohort.hidden_tests.clone(),
-            limits: self.sandbox_limits(cohort),
+            limits: self.limits_for(&cohort.limits),
             rubric: Arc::new(cohort.rubric.clone()),
-            rubric_hash: {
-                let mut h = Sha256::new();
-                h.update(serde_json::to_vec(&cohort.rubric).expect("rubric serialises"));
-                hex::encode(h.finalize())
-            },
+            rubric_hash: worker::rubric_hash(&cohort.rubric),
         });
 
         let mut records = Vec::with_capacity(cohort.submissions.len());
@@ -227,15 +218,15 @@ impl Pipeline {
                 };
                 // A panic anywhere in the submission's work (outside `blocking`, which catches
                 // its own) ends the submission as `internal_error`, recorded, never left running.
-                let result = match AssertUnwindSafe(this.process(&ctx, &spec, rec.clone(), permit))
+                let result = match AssertUnwindSafe(this.process(&ctx, &spec, rec.clone(), Some(permit)))
                     .catch_unwind()
                     .await
                 {
-                    Ok(result) => result,
+                    Ok(result) => result.map(|_| ()),
                     Err(payload) => {
                         let f = stage::panicked(payload);
                         tracing::error!(candidate, "{}", f.message);
-                        this.record_failure(&ctx, &rec, f, None).await
+                        this.record_failure(&ctx, &rec, f, None).await.map(|_| ())
                     }
                 };
                 (candidate, result)
@@ -285,14 +276,16 @@ impl Pipeline {
         }
     }
 
-    /// Runs every stage of one submission, recording how each ended.
+    /// Runs every stage of one submission (a queue job's: up to its last), recording how each
+    /// ended; the failure that ended it early, if one did.
     async fn process(
         &self,
         cohort: &Arc<CohortCtx>,
         spec: &SubmissionSpec,
         rec: SubmissionRecord,
-        job: tokio::sync::OwnedSemaphorePermit,
-    ) -> Result<(), StoreError> {
+        job: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<Option<Failure>, StoreError> {
+        let until = self.job.as_ref().map(|j| j.last);
         self.store
             .set_submission(rec.id, SubmissionStatus::Running, None, None)
             .await?;
@@ -312,8 +305,14 @@ impl Pipeline {
             out,
         });
         let commit = fetched.out.fetched.commit.clone();
+        if until == Some(Stage::Fetch) {
+            return Ok(None);
+        }
         if let Err(f) = self.history_stage(&fetched).await? {
             return self.fail(&sub, f, Some(&commit)).await;
+        }
+        if until == Some(Stage::History) {
+            return Ok(None);
         }
         let outcome = match &self.sandbox {
             None => OutcomeKind::Ok,
@@ -322,6 +321,9 @@ impl Pipeline {
                     Ok(done) => done,
                     Err(f) => return self.fail(&sub, f, Some(&commit)).await,
                 };
+                if until == Some(Stage::Sandbox) {
+                    return Ok(None);
+                }
                 // The submission's outcome is the sandbox's: passed, tests_failed, …
                 let outcome = output.report.as_ref().map_or(OutcomeKind::NoRunner, |r| r.outcome);
                 if let Err(f) = self.repro_stage(&fetched, &sandbox_key, output.report).await? {
@@ -332,6 +334,12 @@ impl Pipeline {
         };
         if let Err(f) = self.screen_stage(&fetched).await? {
             return self.fail(&sub, f, Some(&commit)).await;
+        }
+        // Whether the submission is drafted: a queue job's cohort says (its draft job may run on
+        // another machine, after this one).
+        let drafts = self.job.as_ref().map_or(self.drafter.is_some(), |j| j.drafts);
+        if until == Some(Stage::Screen) && drafts {
+            return Ok(None);
         }
         let candidate = sub.spec.candidate.as_str();
         // A partial copy is graded as far as it goes (history, tests, drafts) but its outcome
@@ -346,7 +354,7 @@ impl Pipeline {
         // The job is given back before the draft: waiting for the model holds no job, and the
         // next submission's fetch, history and containers start now.
         drop(job);
-        if let Some(drafter) = &self.drafter {
+        if let (Some(drafter), true) = (&self.drafter, drafts) {
             // A failed draft leaves the submission's outcome alone: the stage run records why,
             // and the report says the draft is missing.
             if let Err(f) = self.draft_stage(&fetched, drafter).await? {
@@ -365,10 +373,15 @@ impl Pipeline {
             )
             .await?;
         self.progress.finished(candidate, "done", outcome.as_str());
-        Ok(())
+        Ok(None)
     }
 
-    async fn fail(&self, sub: &Sub, f: Failure, commit: Option<&str>) -> Result<(), StoreError> {
+    /// Records how `sub` failed, unless its queue job was taken over (the worker that holds it
+    /// now records how it ends); the failure.
+    async fn fail(&self, sub: &Sub, f: Failure, commit: Option<&str>) -> Result<Option<Failure>, StoreError> {
+        if worker::is_lease_lost(&f) {
+            return Ok(Some(f));
+        }
         self.record_failure(&sub.cohort, &sub.rec, f, commit).await
     }
 
@@ -381,7 +394,7 @@ impl Pipeline {
         rec: &SubmissionRecord,
         f: Failure,
         commit: Option<&str>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Option<Failure>, StoreError> {
         let status = if f.kind == OutcomeKind::Interrupted {
             SubmissionStatus::Interrupted
         } else {
@@ -397,11 +410,12 @@ impl Pipeline {
             )
             .await?;
         self.progress.finished(&rec.candidate, status.as_str(), f.kind.as_str());
-        Ok(())
+        Ok(Some(f))
     }
 }
 
-fn worker_id() -> String {
+/// This process's worker id: `host:pid`.
+pub fn worker_id() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
     format!("{}:{}", host.trim(), std::process::id())
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::Pipeline;
 use crate::evidence::EvidenceItem;
 use crate::outcome::{Failure, OutcomeKind};
-use crate::store::{RunStatus, Stage, StageResult, StoreError};
+use crate::store::{JobEnd, RunStatus, Stage, StageResult, StageRun, StoreError};
 use crate::submission::SubmissionRecord;
 
 /// What a stage body hands back on success.
@@ -93,7 +93,17 @@ impl Pipeline {
                     "cancelled before the stage started",
                 )));
             }
-            let run = self.store.start_run(rec.id, stage, input_key, &self.worker).await?;
+            let run = match &self.job {
+                None => self.store.start_run(rec.id, stage, input_key, &self.worker).await?,
+                Some(job) => match job
+                    .queue()
+                    .start_leased_run(&job.lease, stage, input_key, &self.worker)
+                    .await?
+                {
+                    Some(run) => run,
+                    None => return Ok(Err(lease_lost())),
+                },
+            };
             self.progress.stage(
                 candidate,
                 stage,
@@ -116,7 +126,9 @@ impl Pipeline {
                         evidence: ok.evidence,
                         commit: ok.commit,
                     };
-                    self.store.finish_run(&run, &done).await?;
+                    if !self.finish(&run, &done, None).await? {
+                        return Ok(Err(lease_lost()));
+                    }
                     self.progress.stage(candidate, stage, "done");
                     return Ok(Ok(done.output.unwrap_or(serde_json::Value::Null)));
                 }
@@ -133,6 +145,24 @@ impl Pipeline {
                         evidence: Vec::new(),
                         commit: None,
                     };
+                    if let Some(job) = &self.job {
+                        // A queue job is retried by the queue (its attempts are counted there, so
+                        // another worker may take it); a final failure ends it and the submission's
+                        // later jobs.
+                        let end = match (status, f.kind.is_retryable()) {
+                            (RunStatus::Interrupted, _) => None,
+                            (_, true) => Some(JobEnd::Retry {
+                                error: f.message.clone(),
+                                backoff_ms: job.backoff_ms(),
+                            }),
+                            (_, false) => Some(JobEnd::Failed(f.message.clone())),
+                        };
+                        if !self.finish(&run, &ended, end.as_ref()).await? {
+                            return Ok(Err(lease_lost()));
+                        }
+                        self.progress.stage(candidate, stage, &format!("failed: {}", f.kind));
+                        return Ok(Err(f));
+                    }
                     self.store.finish_run(&run, &ended).await?;
                     if status == RunStatus::Interrupted {
                         self.progress.stage(candidate, stage, "interrupted");
@@ -157,6 +187,35 @@ impl Pipeline {
             }
         }
     }
+}
+
+impl Pipeline {
+    /// Writes how a stage attempt ended. Under a queue job's lease the write checks the lease
+    /// (false: another worker holds the job now, and nothing was written); the job's last stage
+    /// done, or `end`, ends the job in the same transaction.
+    async fn finish(&self, run: &StageRun, result: &StageResult, end: Option<&JobEnd>) -> Result<bool, StoreError> {
+        let Some(job) = &self.job else {
+            self.store.finish_run(run, result).await?;
+            return Ok(true);
+        };
+        let end = match end {
+            Some(end) => Some(end.clone()),
+            None if result.status == RunStatus::Done && run.stage == job.last => Some(JobEnd::Done),
+            None => None,
+        };
+        match end {
+            Some(end) => job.queue().finish_job(&job.lease, &end, Some((run, result))).await,
+            None => job.queue().finish_leased_run(&job.lease, run, result).await,
+        }
+    }
+}
+
+/// How a stage ends whose queue job another worker took over (its lease expired).
+pub(super) fn lease_lost() -> Failure {
+    Failure::new(
+        OutcomeKind::Interrupted,
+        "the job's lease was lost: another worker holds it now",
+    )
 }
 
 /// A panic's payload as the `internal_error` it is recorded as.

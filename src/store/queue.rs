@@ -226,6 +226,10 @@ pub trait Queue: Send + Sync {
         run: Option<(&StageRun, &StageResult)>,
     ) -> Result<bool, StoreError>;
 
+    /// Writes how a stage attempt under `lease` ended (see [`super::Store::finish_run`]) without
+    /// ending the job; false when the claim is no longer current (nothing written).
+    async fn finish_leased_run(&self, lease: &Lease, run: &StageRun, result: &StageResult) -> Result<bool, StoreError>;
+
     /// Records the start of a stage attempt under `lease` (see [`super::Store::start_run`]);
     /// `None` when the claim is no longer current.
     async fn start_leased_run(
@@ -250,6 +254,9 @@ pub trait Queue: Send + Sync {
 
     /// The cohort's queue now.
     async fn queue_status(&self, cohort_id: i64) -> Result<QueueStatus, StoreError>;
+
+    /// Jobs queued or running, in every cohort: none means a worker has nothing left to wait for.
+    async fn pending(&self) -> Result<u64, StoreError>;
 
     /// Workers seen within `within_ms`, most recent first.
     async fn workers(&self, within_ms: i64) -> Result<Vec<WorkerInfo>, StoreError>;

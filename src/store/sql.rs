@@ -933,6 +933,25 @@ macro_rules! queue_impl {
                     Ok(true)
                 }
 
+                async fn finish_leased_run(&self, lease: &Lease, run: &StageRun, result: &StageResult) -> Result<bool, StoreError> {
+                    let mut tx = self.pool.begin().await?;
+                    // Touching the job's row holds it (PostgreSQL locks it until the commit): the
+                    // rescuer cannot requeue it between this check and the write.
+                    let held = sqlx::query("UPDATE jobs SET updated_at = $3 WHERE id = $1 AND token = $2 AND status = 'running'")
+                        .bind(lease.job_id)
+                        .bind(&lease.token)
+                        .bind(now())
+                        .execute(&mut *tx)
+                        .await?;
+                    if held.rows_affected() != 1 {
+                        tx.rollback().await?;
+                        return Ok(false);
+                    }
+                    Self::write_run(&mut tx, run, result).await?;
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
                 async fn start_leased_run(
                     &self,
                     lease: &Lease,
@@ -1127,6 +1146,13 @@ macro_rules! queue_impl {
                         ended,
                         now_ms,
                     })
+                }
+
+                async fn pending(&self) -> Result<u64, StoreError> {
+                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')")
+                        .fetch_one(&self.pool)
+                        .await?;
+                    Ok(n as u64)
                 }
 
                 async fn workers(&self, within_ms: i64) -> Result<Vec<WorkerInfo>, StoreError> {

@@ -261,3 +261,133 @@ async fn concurrent_claims_in_postgresql_never_share_a_job() {
     let s = store.queue().unwrap().queue_status(e.cohort_id).await.unwrap();
     assert_eq!(s.stages[0].1.done, 50);
 }
+
+/// Stage runs stored for the cohort "demo" in the database at `url`.
+fn stage_runs(url: &str) -> usize {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = assay::store::open(url).await.unwrap();
+        let cohort = store.cohort_id("demo").await.unwrap().unwrap();
+        let mut n = 0;
+        for s in store.submissions(cohort).await.unwrap() {
+            n += store.runs(s.id).await.unwrap().len();
+        }
+        n
+    })
+}
+
+/// `assay enqueue` records the jobs and returns; `assay worker --until-idle`, another process,
+/// works them all and stops; `assay status` shows the counts before and after; and `assay
+/// grade` afterwards finds every stage done (it runs none) and reports what a grade run alone
+/// reports.
+#[test]
+fn a_worker_process_works_an_enqueued_cohort_as_grade_would() {
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (crate::helpers::iterative(), crate::helpers::single_dump());
+    let cohort = crate::helpers::cohort_of(work.path(), "", &[("alice-smith", a.path()), ("bob-jones", b.path())]);
+    let assay = crate::helpers::Assay::new();
+    let cohort_arg = cohort.to_str().unwrap();
+    let queued = crate::helpers::json_ok(&assay.run(&["enqueue", cohort_arg, "--no-sandbox", "--no-drafts", "--json"]));
+    assert_eq!(
+        (queued["submissions"].as_u64(), queued["queued"].as_u64()),
+        (Some(2), Some(4))
+    );
+    assert_eq!(queued["stages"], serde_json::json!(["fetch", "history"]));
+    let before = crate::helpers::json_ok(&assay.run(&["status", "demo", "--json"]));
+    assert_eq!(before["stages"]["fetch"]["queued"], 2, "{before}");
+    assert_eq!(before["stages"]["history"]["queued"], 2, "{before}");
+
+    let worked = assay.run(&["worker", "--until-idle", "--stages", "fetch,history"]);
+    assert!(worked.status.success(), "{}", String::from_utf8_lossy(&worked.stderr));
+    let err = String::from_utf8_lossy(&worked.stderr);
+    assert!(err.contains("4 jobs claimed, 0 lost"), "{err}");
+    let after = crate::helpers::json_ok(&assay.run(&["status", cohort_arg, "--json"]));
+    for stage in ["fetch", "history"] {
+        assert_eq!(after["stages"][stage]["done"], 2, "{after}");
+        assert_eq!(after["stages"][stage]["queued"], 0, "{after}");
+    }
+    assert_eq!(after["workers"].as_array().unwrap().len(), 1, "{after}");
+    let text = String::from_utf8_lossy(&assay.run(&["status", "demo"]).stdout).to_string();
+    assert!(
+        text.contains("history        0       0       2       0       0"),
+        "{text}"
+    );
+
+    // The worker ran fetch, history and the screen for both: grade finds them done.
+    let url = format!("sqlite://{}", assay.db().display());
+    let runs = stage_runs(&url);
+    assert_eq!(runs, 6, "fetch, history and screen, for two submissions");
+    let graded = crate::helpers::json_ok(&assay.run(&["grade", "--no-drafts", "--no-sandbox", cohort_arg, "--json"]));
+    assert_eq!(stage_runs(&url), runs, "grade ran no stage again");
+    let alone = crate::helpers::Assay::new();
+    let fresh = crate::helpers::json_ok(&alone.run(&["grade", "--no-drafts", "--no-sandbox", cohort_arg, "--json"]));
+    assert_eq!(
+        crate::postgres::comparable(&graded),
+        crate::postgres::comparable(&fresh)
+    );
+    assert!(graded["submissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["status"] == "done"));
+}
+
+/// Two worker processes on one PostgreSQL queue: every job runs once, in one of them, and the
+/// cohort ends done.
+#[test]
+#[ignore = "full lane: a real PostgreSQL server"]
+fn two_worker_processes_share_a_postgresql_queue() {
+    let pg = PgServer::start();
+    let url = pg.database("workers");
+    let work = tempfile::tempdir().unwrap();
+    let (a, b) = (crate::helpers::iterative(), crate::helpers::single_dump());
+    let subs: Vec<(String, &std::path::Path)> = (0..6)
+        .map(|i| (format!("cand-{i}"), if i % 2 == 0 { a.path() } else { b.path() }))
+        .collect();
+    let named: Vec<(&str, &std::path::Path)> = subs.iter().map(|(c, p)| (c.as_str(), *p)).collect();
+    let cohort = crate::helpers::cohort_of(work.path(), "", &named);
+    let assay = crate::helpers::Assay::new();
+    let queued = crate::helpers::json_ok(&assay.run(&[
+        "enqueue",
+        cohort.to_str().unwrap(),
+        "--no-sandbox",
+        "--no-drafts",
+        "--db",
+        &url,
+        "--json",
+    ]));
+    assert_eq!(queued["queued"], 12);
+    let spawn = || {
+        assay
+            .cmd()
+            .args(["worker", "--until-idle", "--stages", "fetch,history", "--db", &url])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (w1, w2) = (spawn(), spawn());
+    let mut claimed = 0;
+    for w in [w1, w2] {
+        let out = w.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(out.status.success(), "{err}");
+        let n: u64 = err
+            .split(" jobs claimed")
+            .next()
+            .and_then(|s| s.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{err}"));
+        assert!(err.contains(" 0 lost"), "{err}");
+        claimed += n;
+    }
+    assert_eq!(claimed, 12, "every job claimed once");
+    let status = crate::helpers::json_ok(&assay.run(&["status", "demo", "--db", &url, "--json"]));
+    for stage in ["fetch", "history"] {
+        assert_eq!(status["stages"][stage]["done"], 6, "{status}");
+    }
+    assert_eq!(status["workers"].as_array().unwrap().len(), 2, "{status}");
+    assert_eq!(
+        stage_runs(&url),
+        18,
+        "fetch, history and screen once each for six submissions"
+    );
+}

@@ -1,0 +1,430 @@
+//! Queue workers: a cohort enqueued as one job per submission and stage (see
+//! [`crate::store::queue`]), and workers on any machine that claim the jobs of the stages they
+//! run, each job under a lease they renew while it runs.
+//!
+//! A job runs the submission's stages up to its own on a clone of the pipeline that carries the
+//! job's lease: the earlier stages are done already and are skipped by their keys (their stored
+//! outputs read back; a fetch done on another machine is fetched again into this machine's
+//! mirror, at the recorded commit); every stage attempt the job starts is recorded under the
+//! lease's token, and the job's last stage writes its output, evidence and the job's end in one
+//! transaction. A worker whose lease was taken over (it stopped renewing it: stopped, killed or
+//! cut off) cancels what it runs — containers removed — and writes nothing more.
+//!
+//! The jobs of a submission: `fetch`, `history`, then `sandbox` and `repro` when the cohort is
+//! run in the sandbox, then `draft` when it is drafted. The screen stage (every candidate-written
+//! text screened) runs at the end of the last job before the draft, so a machine that only
+//! drafts finds it done.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use tokio::task::JoinSet;
+
+use super::{CohortCtx, Pipeline};
+use crate::cohort::{Cohort, CohortLimits, SubmissionSpec};
+use crate::git::{self, RepoSource};
+use crate::outcome::Failure;
+use crate::rubric::Rubric;
+use crate::store::queue::{Enqueued, NewSubmission};
+use crate::store::{JobEnd, Lease, Queue, Stage, Store, StoreError};
+
+/// The queue job a pipeline clone runs.
+#[derive(Clone)]
+pub(super) struct JobCtx {
+    pub(super) lease: Lease,
+    /// The last stage the job runs: its completion ends the job.
+    pub(super) last: Stage,
+    /// Whether the job's cohort is drafted (by a later job, perhaps on another machine).
+    pub(super) drafts: bool,
+    store: Arc<dyn Store>,
+}
+
+impl JobCtx {
+    pub(super) fn queue(&self) -> &dyn Queue {
+        self.store.queue().expect("a job runs on a store with a queue")
+    }
+
+    /// How long a job that assay's environment failed waits before it is claimed again: a second
+    /// after the first attempt, doubling, at most about a minute.
+    pub(super) fn backoff_ms(&self) -> i64 {
+        1000 << (self.lease.attempt - 1).clamp(0, 6)
+    }
+}
+
+/// The stages of a cohort's jobs, in order: with the sandbox or not, drafted or not.
+pub fn job_stages(sandbox: bool, drafts: bool) -> Vec<Stage> {
+    let mut stages = vec![Stage::Fetch, Stage::History];
+    if sandbox {
+        stages.extend([Stage::Sandbox, Stage::Repro]);
+    }
+    if drafts {
+        stages.push(Stage::Draft);
+    }
+    stages
+}
+
+/// The last pipeline stage a job of stage `stage` runs, in a cohort whose jobs are `stages`:
+/// the last job before the draft ends with the screen stage.
+fn last_stage(stage: Stage, stages: &[Stage]) -> Stage {
+    let before_draft = stages.iter().rev().find(|s| **s != Stage::Draft).copied();
+    if Some(stage) == before_draft {
+        Stage::Screen
+    } else {
+        stage
+    }
+}
+
+/// What a worker does, besides the stages it runs.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The stages whose jobs it claims.
+    pub stages: Vec<Stage>,
+    /// Stop once no job is queued or running anywhere in the queue (else: until cancelled).
+    pub until_idle: bool,
+    /// How long a claim holds a job without a heartbeat.
+    pub lease: Duration,
+    /// How often an idle worker looks for work.
+    pub poll: Duration,
+    /// How often the worker runs the rescuer (expired leases back to the queue).
+    pub rescue_every: Duration,
+    /// Jobs at a time.
+    pub jobs: usize,
+}
+
+impl WorkerOptions {
+    /// Every stage, leases of a minute, polls every second, the rescuer every ten.
+    pub fn new(stages: Vec<Stage>, jobs: usize) -> WorkerOptions {
+        WorkerOptions {
+            stages,
+            until_idle: false,
+            lease: Duration::from_secs(60),
+            poll: Duration::from_secs(1),
+            rescue_every: Duration::from_secs(10),
+            jobs: jobs.max(1),
+        }
+    }
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct WorkSummary {
+    /// Jobs it claimed.
+    pub claimed: u64,
+    /// Jobs whose lease it lost (another worker took them over).
+    pub lost: u64,
+    /// Expired leases its rescuer returned to the queue (or ended dead).
+    pub rescued: u64,
+}
+
+impl Pipeline {
+    /// The jobs' stages for this pipeline: the sandbox's when it has one, the draft when it drafts.
+    pub fn job_stages(&self) -> Vec<Stage> {
+        job_stages(self.sandbox.is_some(), self.drafter.is_some())
+    }
+
+    /// Records `cohort`, its submissions and their jobs of `stages` in the store's queue, in one
+    /// transaction. Each submission's repository is stored as its credential-free URL, or its
+    /// local path made absolute: what a worker on another machine fetches (credentials written in
+    /// the cohort file stay there; such a worker authenticates with its own).
+    pub async fn enqueue(&self, cohort: &Cohort, stages: &[Stage]) -> Result<Enqueued, StoreError> {
+        let queue = self
+            .store
+            .queue()
+            .ok_or_else(|| StoreError::Unsupported("a store without a work queue".into()))?;
+        let submissions: Vec<NewSubmission> = cohort
+            .submissions
+            .iter()
+            .map(|spec| NewSubmission {
+                candidate: spec.candidate.clone(),
+                anon_id: git::history::anon_id(&cohort.name, &spec.candidate),
+                repo: match RepoSource::parse(&spec.repo, &spec.base_dir, self.policy()) {
+                    Ok(RepoSource::Local(p)) => std::fs::canonicalize(&p).unwrap_or(p).display().to_string(),
+                    Ok(src) => src.display(),
+                    Err(_) => git::redact(&spec.repo),
+                },
+                git_ref: spec.git_ref.clone(),
+            })
+            .collect();
+        let spec = cohort_spec(cohort, stages);
+        let e = queue
+            .enqueue(
+                &cohort.name,
+                &spec,
+                &submissions,
+                stages,
+                self.settings.retries as i64 + 1,
+            )
+            .await?;
+        self.store
+            .event(
+                Some(e.cohort_id),
+                None,
+                "enqueued",
+                &json!({ "submissions": e.submissions.len(), "queued": e.queued, "stages": stages }),
+            )
+            .await?;
+        Ok(e)
+    }
+
+    /// Works the queue: claims jobs of `opts.stages`, `opts.jobs` at a time, until cancelled
+    /// (or, with `until_idle`, until nothing is queued or running). `specs` holds repositories as
+    /// a cohort file gives them (credentials included) by (cohort, candidate), for the process
+    /// that read that file; other jobs fetch what the queue stores.
+    pub async fn work(
+        self: &Arc<Self>,
+        worker: &str,
+        opts: &WorkerOptions,
+        specs: Arc<HashMap<(String, String), SubmissionSpec>>,
+    ) -> Result<WorkSummary, StoreError> {
+        let queue = self
+            .store
+            .queue()
+            .ok_or_else(|| StoreError::Unsupported("a store without a work queue".into()))?;
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
+        let mut summary = WorkSummary::default();
+        let mut tasks: JoinSet<Result<bool, StoreError>> = JoinSet::new();
+        let mut last_rescue: Option<tokio::time::Instant> = None;
+        let lease_ms = opts.lease.as_millis() as i64;
+        loop {
+            if self.cancel.is_cancelled() {
+                break;
+            }
+            if last_rescue.is_none_or(|t| t.elapsed() >= opts.rescue_every) {
+                queue.worker_seen(worker, host.trim(), &opts.stages).await?;
+                let rescued = queue.rescue(1000).await?;
+                for r in &rescued {
+                    tracing::warn!(
+                        job = r.job_id,
+                        stage = r.stage.as_str(),
+                        "lease expired: job {}",
+                        r.status.as_str()
+                    );
+                }
+                summary.rescued += rescued.len() as u64;
+                last_rescue = Some(tokio::time::Instant::now());
+            }
+            // Finished jobs first: an error of the store ends the worker.
+            while let Some(done) = tasks.try_join_next() {
+                if !done.map_err(|e| StoreError::Unsupported(format!("a job's task failed: {e}")))?? {
+                    summary.lost += 1;
+                }
+            }
+            let lease = if tasks.len() < opts.jobs {
+                queue.claim(worker, &opts.stages, lease_ms).await?
+            } else {
+                None
+            };
+            match lease {
+                Some(lease) => {
+                    summary.claimed += 1;
+                    let (this, specs, opts) = (Arc::clone(self), Arc::clone(&specs), opts.clone());
+                    tasks.spawn(async move { this.run_job(lease, &opts, &specs).await });
+                }
+                None => {
+                    if opts.until_idle && tasks.is_empty() && queue.pending().await? == 0 {
+                        break;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(opts.poll) => {}
+                        Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                            if !done.map_err(|e| StoreError::Unsupported(format!("a job's task failed: {e}")))?? {
+                                summary.lost += 1;
+                            }
+                        }
+                        _ = self.cancel.cancelled() => {}
+                    }
+                }
+            }
+        }
+        while let Some(done) = tasks.join_next().await {
+            if !done.map_err(|e| StoreError::Unsupported(format!("a job's task failed: {e}")))?? {
+                summary.lost += 1;
+            }
+        }
+        Ok(summary)
+    }
+
+    /// Runs one claimed job to its end; false when its lease was lost on the way.
+    async fn run_job(
+        self: Arc<Self>,
+        lease: Lease,
+        opts: &WorkerOptions,
+        specs: &HashMap<(String, String), SubmissionSpec>,
+    ) -> Result<bool, StoreError> {
+        let queue = self.store.queue().expect("the worker checked the queue");
+        let cohort = self
+            .store
+            .cohorts()
+            .await?
+            .into_iter()
+            .find(|c| c.id == lease.cohort_id)
+            .ok_or_else(|| StoreError::Unsupported(format!("job {}: its cohort is gone", lease.job_id)))?;
+        let rec = self
+            .store
+            .submissions(cohort.id)
+            .await?
+            .into_iter()
+            .find(|s| s.id == lease.submission_id)
+            .ok_or_else(|| StoreError::Unsupported(format!("job {}: its submission is gone", lease.job_id)))?;
+        let stages: Vec<Stage> = cohort
+            .spec
+            .get("stages")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_else(|| vec![lease.stage]);
+        let ctx = match self.cohort_ctx(&cohort.name, cohort.id, &cohort.spec) {
+            Ok(ctx) => Arc::new(ctx),
+            Err(why) => {
+                let end = JobEnd::Failed(format!("cohort {}: {why}", cohort.name));
+                return queue.finish_job(&lease, &end, None).await;
+            }
+        };
+        let spec = specs
+            .get(&(cohort.name.clone(), rec.candidate.clone()))
+            .cloned()
+            .unwrap_or_else(|| SubmissionSpec {
+                candidate: rec.candidate.clone(),
+                repo: rec.repo.clone(),
+                git_ref: rec.git_ref.clone(),
+                base_dir: std::path::PathBuf::from("/"),
+            });
+        let cancel = self.cancel.child_token();
+        let job = Pipeline {
+            job: Some(JobCtx {
+                lease: lease.clone(),
+                last: last_stage(lease.stage, &stages),
+                drafts: stages.contains(&Stage::Draft),
+                store: Arc::clone(&self.store),
+            }),
+            cancel: cancel.clone(),
+            ..(*self).clone()
+        };
+        // The heartbeat: renews the lease while the job runs; a renewal refused means another
+        // worker holds the job now, and this one stops.
+        let beat = {
+            let (store, lease, cancel) = (Arc::clone(&self.store), lease.clone(), cancel.clone());
+            let (every, lease_ms) = (opts.lease / 3, opts.lease.as_millis() as i64);
+            tokio::spawn(async move {
+                let queue = store.queue().expect("the worker checked the queue");
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = cancel.cancelled() => return,
+                    }
+                    match queue.heartbeat(&lease, lease_ms).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(job = lease.job_id, "lease lost: another worker holds the job");
+                            cancel.cancel();
+                            return;
+                        }
+                        // The database is unreachable for now: try again at the next beat (the
+                        // lease outlasts two missed ones).
+                        Err(e) => tracing::warn!(job = lease.job_id, "heartbeat failed: {e}"),
+                    }
+                }
+            })
+        };
+        let ended = job.process(&ctx, &spec, rec, None).await;
+        let current = queue.token_current(lease.job_id, &lease.token).await;
+        beat.abort();
+        let failure = ended?;
+        if !current? {
+            // Ended by its last stage (or a failure) already, or taken over.
+            return Ok(!cancel.is_cancelled() || self.cancel.is_cancelled());
+        }
+        // Stages skipped as done earlier end the job here.
+        let end = match failure {
+            None => JobEnd::Done,
+            Some(f) if f.kind.is_retryable() => JobEnd::Retry {
+                error: f.message,
+                backoff_ms: job.job.as_ref().map_or(1000, JobCtx::backoff_ms),
+            },
+            Some(f) => JobEnd::Failed(f.message),
+        };
+        queue.finish_job(&lease, &end, None).await
+    }
+
+    /// The cohort a job belongs to, as its enqueued spec describes it.
+    fn cohort_ctx(&self, name: &str, id: i64, spec: &serde_json::Value) -> Result<CohortCtx, String> {
+        let rubric: Rubric = serde_json::from_value(spec.get("rubric_def").cloned().unwrap_or_default())
+            .map_err(|e| format!("its stored rubric does not read: {e}"))?;
+        let limits: CohortLimits = serde_json::from_value(spec.get("limits").cloned().unwrap_or(json!({})))
+            .map_err(|e| format!("its stored limits do not read: {e}"))?;
+        let deadline = match spec.get("deadline").and_then(|d| d.as_str()) {
+            None => None,
+            Some(d) => Some(
+                chrono::DateTime::parse_from_rfc3339(d)
+                    .map_err(|e| format!("its stored deadline does not read: {e}"))?
+                    .with_timezone(&chrono::Utc),
+            ),
+        };
+        Ok(CohortCtx {
+            id,
+            name: name.to_string(),
+            deadline,
+            runner: spec
+                .get("runner")
+                .and_then(|r| r.as_str())
+                .unwrap_or("auto")
+                .to_string(),
+            hidden_tests: spec.get("hidden_tests").and_then(|h| h.as_str()).map(Into::into),
+            limits: self.limits_for(&limits),
+            rubric_hash: rubric_hash(&rubric),
+            rubric: Arc::new(rubric),
+        })
+    }
+}
+
+/// What the store keeps of a cohort: its name, rubric (path and definition), deadline, runner,
+/// hidden tests, limits, how many go to review and its jobs' stages; what a worker rebuilds the
+/// cohort from.
+pub(super) fn cohort_spec(cohort: &Cohort, stages: &[Stage]) -> serde_json::Value {
+    json!({
+        "name": cohort.name,
+        "rubric": cohort.rubric_path,
+        "rubric_def": cohort.rubric,
+        "deadline": cohort.deadline,
+        "runner": cohort.runner,
+        "top": cohort.top,
+        "hidden_tests": cohort.hidden_tests,
+        "limits": cohort.limits,
+        "stages": stages,
+    })
+}
+
+/// sha256 of the rubric as parsed (part of the draft stage's key).
+pub(super) fn rubric_hash(rubric: &Rubric) -> String {
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(rubric).expect("rubric serialises"));
+    hex::encode(h.finalize())
+}
+
+/// Whether `f` is a stage ended because its job's lease was lost (nothing of it is recorded).
+pub(super) fn is_lease_lost(f: &Failure) -> bool {
+    *f == super::stage::lease_lost()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_job_before_the_draft_ends_with_the_screen() {
+        let all = job_stages(true, true);
+        assert_eq!(
+            all,
+            [Stage::Fetch, Stage::History, Stage::Sandbox, Stage::Repro, Stage::Draft]
+        );
+        assert_eq!(last_stage(Stage::Repro, &all), Stage::Screen);
+        assert_eq!(last_stage(Stage::History, &all), Stage::History);
+        assert_eq!(last_stage(Stage::Draft, &all), Stage::Draft);
+        let plain = job_stages(false, false);
+        assert_eq!(plain, [Stage::Fetch, Stage::History]);
+        assert_eq!(last_stage(Stage::History, &plain), Stage::Screen);
+        assert_eq!(last_stage(Stage::Fetch, &plain), Stage::Fetch);
+    }
+}

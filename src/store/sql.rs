@@ -367,14 +367,19 @@ macro_rules! sql_store {
                     let t = now();
                     let mut tx = self.pool.begin().await?;
                     let done = sqlx::query(
+                        // A queue job's runs are the rescuer's: their workers may be alive on other
+                        // machines, and only an expired lease says otherwise.
                         "UPDATE stage_runs SET status = 'interrupted', outcome = 'interrupted',
                             error = 'abandoned: the process running it stopped', finished_at = $1
-                         WHERE status = 'running'",
+                         WHERE status = 'running' AND job_token IS NULL",
                     )
                     .bind(&t)
                     .execute(&mut *tx)
                     .await?;
-                    sqlx::query("UPDATE submissions SET status = 'interrupted', outcome = 'interrupted', updated_at = $1 WHERE status = 'running'")
+                    sqlx::query(
+                        "UPDATE submissions SET status = 'interrupted', outcome = 'interrupted', updated_at = $1
+                         WHERE status = 'running' AND id NOT IN (SELECT submission_id FROM jobs WHERE status = 'running')",
+                    )
                         .bind(&t)
                         .execute(&mut *tx)
                         .await?;

@@ -105,6 +105,7 @@ pub async fn check_tree(
                 sandbox,
                 &JobRequest {
                     job: run.job.to_string(),
+                    claim: None,
                     source: tree,
                     runner: spec,
                     limits,

@@ -494,7 +494,14 @@ impl ScriptedSandbox {
 
 #[async_trait]
 impl Sandbox for ScriptedSandbox {
-    async fn prepare(&self, job: &str, _: &str, _: &Path, _: &SandboxLimits) -> Result<Work, SandboxError> {
+    async fn prepare(
+        &self,
+        job: &str,
+        claim: Option<&crate::sandbox::Claim>,
+        _: &str,
+        _: &Path,
+        _: &SandboxLimits,
+    ) -> Result<Work, SandboxError> {
         let down = self.engine_down.load(Ordering::SeqCst);
         if down > 0 {
             self.engine_down.store(down - 1, Ordering::SeqCst);
@@ -504,6 +511,7 @@ impl Sandbox for ScriptedSandbox {
         Ok(Work {
             volume: format!("fake-{job}"),
             job: job.into(),
+            claim: claim.cloned(),
             disk: None,
             mountpoint: None,
         })
@@ -537,6 +545,12 @@ impl Sandbox for ScriptedSandbox {
         Ok(())
     }
     async fn reap_orphans(&self) -> Result<usize, SandboxError> {
+        Ok(0)
+    }
+    async fn claims(&self) -> Result<Vec<crate::sandbox::Claim>, SandboxError> {
+        Ok(Vec::new())
+    }
+    async fn remove_claim(&self, _: &crate::sandbox::Claim) -> Result<usize, SandboxError> {
         Ok(0)
     }
 }

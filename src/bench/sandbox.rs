@@ -57,6 +57,7 @@ pub async fn run(sandbox: &DockerSandbox, runs: usize) -> Result<SandboxBench> {
     let work = sandbox
         .prepare(
             &format!("bench-{}", std::process::id()),
+            None,
             IMAGE,
             &src,
             &SandboxLimits::default(),

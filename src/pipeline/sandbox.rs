@@ -12,7 +12,7 @@ use crate::repro;
 use crate::results::SandboxOutput;
 use crate::runner;
 use crate::sandbox::job::{self, JobRequest, SandboxReport};
-use crate::sandbox::{Sandbox, SandboxError};
+use crate::sandbox::{Claim, Sandbox, SandboxError};
 use crate::store::{Stage, StoreError};
 
 /// The version of what the reproducibility stage concludes from the tree and the README (a test
@@ -49,9 +49,15 @@ impl Pipeline {
             &runner::fingerprint(),
         ]);
         let slots = &self.container_slots;
+        let claim = self.job.as_ref().map(|j| Claim {
+            job: j.lease.job_id,
+            token: j.lease.token.clone(),
+        });
+        let claim = &claim;
         let out = self
             .run_stage_as(rec, Stage::Sandbox, &sandbox_key, Cancel::Await, || {
-                let (f, sandbox, cancel) = (Arc::clone(f), Arc::clone(sandbox), self.cancel.clone());
+                let (f, sandbox, cancel, claim) =
+                    (Arc::clone(f), Arc::clone(sandbox), self.cancel.clone(), claim.clone());
                 async move {
                     let _permit = tokio::select! {
                         p = slots.acquire() => p.map_err(|_| Failure::infra("container slots closed"))?,
@@ -75,7 +81,19 @@ impl Pipeline {
                             job::run_job(
                                 sandbox.as_ref(),
                                 &JobRequest {
-                                    job: format!("{}-{}-{}", cohort.id, rec.id, &fetched.commit[..12]),
+                                    // A claim's own name: a worker that lost the job may have left its
+                                    // volume behind, still in use by its container.
+                                    job: match &claim {
+                                        None => format!("{}-{}-{}", cohort.id, rec.id, &fetched.commit[..12]),
+                                        Some(c) => format!(
+                                            "{}-{}-{}-{}",
+                                            cohort.id,
+                                            rec.id,
+                                            &fetched.commit[..12],
+                                            &c.token[..8]
+                                        ),
+                                    },
+                                    claim: claim.clone(),
                                     source: &tree,
                                     runner: spec,
                                     limits: cohort.limits.clone(),

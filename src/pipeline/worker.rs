@@ -205,6 +205,7 @@ impl Pipeline {
                     );
                 }
                 summary.rescued += rescued.len() as u64;
+                self.remove_lost_claims(queue).await?;
                 last_rescue = Some(tokio::time::Instant::now());
             }
             // Finished jobs first: an error of the store ends the worker.
@@ -246,6 +247,31 @@ impl Pipeline {
             }
         }
         Ok(summary)
+    }
+
+    /// Removes the containers, volumes and networks of claims that are no longer current: what
+    /// workers that died (on this host or another using the same engine) left running.
+    async fn remove_lost_claims(&self, queue: &dyn Queue) -> Result<(), StoreError> {
+        let Some(sandbox) = &self.sandbox else {
+            return Ok(());
+        };
+        let claims = match sandbox.claims().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("cannot list the sandbox's claims: {e}");
+                return Ok(());
+            }
+        };
+        for c in claims {
+            if queue.token_current(c.job, &c.token).await? {
+                continue;
+            }
+            match sandbox.remove_claim(&c).await {
+                Ok(n) => tracing::info!(job = c.job, containers = n, "removed what a lost claim left behind"),
+                Err(e) => tracing::warn!(job = c.job, "cannot remove what a lost claim left behind: {e}"),
+            }
+        }
+        Ok(())
     }
 
     /// Runs one claimed job to its end; false when its lease was lost on the way.

@@ -23,13 +23,16 @@ use bollard::Docker;
 use futures_util::StreamExt;
 
 use super::{
-    disk, egress, CappedOutput, Phase, PhaseResult, PhaseSpec, ResultFile, Sandbox, SandboxError, SandboxLimits, Work,
+    disk, egress, CappedOutput, Claim, Phase, PhaseResult, PhaseSpec, ResultFile, Sandbox, SandboxError, SandboxLimits,
+    Work,
 };
 
 /// The label on everything assay creates.
 pub const LABEL: &str = "assay.job";
 /// The label naming the process that created a container (`host:pid`).
 pub const OWNER_LABEL: &str = "assay.owner";
+/// The label naming the queue claim a container runs under (`JOB:TOKEN`), when it does.
+pub const CLAIM_LABEL: &str = "assay.claim";
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
@@ -92,8 +95,12 @@ impl DockerSandbox {
         }
     }
 
-    fn labels(job: &str) -> HashMap<String, String> {
-        HashMap::from([(LABEL.to_string(), job.to_string()), (OWNER_LABEL.to_string(), owner())])
+    fn labels(job: &str, claim: Option<&Claim>) -> HashMap<String, String> {
+        let mut labels = HashMap::from([(LABEL.to_string(), job.to_string()), (OWNER_LABEL.to_string(), owner())]);
+        if let Some(c) = claim {
+            labels.insert(CLAIM_LABEL.to_string(), c.label());
+        }
+        labels
     }
 }
 
@@ -260,6 +267,7 @@ impl Sandbox for DockerSandbox {
     async fn prepare(
         &self,
         job: &str,
+        claim: Option<&Claim>,
         image: &str,
         source: &Path,
         limits: &SandboxLimits,
@@ -291,13 +299,14 @@ impl Sandbox for DockerSandbox {
                 name: Some(volume.clone()),
                 driver: Some("local".into()),
                 driver_opts,
-                labels: Some(DockerSandbox::labels(job)),
+                labels: Some(DockerSandbox::labels(job, claim)),
                 ..Default::default()
             })
             .await;
         let mut work = Work {
             volume,
             job: job.to_string(),
+            claim: claim.cloned(),
             disk,
             mountpoint: None,
         };
@@ -332,7 +341,7 @@ impl Sandbox for DockerSandbox {
             image: Some(image.to_string()),
             cmd: Some(vec!["true".into()]),
             user: Some(format!("{RUNNER_UID}:{RUNNER_UID}")),
-            labels: Some(DockerSandbox::labels(&work.job)),
+            labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref())),
             network_disabled: Some(true),
             host_config: Some(HostConfig {
                 mounts: Some(vec![work_mount(work)]),
@@ -514,6 +523,55 @@ impl Sandbox for DockerSandbox {
         n += tokio::task::spawn_blocking(disk::reap).await.unwrap_or(0);
         Ok(n)
     }
+
+    async fn claims(&self) -> Result<Vec<Claim>, SandboxError> {
+        let mut labels: Vec<String> = Vec::new();
+        for c in self.labelled_containers(CLAIM_LABEL).await? {
+            labels.extend(c.labels.and_then(|mut l| l.remove(CLAIM_LABEL)));
+        }
+        let filters = HashMap::from([("label".to_string(), vec![CLAIM_LABEL.to_string()])]);
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filters).build()))
+            .await?;
+        for mut v in volumes.volumes.unwrap_or_default() {
+            labels.extend(v.labels.remove(CLAIM_LABEL));
+        }
+        for net in self.labelled_networks(CLAIM_LABEL).await? {
+            labels.extend(net.labels.and_then(|mut l| l.remove(CLAIM_LABEL)));
+        }
+        labels.sort();
+        labels.dedup();
+        Ok(labels.iter().filter_map(|l| Claim::parse(l)).collect())
+    }
+
+    async fn remove_claim(&self, claim: &Claim) -> Result<usize, SandboxError> {
+        let label = format!("{CLAIM_LABEL}={}", claim.label());
+        let mut n = 0;
+        for c in self.labelled_containers(&label).await? {
+            if let Some(id) = c.id {
+                self.remove_container(&id).await;
+                n += 1;
+            }
+        }
+        let filters = HashMap::from([("label".to_string(), vec![label.clone()])]);
+        let volumes = self
+            .docker
+            .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filters).build()))
+            .await?;
+        for v in volumes.volumes.unwrap_or_default() {
+            let _ = self
+                .docker
+                .remove_volume(&v.name, Some(RemoveVolumeOptionsBuilder::default().force(true).build()))
+                .await;
+        }
+        for net in self.labelled_networks(&label).await? {
+            if let Some(name) = net.name {
+                let _ = self.docker.remove_network(&name).await;
+            }
+        }
+        Ok(n)
+    }
 }
 
 impl DockerSandbox {
@@ -580,7 +638,7 @@ impl DockerSandbox {
             user: Some(format!("{RUNNER_UID}:{RUNNER_UID}")),
             working_dir: Some("/work".into()),
             env: Some(env),
-            labels: Some(DockerSandbox::labels(&work.job)),
+            labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref())),
             // No network through network_mode "none" alone: it keeps loopback and
             // an /etc/hosts naming localhost, which NetworkDisabled does not.
             host_config: Some(HostConfig {
@@ -654,7 +712,7 @@ impl DockerSandbox {
                     "com.docker.network.bridge.inhibit_ipv4".to_string(),
                     "true".to_string(),
                 )])),
-                labels: Some(DockerSandbox::labels(&work.job)),
+                labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref())),
                 ..Default::default()
             })
             .await?;
@@ -681,7 +739,7 @@ impl DockerSandbox {
                     egress::proxy_config(FILTER, limits.install_seconds + INNER_GRACE.as_secs())
                 ),
             ]),
-            labels: Some(DockerSandbox::labels(&work.job)),
+            labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref())),
             host_config: Some(HostConfig {
                 network_mode: Some("bridge".into()),
                 readonly_rootfs: Some(true),
@@ -759,7 +817,7 @@ impl DockerSandbox {
             cmd: Some(vec!["bash".into(), "-c".into(), script.to_string()]),
             user: Some("0:0".into()),
             working_dir: Some("/work".into()),
-            labels: Some(DockerSandbox::labels(&work.job)),
+            labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref())),
             host_config: Some(HostConfig {
                 mounts: Some(vec![work_mount(work)]),
                 network_mode: Some("none".into()),

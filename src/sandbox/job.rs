@@ -22,6 +22,8 @@ pub const RESULTS_DIR: &str = ".assay";
 pub struct JobRequest<'a> {
     /// Job id: names the volume and labels the containers.
     pub job: String,
+    /// The queue claim it runs under, when a queue worker runs it (labels).
+    pub claim: Option<super::Claim>,
     /// The exported tree.
     pub source: &'a Path,
     /// The runner.
@@ -88,7 +90,9 @@ pub async fn run_job(sandbox: &dyn Sandbox, req: &JobRequest<'_>) -> Result<Sand
     if req.cancel.is_cancelled() {
         return Err(SandboxError::Cancelled);
     }
-    let work = sandbox.prepare(&req.job, &image, req.source, &req.limits).await?;
+    let work = sandbox
+        .prepare(&req.job, req.claim.as_ref(), &image, req.source, &req.limits)
+        .await?;
     let result = tokio::select! {
         r = run_phases(sandbox, &work, req) => r,
         _ = req.cancel.cancelled() => Err(SandboxError::Cancelled),
@@ -442,6 +446,7 @@ mod tests {
             let sandbox = crate::fakes::ScriptedSandbox::passing(&["test_add"]);
             let req = JobRequest {
                 job: "j".into(),
+                claim: None,
                 source: dir.path(),
                 runner: &python,
                 limits: SandboxLimits::default(),

@@ -205,11 +205,40 @@ pub struct Work {
     pub volume: String,
     /// Job id (labels).
     pub job: String,
+    /// The queue claim it runs under (labels), when a queue worker runs it.
+    pub claim: Option<Claim>,
     /// The volume's own filesystem, when the job has a disk limit.
     pub disk: Option<disk::JobDisk>,
     /// Where the engine mounts the volume on this host while a container uses
     /// it (watched for a full disk).
     pub mountpoint: Option<std::path::PathBuf>,
+}
+
+/// The queue claim a sandbox job runs under: its containers, volumes and networks carry it, so
+/// that a worker can tell the leftovers of a claim that is no longer current (its worker died,
+/// on this host or another) from a live job, wherever the engine is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Claim {
+    /// The queue's job id.
+    pub job: i64,
+    /// The claim's token.
+    pub token: String,
+}
+
+impl Claim {
+    /// As a label value: `JOB:TOKEN`.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.job, self.token)
+    }
+
+    /// Parses a label value.
+    pub fn parse(label: &str) -> Option<Claim> {
+        let (job, token) = label.split_once(':')?;
+        Some(Claim {
+            job: job.parse().ok()?,
+            token: token.to_string(),
+        })
+    }
 }
 
 /// Runs phases in isolation.
@@ -220,6 +249,7 @@ pub trait Sandbox: Send + Sync {
     async fn prepare(
         &self,
         job: &str,
+        claim: Option<&Claim>,
         image: &str,
         source: &Path,
         limits: &SandboxLimits,
@@ -236,6 +266,10 @@ pub trait Sandbox: Send + Sync {
     async fn cleanup(&self, work: &Work) -> Result<(), SandboxError>;
     /// Removes containers and volumes that a dead assay process left behind.
     async fn reap_orphans(&self) -> Result<usize, SandboxError>;
+    /// The queue claims that containers, volumes or networks carry.
+    async fn claims(&self) -> Result<Vec<Claim>, SandboxError>;
+    /// Removes every container, volume and network of `claim`; how many containers.
+    async fn remove_claim(&self, claim: &Claim) -> Result<usize, SandboxError>;
 }
 
 /// Keeps the head and the tail of a stream, up to `cap` bytes in all.

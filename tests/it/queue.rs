@@ -394,3 +394,142 @@ fn two_worker_processes_share_a_postgresql_queue() {
         "fetch, history and screen once each for six submissions"
     );
 }
+
+/// Containers labelled with `claim` (any state).
+fn claim_containers(claim: &str) -> Vec<String> {
+    let out = std::process::Command::new("docker")
+        .args(["ps", "-aq", "--filter", &format!("label=assay.claim={claim}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Fault 1: a worker SIGKILLed while its container runs. Its lease expires, another worker's
+/// rescuer returns the job to the queue and removes what the dead claim left running — though
+/// that worker ran under another host name, so its containers look alive to the per-host
+/// reaping —, the job runs again as attempt 2, and the stage has exactly one done run.
+#[test]
+#[ignore = "full lane: real PostgreSQL, the Docker engine and the runner images"]
+fn a_worker_killed_mid_container_loses_its_job_and_its_container_to_another() {
+    let pg = PgServer::start();
+    let url = pg.database("fault1");
+    let work = tempfile::tempdir().unwrap();
+    let mut repo = crate::helpers::Scripted::new();
+    repo.put(&[
+        (
+            "README.md",
+            Some("# Slow\n\nRun the tests: `pip3 install pytest`, then `python3 -m pytest`.\n"),
+        ),
+        ("tests/__init__.py", Some("")),
+        (
+            "tests/test_slow.py",
+            Some("import time\n\ndef test_slow():\n    time.sleep(20)\n"),
+        ),
+    ]);
+    repo.commit("Add a slow test", 1_700_000_000);
+    let cohort = crate::helpers::cohort_of(work.path(), "", &[("slow", repo.path())]);
+    let assay = crate::helpers::Assay::new();
+    let mut enqueue = assay.cmd();
+    enqueue.env("ASSAY_RETRIES", "2").args([
+        "enqueue",
+        cohort.to_str().unwrap(),
+        "--no-drafts",
+        "--db",
+        &url,
+        "--json",
+    ]);
+    let queued = crate::helpers::json_ok(&enqueue.output().unwrap());
+    assert_eq!(queued["queued"], 4);
+    let stages = [
+        "worker",
+        "--stages",
+        "fetch,history,sandbox,repro",
+        "--lease",
+        "6",
+        "--db",
+        &url,
+    ];
+
+    // Worker A, under another host name (its own UTS namespace).
+    let mut a = std::process::Command::new("unshare");
+    a.args([
+        "--uts",
+        "sh",
+        "-c",
+        "hostname assay-other-host && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_assay"),
+    ])
+    .args(stages)
+    .env("ASSAY_DATA_DIR", assay.data.path())
+    .env("ASSAY_RETRIES", "0")
+    .current_dir(assay.data.path());
+    let mut a = crate::helpers::Running::spawn(&mut a);
+    let started = std::time::Instant::now();
+    let claim = loop {
+        let out = std::process::Command::new("docker")
+            .args([
+                "ps",
+                "--filter",
+                "label=assay.claim",
+                "--format",
+                "{{.Label \"assay.claim\"}}",
+            ])
+            .output()
+            .unwrap();
+        if let Some(c) = String::from_utf8_lossy(&out.stdout).split_whitespace().next() {
+            break c.to_string();
+        }
+        assert!(a.running(), "worker A ended before its container ran");
+        assert!(started.elapsed().as_secs() < 180, "no claimed container after 180 s");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    a.signal("KILL");
+    let _ = a.output_within(10, "worker A did not die");
+    assert!(
+        !claim_containers(&claim).is_empty(),
+        "the dead worker's container runs on"
+    );
+
+    // Worker B takes over once the lease expires.
+    let mut b = assay.cmd();
+    b.args(stages).arg("--until-idle");
+    let out = crate::helpers::Running::spawn(&mut b).output_within(300, "worker B did not finish");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(" 0 lost") && err.contains("1 expired leases rescued"),
+        "{err}"
+    );
+    assert!(
+        claim_containers(&claim).is_empty(),
+        "what the lost claim left is removed"
+    );
+
+    let status = crate::helpers::json_ok(&assay.run(&["status", "demo", "--db", &url, "--json"]));
+    for stage in ["fetch", "history", "sandbox", "repro"] {
+        assert_eq!(status["stages"][stage]["done"], 1, "{status}");
+    }
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = assay::store::open(&url).await.unwrap();
+        let cohort = store.cohort_id("demo").await.unwrap().unwrap();
+        let sub = &store.submissions(cohort).await.unwrap()[0];
+        let sandbox: Vec<_> = store
+            .runs(sub.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.stage == Stage::Sandbox)
+            .collect();
+        let done = sandbox.iter().filter(|r| r.status == RunStatus::Done).count();
+        assert_eq!(done, 1, "{sandbox:?}");
+        assert!(
+            sandbox.iter().any(|r| r.status == RunStatus::Interrupted
+                && r.error.as_deref().is_some_and(|e| e.contains("lease expired"))),
+            "{sandbox:?}"
+        );
+        assert_eq!(sub.status, SubmissionStatus::Done);
+    });
+}

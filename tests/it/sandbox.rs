@@ -369,7 +369,7 @@ fn an_install_reaches_only_the_registries_through_the_proxy() {
         assay::git::export_tree(&r.repo, &head, &dest, &assay::config::Limits::default()).unwrap();
         let job = format!("it-egress-{}", std::process::id());
         let limits = SandboxLimits::default();
-        let work = sandbox.prepare(&job, "assay-runner-python", &dest, &limits).await.unwrap();
+        let work = sandbox.prepare(&job, None, "assay-runner-python", &dest, &limits).await.unwrap();
         let gateway = "$(printf '%d.%d.%d.%d' $(awk 'NR==2{print $3}' /proc/net/route | sed 's/../0x& /g' | awk '{print $4, $3, $2, $1}'))";
         const FETCH: &str = r#"
 import urllib.request, urllib.error
@@ -443,7 +443,7 @@ fn copy_out_keeps_regular_files_and_never_follows_links() {
         assay::git::export_tree(&r.repo, &head, &dest, &assay::config::Limits::default()).unwrap();
         let job = format!("it-copyout-{}", std::process::id());
         let work = sandbox
-            .prepare(&job, "assay-runner-python", &dest, &SandboxLimits::default())
+            .prepare(&job, None, "assay-runner-python", &dest, &SandboxLimits::default())
             .await
             .unwrap();
         let spec = PhaseSpec {

@@ -134,7 +134,7 @@ impl Pipeline {
         let queue = self
             .store
             .queue()
-            .ok_or_else(|| StoreError::Unsupported("a store without a work queue".into()))?;
+            .ok_or_else(|| StoreError::Queue("a store without a work queue".into()))?;
         let submissions: Vec<NewSubmission> = cohort
             .submissions
             .iter()
@@ -183,7 +183,15 @@ impl Pipeline {
         let queue = self
             .store
             .queue()
-            .ok_or_else(|| StoreError::Unsupported("a store without a work queue".into()))?;
+            .ok_or_else(|| StoreError::Queue("a store without a work queue".into()))?;
+        // A job of a stage this worker cannot run would skip it and end the chain early.
+        let sandboxed = opts.stages.iter().any(|s| matches!(s, Stage::Sandbox | Stage::Repro));
+        if sandboxed && self.sandbox.is_none() {
+            return Err(StoreError::Queue("sandbox and repro jobs need a sandbox".into()));
+        }
+        if opts.stages.contains(&Stage::Draft) && self.drafter.is_none() {
+            return Err(StoreError::Queue("draft jobs need a model".into()));
+        }
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
         let mut summary = WorkSummary::default();
         let mut tasks: JoinSet<Result<bool, StoreError>> = JoinSet::new();
@@ -210,7 +218,7 @@ impl Pipeline {
             }
             // Finished jobs first: an error of the store ends the worker.
             while let Some(done) = tasks.try_join_next() {
-                if !done.map_err(|e| StoreError::Unsupported(format!("a job's task failed: {e}")))?? {
+                if !done.map_err(|e| StoreError::Queue(format!("a job's task failed: {e}")))?? {
                     summary.lost += 1;
                 }
             }
@@ -232,7 +240,7 @@ impl Pipeline {
                     tokio::select! {
                         _ = tokio::time::sleep(opts.poll) => {}
                         Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                            if !done.map_err(|e| StoreError::Unsupported(format!("a job's task failed: {e}")))?? {
+                            if !done.map_err(|e| StoreError::Queue(format!("a job's task failed: {e}")))?? {
                                 summary.lost += 1;
                             }
                         }
@@ -242,7 +250,7 @@ impl Pipeline {
             }
         }
         while let Some(done) = tasks.join_next().await {
-            if !done.map_err(|e| StoreError::Unsupported(format!("a job's task failed: {e}")))?? {
+            if !done.map_err(|e| StoreError::Queue(format!("a job's task failed: {e}")))?? {
                 summary.lost += 1;
             }
         }
@@ -288,14 +296,14 @@ impl Pipeline {
             .await?
             .into_iter()
             .find(|c| c.id == lease.cohort_id)
-            .ok_or_else(|| StoreError::Unsupported(format!("job {}: its cohort is gone", lease.job_id)))?;
+            .ok_or_else(|| StoreError::Queue(format!("job {}: its cohort is gone", lease.job_id)))?;
         let rec = self
             .store
             .submissions(cohort.id)
             .await?
             .into_iter()
             .find(|s| s.id == lease.submission_id)
-            .ok_or_else(|| StoreError::Unsupported(format!("job {}: its submission is gone", lease.job_id)))?;
+            .ok_or_else(|| StoreError::Queue(format!("job {}: its submission is gone", lease.job_id)))?;
         let stages: Vec<Stage> = cohort
             .spec
             .get("stages")
@@ -416,7 +424,8 @@ pub(super) fn cohort_spec(cohort: &Cohort, stages: &[Stage]) -> serde_json::Valu
         "deadline": cohort.deadline,
         "runner": cohort.runner,
         "top": cohort.top,
-        "hidden_tests": cohort.hidden_tests,
+        // Absolute: a worker elsewhere runs from another directory.
+        "hidden_tests": cohort.hidden_tests.as_ref().map(|h| std::fs::canonicalize(h).unwrap_or_else(|_| h.clone())),
         "limits": cohort.limits,
         "stages": stages,
     })
@@ -437,6 +446,46 @@ pub(super) fn is_lease_lost(f: &Failure) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Settings;
+    use crate::pipeline::progress::Lines;
+    use crate::store::SqliteStore;
+
+    #[tokio::test]
+    async fn a_worker_refuses_stages_it_cannot_run_and_stores_without_a_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let sqlite = SqliteStore::open(&format!("sqlite://{}", dir.path().join("w.db").display()))
+            .await
+            .unwrap();
+        let p = Arc::new(Pipeline::new(
+            Arc::new(sqlite),
+            settings.clone(),
+            cancel.clone(),
+            Box::new(Lines),
+        ));
+        let none = Arc::new(HashMap::new());
+        for (stages, why) in [
+            (vec![Stage::Sandbox], "sandbox and repro jobs need a sandbox"),
+            (vec![Stage::Fetch, Stage::Draft], "draft jobs need a model"),
+        ] {
+            let err = p
+                .work("w", &WorkerOptions::new(stages, 1), Arc::clone(&none))
+                .await
+                .unwrap_err();
+            assert_eq!(err.to_string(), format!("work queue: {why}"));
+        }
+        let fake = crate::fakes::MemoryStore::default();
+        let p = Arc::new(Pipeline::new(Arc::new(fake), settings, cancel, Box::new(Lines)));
+        let err = p
+            .work("w", &WorkerOptions::new(vec![Stage::Fetch], 1), none)
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "work queue: a store without a work queue");
+    }
 
     #[test]
     fn the_job_before_the_draft_ends_with_the_screen() {

@@ -57,6 +57,10 @@ pub enum StoreError {
         /// What did not read.
         reason: String,
     },
+    /// The work queue cannot do what was asked (a store without one, a worker without what its
+    /// stages need, a job whose cohort or submission is gone).
+    #[error("work queue: {0}")]
+    Queue(String),
     /// The database URL is not one assay supports.
     #[error("unsupported database URL {0:?}: use sqlite://PATH (or a plain path) or postgres://USER@HOST/DB")]
     Unsupported(String),

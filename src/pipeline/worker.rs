@@ -120,6 +120,18 @@ pub struct WorkSummary {
     pub rescued: u64,
 }
 
+impl WorkSummary {
+    /// Counts a job's task that ended: its lease lost, or not; a store error (or a task that
+    /// panicked) ends the worker.
+    fn ended(&mut self, joined: Result<Result<bool, StoreError>, tokio::task::JoinError>) -> Result<(), StoreError> {
+        let kept = joined.map_err(|e| StoreError::Queue(format!("a job's task failed: {e}")))??;
+        if !kept {
+            self.lost += 1;
+        }
+        Ok(())
+    }
+}
+
 impl Pipeline {
     /// The jobs' stages for this pipeline: the sandbox's when it has one, the draft when it drafts.
     pub fn job_stages(&self) -> Vec<Stage> {
@@ -218,9 +230,7 @@ impl Pipeline {
             }
             // Finished jobs first: an error of the store ends the worker.
             while let Some(done) = tasks.try_join_next() {
-                if !done.map_err(|e| StoreError::Queue(format!("a job's task failed: {e}")))?? {
-                    summary.lost += 1;
-                }
+                summary.ended(done)?;
             }
             let lease = if tasks.len() < opts.jobs {
                 queue.claim(worker, &opts.stages, lease_ms).await?
@@ -239,20 +249,14 @@ impl Pipeline {
                     }
                     tokio::select! {
                         _ = tokio::time::sleep(opts.poll) => {}
-                        Some(done) = tasks.join_next(), if !tasks.is_empty() => {
-                            if !done.map_err(|e| StoreError::Queue(format!("a job's task failed: {e}")))?? {
-                                summary.lost += 1;
-                            }
-                        }
+                        Some(done) = tasks.join_next(), if !tasks.is_empty() => summary.ended(done)?,
                         _ = self.cancel.cancelled() => {}
                     }
                 }
             }
         }
         while let Some(done) = tasks.join_next().await {
-            if !done.map_err(|e| StoreError::Queue(format!("a job's task failed: {e}")))?? {
-                summary.lost += 1;
-            }
+            summary.ended(done)?;
         }
         Ok(summary)
     }

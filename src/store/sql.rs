@@ -729,8 +729,7 @@ macro_rules! queue_impl {
             }
 
             impl $store {
-                /// Fails the queued jobs after `seq` of a submission whose job ended for good, and the
-                /// submission with `outcome` when its job died (assay's trouble, never the candidate's).
+                /// Fails the queued jobs after `seq` of a submission whose job ended for good, saying `why`.
                 async fn fail_later_jobs(
                     conn: &mut <$db as sqlx::Database>::Connection,
                     submission_id: i64,

@@ -9,7 +9,7 @@
 //!
 //! Module map, leaves first (no circle of imports: a test in `layout` checks it):
 //!
-//! - Leaves: [`ids`] (the shape of user-written ids), [`redact`] (credentials out of
+//! - Leaves: [`ids`] (the shape of user-written ids), [`host`] (this machine's name, owner ids), [`redact`] (credentials out of
 //!   messages), [`outcome`] (the stable outcome kinds every stage ends with), [`diag`]
 //!   (file:line:col input errors).
 //! - Inputs: [`config`] (settings), [`cohort`], [`rubric`] (checklists, checks, the
@@ -47,6 +47,7 @@ pub mod facts;
 mod fakes;
 pub mod feedback;
 pub mod git;
+pub mod host;
 pub mod ids;
 #[cfg(test)]
 mod layout;

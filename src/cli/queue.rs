@@ -169,7 +169,7 @@ pub fn worker(g: &super::Global, a: WorkerArgs) -> Result<ExitCode> {
         if let Some(m) = &model {
             pipeline = pipeline.with_drafter(super::grade::drafter(m, draft_budget).await?);
         }
-        let id = format!("{}:{}", pipeline::worker_id(), random_suffix());
+        let id = pipeline::worker::worker_name();
         eprintln!(
             "assay: worker {id} on {} ({})",
             assay::git::redact(&store_url(&a.db)),
@@ -177,8 +177,8 @@ pub fn worker(g: &super::Global, a: WorkerArgs) -> Result<ExitCode> {
         );
         let summary = Arc::new(pipeline).work(&id, &opts, Arc::new(HashMap::new())).await?;
         eprintln!(
-            "assay: worker {id}: {} jobs claimed, {} lost to other workers, {} expired leases rescued",
-            summary.claimed, summary.lost, summary.rescued
+            "assay: worker {id}: {} jobs claimed, {} lost to other workers, {} expired leases rescued, {} cut short by the database",
+            summary.claimed, summary.lost, summary.rescued, summary.cut_short
         );
         Ok(ExitCode::SUCCESS)
     })
@@ -186,13 +186,6 @@ pub fn worker(g: &super::Global, a: WorkerArgs) -> Result<ExitCode> {
 
 fn store_url(db: &Option<String>) -> String {
     db.clone().unwrap_or_else(|| "the default database".into())
-}
-
-/// Four random hex digits: two workers in one process (or one pid reused) have different ids.
-fn random_suffix() -> String {
-    let mut b = [0u8; 2];
-    getrandom::fill(&mut b).expect("the system's random source");
-    hex::encode(b)
 }
 
 pub fn status(g: &super::Global, a: StatusArgs) -> Result<ExitCode> {

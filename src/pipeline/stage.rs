@@ -74,7 +74,10 @@ impl Pipeline {
         if let Some(done) = self.store.final_run(rec.id, stage, input_key).await? {
             return Ok(match done.status {
                 RunStatus::Done => {
-                    self.progress.stage(candidate, stage, "done earlier, skipped");
+                    // A queue job's earlier stages are its earlier jobs' work, not news.
+                    if self.job.as_ref().is_none_or(|j| stage >= j.lease.stage) {
+                        self.progress.stage(candidate, stage, "done earlier, skipped");
+                    }
                     Ok(done.output.unwrap_or(serde_json::Value::Null))
                 }
                 _ => {

@@ -16,21 +16,26 @@
 //! drafts finds it done.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::{CohortCtx, Pipeline};
 use crate::cohort::{Cohort, CohortLimits, SubmissionSpec};
 use crate::git::{self, RepoSource};
-use crate::outcome::Failure;
+use crate::outcome::{Failure, OutcomeKind};
+use crate::results::{summarize_with_details, GradeSummary, SubmissionDetail};
 use crate::rubric::Rubric;
 use crate::store::queue::{Enqueued, NewSubmission};
 use crate::store::{JobEnd, Lease, Queue, Stage, Store, StoreError};
+use crate::submission::SubmissionStatus;
 
 /// The queue job a pipeline clone runs.
 #[derive(Clone)]
@@ -40,6 +45,8 @@ pub(super) struct JobCtx {
     pub(super) last: Stage,
     /// Whether the job's cohort is drafted (by a later job, perhaps on another machine).
     pub(super) drafts: bool,
+    /// Whether the job's cohort runs in the sandbox (perhaps on another machine).
+    pub(super) sandboxed: bool,
     store: Arc<dyn Store>,
 }
 
@@ -48,11 +55,24 @@ impl JobCtx {
         self.store.queue().expect("a job runs on a store with a queue")
     }
 
-    /// How long a job that assay's environment failed waits before it is claimed again: a second
-    /// after the first attempt, doubling, at most about a minute.
+    /// How long the job waits, when assay's environment failed it, before it is claimed again.
     pub(super) fn backoff_ms(&self) -> i64 {
-        1000 << (self.lease.attempt - 1).clamp(0, 6)
+        backoff_ms(self.lease.attempt)
     }
+}
+
+/// A name for a queue worker of this process: `host:pid:XXXX`, four random hex digits after
+/// the process's id (two workers in one process, or one pid reused, have different names).
+pub fn worker_name() -> String {
+    let mut b = [0u8; 2];
+    getrandom::fill(&mut b).expect("the system's random source");
+    format!("{}:{}", super::worker_id(), hex::encode(b))
+}
+
+/// How long a job that assay's environment failed on attempt `attempt` waits before it is
+/// claimed again: a second after the first attempt, doubling, at most about a minute.
+fn backoff_ms(attempt: i64) -> i64 {
+    1000 << (attempt - 1).clamp(0, 6)
 }
 
 /// The stages of a cohort's jobs, in order: with the sandbox or not, drafted or not.
@@ -93,6 +113,10 @@ pub struct WorkerOptions {
     pub rescue_every: Duration,
     /// Jobs at a time.
     pub jobs: usize,
+    /// How long the worker waits for a database that fails every call before it gives up.
+    pub patience: Duration,
+    /// Only this cohort's jobs (`assay grade`'s own workers); else every cohort's.
+    pub cohort: Option<i64>,
 }
 
 impl WorkerOptions {
@@ -105,6 +129,8 @@ impl WorkerOptions {
             poll: Duration::from_secs(1),
             rescue_every: Duration::from_secs(10),
             jobs: jobs.max(1),
+            patience: Duration::from_secs(300),
+            cohort: None,
         }
     }
 }
@@ -118,17 +144,52 @@ pub struct WorkSummary {
     pub lost: u64,
     /// Expired leases its rescuer returned to the queue (or ended dead).
     pub rescued: u64,
+    /// Jobs cut short by the database's trouble (or a task that failed): their leases run out
+    /// and another claim runs them again.
+    pub cut_short: u64,
 }
 
 impl WorkSummary {
-    /// Counts a job's task that ended: its lease lost, or not; a store error (or a task that
-    /// panicked) ends the worker.
-    fn ended(&mut self, joined: Result<Result<bool, StoreError>, tokio::task::JoinError>) -> Result<(), StoreError> {
-        let kept = joined.map_err(|e| StoreError::Queue(format!("a job's task failed: {e}")))??;
-        if !kept {
-            self.lost += 1;
+    /// Counts a job's task that ended: its lease lost, or not, or the job cut short by the
+    /// database's trouble (its lease runs out and the rescuer queues it again; the worker goes
+    /// on).
+    fn ended(&mut self, joined: Result<Result<bool, StoreError>, tokio::task::JoinError>) {
+        match joined {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => self.lost += 1,
+            Ok(Err(e)) => {
+                tracing::warn!("a job was cut short: {e}");
+                self.cut_short += 1;
+            }
+            Err(e) => {
+                tracing::error!("a job's task failed: {e}");
+                self.cut_short += 1;
+            }
         }
-        Ok(())
+    }
+}
+
+/// What a worker's loop carries from one turn to the next.
+struct LoopState {
+    host: String,
+    last_rescue: Option<tokio::time::Instant>,
+    summary: WorkSummary,
+}
+
+/// What one turn of a worker's loop found.
+enum Step {
+    /// A job to run.
+    Claimed(Lease),
+    /// Nothing to claim now.
+    Idle,
+    /// Nothing left anywhere (`until_idle`).
+    Finished,
+}
+
+/// Waits for the jobs in flight to end (cancelled ones bring their containers down first).
+async fn break_with(tasks: &mut JoinSet<Result<bool, StoreError>>, summary: &mut WorkSummary) {
+    while let Some(done) = tasks.join_next().await {
+        summary.ended(done);
     }
 }
 
@@ -182,10 +243,92 @@ impl Pipeline {
         Ok(e)
     }
 
+    /// Grades `cohort` through the store's queue, in this process: enqueues its jobs (a
+    /// submission whose stages are done already is skipped by their keys), works them with a
+    /// worker for the fetch, history and sandbox stages (`jobs` at a time) and one for the
+    /// drafts (the model drafts one at a time), both only this cohort's jobs, until none is
+    /// queued or running — workers on other machines may take some of them meanwhile — and
+    /// reads the results back. Jobs a dead earlier run on this host held are taken back at once.
+    pub(super) async fn run_queued(
+        self: &Arc<Self>,
+        cohort: &Cohort,
+    ) -> Result<(GradeSummary, Vec<SubmissionDetail>), StoreError> {
+        let reaped = self.store.reap_running().await?;
+        let stages = self.job_stages();
+        let e = self.enqueue(cohort, &stages).await?;
+        if reaped > 0 {
+            self.store
+                .event(
+                    Some(e.cohort_id),
+                    None,
+                    "reaped_abandoned_runs",
+                    &json!({ "runs": reaped }),
+                )
+                .await?;
+        }
+        let (draft_stages, other_stages): (Vec<Stage>, Vec<Stage>) = stages.iter().partition(|s| **s == Stage::Draft);
+        let name = worker_name();
+        self.store
+            .event(
+                Some(e.cohort_id),
+                None,
+                "grade_started",
+                &json!({ "worker": name, "submissions": cohort.submissions.len(), "queue": true }),
+            )
+            .await?;
+        let specs: HashMap<(String, String), SubmissionSpec> = cohort
+            .submissions
+            .iter()
+            .map(|s| ((cohort.name.clone(), s.candidate.clone()), s.clone()))
+            .collect();
+        let specs = Arc::new(specs);
+        let mut others = WorkerOptions::new(other_stages, self.settings.jobs);
+        others.until_idle = true;
+        others.cohort = Some(e.cohort_id);
+        others.poll = Duration::from_millis(250);
+        let drafts = (!draft_stages.is_empty()).then(|| WorkerOptions {
+            stages: draft_stages,
+            jobs: 1,
+            ..others.clone()
+        });
+        self.progress.start(cohort.submissions.len());
+        let (ran, drafted) = tokio::join!(self.work(&name, &others, Arc::clone(&specs)), async {
+            match &drafts {
+                Some(opts) => self.work(&format!("{name}:draft"), opts, specs).await.map(Some),
+                None => Ok(None),
+            }
+        });
+        self.progress.end();
+        self.store
+            .event(
+                Some(e.cohort_id),
+                None,
+                "grade_finished",
+                &json!({ "cancelled": self.cancel.is_cancelled() }),
+            )
+            .await?;
+        ran?;
+        drafted?;
+        let (mut summary, details) = summarize_with_details(
+            self.store.as_ref(),
+            &cohort.name,
+            e.cohort_id,
+            &cohort.rubric,
+            cohort.top as usize,
+        )
+        .await?;
+        summary.cancelled = self.cancel.is_cancelled();
+        Ok((summary, details))
+    }
+
     /// Works the queue: claims jobs of `opts.stages`, `opts.jobs` at a time, until cancelled
     /// (or, with `until_idle`, until nothing is queued or running). `specs` holds repositories as
     /// a cohort file gives them (credentials included) by (cohort, candidate), for the process
     /// that read that file; other jobs fetch what the queue stores.
+    ///
+    /// A database out of reach (a restart, a lost connection) is waited for with backoff, up to
+    /// `opts.patience` without one success; the jobs in flight meanwhile keep their leases as
+    /// long as their heartbeats get through, and are taken back by the rescuer once they expire.
     pub async fn work(
         self: &Arc<Self>,
         worker: &str,
@@ -204,61 +347,135 @@ impl Pipeline {
         if opts.stages.contains(&Stage::Draft) && self.drafter.is_none() {
             return Err(StoreError::Queue("draft jobs need a model".into()));
         }
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_else(|_| "localhost".into());
-        let mut summary = WorkSummary::default();
+        let mut state = LoopState {
+            host: crate::host::hostname(),
+            last_rescue: None,
+            summary: WorkSummary::default(),
+        };
+        let cohorts = CohortCache::default();
+        // Cancelled with the pipeline, or when the worker gives up: its jobs stop (containers
+        // removed) and go back to the queue.
+        let stop = self.cancel.child_token();
         let mut tasks: JoinSet<Result<bool, StoreError>> = JoinSet::new();
-        let mut last_rescue: Option<tokio::time::Instant> = None;
-        let lease_ms = opts.lease.as_millis() as i64;
+        // Since when the database has failed every call, and how many times in a row.
+        let mut trouble: Option<(tokio::time::Instant, u32)> = None;
         loop {
             if self.cancel.is_cancelled() {
                 break;
             }
-            if last_rescue.is_none_or(|t| t.elapsed() >= opts.rescue_every) {
-                queue.worker_seen(worker, host.trim(), &opts.stages).await?;
-                let rescued = queue.rescue(1000).await?;
-                for r in &rescued {
-                    tracing::warn!(
-                        job = r.job_id,
-                        stage = r.stage.as_str(),
-                        "lease expired: job {}",
-                        r.status.as_str()
-                    );
-                }
-                summary.rescued += rescued.len() as u64;
-                self.remove_lost_claims(queue).await?;
-                last_rescue = Some(tokio::time::Instant::now());
-            }
-            // Finished jobs first: an error of the store ends the worker.
             while let Some(done) = tasks.try_join_next() {
-                summary.ended(done)?;
+                state.summary.ended(done);
             }
-            let lease = if tasks.len() < opts.jobs {
-                queue.claim(worker, &opts.stages, lease_ms).await?
-            } else {
-                None
-            };
-            match lease {
-                Some(lease) => {
-                    summary.claimed += 1;
-                    let (this, specs, opts) = (Arc::clone(self), Arc::clone(&specs), opts.clone());
-                    tasks.spawn(async move { this.run_job(lease, &opts, &specs).await });
+            let step = self.step(queue, worker, opts, &mut state, tasks.len()).await;
+            let step = match step {
+                Ok(step) => {
+                    trouble = None;
+                    step
                 }
-                None => {
-                    if opts.until_idle && tasks.is_empty() && queue.pending().await? == 0 {
-                        break;
+                Err(e) if e.is_transient() => {
+                    let (since, n) = trouble.get_or_insert((tokio::time::Instant::now(), 0));
+                    *n += 1;
+                    if since.elapsed() >= opts.patience {
+                        tracing::error!("the database has failed for {} s: giving up", since.elapsed().as_secs());
+                        stop.cancel();
+                        break_with(&mut tasks, &mut state.summary).await;
+                        return Err(e);
                     }
+                    let wait = Duration::from_millis(250u64 << (*n).min(6)).min(Duration::from_secs(10));
+                    tracing::warn!("the database failed ({e}): trying again in {} ms", wait.as_millis());
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.cancel.cancelled() => {}
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    stop.cancel();
+                    break_with(&mut tasks, &mut state.summary).await;
+                    return Err(e);
+                }
+            };
+            match step {
+                Step::Claimed(lease) => {
+                    state.summary.claimed += 1;
+                    let (this, specs, opts, cohorts, stop) = (
+                        Arc::clone(self),
+                        Arc::clone(&specs),
+                        opts.clone(),
+                        cohorts.clone(),
+                        stop.clone(),
+                    );
+                    tasks.spawn(async move { this.run_job(lease, &opts, &specs, &cohorts, &stop).await });
+                }
+                Step::Idle => {
                     tokio::select! {
                         _ = tokio::time::sleep(opts.poll) => {}
-                        Some(done) = tasks.join_next(), if !tasks.is_empty() => summary.ended(done)?,
+                        Some(done) = tasks.join_next(), if !tasks.is_empty() => state.summary.ended(done),
                         _ = self.cancel.cancelled() => {}
                     }
                 }
+                Step::Finished => break,
             }
         }
-        while let Some(done) = tasks.join_next().await {
-            summary.ended(done)?;
+        break_with(&mut tasks, &mut state.summary).await;
+        Ok(state.summary)
+    }
+
+    /// One turn of a worker's loop: the rescuer's pass when it is due, then a claim when the
+    /// worker has room for a job, else whether it is finished (`until_idle` and nothing left).
+    async fn step(
+        &self,
+        queue: &dyn Queue,
+        worker: &str,
+        opts: &WorkerOptions,
+        state: &mut LoopState,
+        in_flight: usize,
+    ) -> Result<Step, StoreError> {
+        if state.last_rescue.is_none_or(|t| t.elapsed() >= opts.rescue_every) {
+            queue.worker_seen(worker, &state.host, &opts.stages).await?;
+            self.expire_dead_holders(queue).await?;
+            let rescued = queue.rescue(1000).await?;
+            for r in &rescued {
+                tracing::warn!(
+                    job = r.job_id,
+                    stage = r.stage.as_str(),
+                    "lease expired: job {}",
+                    r.status.as_str()
+                );
+            }
+            state.summary.rescued += rescued.len() as u64;
+            self.remove_lost_claims(queue).await?;
+            state.last_rescue = Some(tokio::time::Instant::now());
         }
-        Ok(summary)
+        if in_flight < opts.jobs {
+            if let Some(lease) = queue
+                .claim(worker, &opts.stages, opts.lease.as_millis() as i64, opts.cohort)
+                .await?
+            {
+                return Ok(Step::Claimed(lease));
+            }
+        }
+        if opts.until_idle && in_flight == 0 && queue.pending(opts.cohort).await? == 0 {
+            return Ok(Step::Finished);
+        }
+        Ok(Step::Idle)
+    }
+
+    /// Ends the leases of workers known to be dead (they ran on this host and their process is
+    /// gone): a worker or `assay grade` started again after a crash takes their jobs back now,
+    /// not once the leases run out. A worker elsewhere is left to its lease.
+    async fn expire_dead_holders(&self, queue: &dyn Queue) -> Result<(), StoreError> {
+        for holder in queue.holders().await? {
+            if crate::host::gone(&holder) {
+                let n = queue.expire_leases(&holder).await?;
+                tracing::warn!(
+                    worker = holder,
+                    jobs = n,
+                    "the worker holding these jobs is gone: leases ended"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Removes the containers, volumes and networks of claims that are no longer current: what
@@ -286,60 +503,20 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Runs one claimed job to its end; false when its lease was lost on the way.
+    /// Runs one claimed job to its end, its lease renewed meanwhile; false when the lease was
+    /// lost on the way. A job that panics ends `failed` with its submission `internal_error`
+    /// (assay's bug, never the candidate's); one whose stored inputs do not read is tried again
+    /// after backoff and ends `dead` once its attempts ran out — a poison job never loops.
     async fn run_job(
         self: Arc<Self>,
         lease: Lease,
         opts: &WorkerOptions,
         specs: &HashMap<(String, String), SubmissionSpec>,
+        cohorts: &CohortCache,
+        stop: &CancellationToken,
     ) -> Result<bool, StoreError> {
         let queue = self.store.queue().expect("the worker checked the queue");
-        let cohort = self
-            .store
-            .cohorts()
-            .await?
-            .into_iter()
-            .find(|c| c.id == lease.cohort_id)
-            .ok_or_else(|| StoreError::Queue(format!("job {}: its cohort is gone", lease.job_id)))?;
-        let rec = self
-            .store
-            .submissions(cohort.id)
-            .await?
-            .into_iter()
-            .find(|s| s.id == lease.submission_id)
-            .ok_or_else(|| StoreError::Queue(format!("job {}: its submission is gone", lease.job_id)))?;
-        let stages: Vec<Stage> = cohort
-            .spec
-            .get("stages")
-            .and_then(|v| serde_json::from_value(v.clone()).ok())
-            .unwrap_or_else(|| vec![lease.stage]);
-        let ctx = match self.cohort_ctx(&cohort.name, cohort.id, &cohort.spec) {
-            Ok(ctx) => Arc::new(ctx),
-            Err(why) => {
-                let end = JobEnd::Failed(format!("cohort {}: {why}", cohort.name));
-                return queue.finish_job(&lease, &end, None).await;
-            }
-        };
-        let spec = specs
-            .get(&(cohort.name.clone(), rec.candidate.clone()))
-            .cloned()
-            .unwrap_or_else(|| SubmissionSpec {
-                candidate: rec.candidate.clone(),
-                repo: rec.repo.clone(),
-                git_ref: rec.git_ref.clone(),
-                base_dir: std::path::PathBuf::from("/"),
-            });
-        let cancel = self.cancel.child_token();
-        let job = Pipeline {
-            job: Some(JobCtx {
-                lease: lease.clone(),
-                last: last_stage(lease.stage, &stages),
-                drafts: stages.contains(&Stage::Draft),
-                store: Arc::clone(&self.store),
-            }),
-            cancel: cancel.clone(),
-            ..(*self).clone()
-        };
+        let cancel = stop.child_token();
         // The heartbeat: renews the lease while the job runs; a renewal refused means another
         // worker holds the job now, and this one stops.
         let beat = {
@@ -366,24 +543,110 @@ impl Pipeline {
                 }
             })
         };
-        let ended = job.process(&ctx, &spec, rec, None).await;
-        let current = queue.token_current(lease.job_id, &lease.token).await;
+        let body = AssertUnwindSafe(self.job_body(&lease, specs, cohorts, stop, &cancel))
+            .catch_unwind()
+            .await;
         beat.abort();
-        let failure = ended?;
-        if !current? {
-            // Ended by its last stage (or a failure) already, or taken over.
-            return Ok(!cancel.is_cancelled() || self.cancel.is_cancelled());
+        match body {
+            Ok(Err(e)) if !e.is_transient() => {
+                let end = JobEnd::Retry {
+                    error: e.to_string(),
+                    backoff_ms: backoff_ms(lease.attempt),
+                };
+                // When this write fails too, the lease runs out and the rescuer counts the attempt.
+                if let Err(e2) = queue.finish_job(&lease, &end, None).await {
+                    tracing::warn!(job = lease.job_id, "cannot end the job: {e2}");
+                }
+                Err(e)
+            }
+            Ok(r) => r,
+            Err(payload) => {
+                let f = super::stage::panicked(payload);
+                tracing::error!(job = lease.job_id, "{}", f.message);
+                if queue.token_current(lease.job_id, &lease.token).await? {
+                    self.store
+                        .set_submission(lease.submission_id, SubmissionStatus::Failed, Some(f.kind), None)
+                        .await?;
+                    self.store
+                        .event(
+                            Some(lease.cohort_id),
+                            Some(lease.submission_id),
+                            "submission_finished",
+                            &json!({ "status": "failed", "outcome": f.kind, "error": f.message }),
+                        )
+                        .await?;
+                }
+                queue.finish_job(&lease, &JobEnd::Failed(f.message), None).await
+            }
         }
-        // Stages skipped as done earlier end the job here.
+    }
+
+    /// A job's work: its submission's stages up to the job's last, on a pipeline clone carrying
+    /// the lease and `cancel` (the heartbeat's, under the worker's `stop`).
+    async fn job_body(
+        &self,
+        lease: &Lease,
+        specs: &HashMap<(String, String), SubmissionSpec>,
+        cohorts: &CohortCache,
+        stop: &CancellationToken,
+        cancel: &CancellationToken,
+    ) -> Result<bool, StoreError> {
+        let queue = self.store.queue().expect("the worker checked the queue");
+        let Some((cohort, rec)) = queue.job_records(lease).await? else {
+            let end = JobEnd::Failed("its cohort or submission was deleted".into());
+            return queue.finish_job(lease, &end, None).await;
+        };
+        let stages: Vec<Stage> = cohort
+            .spec
+            .get("stages")
+            .and_then(|v| serde_json::from_value(v.clone()).ok())
+            .unwrap_or_else(|| vec![lease.stage]);
+        let ctx = match cohorts.get(&cohort, |spec| self.cohort_ctx(&cohort.name, cohort.id, spec)) {
+            Ok(ctx) => ctx,
+            Err(why) => {
+                let end = JobEnd::Failed(format!("cohort {}: {why}", cohort.name));
+                return queue.finish_job(lease, &end, None).await;
+            }
+        };
+        let spec = specs
+            .get(&(cohort.name.clone(), rec.candidate.clone()))
+            .cloned()
+            .unwrap_or_else(|| SubmissionSpec {
+                candidate: rec.candidate.clone(),
+                repo: rec.repo.clone(),
+                git_ref: rec.git_ref.clone(),
+                base_dir: std::path::PathBuf::from("/"),
+            });
+        let job = Pipeline {
+            job: Some(JobCtx {
+                lease: lease.clone(),
+                last: last_stage(lease.stage, &stages),
+                drafts: stages.contains(&Stage::Draft),
+                sandboxed: stages.contains(&Stage::Sandbox),
+                store: Arc::clone(&self.store),
+            }),
+            cancel: cancel.clone(),
+            ..self.clone()
+        };
+        let failure = job.process(&ctx, &spec, rec, None).await?;
+        if !queue.token_current(lease.job_id, &lease.token).await? {
+            // Ended by its last stage (or a failure) already, or taken over.
+            return Ok(!cancel.is_cancelled() || stop.is_cancelled());
+        }
+        // Stages skipped as done earlier end the job here; a job this worker's own stop
+        // interrupted goes back to the queue, its attempt not counted.
         let end = match failure {
             None => JobEnd::Done,
+            Some(f) if f.kind == OutcomeKind::Interrupted && stop.is_cancelled() => {
+                JobEnd::Release(format!("released unfinished: worker stopping ({})", f.message))
+            }
             Some(f) if f.kind.is_retryable() => JobEnd::Retry {
                 error: f.message,
-                backoff_ms: job.job.as_ref().map_or(1000, JobCtx::backoff_ms),
+                backoff_ms: backoff_ms(lease.attempt),
             },
             Some(f) => JobEnd::Failed(f.message),
         };
-        queue.finish_job(&lease, &end, None).await
+        queue.finish_job(lease, &end, None).await
     }
 
     /// The cohort a job belongs to, as its enqueued spec describes it.
@@ -414,6 +677,32 @@ impl Pipeline {
             rubric_hash: rubric_hash(&rubric),
             rubric: Arc::new(rubric),
         })
+    }
+}
+
+/// The cohorts a worker's jobs belong to, each built once from its stored spec (and again when
+/// the spec changed: the cohort was enqueued again with another rubric, say).
+#[derive(Clone, Default)]
+struct CohortCache(Arc<std::sync::Mutex<HashMap<i64, CachedCohort>>>);
+
+/// A cohort as a worker built it, with the stored spec it was built from.
+type CachedCohort = (serde_json::Value, Arc<CohortCtx>);
+
+impl CohortCache {
+    fn get(
+        &self,
+        cohort: &crate::store::CohortRecord,
+        build: impl FnOnce(&serde_json::Value) -> Result<CohortCtx, String>,
+    ) -> Result<Arc<CohortCtx>, String> {
+        let mut map = self.0.lock().expect("cohort cache lock");
+        if let Some((spec, ctx)) = map.get(&cohort.id) {
+            if *spec == cohort.spec {
+                return Ok(Arc::clone(ctx));
+            }
+        }
+        let ctx = Arc::new(build(&cohort.spec)?);
+        map.insert(cohort.id, (cohort.spec.clone(), Arc::clone(&ctx)));
+        Ok(ctx)
     }
 }
 

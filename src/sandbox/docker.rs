@@ -34,27 +34,10 @@ pub const OWNER_LABEL: &str = "assay.owner";
 /// The label naming the queue claim a container runs under (`JOB:TOKEN`), when it does.
 pub const CLAIM_LABEL: &str = "assay.claim";
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_default()
-}
-
-fn owner() -> String {
-    format!("{}:{}", hostname(), std::process::id())
-}
-
 /// Whether the process named by an owner label is alive on this host; an
 /// owner on another host is assumed alive (its own process reaps it).
 fn owner_alive(label: Option<&String>) -> bool {
-    let Some((host, pid)) = label.and_then(|l| l.rsplit_once(':')) else {
-        return false;
-    };
-    if host != hostname() {
-        return true;
-    }
-    pid.parse::<u32>()
-        .is_ok_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    label.is_some_and(|l| crate::host::parse(l).is_some() && !crate::host::gone(l))
 }
 
 /// An install's network and its proxy container (once created).
@@ -96,7 +79,10 @@ impl DockerSandbox {
     }
 
     fn labels(job: &str, claim: Option<&Claim>) -> HashMap<String, String> {
-        let mut labels = HashMap::from([(LABEL.to_string(), job.to_string()), (OWNER_LABEL.to_string(), owner())]);
+        let mut labels = HashMap::from([
+            (LABEL.to_string(), job.to_string()),
+            (OWNER_LABEL.to_string(), crate::host::owner()),
+        ]);
         if let Some(c) = claim {
             labels.insert(CLAIM_LABEL.to_string(), c.label());
         }

@@ -66,6 +66,36 @@ pub enum StoreError {
     Unsupported(String),
 }
 
+impl StoreError {
+    /// Whether the error is the database being out of reach for now (a connection lost or
+    /// refused, a server restarting or shutting down, a pool out of connections, a busy SQLite
+    /// file, a serialization conflict): trying again later may succeed. Errors of the data or of
+    /// the query are not.
+    pub fn is_transient(&self) -> bool {
+        let StoreError::Db(e) = self else {
+            return false;
+        };
+        match e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::BeginFailed => true,
+            // PostgreSQL's five-character SQLSTATEs: classes 08 (connection exception) and 57P
+            // (operator intervention: admin shutdown, crash shutdown, cannot connect now),
+            // serialization failures and deadlocks. SQLite's numeric (extended) codes: BUSY and
+            // LOCKED, primary codes 5 and 6.
+            sqlx::Error::Database(d) => d.code().is_some_and(|c| match c.len() {
+                5 => c.starts_with("08") || c.starts_with("57P") || matches!(c.as_ref(), "40001" | "40P01"),
+                _ => c.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6)),
+            }),
+            _ => false,
+        }
+    }
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         StoreError::Db(e)

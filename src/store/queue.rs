@@ -16,7 +16,7 @@
 
 use serde::Serialize;
 
-use super::{Stage, StageResult, StageRun, StoreError};
+use super::{CohortRecord, Stage, StageResult, StageRun, StoreError};
 use crate::submission::SubmissionRecord;
 
 /// Where a job is.
@@ -106,6 +106,9 @@ pub enum JobEnd {
     /// Assay's own trouble: tried again after `backoff_ms`, or `dead` when its attempts ran out
     /// (the submission's later jobs fail with it).
     Retry { error: String, backoff_ms: i64 },
+    /// Given back unfinished by a worker that is stopping (Ctrl-C): queued again at once, its
+    /// attempt not counted (nothing about the job failed).
+    Release(String),
 }
 
 /// A job the rescuer found with its lease expired.
@@ -209,8 +212,15 @@ pub trait Queue: Send + Sync {
         max_attempts: i64,
     ) -> Result<Enqueued, StoreError>;
 
-    /// Claims the oldest ready job whose stage is one of `stages` for `lease_ms`, or none.
-    async fn claim(&self, worker: &str, stages: &[Stage], lease_ms: i64) -> Result<Option<Lease>, StoreError>;
+    /// Claims the oldest ready job whose stage is one of `stages` (of cohort `cohort` only, when
+    /// given) for `lease_ms`, or none.
+    async fn claim(
+        &self,
+        worker: &str,
+        stages: &[Stage],
+        lease_ms: i64,
+        cohort: Option<i64>,
+    ) -> Result<Option<Lease>, StoreError>;
 
     /// Extends the lease by `lease_ms` from now; false when the claim is no longer current
     /// (nothing changed then).
@@ -255,8 +265,19 @@ pub trait Queue: Send + Sync {
     /// The cohort's queue now.
     async fn queue_status(&self, cohort_id: i64) -> Result<QueueStatus, StoreError>;
 
-    /// Jobs queued or running, in every cohort: none means a worker has nothing left to wait for.
-    async fn pending(&self) -> Result<u64, StoreError>;
+    /// Jobs queued or running, in cohort `cohort` or in every cohort: none means a worker has
+    /// nothing left to wait for.
+    async fn pending(&self, cohort: Option<i64>) -> Result<u64, StoreError>;
+
+    /// The workers that hold running jobs now.
+    async fn holders(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Ends the leases `worker` holds now (the next rescue returns its jobs to the queue): for a
+    /// worker known to be dead, whose leases need not run out first. How many.
+    async fn expire_leases(&self, worker: &str) -> Result<u64, StoreError>;
+
+    /// The cohort and the submission a claimed job is about, read by id (`None`: deleted since).
+    async fn job_records(&self, lease: &Lease) -> Result<Option<(CohortRecord, SubmissionRecord)>, StoreError>;
 
     /// Workers seen within `within_ms`, most recent first.
     async fn workers(&self, within_ms: i64) -> Result<Vec<WorkerInfo>, StoreError>;

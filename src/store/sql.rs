@@ -97,6 +97,14 @@ macro_rules! sql_store {
             use $crate::submission::{SubmissionRecord, SubmissionStatus};
 
             impl $store {
+                fn cohort_record(row: &$row) -> Result<CohortRecord, StoreError> {
+                    Ok(CohortRecord {
+                        id: row.try_get("id")?,
+                        name: row.try_get("name")?,
+                        spec: json_column(row, "cohorts", "spec_json")?,
+                    })
+                }
+
                 fn submission(row: &$row) -> Result<SubmissionRecord, StoreError> {
                     let status: String = row.try_get("status")?;
                     Ok(SubmissionRecord {
@@ -334,15 +342,7 @@ macro_rules! sql_store {
                     let rows = sqlx::query("SELECT id, name, spec_json FROM cohorts ORDER BY name")
                         .fetch_all(&self.pool)
                         .await?;
-                    rows.iter()
-                        .map(|r| {
-                            Ok(CohortRecord {
-                                id: r.try_get("id")?,
-                                name: r.try_get("name")?,
-                                spec: json_column(r, "cohorts", "spec_json")?,
-                            })
-                        })
-                        .collect()
+                    rows.iter().map(Self::cohort_record).collect()
                 }
 
                 async fn find_submissions(
@@ -835,7 +835,13 @@ macro_rules! queue_impl {
                     })
                 }
 
-                async fn claim(&self, worker: &str, stages: &[Stage], lease_ms: i64) -> Result<Option<Lease>, StoreError> {
+                async fn claim(
+                    &self,
+                    worker: &str,
+                    stages: &[Stage],
+                    lease_ms: i64,
+                    cohort: Option<i64>,
+                ) -> Result<Option<Lease>, StoreError> {
                     let token = token();
                     let row = sqlx::query(concat!(
                         "UPDATE jobs SET status = 'running', attempts = attempts + 1, token = $1, worker = $2,
@@ -844,6 +850,7 @@ macro_rules! queue_impl {
                             SELECT j.id FROM jobs j
                             WHERE j.status = 'queued' AND j.run_after_ms <= ", $now, "
                               AND (',' || $5 || ',') LIKE ('%,' || j.stage || ',%')
+                              AND (CAST($6 AS BIGINT) IS NULL OR j.cohort_id = $6)
                               AND NOT EXISTS (SELECT 1 FROM jobs p
                                               WHERE p.submission_id = j.submission_id AND p.seq < j.seq AND p.status <> 'done')
                             ORDER BY j.id LIMIT 1", $skip, ")
@@ -854,6 +861,7 @@ macro_rules! queue_impl {
                     .bind(lease_ms)
                     .bind(now())
                     .bind(stage_list(stages))
+                    .bind(cohort)
                     .fetch_optional(&self.pool)
                     .await?;
                     let Some(row) = row else {
@@ -895,10 +903,13 @@ macro_rules! queue_impl {
                         JobEnd::Done => ("done", None, 0),
                         JobEnd::Failed(e) => ("failed", Some(e.as_str()), 0),
                         JobEnd::Retry { error, backoff_ms } => ("retry", Some(error.as_str()), *backoff_ms),
+                        JobEnd::Release(why) => ("release", Some(why.as_str()), 0),
                     };
                     let row = sqlx::query(concat!(
                         "UPDATE jobs SET
-                            status = CASE WHEN $3 <> 'retry' THEN $3 WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+                            status = CASE WHEN $3 = 'release' THEN 'queued' WHEN $3 <> 'retry' THEN $3
+                                          WHEN attempts >= max_attempts THEN 'dead' ELSE 'queued' END,
+                            attempts = CASE WHEN $3 = 'release' THEN attempts - 1 ELSE attempts END,
                             token = NULL, lease_until_ms = NULL, last_error = $4,
                             run_after_ms = ", $now, " + $5, updated_at = $6
                          WHERE id = $1 AND token = $2 AND status = 'running'
@@ -1152,11 +1163,51 @@ macro_rules! queue_impl {
                     })
                 }
 
-                async fn pending(&self) -> Result<u64, StoreError> {
-                    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')")
-                        .fetch_one(&self.pool)
-                        .await?;
+                async fn pending(&self, cohort: Option<i64>) -> Result<u64, StoreError> {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')
+                           AND (CAST($1 AS BIGINT) IS NULL OR cohort_id = $1)",
+                    )
+                    .bind(cohort)
+                    .fetch_one(&self.pool)
+                    .await?;
                     Ok(n as u64)
+                }
+
+                async fn holders(&self) -> Result<Vec<String>, StoreError> {
+                    let rows: Vec<String> = sqlx::query_scalar(
+                        "SELECT DISTINCT worker FROM jobs WHERE status = 'running' AND worker IS NOT NULL ORDER BY worker",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?;
+                    Ok(rows)
+                }
+
+                async fn expire_leases(&self, worker: &str) -> Result<u64, StoreError> {
+                    let done = sqlx::query(concat!(
+                        "UPDATE jobs SET lease_until_ms = ", $now, " - 1, updated_at = $2
+                         WHERE status = 'running' AND worker = $1"
+                    ))
+                    .bind(text(worker))
+                    .bind(now())
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(done.rows_affected())
+                }
+
+                async fn job_records(&self, lease: &Lease) -> Result<Option<(CohortRecord, SubmissionRecord)>, StoreError> {
+                    let cohort = sqlx::query("SELECT id, name, spec_json FROM cohorts WHERE id = $1")
+                        .bind(lease.cohort_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    let sub = sqlx::query("SELECT * FROM submissions WHERE id = $1")
+                        .bind(lease.submission_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    let (Some(c), Some(s)) = (cohort, sub) else {
+                        return Ok(None);
+                    };
+                    Ok(Some((Self::cohort_record(&c)?, Self::submission(&s)?)))
                 }
 
                 async fn workers(&self, within_ms: i64) -> Result<Vec<WorkerInfo>, StoreError> {

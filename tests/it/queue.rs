@@ -51,15 +51,15 @@ async fn queue_semantics(store: Arc<dyn Store>) {
     let (s0, s1) = (e.submissions[0].id, e.submissions[1].id);
 
     // A worker that runs only drafts finds nothing ready: every draft waits for its history.
-    assert_eq!(q.claim("w-draft", &[Stage::Draft], 60_000).await.unwrap(), None);
+    assert_eq!(q.claim("w-draft", &[Stage::Draft], 60_000, None).await.unwrap(), None);
     // Oldest ready first: the first submission's fetch, then the second's (the first's history
     // waits for its fetch).
-    let f0 = q.claim("w1", &STAGES, 60_000).await.unwrap().unwrap();
+    let f0 = q.claim("w1", &STAGES, 60_000, None).await.unwrap().unwrap();
     assert_eq!((f0.submission_id, f0.stage, f0.attempt), (s0, Stage::Fetch, 1));
-    let f1 = q.claim("w2", &STAGES, 60_000).await.unwrap().unwrap();
+    let f1 = q.claim("w2", &STAGES, 60_000, None).await.unwrap().unwrap();
     assert_eq!((f1.submission_id, f1.stage), (s1, Stage::Fetch));
     assert_ne!(f0.token, f1.token, "every claim has its own token");
-    assert_eq!(q.claim("w3", &STAGES, 60_000).await.unwrap(), None);
+    assert_eq!(q.claim("w3", &STAGES, 60_000, None).await.unwrap(), None);
     assert!(q.heartbeat(&f0, 60_000).await.unwrap());
     assert!(q.token_current(f0.job_id, &f0.token).await.unwrap());
 
@@ -86,7 +86,7 @@ async fn queue_semantics(store: Arc<dyn Store>) {
     assert_eq!(q.start_leased_run(&f0, Stage::History, "k1", "w1").await.unwrap(), None);
 
     // The first submission's history is ready now.
-    let h0 = q.claim("w1", &[Stage::History], 60_000).await.unwrap().unwrap();
+    let h0 = q.claim("w1", &[Stage::History], 60_000, None).await.unwrap().unwrap();
     assert_eq!((h0.submission_id, h0.stage), (s0, Stage::History));
 
     // The rescuer: the second fetch's lease expires (its worker stopped), the job is queued
@@ -122,7 +122,7 @@ async fn queue_semantics(store: Arc<dyn Store>) {
 
     // Attempt 2 of 2 asks for a retry: its attempts are spent, so it is dead, with its error;
     // the submission's later jobs fail with it, and the submission is assay's failure.
-    let f1b = q.claim("w3", &STAGES, 60_000).await.unwrap().unwrap();
+    let f1b = q.claim("w3", &STAGES, 60_000, None).await.unwrap().unwrap();
     assert_eq!((f1b.job_id, f1b.attempt), (f1.job_id, 2));
     assert!(q
         .finish_job(
@@ -161,7 +161,7 @@ async fn queue_semantics(store: Arc<dyn Store>) {
         )
         .await
         .unwrap());
-    assert_eq!(q.claim("w1", &STAGES, 60_000).await.unwrap(), None, "backing off");
+    assert_eq!(q.claim("w1", &STAGES, 60_000, None).await.unwrap(), None, "backing off");
 
     let by_stage = counts(q, e.cohort_id).await;
     let fetch = &by_stage.iter().find(|(s, _)| *s == Stage::Fetch).unwrap().1;
@@ -181,7 +181,7 @@ async fn queue_semantics(store: Arc<dyn Store>) {
         vec![Stage::Fetch, Stage::History]
     );
     assert!(by_stage.iter().all(|(_, c)| c.queued == 2), "{by_stage:?}");
-    let f = q.claim("w1", &STAGES, 60_000).await.unwrap().unwrap();
+    let f = q.claim("w1", &STAGES, 60_000, None).await.unwrap().unwrap();
     assert_eq!((f.stage, f.attempt), (Stage::Fetch, 1));
 
     // A final failure fails the submission's later jobs, not the submission's status (the
@@ -207,6 +207,52 @@ async fn queue_semantics(store: Arc<dyn Store>) {
     let workers = q.workers(60_000).await.unwrap();
     assert_eq!(workers.len(), 1);
     assert_eq!((workers[0].host.as_str(), workers[0].stages.len()), ("host-a", 3));
+
+    // A second cohort: a claim (and the pending count) can be kept to one cohort.
+    let other = q
+        .enqueue("d", &serde_json::json!({"name": "d"}), &subs(1), &[Stage::Fetch], 2)
+        .await
+        .unwrap();
+    assert_eq!(q.pending(Some(other.cohort_id)).await.unwrap(), 1);
+    let all = q.pending(None).await.unwrap();
+    assert_eq!(all, 1 + q.pending(Some(again.cohort_id)).await.unwrap());
+    let mine = q
+        .claim("w4:1:ab", &STAGES, 60_000, Some(other.cohort_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(mine.cohort_id, other.cohort_id);
+    assert_eq!(
+        q.claim("w5", &STAGES, 60_000, Some(other.cohort_id)).await.unwrap(),
+        None
+    );
+    let (cohort, sub) = q.job_records(&mine).await.unwrap().unwrap();
+    assert_eq!(
+        (cohort.name.as_str(), sub.id, sub.candidate.as_str()),
+        ("d", mine.submission_id, "cand0")
+    );
+
+    // Given back unfinished (its worker stopping): queued again at once, the attempt not
+    // counted, the stale token refused.
+    assert!(q
+        .finish_job(&mine, &JobEnd::Release("worker stopping".into()), None)
+        .await
+        .unwrap());
+    assert!(!q.token_current(mine.job_id, &mine.token).await.unwrap());
+    let again_mine = q
+        .claim("w4:1:ab", &STAGES, 60_000, Some(other.cohort_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((again_mine.job_id, again_mine.attempt), (mine.job_id, 1));
+
+    // A holder known dead: its leases end now, and the next rescue queues its jobs again.
+    assert!(q.holders().await.unwrap().contains(&"w4:1:ab".to_string()));
+    assert_eq!(q.expire_leases("w4:1:ab").await.unwrap(), 1);
+    assert_eq!(q.expire_leases("nobody").await.unwrap(), 0);
+    let rescued = q.rescue(0).await.unwrap();
+    assert_eq!(rescued.iter().map(|r| r.job_id).collect::<Vec<_>>(), vec![mine.job_id]);
+    assert!(!q.holders().await.unwrap().contains(&"w4:1:ab".to_string()));
 }
 
 #[tokio::test]
@@ -248,7 +294,7 @@ async fn concurrent_claims_in_postgresql_never_share_a_job() {
             let store = assay::store::open(&url).await.unwrap();
             let q = store.queue().unwrap();
             let mut mine = Vec::new();
-            while let Some(lease) = q.claim(&format!("w{w}"), &[Stage::Fetch], 60_000).await.unwrap() {
+            while let Some(lease) = q.claim(&format!("w{w}"), &[Stage::Fetch], 60_000, None).await.unwrap() {
                 assert!(q.finish_job(&lease, &JobEnd::Done, None).await.unwrap());
                 mine.push(lease.job_id);
             }

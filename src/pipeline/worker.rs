@@ -478,8 +478,9 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Removes the containers, volumes and networks of claims that are no longer current: what
-    /// workers that died (on this host or another using the same engine) left running.
+    /// Removes the containers, volumes and networks of this queue's claims that are no longer
+    /// current: what workers that died (on this host or another using the same engine) left
+    /// running. Claims of other databases' queues on the same engine are left alone.
     async fn remove_lost_claims(&self, queue: &dyn Queue) -> Result<(), StoreError> {
         let Some(sandbox) = &self.sandbox else {
             return Ok(());
@@ -492,7 +493,7 @@ impl Pipeline {
             }
         };
         for c in claims {
-            if queue.token_current(c.job, &c.token).await? {
+            if !queue.claim_stale(c.job, &c.token).await? {
                 continue;
             }
             match sandbox.remove_claim(&c).await {

@@ -33,6 +33,8 @@ pub const LABEL: &str = "assay.job";
 pub const OWNER_LABEL: &str = "assay.owner";
 /// The label naming the queue claim a container runs under (`JOB:TOKEN`), when it does.
 pub const CLAIM_LABEL: &str = "assay.claim";
+/// The label saying what a container (or volume, network) is for: `install`, `test`, …
+pub const ROLE_LABEL: &str = "assay.role";
 
 /// Whether the process named by an owner label is alive on this host; an
 /// owner on another host is assumed alive (its own process reaps it).
@@ -78,10 +80,13 @@ impl DockerSandbox {
         }
     }
 
-    fn labels(job: &str, claim: Option<&Claim>) -> HashMap<String, String> {
+    /// The labels of what a job creates; `role` says what it is (`volume`, `upload`, `install`,
+    /// `test`, `proxy`, `network`, `helper`), for operators reading `docker ps`.
+    fn labels(job: &str, claim: Option<&Claim>, role: &str) -> HashMap<String, String> {
         let mut labels = HashMap::from([
             (LABEL.to_string(), job.to_string()),
             (OWNER_LABEL.to_string(), crate::host::owner()),
+            (ROLE_LABEL.to_string(), role.to_string()),
         ]);
         if let Some(c) = claim {
             labels.insert(CLAIM_LABEL.to_string(), c.label());
@@ -285,7 +290,7 @@ impl Sandbox for DockerSandbox {
                 name: Some(volume.clone()),
                 driver: Some("local".into()),
                 driver_opts,
-                labels: Some(DockerSandbox::labels(job, claim)),
+                labels: Some(DockerSandbox::labels(job, claim, "volume")),
                 ..Default::default()
             })
             .await;
@@ -327,7 +332,7 @@ impl Sandbox for DockerSandbox {
             image: Some(image.to_string()),
             cmd: Some(vec!["true".into()]),
             user: Some(format!("{RUNNER_UID}:{RUNNER_UID}")),
-            labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref())),
+            labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref(), "upload")),
             network_disabled: Some(true),
             host_config: Some(HostConfig {
                 mounts: Some(vec![work_mount(work)]),
@@ -624,7 +629,11 @@ impl DockerSandbox {
             user: Some(format!("{RUNNER_UID}:{RUNNER_UID}")),
             working_dir: Some("/work".into()),
             env: Some(env),
-            labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref())),
+            labels: Some(DockerSandbox::labels(
+                &work.job,
+                work.claim.as_ref(),
+                if install { "install" } else { "test" },
+            )),
             // No network through network_mode "none" alone: it keeps loopback and
             // an /etc/hosts naming localhost, which NetworkDisabled does not.
             host_config: Some(HostConfig {
@@ -698,7 +707,7 @@ impl DockerSandbox {
                     "com.docker.network.bridge.inhibit_ipv4".to_string(),
                     "true".to_string(),
                 )])),
-                labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref())),
+                labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref(), "network")),
                 ..Default::default()
             })
             .await?;
@@ -725,7 +734,7 @@ impl DockerSandbox {
                     egress::proxy_config(FILTER, limits.install_seconds + INNER_GRACE.as_secs())
                 ),
             ]),
-            labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref())),
+            labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref(), "proxy")),
             host_config: Some(HostConfig {
                 network_mode: Some("bridge".into()),
                 readonly_rootfs: Some(true),
@@ -803,7 +812,7 @@ impl DockerSandbox {
             cmd: Some(vec!["bash".into(), "-c".into(), script.to_string()]),
             user: Some("0:0".into()),
             working_dir: Some("/work".into()),
-            labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref())),
+            labels: Some(DockerSandbox::labels(&work.job, work.claim.as_ref(), "helper")),
             host_config: Some(HostConfig {
                 mounts: Some(vec![work_mount(work)]),
                 network_mode: Some("none".into()),

@@ -16,6 +16,11 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
         migration(1, "init", include_str!("migrations/postgres/0001_init.sql")),
         migration(2, "jobs", include_str!("migrations/postgres/0002_jobs.sql")),
+        migration(
+            3,
+            "claim tokens",
+            include_str!("migrations/postgres/0003_claim_tokens.sql"),
+        ),
     ])
 }
 

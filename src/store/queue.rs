@@ -255,9 +255,14 @@ pub trait Queue: Send + Sync {
     /// One rescuer at a time: a call while another runs returns nothing.
     async fn rescue(&self, backoff_ms: i64) -> Result<Vec<Rescued>, StoreError>;
 
-    /// Whether `token` is the current claim of job `job_id` (a container labelled with an old
-    /// one is an orphan).
+    /// Whether `token` is the current claim of job `job_id`.
     async fn token_current(&self, job_id: i64, token: &str) -> Result<bool, StoreError>;
+
+    /// Whether `token` was a claim of this queue's job `job_id` (a stage run started under it)
+    /// that is no longer current: a container labelled with it is an orphan. A token this
+    /// queue never handed out — a claim of another database's queue on the same Docker
+    /// engine — is not stale here: its own workers judge it.
+    async fn claim_stale(&self, job_id: i64, token: &str) -> Result<bool, StoreError>;
 
     /// Records that worker `id` on `host`, running `stages`, is alive.
     async fn worker_seen(&self, id: &str, host: &str, stages: &[Stage]) -> Result<(), StoreError>;

@@ -1077,6 +1077,18 @@ macro_rules! queue_impl {
                     Ok(n == 1)
                 }
 
+                async fn claim_stale(&self, job_id: i64, token: &str) -> Result<bool, StoreError> {
+                    let ours: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM stage_runs r JOIN jobs j ON j.submission_id = r.submission_id
+                         WHERE r.job_token = $2 AND j.id = $1",
+                    )
+                    .bind(job_id)
+                    .bind(token)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(ours > 0 && !self.token_current(job_id, token).await?)
+                }
+
                 async fn worker_seen(&self, id: &str, host: &str, stages: &[Stage]) -> Result<(), StoreError> {
                     sqlx::query(concat!(
                         "INSERT INTO workers (id, host, stages, started_at, last_seen_ms) VALUES ($1, $2, $3, $4, ", $now, ")

@@ -22,6 +22,11 @@ fn migrator() -> Migrator {
         migration(1, "init", include_str!("migrations/sqlite/0001_init.sql")),
         migration(2, "reviews", include_str!("migrations/sqlite/0002_reviews.sql")),
         migration(3, "jobs", include_str!("migrations/sqlite/0003_jobs.sql")),
+        migration(
+            4,
+            "claim tokens",
+            include_str!("migrations/sqlite/0004_claim_tokens.sql"),
+        ),
     ])
 }
 

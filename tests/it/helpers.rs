@@ -332,6 +332,14 @@ impl Running {
         Running(Some(child))
     }
 
+    /// Spawns `cmd` with its standard error written to `log` (a long-running process may
+    /// write more than a pipe holds before anyone reads it) and its output thrown away.
+    pub fn spawn_logged(cmd: &mut Command, log: &Path) -> Running {
+        let file = std::fs::File::create(log).unwrap();
+        let child = cmd.stdout(std::process::Stdio::null()).stderr(file).spawn().unwrap();
+        Running(Some(child))
+    }
+
     fn child(&mut self) -> &mut std::process::Child {
         self.0.as_mut().expect("a running child")
     }

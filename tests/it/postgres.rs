@@ -175,6 +175,25 @@ impl PgServer {
         );
     }
 
+    /// Restarts the server the way an operator would (`pg_ctl restart -m fast`): every
+    /// connection is cut, the server is back once this returns.
+    pub fn restart(&self) {
+        let data = self.dir.path().join("data");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                self.dir.path().join("log").to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "restart",
+            ],
+        );
+    }
+
     /// A new, empty database; its URL.
     pub fn database(&self, name: &str) -> String {
         self.run(

@@ -48,7 +48,7 @@ pub struct Report {
 }
 
 /// Percentile (nearest rank) of sorted milliseconds.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
+pub(super) fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -121,6 +121,29 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The work queue: no-op jobs per second with 1, 2, 4 and 8 workers, claim latency with a
+    /// backlog, recovery of a dead worker's job, scaling of one-second jobs from 1 to 4 workers.
+    Queue {
+        /// A scratch database (postgres://… or sqlite://…) holding no cohorts but the bench's
+        /// (default: a throwaway PostgreSQL server of Debian's binaries).
+        #[arg(long)]
+        db: Option<String>,
+        /// No-op jobs per throughput run.
+        #[arg(long, default_value_t = 2000)]
+        jobs: usize,
+        /// Jobs queued while claim latency is measured.
+        #[arg(long, default_value_t = 10_000)]
+        backlog: usize,
+        /// Lease of the recovery runs (seconds).
+        #[arg(long, default_value_t = 6)]
+        lease: u64,
+        /// One-second jobs of the scaling runs.
+        #[arg(long, default_value_t = 12)]
+        slow_jobs: usize,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Review UI page latencies (p50/p99) over a generated cohort in the store.
     Serve {
         /// Submissions in the generated cohort.
@@ -258,6 +281,30 @@ pub fn exec(g: &super::Global, cmd: Cmd) -> Result<ExitCode> {
                 super::print_json(&report)?;
             } else {
                 print!("{}", bench::items::text(&report));
+            }
+        }
+        Cmd::Queue {
+            db,
+            jobs,
+            backlog,
+            lease,
+            slow_jobs,
+            json,
+        } => {
+            let options = bench::queue::Options {
+                db,
+                jobs: jobs.max(1),
+                backlog: backlog.max(1),
+                lease: std::time::Duration::from_secs(lease.max(3)),
+                slow_jobs: slow_jobs.max(1),
+                ..Default::default()
+            };
+            let assay = std::env::current_exe()?;
+            let report = super::runtime()?.block_on(bench::queue::run(&options, &assay))?;
+            if json {
+                super::print_json(&report)?;
+            } else {
+                print!("{}", bench::queue::text(&report));
             }
         }
         Cmd::Serve { size, requests, json } => {

@@ -159,7 +159,7 @@ pub fn worker(g: &super::Global, a: WorkerArgs) -> Result<ExitCode> {
         let mut opts = WorkerOptions::new(stages.clone(), settings.jobs);
         opts.until_idle = a.until_idle;
         opts.lease = Duration::from_secs(a.lease.max(3));
-        // Expired leases are noticed within half a lease (at most ten seconds).
+        // Expired leases are noticed within half a lease (at most two seconds).
         opts.rescue_every = opts.rescue_every.min(opts.lease / 2);
         let draft_budget = settings.draft_budget;
         let mut pipeline = Pipeline::new(Arc::clone(&store), settings, cancel, pipeline::progress::auto());

@@ -120,14 +120,15 @@ pub struct WorkerOptions {
 }
 
 impl WorkerOptions {
-    /// Every stage, leases of a minute, polls every second, the rescuer every ten.
+    /// Every stage, leases of a minute, polls every second, the rescuer every two: a dead
+    /// worker's job is back in the queue at most two seconds after its lease ran out.
     pub fn new(stages: Vec<Stage>, jobs: usize) -> WorkerOptions {
         WorkerOptions {
             stages,
             until_idle: false,
             lease: Duration::from_secs(60),
             poll: Duration::from_secs(1),
-            rescue_every: Duration::from_secs(10),
+            rescue_every: Duration::from_secs(2),
             jobs: jobs.max(1),
             patience: Duration::from_secs(300),
             cohort: None,
@@ -434,7 +435,9 @@ impl Pipeline {
         if state.last_rescue.is_none_or(|t| t.elapsed() >= opts.rescue_every) {
             queue.worker_seen(worker, &state.host, &opts.stages).await?;
             self.expire_dead_holders(queue).await?;
-            let rescued = queue.rescue(1000).await?;
+            // No backoff: the job did not fail, its worker stopped (a job that kills every worker
+            // that runs it is bounded by its attempts).
+            let rescued = queue.rescue(0).await?;
             for r in &rescued {
                 tracing::warn!(
                     job = r.job_id,

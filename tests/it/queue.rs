@@ -1041,3 +1041,80 @@ fn four_workers_killed_at_random_lose_and_duplicate_nothing() {
     );
     assert!(facts.reruns <= kills, "{} re-runs for {kills} kills", facts.reruns);
 }
+
+/// `assay bench queue` on a small scale, as JSON: every throughput run did all its jobs, the
+/// claims were measured with the backlog, both recoveries ran the dead worker's job to its end
+/// with a real worker process, and the scaling runs ran.
+fn bench_queue_reports(db: Option<&str>) {
+    let assay = crate::helpers::Assay::new();
+    let mut args = vec![
+        "bench",
+        "queue",
+        "--jobs",
+        "40",
+        "--backlog",
+        "100",
+        "--lease",
+        "3",
+        "--slow-jobs",
+        "4",
+        "--json",
+    ];
+    if let Some(db) = db {
+        args.extend(["--db", db]);
+    }
+    let r = crate::helpers::json_ok(&assay.run(&args));
+    let runs = r["throughput"].as_array().unwrap();
+    assert_eq!(
+        runs.iter().map(|t| t["workers"].as_u64().unwrap()).collect::<Vec<_>>(),
+        vec![1, 2, 4, 8]
+    );
+    assert!(
+        runs.iter()
+            .all(|t| t["jobs"] == 40 && t["per_second"].as_f64().unwrap() > 0.0),
+        "{r}"
+    );
+    assert_eq!(
+        (r["claims"]["queued"].as_u64(), r["claims"]["claims"].as_u64()),
+        (Some(100), Some(20))
+    );
+    assert!(r["claims"]["p99_ms"].as_f64().unwrap() >= r["claims"]["p50_ms"].as_f64().unwrap());
+    let recovered: Vec<&str> = r["recovery"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["dead_on"].as_str().unwrap())
+        .collect();
+    assert_eq!(recovered, ["another host", "this host"]);
+    // Another host's dead worker is known by its lease alone: its job waits that long.
+    assert!(r["recovery"][0]["seconds"].as_f64().unwrap() >= 3.0, "{r}");
+    assert_eq!(r["scaling"]["jobs"], 4);
+}
+
+#[test]
+fn bench_queue_measures_the_queue_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    bench_queue_reports(Some(&format!("sqlite://{}", dir.path().join("bench.db").display())));
+}
+
+#[test]
+#[ignore = "full lane: a PostgreSQL server of its own (Debian's postgresql)"]
+fn bench_queue_measures_the_queue_on_its_own_postgresql() {
+    bench_queue_reports(None);
+}
+
+/// A database that holds cohorts of its own is not a scratch database: the bench refuses it.
+#[test]
+fn bench_queue_refuses_a_database_with_real_cohorts() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = crate::helpers::iterative();
+    let cohort = crate::helpers::cohort_of(work.path(), "", &[("alice-smith", repo.path())]);
+    let assay = crate::helpers::Assay::new();
+    let queued = assay.run(&["enqueue", cohort.to_str().unwrap(), "--no-sandbox", "--no-drafts"]);
+    assert!(queued.status.success());
+    let db = format!("sqlite://{}", assay.db().display());
+    let out = assay.run(&["bench", "queue", "--db", &db]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds cohorts of its own (demo)"), "{err}");
+}

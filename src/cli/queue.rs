@@ -46,7 +46,7 @@ pub struct WorkerArgs {
     /// the model leaves out draft.
     #[arg(long, value_delimiter = ',')]
     stages: Option<Vec<String>>,
-    /// Stop once no job is queued or running (else run until Ctrl-C).
+    /// Stop once no job of its stages is queued or running (else run until Ctrl-C).
     #[arg(long)]
     until_idle: bool,
     /// Jobs at a time (default: the settings' jobs).

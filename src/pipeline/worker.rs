@@ -103,7 +103,7 @@ fn last_stage(stage: Stage, stages: &[Stage]) -> Stage {
 pub struct WorkerOptions {
     /// The stages whose jobs it claims.
     pub stages: Vec<Stage>,
-    /// Stop once no job is queued or running anywhere in the queue (else: until cancelled).
+    /// Stop once no job of its stages is queued or running (else: until cancelled).
     pub until_idle: bool,
     /// How long a claim holds a job without a heartbeat.
     pub lease: Duration,
@@ -458,7 +458,7 @@ impl Pipeline {
                 return Ok(Step::Claimed(lease));
             }
         }
-        if opts.until_idle && in_flight == 0 && queue.pending(opts.cohort).await? == 0 {
+        if opts.until_idle && in_flight == 0 && queue.pending(opts.cohort, &opts.stages).await? == 0 {
             return Ok(Step::Finished);
         }
         Ok(Step::Idle)

@@ -270,9 +270,10 @@ pub trait Queue: Send + Sync {
     /// The cohort's queue now.
     async fn queue_status(&self, cohort_id: i64) -> Result<QueueStatus, StoreError>;
 
-    /// Jobs queued or running, in cohort `cohort` or in every cohort: none means a worker has
-    /// nothing left to wait for.
-    async fn pending(&self, cohort: Option<i64>) -> Result<u64, StoreError>;
+    /// Jobs of `stages` queued or running, in cohort `cohort` or in every cohort: none means a
+    /// worker running those stages has nothing left to wait for (jobs of other stages are other
+    /// workers' to run).
+    async fn pending(&self, cohort: Option<i64>, stages: &[Stage]) -> Result<u64, StoreError>;
 
     /// The workers that hold running jobs now.
     async fn holders(&self) -> Result<Vec<String>, StoreError>;

@@ -1175,12 +1175,14 @@ macro_rules! queue_impl {
                     })
                 }
 
-                async fn pending(&self, cohort: Option<i64>) -> Result<u64, StoreError> {
+                async fn pending(&self, cohort: Option<i64>, stages: &[Stage]) -> Result<u64, StoreError> {
                     let n: i64 = sqlx::query_scalar(
                         "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')
-                           AND (CAST($1 AS BIGINT) IS NULL OR cohort_id = $1)",
+                           AND (CAST($1 AS BIGINT) IS NULL OR cohort_id = $1)
+                           AND (',' || $2 || ',') LIKE ('%,' || stage || ',%')",
                     )
                     .bind(cohort)
+                    .bind(stage_list(stages))
                     .fetch_one(&self.pool)
                     .await?;
                     Ok(n as u64)

@@ -221,9 +221,10 @@ async fn queue_semantics(store: Arc<dyn Store>) {
         .enqueue("d", &serde_json::json!({"name": "d"}), &subs(1), &[Stage::Fetch], 2)
         .await
         .unwrap();
-    assert_eq!(q.pending(Some(other.cohort_id)).await.unwrap(), 1);
-    let all = q.pending(None).await.unwrap();
-    assert_eq!(all, 1 + q.pending(Some(again.cohort_id)).await.unwrap());
+    assert_eq!(q.pending(Some(other.cohort_id), &STAGES).await.unwrap(), 1);
+    assert_eq!(q.pending(Some(other.cohort_id), &[Stage::Draft]).await.unwrap(), 0);
+    let all = q.pending(None, &STAGES).await.unwrap();
+    assert_eq!(all, 1 + q.pending(Some(again.cohort_id), &STAGES).await.unwrap());
     let mine = q
         .claim("w4:1:ab", &STAGES, 60_000, Some(other.cohort_id))
         .await
@@ -1117,4 +1118,76 @@ fn bench_queue_refuses_a_database_with_real_cohorts() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("holds cohorts of its own (demo)"), "{err}");
+}
+
+/// Two machines' roles on one queue: a container host runs `--stages fetch,history,sandbox,repro`
+/// and a machine without Docker `--stages draft` (its own model, SmolLM2 here). The draft worker
+/// finds the screen done, drafts every submission, and the submission's outcome is the one the
+/// other machine's sandbox found (`tests_failed`), not a plain `ok` for want of a sandbox.
+#[test]
+#[ignore = "full lane: real PostgreSQL, the Docker engine, the runner images and the model weights"]
+fn a_machine_without_docker_drafts_what_a_container_host_tested() {
+    let pg = PgServer::start();
+    let url = pg.database("split");
+    let work = tempfile::tempdir().unwrap();
+    let mut repo = crate::helpers::Scripted::new();
+    repo.put(&[
+        (
+            "README.md",
+            Some("# Calc\n\nRun the tests: `pip3 install pytest`, then `python3 -m pytest`.\n"),
+        ),
+        ("requirements.txt", Some("pytest\n")),
+        ("calc.py", Some("def add(a, b):\n    return a + b\n")),
+        (
+            "tests/test_calc.py",
+            Some("from calc import add\n\ndef test_ok():\n    assert add(1, 2) == 3\n\ndef test_wrong():\n    assert add(2, 2) == 5\n"),
+        ),
+    ]);
+    repo.commit("Add calc", 1_700_000_000);
+    let cohort = crate::helpers::cohort_of(work.path(), "", &[("calc", repo.path())]);
+    let assay = crate::helpers::Assay::new();
+    let queued = crate::helpers::json_ok(&assay.run(&["enqueue", cohort.to_str().unwrap(), "--db", &url, "--json"]));
+    assert_eq!(queued["queued"], 5, "{queued}");
+
+    let mut host = sandbox_worker(&assay, &url, 60);
+    host.arg("--until-idle");
+    let out = crate::helpers::Running::spawn(&mut host).output_within(300, "the container host did not finish");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (sub, _) = only_submission(&url);
+    assert_eq!(sub.status, SubmissionStatus::Running, "drafts are still to come");
+
+    let models = crate::llm::model_path(assay::llm::TINY_MODEL)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let mut drafter = assay.cmd();
+    drafter
+        .env("ASSAY_MODEL_DIR", &models)
+        // No Docker engine reachable from this "machine": a worker that needed one would fail.
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .args([
+            "worker",
+            "--until-idle",
+            "--stages",
+            "draft",
+            "--model",
+            assay::llm::TINY_MODEL,
+            "--db",
+            &url,
+        ]);
+    let out = crate::helpers::Running::spawn(&mut drafter).output_within(600, "the draft worker did not finish");
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{err}");
+    assert_eq!(worker_counts(&err), (1, 0, 0, 0), "{err}");
+    let (sub, runs) = only_submission(&url);
+    assert_eq!(of_stage(&runs, Stage::Draft, RunStatus::Done), 1, "{runs:?}");
+    assert_eq!(
+        of_stage(&runs, Stage::Screen, RunStatus::Done),
+        1,
+        "the screen ran once, on the container host"
+    );
+    assert_eq!(
+        (sub.status, sub.outcome),
+        (SubmissionStatus::Done, Some(OutcomeKind::TestsFailed))
+    );
 }

@@ -828,6 +828,11 @@ macro_rules! queue_impl {
                         .fetch_one(&mut *tx)
                         .await?;
                     tx.commit().await?;
+                    // Fresh statistics for the claims' planner: with a large cohort's jobs just
+                    // added and none counted yet, it fetched and sorted all of them for each claim
+                    // (17 ms with 10,000 queued) instead of walking the queued index to the first
+                    // (0.2 ms).
+                    sqlx::query("ANALYZE jobs").execute(&self.pool).await?;
                     Ok(Enqueued {
                         cohort_id,
                         submissions: records,

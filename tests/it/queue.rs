@@ -1016,8 +1016,8 @@ fn four_workers_killed_at_random_lose_and_duplicate_nothing() {
         x
     };
     let mut kills = 0;
-    for _ in 0..6 {
-        std::thread::sleep(std::time::Duration::from_millis(200 + next() % 500));
+    for _ in 0..8 {
+        std::thread::sleep(std::time::Duration::from_millis(100 + next() % 250));
         if queue_facts(&url).other_jobs == 0 {
             break;
         }

@@ -293,12 +293,29 @@ impl Pipeline {
             ..others.clone()
         });
         self.progress.start(cohort.submissions.len());
-        let (ran, drafted) = tokio::join!(self.work(&name, &others, Arc::clone(&specs)), async {
-            match &drafts {
-                Some(opts) => self.work(&format!("{name}:draft"), opts, specs).await.map(Some),
-                None => Ok(None),
-            }
+        // One worker failing (its database gone for good) stops the other: the drafts would
+        // wait forever for jobs nobody runs. Ctrl-C (the parent token) stops both.
+        let both = self.cancel.child_token();
+        let this = Arc::new(Pipeline {
+            cancel: both.clone(),
+            ..(**self).clone()
         });
+        let others_specs = Arc::clone(&specs);
+        let on_error = |r: Result<WorkSummary, StoreError>| {
+            if r.is_err() {
+                both.cancel();
+            }
+            r
+        };
+        let (ran, drafted) = tokio::join!(
+            async { on_error(this.work(&name, &others, others_specs).await) },
+            async {
+                match &drafts {
+                    Some(opts) => on_error(this.work(&format!("{name}:draft"), opts, specs).await).map(Some),
+                    None => Ok(None),
+                }
+            }
+        );
         self.progress.end();
         self.store
             .event(

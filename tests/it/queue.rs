@@ -482,6 +482,32 @@ fn slow_cohort(work: &std::path::Path) -> (crate::helpers::Scripted, std::path::
     (repo, cohort)
 }
 
+/// A PostgreSQL server with the slow cohort enqueued (no drafts) in database `db`, each job
+/// allowed `retries + 1` attempts: what the fault tests start from.
+struct SlowQueue {
+    _pg: PgServer,
+    url: String,
+    work: tempfile::TempDir,
+    _repo: crate::helpers::Scripted,
+    assay: crate::helpers::Assay,
+}
+
+fn slow_queue(db: &str, retries: u32) -> SlowQueue {
+    let pg = PgServer::start();
+    let url = pg.database(db);
+    let work = tempfile::tempdir().unwrap();
+    let (repo, cohort) = slow_cohort(work.path());
+    let assay = crate::helpers::Assay::new();
+    enqueue_no_drafts(&assay, &cohort, &url, retries);
+    SlowQueue {
+        _pg: pg,
+        url,
+        work,
+        _repo: repo,
+        assay,
+    }
+}
+
 /// Enqueues `cohort` without drafts on `url`, each job allowed `retries + 1` attempts.
 fn enqueue_no_drafts(assay: &crate::helpers::Assay, cohort: &std::path::Path, url: &str, retries: u32) {
     let mut enqueue = assay.cmd();
@@ -581,12 +607,13 @@ fn worker_counts(stderr: &str) -> (u64, u64, u64, u64) {
 #[test]
 #[ignore = "full lane: real PostgreSQL, the Docker engine and the runner images"]
 fn a_worker_killed_mid_container_loses_its_job_and_its_container_to_another() {
-    let pg = PgServer::start();
-    let url = pg.database("fault1");
-    let work = tempfile::tempdir().unwrap();
-    let (_repo, cohort) = slow_cohort(work.path());
-    let assay = crate::helpers::Assay::new();
-    enqueue_no_drafts(&assay, &cohort, &url, 2);
+    let SlowQueue {
+        _pg,
+        url,
+        work: _work,
+        _repo,
+        assay,
+    } = slow_queue("fault1", 2);
 
     // Worker A, under another host name (its own UTS namespace): its pid means nothing here.
     let mut a = std::process::Command::new("unshare");
@@ -649,12 +676,13 @@ fn a_worker_killed_mid_container_loses_its_job_and_its_container_to_another() {
 #[test]
 #[ignore = "full lane: real PostgreSQL, the Docker engine and the runner images"]
 fn a_stopped_worker_woken_after_its_lease_changes_nothing() {
-    let pg = PgServer::start();
-    let url = pg.database("fault2");
-    let work = tempfile::tempdir().unwrap();
-    let (_repo, cohort) = slow_cohort(work.path());
-    let assay = crate::helpers::Assay::new();
-    enqueue_no_drafts(&assay, &cohort, &url, 2);
+    let SlowQueue {
+        _pg,
+        url,
+        work,
+        _repo,
+        assay,
+    } = slow_queue("fault2", 2);
 
     let mut a = sandbox_worker(&assay, &url, 6);
     a.arg("--until-idle");
@@ -718,12 +746,13 @@ fn a_stopped_worker_woken_after_its_lease_changes_nothing() {
 #[test]
 #[ignore = "full lane: real PostgreSQL, the Docker engine and the runner images"]
 fn a_job_that_kills_its_worker_every_time_ends_dead_after_its_attempts() {
-    let pg = PgServer::start();
-    let url = pg.database("fault4");
-    let work = tempfile::tempdir().unwrap();
-    let (_repo, cohort) = slow_cohort(work.path());
-    let assay = crate::helpers::Assay::new();
-    enqueue_no_drafts(&assay, &cohort, &url, 1);
+    let SlowQueue {
+        _pg,
+        url,
+        work,
+        _repo,
+        assay,
+    } = slow_queue("fault4", 1);
 
     let mut claims: Vec<String> = Vec::new();
     for attempt in 1..=2 {
@@ -787,12 +816,13 @@ fn a_job_that_kills_its_worker_every_time_ends_dead_after_its_attempts() {
 #[test]
 #[ignore = "full lane: real PostgreSQL, the Docker engine and the runner images"]
 fn a_worker_killed_after_its_container_exited_is_rerun_and_committed_once() {
-    let pg = PgServer::start();
-    let url = pg.database("fault5");
-    let work = tempfile::tempdir().unwrap();
-    let (_repo, cohort) = slow_cohort(work.path());
-    let assay = crate::helpers::Assay::new();
-    enqueue_no_drafts(&assay, &cohort, &url, 2);
+    let SlowQueue {
+        _pg,
+        url,
+        work,
+        _repo,
+        assay,
+    } = slow_queue("fault5", 2);
 
     let mut a = sandbox_worker(&assay, &url, 600);
     let mut a = crate::helpers::Running::spawn_logged(&mut a, &work.path().join("a.log"));
@@ -830,12 +860,13 @@ fn a_worker_killed_after_its_container_exited_is_rerun_and_committed_once() {
 #[test]
 #[ignore = "full lane: real PostgreSQL, the Docker engine and the runner images"]
 fn a_worker_stopped_with_ctrl_c_gives_its_job_back_uncounted() {
-    let pg = PgServer::start();
-    let url = pg.database("release");
-    let work = tempfile::tempdir().unwrap();
-    let (_repo, cohort) = slow_cohort(work.path());
-    let assay = crate::helpers::Assay::new();
-    enqueue_no_drafts(&assay, &cohort, &url, 0);
+    let SlowQueue {
+        _pg,
+        url,
+        work,
+        _repo,
+        assay,
+    } = slow_queue("release", 0);
 
     let mut a = sandbox_worker(&assay, &url, 60);
     let mut a = crate::helpers::Running::spawn_logged(&mut a, &work.path().join("a.log"));

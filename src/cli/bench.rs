@@ -222,8 +222,9 @@ pub fn exec(g: &super::Global, cmd: Cmd) -> Result<ExitCode> {
             }
         }
         Cmd::Sandbox { runs } => {
+            let settings = g.settings(Overrides::default())?;
             let r = super::runtime()?.block_on(async {
-                let sandbox = super::docker("cannot reach the Docker engine").await?;
+                let sandbox = super::docker(&settings, super::NO_DOCKER).await?;
                 bench::sandbox::run(&sandbox, runs).await
             })?;
             print!("{}", bench::sandbox::text(&r));
@@ -239,7 +240,7 @@ pub fn exec(g: &super::Global, cmd: Cmd) -> Result<ExitCode> {
             let settings = g.settings(Overrides::default())?;
             let m = bench::corpus::Manifest::load(&manifest)?;
             let judged = super::runtime()?.block_on(async {
-                let sandbox = super::docker(super::NO_DOCKER).await?;
+                let sandbox = super::docker(&settings, super::NO_DOCKER).await?;
                 bench::corpus::run(&sandbox, &m, &repos, &settings, &only, save.as_deref()).await
             })?;
             let summary = bench::corpus::summarize(&judged);

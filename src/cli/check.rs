@@ -59,7 +59,7 @@ async fn check(settings: &Settings, a: Args) -> Result<ExitCode> {
     let tree = tmp.path().join("tree");
     let (settings_c, spec_c, tree_c) = (settings.clone(), spec.to_string(), tree.clone());
     let (commit, exported) = tokio::task::spawn_blocking(move || export(&settings_c, &spec_c, &tree_c)).await??;
-    let sandbox = super::docker(super::NO_DOCKER).await?;
+    let sandbox = super::docker(settings, super::NO_DOCKER).await?;
     let mut limits = assay::sandbox::SandboxLimits::from_settings(settings);
     if let Some(t) = settings.test_timeout {
         // Limits can only be lowered per run.

@@ -103,12 +103,19 @@ async fn grade(settings: Settings, cohort: Cohort, model: Option<ModelRef>, a: A
     let cancel = super::cancel_on_signal("stages in flight are recorded as interrupted (run again to resume)");
     let draft_budget = settings.draft_budget;
 
-    let mut pipeline = Pipeline::new(Arc::clone(&store), settings, cancel, pipeline::progress::auto());
-    if !a.no_sandbox {
-        let docker = super::docker(
-            "cannot reach the Docker engine (start dockerd, or pass --no-sandbox to stop after the history)",
+    let docker = if a.no_sandbox {
+        None
+    } else {
+        Some(
+            super::docker(
+                &settings,
+                "cannot reach the Docker engine (start dockerd, or pass --no-sandbox to stop after the history)",
+            )
+            .await?,
         )
-        .await?;
+    };
+    let mut pipeline = Pipeline::new(Arc::clone(&store), settings, cancel, pipeline::progress::auto());
+    if let Some(docker) = docker {
         pipeline = pipeline.with_sandbox(Arc::new(docker));
     }
     if let Some(m) = &model {

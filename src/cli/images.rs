@@ -17,10 +17,10 @@ pub enum Cmd {
     },
 }
 
-pub fn exec(cmd: Cmd) -> Result<ExitCode> {
+pub fn exec(settings: &assay::config::Settings, cmd: Cmd) -> Result<ExitCode> {
     let Cmd::Build { base, runners } = cmd;
     super::runtime()?.block_on(async {
-        let sandbox = super::docker(super::NO_DOCKER).await?;
+        let sandbox = super::docker(settings, super::NO_DOCKER).await?;
         for spec in assay::runner::builtin() {
             if !runners.is_empty() && !runners.contains(&spec.name) {
                 continue;

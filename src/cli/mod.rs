@@ -110,7 +110,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::History(a) => history::exec(g, a),
         Command::Check(a) => check::exec(g, a),
         Command::Model(c) => model::exec(g, c),
-        Command::Images(c) => images::exec(c),
+        Command::Images(c) => images::exec(&g.settings(Overrides::default())?, c),
         Command::Bench(c) => bench::exec(g, c),
         Command::InternalFetch => {
             assay::pipeline::fetch_child_main()?;
@@ -160,10 +160,13 @@ async fn open_store(settings: &Settings) -> Result<Arc<dyn store::Store>> {
         .with_context(|| format!("cannot open database {}", git::redact(&db_url)))
 }
 
-/// The Docker engine, with what a dead run of assay left behind removed.
-async fn docker(unreachable: &'static str) -> Result<DockerSandbox> {
+/// The Docker engine (`DOCKER_HOST`; an ssh:// one with the settings' key and known hosts),
+/// with what a dead run of assay left behind removed.
+async fn docker(settings: &Settings, unreachable: &'static str) -> Result<DockerSandbox> {
     use assay::sandbox::Sandbox as _;
-    let sandbox = DockerSandbox::connect().await.context(unreachable)?;
+    let sandbox = DockerSandbox::connect_with(settings.ssh_key.as_deref(), settings.known_hosts.as_deref())
+        .await
+        .context(unreachable)?;
     sandbox.reap_orphans().await?;
     Ok(sandbox)
 }

@@ -162,9 +162,14 @@ pub fn worker(g: &super::Global, a: WorkerArgs) -> Result<ExitCode> {
         // Expired leases are noticed within half a lease (at most two seconds).
         opts.rescue_every = opts.rescue_every.min(opts.lease / 2);
         let draft_budget = settings.draft_budget;
+        let docker = if stages.iter().any(|s| matches!(s, Stage::Sandbox | Stage::Repro)) {
+            Some(super::docker(&settings, super::NO_DOCKER).await?)
+        } else {
+            None
+        };
         let mut pipeline = Pipeline::new(Arc::clone(&store), settings, cancel, pipeline::progress::auto());
-        if stages.iter().any(|s| matches!(s, Stage::Sandbox | Stage::Repro)) {
-            pipeline = pipeline.with_sandbox(Arc::new(super::docker(super::NO_DOCKER).await?));
+        if let Some(docker) = docker {
+            pipeline = pipeline.with_sandbox(Arc::new(docker));
         }
         if let Some(m) = &model {
             pipeline = pipeline.with_drafter(super::grade::drafter(m, draft_budget).await?);

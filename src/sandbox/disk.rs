@@ -42,6 +42,9 @@ pub struct JobDisk {
     pub image: PathBuf,
     /// The loop device it is attached to (`/dev/loopN`).
     pub device: String,
+    /// When the image is on a remote engine's host, not this one: the image its helper
+    /// containers run (see `docker::engine_disk`).
+    pub helper: Option<String>,
 }
 
 fn io(what: &str, e: impl std::fmt::Display) -> SandboxError {
@@ -124,7 +127,11 @@ pub fn create(job: &str, install: u64, test: u64, uid: u64) -> Result<JobDisk, S
         tool(Command::new("losetup").args(["--find", "--show"]).arg(&image))
     })();
     match made {
-        Ok(device) if device.starts_with("/dev/") => Ok(JobDisk { image, device }),
+        Ok(device) if device.starts_with("/dev/") => Ok(JobDisk {
+            image,
+            device,
+            helper: None,
+        }),
         Ok(other) => {
             let _ = std::fs::remove_file(&image);
             Err(io("losetup", format!("printed {other:?}, not a device")))

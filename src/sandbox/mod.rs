@@ -14,6 +14,7 @@ pub mod docker;
 pub mod egress;
 pub mod images;
 pub mod job;
+pub mod ssh;
 pub mod steps;
 
 use std::path::Path;
@@ -184,9 +185,10 @@ pub struct PhaseResult {
 /// image is missing. Never caused by the candidate; retried by the pipeline.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
-    /// The Docker engine refused or failed a request.
+    /// The Docker engine refused or failed a request. Not a `source`: the message is whole
+    /// here, and error chains would print it twice.
     #[error("docker: {0}")]
-    Docker(#[from] bollard::errors::Error),
+    Docker(bollard::errors::Error),
     /// The runner image is not built.
     #[error("image {0} is missing; build it with `assay images build`")]
     MissingImage(String),
@@ -196,6 +198,12 @@ pub enum SandboxError {
     /// The job was cancelled (Ctrl-C, SIGTERM): its containers and volume were removed.
     #[error("cancelled while running; the job's containers and volume were removed")]
     Cancelled,
+}
+
+impl From<bollard::errors::Error> for SandboxError {
+    fn from(e: bollard::errors::Error) -> SandboxError {
+        SandboxError::Docker(e)
+    }
 }
 
 /// A job's working volume, created by [`Sandbox::prepare`].

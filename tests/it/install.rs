@@ -1,7 +1,8 @@
 //! The install environment on real Docker and real images: /work is a
 //! filesystem of its own whose size holds, installs build in it (not in the
 //! small /tmp), native modules compile offline, install steps stop at the first
-//! failure and name it, and every failed install says whose fault it was.
+//! failure and name it, and every failed install says whose fault it was — on this
+//! machine's engine and on one reached over ssh.
 
 use std::path::Path;
 use std::process::Command;
@@ -44,9 +45,13 @@ fn host_free() -> u64 {
 /// devices whose image is gone (none should be; checks of other tests may be
 /// running, so only images of exited processes count).
 fn leftovers() -> Vec<String> {
+    // `PID--JOB.img` on this host's engine, `engine--HOST:PID--JOB.img` made for an engine
+    // reached over ssh (here the same machine's).
     let exited = |name: &str| {
+        let name = name.strip_prefix("engine--").unwrap_or(name);
         name.split_once("--")
-            .is_some_and(|(pid, _)| !Path::new(&format!("/proc/{pid}")).exists())
+            .and_then(|(owner, _)| owner.rsplit(':').next())
+            .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
     };
     let mut left: Vec<String> = std::fs::read_dir(assay::sandbox::disk::dir())
         .map(|d| {
@@ -194,4 +199,102 @@ fn a_node_project_with_bcrypt_builds_it_offline_and_passes() {
     let v = check_with(r.path(), &[]);
     assert_eq!(v["outcome"], "passed", "{}", v["sandbox"]["install"]);
     assert_eq!(v["tests"]["passed"], 1, "{v}");
+}
+
+/// Containers of `role` the engine created since `since` (Unix seconds).
+fn created_since(since: u64, role: &str) -> usize {
+    let out = Command::new("docker")
+        .args(["events", "--since", &since.to_string(), "--until", "0s"])
+        .args(["--filter", "type=container", "--filter", "event=create"])
+        .args(["--filter", &format!("label=assay.role={role}"), "--format", "{{.ID}}"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+#[ignore = "full lane: needs sshd, the Docker engine and the runner images"]
+fn an_engine_reached_over_ssh_runs_the_checks_with_job_disks_on_its_own_host() {
+    use crate::remote::SshServer;
+    // Commands allowed (`docker system dial-stdio`), no forwarding, no terminal.
+    let server = SshServer::start_with("restrict");
+    let key = server.client_key();
+    let known = server.known_hosts();
+    let host = format!("ssh://{}@127.0.0.1:{}", server.user, server.port);
+    let env = [
+        ("DOCKER_HOST", host.as_str()),
+        ("ASSAY_SSH_KEY", key.to_str().unwrap()),
+        ("ASSAY_KNOWN_HOSTS", known.to_str().unwrap()),
+    ];
+    // What a killed check left on the engine's host: reaped when the next one connects.
+    let dead = {
+        let mut c = Command::new("true").spawn().unwrap();
+        c.wait().unwrap();
+        c.id()
+    };
+    let disks = Path::new(assay::sandbox::disk::DEFAULT_DIR);
+    std::fs::create_dir_all(disks).unwrap();
+    let stale = disks.join(format!("engine--{}:{dead}--check-stale.img", assay::host::hostname()));
+    std::fs::write(&stale, b"").unwrap();
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+
+    let ok = repo(&[
+        ("requirements.txt", "pytest==8.3.3\n"),
+        ("adder.py", ADD),
+        ("tests/test_adder.py", ADD_TEST),
+    ]);
+    let v = check_with(ok.path(), &env);
+    assert_eq!(v["outcome"], "passed", "{v}");
+    assert!(
+        !stale.exists(),
+        "the dead process's image on the engine's host was not reaped"
+    );
+
+    // The install's disk is the engine host's: filling it is the same resource limit, seen by
+    // the watcher container there.
+    let setup = "import os, tempfile\nfrom setuptools import setup\n\
+                 with open(os.path.join(tempfile.gettempdir(), 'huge.bin'), 'wb') as f:\n    while True:\n        f.write(b'\\0' * (1 << 20))\n";
+    let fills = repo(&[
+        ("setup.py", setup),
+        ("adder.py", ADD),
+        ("tests/test_adder.py", ADD_TEST),
+    ]);
+    let mut small = env.to_vec();
+    small.push(("ASSAY_LIMITS_INSTALL_DISK", "402653184"));
+    let v = check_with(fills.path(), &small);
+    assert_eq!(v["outcome"], "install_failed", "{v}");
+    assert_eq!(v["install"]["cause"], "resource_limit", "{}", v["install"]);
+    // Made, watched and removed through the engine: its helpers ran there.
+    assert!(
+        created_since(since, "disk") >= 4,
+        "disk helpers: {}",
+        created_since(since, "disk")
+    );
+    assert!(
+        created_since(since, "watch") >= 2,
+        "watchers: {}",
+        created_since(since, "watch")
+    );
+    assert!(leftovers().is_empty(), "{:?}", leftovers());
+
+    // A host key that is not the one known: refused, with what to do, before any container.
+    let other = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    server.write_known_hosts(&other.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
+    let assay = Assay::new();
+    let mut cmd = assay.cmd();
+    cmd.envs(env).args(["check", ok.path().to_str().unwrap(), "--json"]);
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        // The user is left out, like every URL's credentials.
+        stderr.contains(&format!(
+            "cannot open an ssh connection to ssh://127.0.0.1:{}",
+            server.port
+        )) && stderr.contains("ASSAY_KNOWN_HOSTS"),
+        "{stderr}"
+    );
 }

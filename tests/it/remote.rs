@@ -149,13 +149,14 @@ impl HttpsServer {
     }
 }
 
-/// Debian's OpenSSH server on a loopback port: one key may log in, and only to
-/// `git-shell`.
-struct SshServer {
+/// Debian's OpenSSH server on a loopback port: one key may log in, only to `git-shell`
+/// ([`SshServer::start`]) or to run commands without forwarding or a terminal
+/// ([`SshServer::start_with`]`("restrict")`).
+pub(crate) struct SshServer {
     _child: Killed,
-    port: u16,
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
-    user: String,
+    pub(crate) user: String,
 }
 
 fn free_port() -> u16 {
@@ -174,16 +175,17 @@ fn keygen(path: &Path) {
 
 impl SshServer {
     fn start() -> SshServer {
+        SshServer::start_with("restrict,command=\"git-shell -c \\\"$SSH_ORIGINAL_COMMAND\\\"\"")
+    }
+
+    /// The server, the client key authorized with the options `options`.
+    pub(crate) fn start_with(options: &str) -> SshServer {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         keygen(&d.join("host_key"));
         keygen(&d.join("client_key"));
         let client_pub = std::fs::read_to_string(d.join("client_key.pub")).unwrap();
-        std::fs::write(
-            d.join("authorized_keys"),
-            format!("restrict,command=\"git-shell -c \\\"$SSH_ORIGINAL_COMMAND\\\"\" {client_pub}"),
-        )
-        .unwrap();
+        std::fs::write(d.join("authorized_keys"), format!("{options} {client_pub}")).unwrap();
         let port = free_port();
         std::fs::write(
             d.join("sshd_config"),
@@ -239,11 +241,16 @@ impl SshServer {
         text.split_whitespace().take(2).collect::<Vec<_>>().join(" ")
     }
 
-    fn known_hosts(&self) -> PathBuf {
+    /// The private key the server accepts.
+    pub(crate) fn client_key(&self) -> PathBuf {
+        self.dir.path().join("client_key")
+    }
+
+    pub(crate) fn known_hosts(&self) -> PathBuf {
         self.dir.path().join("known_hosts")
     }
 
-    fn write_known_hosts(&self, key: &str) {
+    pub(crate) fn write_known_hosts(&self, key: &str) {
         std::fs::write(self.known_hosts(), format!("[127.0.0.1]:{} {key}\n", self.port)).unwrap();
     }
 

@@ -22,6 +22,8 @@ use bollard::query_parameters::{
 use bollard::Docker;
 use futures_util::StreamExt;
 
+mod engine_disk;
+
 use super::{
     disk, egress, CappedOutput, Claim, Phase, PhaseResult, PhaseSpec, ResultFile, Sandbox, SandboxError, SandboxLimits,
     Work,
@@ -42,6 +44,13 @@ fn owner_alive(label: Option<&String>) -> bool {
     label.is_some_and(|l| crate::host::parse(l).is_some() && !crate::host::gone(l))
 }
 
+/// How a phase's free space on /work is watched: the mount point on this host, or a watcher
+/// container on a remote engine.
+enum Watch {
+    Local(disk::Watch),
+    Engine(engine_disk::EngineWatch),
+}
+
 /// An install's network and its proxy container (once created).
 struct Egress {
     network: String,
@@ -58,14 +67,59 @@ pub const RUNNER_UID: u64 = 10001;
 #[derive(Debug, Clone)]
 pub struct DockerSandbox {
     docker: Docker,
+    /// The engine runs on another machine: job disks are made there (see [`engine_disk`]).
+    remote: bool,
+}
+
+/// Whether the engine `docker_host` names runs on this machine: a Unix socket, or TCP to a
+/// loopback address. Anything else (ssh://, TCP to another address) is another machine's.
+fn engine_is_local(docker_host: &str) -> bool {
+    let Ok(url) = url::Url::parse(docker_host) else {
+        return false;
+    };
+    if url.scheme() == "unix" {
+        return true;
+    }
+    match url.host() {
+        Some(url::Host::Domain(d)) => {
+            d == "localhost" || d.parse::<std::net::Ipv4Addr>().is_ok_and(|a| a.is_loopback())
+        }
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
 }
 
 impl DockerSandbox {
-    /// Connects (honouring `DOCKER_HOST`) and negotiates the API version.
-    pub async fn connect() -> Result<DockerSandbox, SandboxError> {
-        let docker = Docker::connect_with_defaults()?.negotiate_version().await?;
+    /// Connects to the engine `DOCKER_HOST` names (this machine's socket without it) and
+    /// negotiates the API version. An `ssh://[user@]host[:port]` engine is reached with
+    /// `ssh_key` and checked against `known_hosts` when given (see [`super::ssh`]).
+    pub async fn connect_with(
+        ssh_key: Option<&Path>,
+        known_hosts: Option<&Path>,
+    ) -> Result<DockerSandbox, SandboxError> {
+        let host = std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty());
+        let (docker, remote) = match host.as_deref() {
+            Some(h) if h.starts_with("ssh://") => {
+                let target = super::ssh::SshTarget::parse(h, ssh_key, known_hosts)?;
+                (super::ssh::connect(target)?, true)
+            }
+            Some(h) => (Docker::connect_with_defaults()?, !engine_is_local(h)),
+            None => (Docker::connect_with_defaults()?, false),
+        };
+        let docker = docker.negotiate_version().await?;
         docker.ping().await?;
-        Ok(DockerSandbox { docker })
+        Ok(DockerSandbox { docker, remote })
+    }
+
+    /// [`Self::connect_with`] ssh's own key and known hosts.
+    pub async fn connect() -> Result<DockerSandbox, SandboxError> {
+        DockerSandbox::connect_with(None, None).await
+    }
+
+    /// Whether the engine runs on another machine.
+    pub fn is_remote(&self) -> bool {
+        self.remote
     }
 
     /// The bollard client, for image builds.
@@ -267,15 +321,17 @@ impl Sandbox for DockerSandbox {
             return Err(SandboxError::MissingImage(image.to_string()));
         }
         let volume = format!("assay-work-{job}");
-        let disk = if limits.install_disk > 0 {
+        let disk = if limits.install_disk == 0 {
+            None
+        } else if self.remote {
+            Some(self.create_engine_disk(image, job, claim, limits).await?)
+        } else {
             let (job, install, test) = (job.to_string(), limits.install_disk, limits.test_disk);
             Some(
                 tokio::task::spawn_blocking(move || disk::create(&job, install, test, RUNNER_UID))
                     .await
                     .map_err(|e| SandboxError::Io(format!("job disk task failed: {e}")))??,
             )
-        } else {
-            None
         };
         let driver_opts = disk.as_ref().map(|d| {
             HashMap::from([
@@ -302,13 +358,10 @@ impl Sandbox for DockerSandbox {
             mountpoint: None,
         };
         if let Err(e) = created {
-            if let Some(d) = work.disk.clone() {
-                // losetup and the file removal block: off the runtime.
-                let _ = tokio::task::spawn_blocking(move || disk::remove(&d)).await;
-            }
+            let _ = self.remove_disk(&work).await;
             return Err(e.into());
         }
-        if work.disk.is_some() {
+        if work.disk.is_some() && !self.remote {
             work.mountpoint = self
                 .docker
                 .inspect_volume(&work.volume)
@@ -428,20 +481,23 @@ impl Sandbox for DockerSandbox {
         // up their temporary files after an ENOSPC, so afterwards it looks
         // fine), never read from what the candidate's tools printed.
         let watch = match (&work.disk, &work.mountpoint) {
-            (Some(d), Some(mp)) => Some(disk::watch(mp.clone(), disk::image_size_of(d))),
+            (Some(d), _) if d.helper.is_some() => {
+                let size = disk::image_size(limits.install_disk, limits.test_disk);
+                Some(Watch::Engine(self.watch_on_engine(work, &spec.image, size).await?))
+            }
+            (Some(d), Some(mp)) => Some(Watch::Local(disk::watch(mp.clone(), disk::image_size_of(d)))),
             _ => None,
         };
         let result = self.run_phase(work, spec, limits).await;
-        let mut result = match watch {
-            Some(w) => {
-                let min_free = w.stop().await;
-                result.map(|mut r| {
-                    r.disk_full = min_free.is_some_and(|f| f < 4 << 20);
-                    r
-                })
-            }
-            None => result,
-        }?;
+        let min_free = match watch {
+            Some(Watch::Local(w)) => w.stop().await,
+            Some(Watch::Engine(w)) => self.stop_engine_watch(w).await,
+            None => None,
+        };
+        let mut result = result.map(|mut r| {
+            r.disk_full = min_free.is_some_and(|f| f < 4 << 20);
+            r
+        })?;
         if result.exit_code == Some(0) && !result.timed_out {
             // A phase that worked did not fail for want of disk.
             result.disk_full = false;
@@ -468,11 +524,7 @@ impl Sandbox for DockerSandbox {
                 Some(RemoveVolumeOptionsBuilder::default().force(true).build()),
             )
             .await;
-        if let Some(d) = work.disk.clone() {
-            tokio::task::spawn_blocking(move || disk::remove(&d))
-                .await
-                .map_err(|e| SandboxError::Io(format!("job disk task failed: {e}")))??;
-        }
+        self.remove_disk(work).await?;
         removed?;
         Ok(())
     }
@@ -512,6 +564,9 @@ impl Sandbox for DockerSandbox {
         }
         // Their volumes are gone: the images and loop devices under them can go too.
         n += tokio::task::spawn_blocking(disk::reap).await.unwrap_or(0);
+        if self.remote {
+            n += self.reap_engine_disks().await?;
+        }
         Ok(n)
     }
 
@@ -827,18 +882,7 @@ impl DockerSandbox {
             ..Default::default()
         };
         let created = self.create(body).await?;
-        let spec = PhaseSpec {
-            phase: Phase::Test,
-            image: image.to_string(),
-            script: String::new(),
-            env: Vec::new(),
-            cache_dirs: Vec::new(),
-            runner: String::new(),
-            collect: None,
-            timeout: std::time::Duration::from_secs(60),
-            memory: 256 << 20,
-            pids: 64,
-        };
+        let spec = engine_disk::helper_spec(image);
         let result = self.run_created(&created.id, &spec, &SandboxLimits::default()).await;
         self.remove_container(&created.id).await;
         result
@@ -867,6 +911,18 @@ const INNER_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 pub const INSTALL_TMP: &str = "/work/.assay-tmp";
 
 impl DockerSandbox {
+    /// Detaches and deletes the job's disk, where it is.
+    async fn remove_disk(&self, work: &Work) -> Result<(), SandboxError> {
+        match work.disk.clone() {
+            None => Ok(()),
+            Some(d) if d.helper.is_some() => self.remove_engine_disk(&d, work).await,
+            // losetup and the file removal block: off the runtime.
+            Some(d) => tokio::task::spawn_blocking(move || disk::remove(&d))
+                .await
+                .map_err(|e| SandboxError::Io(format!("job disk task failed: {e}")))?,
+        }
+    }
+
     /// Creates a container; its id.
     async fn create(
         &self,

@@ -9,6 +9,7 @@ pub mod corpus;
 pub mod history;
 pub mod items;
 pub mod llm;
+pub mod postgres;
 pub mod queue;
 pub mod sandbox;
 pub mod serve;

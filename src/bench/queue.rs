@@ -12,7 +12,7 @@
 //! - **Scaling**: jobs that take one second each, worked by 1 and by 4 workers: the speed-up
 //!   against the linear 4× (target ≥ 90 %).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use tokio::task::JoinSet;
 
+use super::postgres::TempPostgres;
 use crate::store::{JobEnd, NewSubmission, Stage, Store};
 
 /// What `bench queue` measures, and against what.
@@ -106,121 +107,6 @@ pub struct Report {
     pub baseline_s: f64,
     pub recovery: Vec<Recovery>,
     pub scaling: Scaling,
-}
-
-/// A PostgreSQL server of its own for the bench: `initdb` in a temporary directory, `postgres`
-/// on a free loopback port (as the `postgres` user when run as root: the server refuses root),
-/// stopped on drop.
-pub struct TempPostgres {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    as_root: bool,
-    pub url: String,
-}
-
-impl TempPostgres {
-    pub fn start() -> Result<TempPostgres> {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .context("PostgreSQL is not installed (apt-get install postgresql), or pass --db")?
-            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
-            .filter(|b| b.join("initdb").exists())
-            .max()
-            .context("no initdb under /usr/lib/postgresql/*/bin")?;
-        let dir = tempfile::tempdir()?;
-        let as_root = root();
-        if as_root {
-            setup(Command::new("chown").arg("postgres").arg(dir.path()))?;
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let pg = TempPostgres {
-            url: format!("postgres://assay@127.0.0.1:{port}/assay"),
-            dir,
-            bin,
-            as_root,
-        };
-        let data = pg.dir.path().join("data");
-        setup(pg.command("initdb").arg("-D").arg(&data).args([
-            "-A",
-            "trust",
-            "-U",
-            "assay",
-            "-E",
-            "UTF8",
-            "--no-sync",
-        ]))?;
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            pg.dir.path().display()
-        );
-        setup(
-            pg.command("pg_ctl")
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(pg.dir.path().join("log"))
-                .args(["-o", &opts, "-w", "start"]),
-        )?;
-        setup(pg.command("createdb").arg("-h").arg(pg.dir.path()).args([
-            "-p",
-            &port.to_string(),
-            "-U",
-            "assay",
-            "assay",
-        ]))?;
-        Ok(pg)
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let path = self.bin.join(program);
-        let mut c = if self.as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        };
-        c.current_dir(self.dir.path()).stdin(Stdio::null());
-        c
-    }
-}
-
-impl Drop for TempPostgres {
-    fn drop(&mut self) {
-        let _ = self
-            .command("pg_ctl")
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .args(["-m", "immediate", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// Whether this process runs as root (its effective uid, from /proc/self/status).
-fn root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find_map(|l| l.strip_prefix("Uid:"))
-            .and_then(|ids| ids.split_whitespace().nth(1))
-            == Some("0")
-    })
-}
-
-/// Runs a setup command; an error naming it and what it printed when it fails.
-fn setup(cmd: &mut Command) -> Result<()> {
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot run {:?}", cmd.get_program()))?;
-    if !out.status.success() {
-        bail!(
-            "{:?} failed: {}{}",
-            cmd.get_program(),
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(())
 }
 
 /// Submissions of the bench's cohorts (their repositories are never fetched, except the
@@ -323,7 +209,11 @@ async fn open_scratch(url: &str) -> Result<Arc<dyn Store>> {
 pub async fn run(opts: &Options, assay: &Path) -> Result<Report> {
     let temp = match &opts.db {
         Some(_) => None,
-        None => Some(tokio::task::spawn_blocking(TempPostgres::start).await??),
+        None => Some(
+            tokio::task::spawn_blocking(TempPostgres::start)
+                .await?
+                .context("no throwaway PostgreSQL server (or pass --db)")?,
+        ),
     };
     let url = opts
         .db

@@ -382,3 +382,12 @@ impl Drop for Running {
         }
     }
 }
+
+/// A loopback port nothing listens on (for now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

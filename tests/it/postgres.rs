@@ -1,226 +1,46 @@
 //! `--db postgres://…`: a real PostgreSQL server (Debian's, started here in a temporary directory
 //! on a loopback port) holds what SQLite holds, and every command reads and writes it the same.
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use assay::bench::postgres::TempPostgres;
 use assay::review::CriterionReview;
 use assay::store::{ReviewSave, SaveOutcome, Store};
 
 use crate::helpers::*;
 
-/// A PostgreSQL server of its own: `initdb` into a temporary directory, `postgres` on a free
-/// loopback port (as the `postgres` user when the tests run as root: the server refuses root),
-/// stopped and deleted on drop.
-pub struct PgServer {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    port: u16,
-    as_root: bool,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// The throwaway server `assay bench queue` uses ([`TempPostgres`]: its own directory and
+/// loopback port, stopped and deleted on drop), failing the test when it cannot start.
+pub struct PgServer(TempPostgres);
 
 impl PgServer {
     pub fn start() -> PgServer {
-        PgServer::start_with(false)
+        PgServer(TempPostgres::start().expect("a PostgreSQL server (scripts/test.sh installs Debian's postgresql)"))
     }
 
-    /// A server that accepts only TLS connections (`hostssl` in pg_hba.conf; plain ones are
-    /// rejected), with a self-signed certificate for 127.0.0.1 at [`PgServer::cert`].
+    /// A server that accepts only TLS connections, with a self-signed certificate for
+    /// 127.0.0.1 at [`PgServer::cert`].
     pub fn start_tls() -> PgServer {
-        PgServer::start_with(true)
+        PgServer(TempPostgres::start_with(true).expect("a PostgreSQL server with TLS (and openssl)"))
     }
 
     pub fn cert(&self) -> PathBuf {
-        self.dir.path().join("server.crt")
+        self.0.cert()
     }
 
-    fn start_with(tls: bool) -> PgServer {
-        let bin = std::fs::read_dir("/usr/lib/postgresql")
-            .expect("PostgreSQL is not installed (scripts/test.sh installs Debian's postgresql)")
-            .map(|e| e.unwrap().path().join("bin"))
-            .filter(|b| b.join("initdb").exists())
-            .max()
-            .expect("no initdb under /usr/lib/postgresql/*/bin");
-        let dir = tempfile::tempdir().unwrap();
-        let as_root = String::from_utf8(Command::new("id").arg("-u").output().unwrap().stdout)
-            .unwrap()
-            .trim()
-            == "0";
-        if as_root {
-            let ok = Command::new("chown").arg("postgres").arg(dir.path()).status().unwrap();
-            assert!(ok.success(), "chown postgres {}", dir.path().display());
-        }
-        let server = PgServer {
-            port: free_port(),
-            dir,
-            bin,
-            as_root,
-        };
-        let data = server.dir.path().join("data");
-        server.run(
-            "initdb",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-A",
-                "trust",
-                "-U",
-                "assay",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ],
-        );
-        let mut opts = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-            server.port,
-            server.dir.path().display()
-        );
-        if tls {
-            let (crt, key) = (server.cert(), server.dir.path().join("server.key"));
-            let made = Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                ])
-                .args(["-addext", "subjectAltName=IP:127.0.0.1", "-keyout"])
-                .arg(&key)
-                .arg("-out")
-                .arg(&crt)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(made.success(), "openssl req");
-            if server.as_root {
-                for f in [&crt, &key] {
-                    assert!(Command::new("chown").arg("postgres").arg(f).status().unwrap().success());
-                }
-            }
-            std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
-            std::fs::write(
-                data.join("pg_hba.conf"),
-                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n",
-            )
-            .unwrap();
-            opts.push_str(&format!(
-                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
-                crt.display(),
-                key.display()
-            ));
-        }
-        server.run(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                server.dir.path().join("log").to_str().unwrap(),
-                "-o",
-                &opts,
-                "-w",
-                "start",
-            ],
-        );
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", server.port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(30), "postgres did not listen");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    /// One of the server's programs, as the user the server runs as.
-    fn command(&self, program: &str) -> Command {
-        let path = self.bin.join(program);
-        if self.as_root {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&path);
-            c
-        } else {
-            Command::new(&path)
-        }
-    }
-
-    fn run(&self, program: &str, args: &[&str]) {
-        let out = self
-            .command(program)
-            .args(args)
-            .current_dir(self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{program} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    /// Restarts the server the way an operator would (`pg_ctl restart -m fast`): every
-    /// connection is cut, the server is back once this returns.
-    pub fn restart(&self) {
-        let data = self.dir.path().join("data");
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                self.dir.path().join("log").to_str().unwrap(),
-                "-m",
-                "fast",
-                "-w",
-                "restart",
-            ],
-        );
+    pub fn port(&self) -> u16 {
+        self.0.port()
     }
 
     /// A new, empty database; its URL.
     pub fn database(&self, name: &str) -> String {
-        self.run(
-            "createdb",
-            &[
-                "-h",
-                self.dir.path().to_str().unwrap(),
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "assay",
-                name,
-            ],
-        );
-        format!("postgres://assay@127.0.0.1:{}/{name}", self.port)
+        self.0.database(name).unwrap()
     }
-}
 
-impl Drop for PgServer {
-    fn drop(&mut self) {
-        let data = self.dir.path().join("data");
-        let _ = self
-            .command("pg_ctl")
-            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+    /// `pg_ctl restart -m fast`: every connection is cut, the server is back once this returns.
+    pub fn restart(&self) {
+        self.0.restart().unwrap()
     }
 }
 
@@ -468,7 +288,7 @@ fn a_postgres_database_that_cannot_be_opened_is_named_with_its_cause_and_without
             "Connection refused",
         ),
         (
-            format!("postgres://assay:hunter2@127.0.0.1:{}/nosuchdb", pg.port),
+            format!("postgres://assay:hunter2@127.0.0.1:{}/nosuchdb", pg.port()),
             "database \"nosuchdb\" does not exist",
         ),
     ] {

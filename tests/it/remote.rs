@@ -159,14 +159,6 @@ pub(crate) struct SshServer {
     pub(crate) user: String,
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn keygen(path: &Path) {
     sh(Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "assay-test", "-f"])

@@ -289,7 +289,7 @@ impl Pipeline {
         rec: SubmissionRecord,
         job: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<Option<Failure>, StoreError> {
-        let until = self.job.as_ref().map(|j| j.last);
+        let until = self.job.as_ref().map(worker::JobCtx::last);
         self.store
             .set_submission(rec.id, SubmissionStatus::Running, None, None)
             .await?;
@@ -321,7 +321,7 @@ impl Pipeline {
         let outcome = match &self.sandbox {
             // A draft job on a machine without Docker: another machine ran the sandbox, and the
             // submission's outcome is what it found.
-            None if self.job.as_ref().is_some_and(|j| j.sandboxed) => {
+            None if self.job.as_ref().is_some_and(|j| j.cohort_runs(Stage::Sandbox)) => {
                 let runs = self.store.runs(sub.rec.id).await?;
                 crate::results::read_latest::<crate::results::SandboxOutput>(&runs, sub.rec.id, Stage::Sandbox)?
                     .and_then(|o| o.report)
@@ -349,7 +349,10 @@ impl Pipeline {
         }
         // Whether the submission is drafted: a queue job's cohort says (its draft job may run on
         // another machine, after this one).
-        let drafts = self.job.as_ref().map_or(self.drafter.is_some(), |j| j.drafts);
+        let drafts = self
+            .job
+            .as_ref()
+            .map_or(self.drafter.is_some(), |j| j.cohort_runs(Stage::Draft));
         if until == Some(Stage::Screen) && drafts {
             return Ok(None);
         }

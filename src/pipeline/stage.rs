@@ -156,7 +156,7 @@ impl Pipeline {
                             (RunStatus::Interrupted, _) => None,
                             (_, true) => Some(JobEnd::Retry {
                                 error: f.message.clone(),
-                                backoff_ms: job.backoff_ms(),
+                                backoff_ms: super::worker::backoff_ms(job.lease.attempt),
                             }),
                             (_, false) => Some(JobEnd::Failed(f.message.clone())),
                         };
@@ -203,7 +203,7 @@ impl Pipeline {
         };
         let end = match end {
             Some(end) => Some(end.clone()),
-            None if result.status == RunStatus::Done && run.stage == job.last => Some(JobEnd::Done),
+            None if result.status == RunStatus::Done && run.stage == job.last() => Some(JobEnd::Done),
             None => None,
         };
         match end {

@@ -41,12 +41,9 @@ use crate::submission::SubmissionStatus;
 #[derive(Clone)]
 pub(super) struct JobCtx {
     pub(super) lease: Lease,
-    /// The last stage the job runs: its completion ends the job.
-    pub(super) last: Stage,
-    /// Whether the job's cohort is drafted (by a later job, perhaps on another machine).
-    pub(super) drafts: bool,
-    /// Whether the job's cohort runs in the sandbox (perhaps on another machine).
-    pub(super) sandboxed: bool,
+    /// The stages of the job's cohort ([`job_stages`]): later jobs may run them on another
+    /// machine.
+    stages: Vec<Stage>,
     store: Arc<dyn Store>,
 }
 
@@ -55,9 +52,14 @@ impl JobCtx {
         self.store.queue().expect("a job runs on a store with a queue")
     }
 
-    /// How long the job waits, when assay's environment failed it, before it is claimed again.
-    pub(super) fn backoff_ms(&self) -> i64 {
-        backoff_ms(self.lease.attempt)
+    /// The last stage the job runs: its completion ends the job.
+    pub(super) fn last(&self) -> Stage {
+        last_stage(self.lease.stage, &self.stages)
+    }
+
+    /// Whether the job's cohort runs `stage` (in this job or another, perhaps elsewhere).
+    pub(super) fn cohort_runs(&self, stage: Stage) -> bool {
+        self.stages.contains(&stage)
     }
 }
 
@@ -71,7 +73,7 @@ pub fn worker_name() -> String {
 
 /// How long a job that assay's environment failed on attempt `attempt` waits before it is
 /// claimed again: a second after the first attempt, doubling, at most about a minute.
-fn backoff_ms(attempt: i64) -> i64 {
+pub(super) fn backoff_ms(attempt: i64) -> i64 {
     1000 << (attempt - 1).clamp(0, 6)
 }
 
@@ -173,9 +175,13 @@ impl WorkSummary {
 /// What a worker's loop carries from one turn to the next.
 struct LoopState {
     host: String,
+    last_seen: Option<tokio::time::Instant>,
     last_rescue: Option<tokio::time::Instant>,
     summary: WorkSummary,
 }
+
+/// How often a worker records that it is alive (`workers.last_seen_ms`).
+const SEEN_EVERY: Duration = Duration::from_secs(10);
 
 /// What one turn of a worker's loop found.
 enum Step {
@@ -367,6 +373,7 @@ impl Pipeline {
         }
         let mut state = LoopState {
             host: crate::host::hostname(),
+            last_seen: None,
             last_rescue: None,
             summary: WorkSummary::default(),
         };
@@ -449,8 +456,13 @@ impl Pipeline {
         state: &mut LoopState,
         in_flight: usize,
     ) -> Result<Step, StoreError> {
-        if state.last_rescue.is_none_or(|t| t.elapsed() >= opts.rescue_every) {
+        // `assay status` lists the workers seen in the last ten minutes: a write every ten
+        // seconds says enough, and many workers' rescue passes add no write each.
+        if state.last_seen.is_none_or(|t| t.elapsed() >= SEEN_EVERY) {
             queue.worker_seen(worker, &state.host, &opts.stages).await?;
+            state.last_seen = Some(tokio::time::Instant::now());
+        }
+        if state.last_rescue.is_none_or(|t| t.elapsed() >= opts.rescue_every) {
             self.expire_dead_holders(queue).await?;
             // No backoff: the job did not fail, its worker stopped (a job that kills every worker
             // that runs it is bounded by its attempts).
@@ -641,9 +653,7 @@ impl Pipeline {
         let job = Pipeline {
             job: Some(JobCtx {
                 lease: lease.clone(),
-                last: last_stage(lease.stage, &stages),
-                drafts: stages.contains(&Stage::Draft),
-                sandboxed: stages.contains(&Stage::Sandbox),
+                stages,
                 store: Arc::clone(&self.store),
             }),
             cancel: cancel.clone(),

@@ -1,5 +1,6 @@
-//! `assay bench cohort`: `assay grade --no-drafts` on a generated cohort of small Python
-//! repositories, and how busy the machine's cores were during the run.
+//! `assay bench cohort`: `assay grade` on a generated cohort of small Python repositories, and
+//! how busy the machine's cores were during the run: without drafts, and (`--model`) drafted by
+//! a local model, where the sandbox's containers and the model's inference share the cores.
 
 use anyhow::{Context, Result};
 
@@ -8,6 +9,8 @@ use anyhow::{Context, Result};
 pub struct CohortBench {
     pub size: usize,
     pub jobs: usize,
+    /// The model that drafted, when one did.
+    pub model: Option<String>,
     /// Submissions whose status is `done`.
     pub done: usize,
     pub wall_s: f64,
@@ -26,7 +29,9 @@ fn cpu_jiffies() -> Result<(u64, u64)> {
     Ok((total - idle, total))
 }
 
-pub fn run(size: usize, jobs: usize) -> Result<CohortBench> {
+/// Grades a generated cohort of `size`; drafted by the model `model` (a manifest name) of the
+/// models directory `models` when given, else with `--no-drafts`.
+pub fn run(size: usize, jobs: usize, model: Option<(&std::path::Path, &str)>) -> Result<CohortBench> {
     let tmp = tempfile::tempdir()?;
     let mut cohort = String::from("[assignment]\nname = \"bench\"\nrubric = \"rubric.toml\"\n");
     std::fs::write(
@@ -50,23 +55,28 @@ pub fn run(size: usize, jobs: usize) -> Result<CohortBench> {
     }
     let cohort_path = tmp.path().join("cohort.toml");
     std::fs::write(&cohort_path, cohort)?;
-    let exe = std::env::current_exe()?;
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data)?;
+    let mut grade = std::process::Command::new(std::env::current_exe()?);
+    grade.arg("--data-dir").arg(&data).arg("grade");
+    match model {
+        // The bench's own data directory, the user's models (fetched once, never copied).
+        Some((models, name)) => {
+            let models =
+                std::fs::canonicalize(models).with_context(|| format!("models directory {}", models.display()))?;
+            grade.env("ASSAY_MODEL_DIR", models).args(["--model", name]);
+        }
+        None => {
+            grade.arg("--no-drafts");
+        }
+    }
+    grade
+        .arg(&cohort_path)
+        .args(["--jobs", &jobs.to_string(), "--json", "--out"])
+        .arg(tmp.path().join("out"));
     let (b0, t0) = cpu_jiffies()?;
     let start = std::time::Instant::now();
-    let out = std::process::Command::new(exe)
-        .arg("--data-dir")
-        .arg(tmp.path().join("data"))
-        .args([
-            "grade",
-            "--no-drafts",
-            cohort_path.to_str().context("path")?,
-            "--jobs",
-            &jobs.to_string(),
-            "--json",
-            "--out",
-        ])
-        .arg(tmp.path().join("out"))
-        .output()?;
+    let out = grade.output()?;
     let wall_s = start.elapsed().as_secs_f64();
     let (b1, t1) = cpu_jiffies()?;
     anyhow::ensure!(
@@ -81,6 +91,7 @@ pub fn run(size: usize, jobs: usize) -> Result<CohortBench> {
     Ok(CohortBench {
         size,
         jobs,
+        model: model.map(|(_, m)| m.to_string()),
         done,
         wall_s,
         busy: (b1 - b0) as f64 / (t1 - t0).max(1) as f64,
@@ -90,10 +101,13 @@ pub fn run(size: usize, jobs: usize) -> Result<CohortBench> {
 /// The terminal lines.
 pub fn text(r: &CohortBench) -> String {
     format!(
-        "cohort of {} with --jobs {}: {} done in {:.1} s, {:.1} s per submission\n\
+        "cohort of {} with --jobs {}, {}: {} done in {:.1} s, {:.1} s per submission\n\
          CPU utilisation over the run (all cores, from /proc/stat): {:.0}%\n",
         r.size,
         r.jobs,
+        r.model
+            .as_deref()
+            .map_or("no drafts".to_string(), |m| format!("drafted by {m}")),
         r.done,
         r.wall_s,
         r.wall_s / r.size as f64,

@@ -42,6 +42,10 @@ pub enum Cmd {
         /// Jobs for `assay grade`.
         #[arg(long, default_value_t = 2)]
         jobs: usize,
+        /// Also grade the cohort with drafts by this model (a manifest name, fetched): the
+        /// cores' utilisation with the sandbox and the model sharing them.
+        #[arg(long)]
+        model: Option<String>,
     },
     /// The local model against llama.cpp (llama-cpp-python) on the same GGUF, threads and prompt:
     /// prompt and generation tokens/s, peak RSS, one full draft.
@@ -229,7 +233,19 @@ pub fn exec(g: &super::Global, cmd: Cmd) -> Result<ExitCode> {
             })?;
             print!("{}", bench::sandbox::text(&r));
         }
-        Cmd::Cohort { size, jobs } => print!("{}", bench::cohort::text(&bench::cohort::run(size, jobs)?)),
+        Cmd::Cohort { size, jobs, model } => {
+            let settings = g.settings(Overrides::default())?;
+            let models = assay::llm::manifest::model_dir(&settings.data_dir);
+            // A model that is not there is refused before the first run, not after it.
+            super::grade::pick_model(&settings, model.as_deref())?;
+            print!("{}", bench::cohort::text(&bench::cohort::run(size, jobs, None)?));
+            if let Some(m) = &model {
+                print!(
+                    "{}",
+                    bench::cohort::text(&bench::cohort::run(size, jobs, Some((&models, m)))?)
+                );
+            }
+        }
         Cmd::Corpus {
             manifest,
             repos,

@@ -234,6 +234,65 @@ pub fn free_bytes(dir: &Path) -> Result<u64, SandboxError> {
     Ok(st.blocks_available() as u64 * st.fragment_size())
 }
 
+/// Leaves `keep` bytes free on a local job disk: everything else goes to the reserve file
+/// (see [`reserve_script`]), written from this host through a mount of its own (a few
+/// milliseconds; a helper container costs a container's start). Blocking. The disk's volume
+/// is not in use between phases; a second mount of the same device would share its
+/// filesystem anyway.
+pub fn reserve(disk: &JobDisk, keep: u64) -> Result<(), SandboxError> {
+    use nix::mount::{mount, umount, MsFlags};
+    let at = tempfile::Builder::new()
+        .prefix("assay-reserve-")
+        .tempdir()
+        .map_err(|e| io("reserve mount point", e))?;
+    let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    mount(Some(disk.device.as_str()), at.path(), Some("ext4"), flags, None::<&str>)
+        .map_err(|e| io(&format!("cannot mount {}", disk.device), e))?;
+    let set = set_reserve(at.path(), keep);
+    let unmounted = umount(at.path()).map_err(|e| io(&format!("cannot unmount {}", at.path().display()), e));
+    set.and(unmounted)
+}
+
+/// The reserve of the filesystem mounted at `root`, sized to leave `keep` bytes free. The
+/// candidate owns the filesystem's root and may have replaced the reserve's directory, with a
+/// link to a path of this host among other things: the directory is opened without following
+/// links and must be root's own, and the file is reached only through it. Otherwise an error
+/// (the caller sets the reserve from inside a container instead).
+fn set_reserve(root: &Path, keep: u64) -> Result<(), SandboxError> {
+    use nix::fcntl::{open, openat, OFlag};
+    use nix::sys::stat::{fstat, Mode, SFlag};
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    let dir = open(
+        &root.join(RESERVE_DIR),
+        OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| io("the reserve's directory", e))?;
+    let st = fstat(&dir).map_err(|e| io("the reserve's directory", e))?;
+    if st.st_uid != 0 || SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFDIR {
+        return Err(io("the reserve's directory", "is not root's own directory"));
+    }
+    match unlinkat(&dir, "fill", UnlinkatFlags::NoRemoveDir) {
+        Err(nix::errno::Errno::ENOENT) | Ok(()) => {}
+        Err(e) => return Err(io("reserve", e)),
+    }
+    // What the last phase wrote is on the disk before its free space is read.
+    nix::unistd::syncfs(&dir).map_err(|e| io("syncfs", e))?;
+    let want = free_bytes(root)?.saturating_sub(keep);
+    if want > 0 {
+        let f = openat(
+            &dir,
+            "fill",
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(|e| io("reserve", e))?;
+        let len = i64::try_from(want).map_err(|e| io("reserve", e))?;
+        nix::fcntl::fallocate(&f, nix::fcntl::FallocateFlags::empty(), 0, len).map_err(|e| io("fallocate", e))?;
+    }
+    Ok(())
+}
+
 /// The script (run as root, no capabilities, no network) that leaves `keep`
 /// bytes free on /work: everything else goes to the reserve file.
 pub fn reserve_script(keep: u64) -> String {
@@ -245,6 +304,7 @@ pub fn reserve_script(keep: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn the_image_leaves_both_phases_their_whole_allowance() {
@@ -253,5 +313,29 @@ mod tests {
         assert!(size > (10u64 << 30) + (10u64 << 30) / 20, "{size}");
         assert!(size < 12u64 << 30, "{size}");
         assert!(reserve_script(5).contains("want=$((avail - 5))"));
+    }
+
+    #[test]
+    fn a_reserve_directory_the_candidate_replaced_with_a_link_is_not_followed_on_this_host() {
+        let root = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::write(elsewhere.path().join("fill"), b"the host's file").unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), root.path().join(RESERVE_DIR)).unwrap();
+        let e = set_reserve(root.path(), u64::MAX).unwrap_err();
+        assert!(e.to_string().contains("the reserve's directory"), "{e}");
+        // Neither removed nor rewritten through the link.
+        assert_eq!(
+            std::fs::read(elsewhere.path().join("fill")).unwrap(),
+            b"the host's file"
+        );
+
+        // A directory of the candidate's own (not root's) is refused as well; root's is used
+        // (nothing to reserve when the whole disk is allowed).
+        let root = tempfile::tempdir().unwrap();
+        std::fs::create_dir(root.path().join(RESERVE_DIR)).unwrap();
+        std::fs::write(root.path().join(RESERVE_DIR).join("fill"), b"old").unwrap();
+        let as_root = std::fs::metadata(root.path().join(RESERVE_DIR)).unwrap().uid() == 0;
+        assert_eq!(set_reserve(root.path(), u64::MAX).is_ok(), as_root);
+        assert_eq!(root.path().join(RESERVE_DIR).join("fill").exists(), !as_root);
     }
 }

@@ -843,3 +843,49 @@ fn screening_is_evidence_without_drafts() {
     json_ok(&assay.run(&args));
     assert_eq!(before, store_runs(&assay.db()));
 }
+
+#[test]
+#[ignore = "full lane: needs the Docker engine, the runner images and SmolLM2"]
+fn bench_cohort_reports_the_cores_busy_without_and_with_drafts() {
+    let assay = Assay::new();
+    let models = crate::llm::model_path(assay::llm::TINY_MODEL)
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = assay
+        .cmd()
+        .env("ASSAY_MODEL_DIR", &models)
+        .args(["bench", "cohort", "--size", "2", "--model", assay::llm::TINY_MODEL])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        text.contains("cohort of 2 with --jobs 2, no drafts: 2 done in "),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "cohort of 2 with --jobs 2, drafted by {}: 2 done in ",
+            assay::llm::TINY_MODEL
+        )),
+        "{text}"
+    );
+    let busy: Vec<u32> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("CPU utilisation over the run (all cores, from /proc/stat): "))
+        .map(|p| p.trim_end_matches('%').parse().unwrap())
+        .collect();
+    assert_eq!(busy.len(), 2, "{text}");
+    assert!(busy.iter().all(|b| *b <= 100), "{busy:?}");
+
+    // A model that is not there is refused before anything runs.
+    let out = assay
+        .cmd()
+        .env("ASSAY_MODEL_DIR", &models)
+        .args(["bench", "cohort", "--size", "2", "--model", "no-such-model"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty());
+}

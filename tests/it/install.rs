@@ -82,7 +82,7 @@ fn a_test_that_writes_20_gb_into_work_is_stopped_at_its_limit_and_the_host_disk_
         ("adder.py", ADD),
         (
             "tests/test_fill.py",
-            "def test_fill():\n    chunk = b'x' * (1 << 20)\n    with open('/work/fill.bin', 'wb') as f:\n        for _ in range(20 * 1024):\n            f.write(chunk)\n",
+            "def test_fill():\n    chunk = b'x' * (1 << 20)\n    n = 0\n    try:\n        with open('/work/fill.bin', 'wb') as f:\n            for _ in range(20 * 1024):\n                f.write(chunk)\n                f.flush()\n                n += 1\n    finally:\n        print(f'wrote {n} MiB')\n",
         ),
     ]);
     let before = host_free();
@@ -92,6 +92,16 @@ fn a_test_that_writes_20_gb_into_work_is_stopped_at_its_limit_and_the_host_disk_
     assert_eq!(v["outcome"], "tests_failed", "{v}");
     let report = std::fs::read_to_string(out.path().join("report.md")).unwrap();
     assert!(report.contains("No space left on device"), "{report}");
+    // Stopped at the tests' allowance (the reserve holds the rest of the job's disk), not at the
+    // disk's whole size.
+    let wrote: Vec<u64> = report
+        .match_indices("wrote ")
+        .filter_map(|(i, _)| report[i + 6..].split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(
+        !wrote.is_empty() && wrote.iter().all(|n| *n <= 256),
+        "{wrote:?}\n{report}"
+    );
     let after = host_free();
     // The job's image is gone again: the host lost nothing it had.
     assert!(

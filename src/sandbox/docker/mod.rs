@@ -469,13 +469,7 @@ impl Sandbox for DockerSandbox {
         if work.disk.is_some() {
             // This phase's allowance: the install's limit, or the tests' growth.
             let keep = if install { limits.install_disk } else { limits.test_disk };
-            let out = self.root_helper(work, &spec.image, &disk::reserve_script(keep)).await?;
-            if out.exit_code != Some(0) {
-                return Err(SandboxError::Io(format!(
-                    "job disk: cannot set the reserve: {}",
-                    out.stderr.trim()
-                )));
-            }
+            self.set_reserve(work, &spec.image, keep).await?;
         }
         // Whether /work ran full is measured while the phase runs (tools clean
         // up their temporary files after an ENOSPC, so afterwards it looks
@@ -911,6 +905,27 @@ const INNER_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 pub const INSTALL_TMP: &str = "/work/.assay-tmp";
 
 impl DockerSandbox {
+    /// Sets the reserve on the job's disk to leave `keep` bytes free: from this host when the
+    /// disk is here (a mount of a few milliseconds), else — a remote engine's disk, a host that
+    /// may not mount, a reserve the candidate tampered with — from a root helper container.
+    async fn set_reserve(&self, work: &Work, image: &str, keep: u64) -> Result<(), SandboxError> {
+        if let Some(d) = work.disk.clone().filter(|d| d.helper.is_none()) {
+            match tokio::task::spawn_blocking(move || disk::reserve(&d, keep)).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => tracing::debug!("reserve from this host: {e}; from a container instead"),
+                Err(e) => tracing::debug!("reserve task failed: {e}; from a container instead"),
+            }
+        }
+        let out = self.root_helper(work, image, &disk::reserve_script(keep)).await?;
+        if out.exit_code != Some(0) {
+            return Err(SandboxError::Io(format!(
+                "job disk: cannot set the reserve: {}",
+                out.stderr.trim()
+            )));
+        }
+        Ok(())
+    }
+
     /// Detaches and deletes the job's disk, where it is.
     async fn remove_disk(&self, work: &Work) -> Result<(), SandboxError> {
         match work.disk.clone() {

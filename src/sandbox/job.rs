@@ -239,8 +239,9 @@ async fn run_phases(
     })
 }
 
-/// Runs the README's documented steps: install steps in one install-phase container, then test
-/// steps in one test-phase container; steps that cannot run here are reported without running.
+/// Runs the README's documented steps: install steps in install-phase containers, then test
+/// steps in test-phase containers, one each; steps that cannot run here are reported without
+/// running.
 async fn run_readme_steps(
     sandbox: &dyn Sandbox,
     work: &super::Work,
@@ -276,28 +277,27 @@ async fn run_readme_steps(
             _ => None,
         })
         .collect();
-    let mut nonce = [0u8; 12];
-    getrandom::fill(&mut nonce).map_err(|e| SandboxError::Io(format!("the random source: {e}")))?;
-    let nonce = format!("assay-step-{}", hex::encode(nonce));
     for phase in [Phase::Install, Phase::Test] {
-        let todo: Vec<(usize, &Step)> = planned
-            .iter()
-            .enumerate()
-            .filter(|(i, s)| results[*i].is_none() && steps::phase_of(s) == phase)
-            .collect();
-        if todo.is_empty() {
-            continue;
-        }
-        let these: Vec<&Step> = todo.iter().map(|(_, s)| *s).collect();
-        let script = steps::script(r.steps.activate.as_deref(), &these, &nonce);
-        let result = sandbox
-            .run(work, &steps::spec(spec(phase), script, &r.steps.test_env), &req.limits)
-            .await?;
-        for ((i, _), done) in todo
-            .iter()
-            .zip(steps::read(&these, phase, &result, &nonce, &req.limits))
-        {
-            results[*i] = Some(done);
+        // One container per step (see `steps::script`); a phase's steps share its time.
+        let budget = spec(phase).timeout;
+        let started = std::time::Instant::now();
+        for (i, s) in planned.iter().enumerate() {
+            if results[i].is_some() || steps::phase_of(s) != phase {
+                continue;
+            }
+            let left = budget.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                results[i] = Some(steps::not_reached(s));
+                continue;
+            }
+            let mut step_spec = steps::spec(
+                spec(phase),
+                steps::script(r.steps.activate.as_deref(), s),
+                &r.steps.test_env,
+            );
+            step_spec.timeout = left;
+            let result = sandbox.run(work, &step_spec, &req.limits).await?;
+            results[i] = Some(steps::read(s, phase, &result, left.as_secs()));
         }
     }
     Ok(results.into_iter().flatten().collect())

@@ -15,7 +15,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::diagnose::environment_cause;
-use super::{Phase, PhaseResult, PhaseSpec, SandboxLimits};
+use super::{Phase, PhaseResult, PhaseSpec};
 use crate::readme::{Purpose, Step};
 
 /// Where step scripts and their logs are written, under /work.
@@ -69,125 +69,97 @@ pub fn phase_of(step: &Step) -> Phase {
     }
 }
 
-/// The bash script of one phase's steps: each step's own script is written from base64 (no
-/// README text is ever spliced into this script), run with its output in a log, and framed by
-/// lines carrying `nonce` so that a step's output cannot pass for another's result.
-pub fn script(activate: Option<&str>, steps: &[&Step], nonce: &str) -> String {
-    let mut s = format!("mkdir -p /work/{STEPS_DIR}\n");
-    for (i, step) in steps.iter().enumerate() {
-        let mut body = String::new();
-        if let Some(a) = activate {
-            let _ = writeln!(body, "{a} 2>/dev/null || true");
-        }
-        body.push_str("set -e\ncd /work\n");
-        for p in &step.prelude {
-            let _ = writeln!(body, "{p}");
-        }
-        let _ = writeln!(body, "{}", step.command);
-        let b64 = base64::engine::general_purpose::STANDARD.encode(body.as_bytes());
-        let dir = format!("/work/{STEPS_DIR}");
-        let _ = write!(
-            s,
-            "printf '\\n{nonce} start {i}\\n'\n\
-             printf '%s' '{b64}' | base64 -d > {dir}/{i}.sh\n\
-             bash {dir}/{i}.sh > {dir}/{i}.log 2>&1 < /dev/null\n\
-             rc=$?\n\
-             tail -c {TAIL_BYTES} {dir}/{i}.log\n\
-             printf '\\n{nonce} exit {i} %s\\n' \"$rc\"\n"
-        );
+/// The script of one step's container: the step's own script is written from base64 (no
+/// README text is ever spliced into a shell line) and run with its output on stdout. Each step
+/// runs in a container of its own, so its result is the container's exit status as the engine
+/// recorded it: nothing the step prints or writes can pass for a result (a shared container
+/// framed by printed markers could be forged by a step that read them from /proc).
+pub fn script(activate: Option<&str>, step: &Step) -> String {
+    let mut body = String::new();
+    if let Some(a) = activate {
+        let _ = writeln!(body, "{a} 2>/dev/null || true");
     }
-    s
+    body.push_str("set -e\ncd /work\n");
+    for p in &step.prelude {
+        let _ = writeln!(body, "{p}");
+    }
+    let _ = writeln!(body, "{}", step.command);
+    let b64 = base64::engine::general_purpose::STANDARD.encode(body.as_bytes());
+    let dir = format!("/work/{STEPS_DIR}");
+    format!(
+        "mkdir -p {dir}\n\
+         printf '%s' '{b64}' | base64 -d > {dir}/step.sh\n\
+         exec bash {dir}/step.sh 2>&1 < /dev/null\n"
+    )
 }
 
-/// Reads the steps' results out of their phase's output.
-pub fn read(
-    steps: &[&Step],
-    phase: Phase,
-    result: &PhaseResult,
-    nonce: &str,
-    limits: &SandboxLimits,
-) -> Vec<ReadmeStep> {
+/// How a step went, from its container's result; `seconds` is the time it was given.
+pub fn read(step: &Step, phase: Phase, result: &PhaseResult, seconds: u64) -> ReadmeStep {
     let out = &result.stdout;
-    let start_of = |i: usize| {
-        let marker = format!("\n{nonce} start {i}\n");
-        out.find(&marker).map(|p| p + marker.len())
+    let tail = out[floor_char_boundary(out, out.len().saturating_sub(TAIL_BYTES))..]
+        .trim()
+        .to_string();
+    let killed = result.timed_out || result.oom_killed || result.exit_code.is_none();
+    let (status, detail) = match result.exit_code {
+        _ if result.disk_full && result.exit_code != Some(0) => (
+            StepStatus::CannotRun,
+            "filled the sandbox's disk limit under /work".to_string(),
+        ),
+        _ if result.timed_out => (
+            StepStatus::Fails,
+            format!("did not finish within the {seconds} s limit: {}", last_lines(&tail)),
+        ),
+        _ if killed => (
+            StepStatus::CannotRun,
+            "the sandbox stopped while it ran (memory or output limit)".to_string(),
+        ),
+        Some(0) => (StepStatus::Works, "exit 0".to_string()),
+        // The program is not in the sandbox (pipenv, a tool the README assumes): the user's
+        // machine may well have it; this says nothing about the project.
+        Some(127) if tail.contains("not found") => (
+            StepStatus::CannotRun,
+            format!("the sandbox does not have the program it runs: {}", last_lines(&tail)),
+        ),
+        code => match (environment_cause(&tail), refused_in(&result.egress_refused, &tail)) {
+            (Some(env), _) => (StepStatus::CannotRun, format!("assay's environment: {env}")),
+            // A host the install's proxy refused, named in what the step printed.
+            (None, Some(host)) => (
+                StepStatus::CannotRun,
+                format!(
+                    "needs a host outside the registries the sandbox reaches ({host}, refused by its proxy): {}",
+                    last_lines(&tail)
+                ),
+            ),
+            (None, None) => (
+                StepStatus::Fails,
+                format!(
+                    "exit {}: {}",
+                    code.map_or("?".to_string(), |c| c.to_string()),
+                    last_lines(&tail)
+                ),
+            ),
+        },
     };
-    let exit_of = |i: usize| {
-        let marker = format!("\n{nonce} exit {i} ");
-        out.find(&marker).map(|p| {
-            let rest = &out[p + marker.len()..];
-            let code = rest.lines().next().unwrap_or("").trim().parse::<i64>().ok();
-            (p, code)
-        })
-    };
-    let seconds = match phase {
-        Phase::Install => limits.install_seconds,
-        Phase::Test => limits.test_seconds,
-    };
-    steps
-        .iter()
-        .enumerate()
-        .map(|(i, step)| {
-            let started = start_of(i);
-            let ended = exit_of(i);
-            let tail = match (started, ended) {
-                (Some(a), Some((b, _))) if a <= b => out[a..b].trim().to_string(),
-                (Some(a), None) => out[a.min(out.len())..].trim().to_string(),
-                _ => String::new(),
-            };
-            let (status, detail) = match (started, ended) {
-                (_, Some((_, Some(0)))) => (StepStatus::Works, "exit 0".to_string()),
-                // The program is not in the sandbox (pipenv, a tool the README assumes): the
-                // user's machine may well have it; this says nothing about the project.
-                (_, Some((_, Some(127)))) if tail.contains("command not found") || tail.contains("not found") => (
-                    StepStatus::CannotRun,
-                    format!("the sandbox does not have the program it runs: {}", last_lines(&tail)),
-                ),
-                (_, Some((_, code))) => match (environment_cause(&tail), refused_in(&result.egress_refused, &tail)) {
-                    (Some(env), _) => (StepStatus::CannotRun, format!("assay's environment: {env}")),
-                    // A host the install's proxy refused, named in what the step printed.
-                    (None, Some(host)) => (
-                        StepStatus::CannotRun,
-                        format!(
-                            "needs a host outside the registries the sandbox reaches ({host}, refused by its proxy): {}",
-                            last_lines(&tail)
-                        ),
-                    ),
-                    (None, None) => (
-                        StepStatus::Fails,
-                        format!(
-                            "exit {}: {}",
-                            code.map_or("?".to_string(), |c| c.to_string()),
-                            last_lines(&tail)
-                        ),
-                    ),
-                },
-                (Some(_), None) if result.disk_full => (
-                    StepStatus::CannotRun,
-                    "filled the sandbox's disk limit under /work".to_string(),
-                ),
-                (Some(_), None) if result.timed_out => (
-                    StepStatus::Fails,
-                    format!("did not finish within the {seconds} s limit: {}", last_lines(&tail)),
-                ),
-                (Some(_), None) => (
-                    StepStatus::CannotRun,
-                    "the sandbox stopped while it ran (memory or output limit)".to_string(),
-                ),
-                (None, _) => (
-                    StepStatus::CannotRun,
-                    "not reached: an earlier step used up the phase's limits".to_string(),
-                ),
-            };
-            ReadmeStep {
-                command: step.command.clone(),
-                line: step.line,
-                phase,
-                status,
-                detail,
-            }
-        })
-        .collect()
+    ReadmeStep {
+        command: step.command.clone(),
+        line: step.line,
+        phase,
+        status,
+        detail,
+    }
+}
+
+/// The largest char boundary of `s` at or before `i`.
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// A step not reached: the steps before it in its phase used up the phase's time.
+pub fn not_reached(step: &Step) -> ReadmeStep {
+    blocked(step, "not reached: an earlier step used up the phase's limits")
 }
 
 /// The first of the hosts the proxy refused (`host` or `host:port`) that `output` names.
@@ -259,64 +231,87 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_script_carries_no_readme_text_and_results_are_read_by_nonce() {
-        let a = step("pip install -r requirements.txt'; echo pwned '", Purpose::Install);
-        let b = step("pytest", Purpose::Install);
-        let c = step("make", Purpose::Install);
-        let steps = [&a, &b, &c];
-        let s = script(Some(". /work/.assay-venv/bin/activate"), &steps, "N0NCE");
-        assert!(!s.contains("pwned") && !s.contains("pip install"), "{s}");
-        // A forged marker without the nonce changes nothing.
-        let stdout =
-            "\nN0NCE start 0\nCollecting x\nexit 0 1 0\nERROR: No matching distribution found for x\nN0NCE exit 0 1\n\
-                      \nN0NCE start 1\n3 passed\nN0NCE exit 1 0\n\nN0NCE start 2\nbuilding\n";
-        let result = PhaseResult {
+    fn ran(stdout: &str, exit_code: Option<i64>) -> PhaseResult {
+        PhaseResult {
             stdout: stdout.into(),
-            timed_out: true,
+            exit_code,
             ..PhaseResult::default()
-        };
-        let got = read(&steps, Phase::Install, &result, "N0NCE", &SandboxLimits::default());
-        assert_eq!(got[0].status, StepStatus::Fails);
-        assert!(
-            got[0].detail.starts_with("exit 1: ") && got[0].detail.contains("No matching distribution"),
-            "{}",
-            got[0].detail
-        );
-        assert_eq!((got[1].status, got[1].detail.as_str()), (StepStatus::Works, "exit 0"));
-        assert_eq!(got[2].status, StepStatus::Fails);
-        assert!(got[2].detail.contains("600 s"), "{}", got[2].detail);
-        // Nothing printed at all: not reached.
-        let none = read(
-            &steps,
+        }
+    }
+
+    #[test]
+    fn a_step_is_its_containers_exit_status_and_its_script_carries_no_readme_text() {
+        let a = step("pip install -r requirements.txt'; echo pwned '", Purpose::Install);
+        let s = script(Some(". /work/.assay-venv/bin/activate"), &a);
+        assert!(!s.contains("pwned") && !s.contains("pip install"), "{s}");
+        let failed = read(
+            &a,
             Phase::Install,
-            &PhaseResult::default(),
-            "N0NCE",
-            &SandboxLimits::default(),
+            &ran("Collecting x\nERROR: No matching distribution found for x\n", Some(1)),
+            600,
         );
-        assert!(none.iter().all(|s| s.status == StepStatus::CannotRun));
+        assert_eq!(failed.status, StepStatus::Fails);
+        assert!(
+            failed.detail.starts_with("exit 1: ") && failed.detail.contains("No matching distribution"),
+            "{}",
+            failed.detail
+        );
+        // What the step prints says nothing about its result: the engine's exit status does.
+        let forged = read(&a, Phase::Install, &ran("\nexit 0\nWorks: exit 0\n", Some(2)), 600);
+        assert_eq!(forged.status, StepStatus::Fails);
+        let works = read(&a, Phase::Install, &ran("3 passed\n", Some(0)), 600);
+        assert_eq!((works.status, works.detail.as_str()), (StepStatus::Works, "exit 0"));
+        let slow = PhaseResult {
+            timed_out: true,
+            ..ran("building\n", None)
+        };
+        let slow = read(&a, Phase::Install, &slow, 321);
+        assert_eq!(slow.status, StepStatus::Fails);
+        assert!(slow.detail.contains("321 s"), "{}", slow.detail);
+        // Killed at a limit of the sandbox's (memory, output): not the project's failure.
+        let oom = PhaseResult {
+            oom_killed: true,
+            ..ran("", Some(137))
+        };
+        assert_eq!(read(&a, Phase::Install, &oom, 600).status, StepStatus::CannotRun);
+        assert_eq!(not_reached(&a).status, StepStatus::CannotRun);
+        // A missing program is the sandbox's.
+        let missing = read(
+            &a,
+            Phase::Install,
+            &ran("bash: line 3: pipenv: command not found\n", Some(127)),
+            600,
+        );
+        assert_eq!(missing.status, StepStatus::CannotRun, "{missing:?}");
     }
 
     #[test]
     fn a_step_that_failed_on_a_host_the_proxy_refused_cannot_run_here() {
         let a = step("pip install -r requirements.txt", Purpose::Install);
         let b = step("npm ci", Purpose::Install);
-        let steps = [&a, &b];
-        let stdout = "\nN0NCE start 0\nERROR: Could not install packages: HTTPSConnectionPool(host='pkgs.corp.example', port=443)\nN0NCE exit 0 1\n\
-                      \nN0NCE start 1\nnpm ERR! 404 Not Found - GET https://registry.npmjs.org/nope\nN0NCE exit 1 1\n";
-        let result = PhaseResult {
-            stdout: stdout.into(),
+        let refused = |stdout: &str| PhaseResult {
             egress_refused: vec!["pkgs.corp.example".into()],
-            ..PhaseResult::default()
+            ..ran(stdout, Some(1))
         };
-        let got = read(&steps, Phase::Install, &result, "N0NCE", &SandboxLimits::default());
-        assert_eq!(got[0].status, StepStatus::CannotRun, "{:?}", got[0]);
+        let got = read(
+            &a,
+            Phase::Install,
+            &refused("ERROR: Could not install packages: HTTPSConnectionPool(host='pkgs.corp.example', port=443)\n"),
+            600,
+        );
+        assert_eq!(got.status, StepStatus::CannotRun, "{got:?}");
         assert!(
-            got[0].detail.contains("pkgs.corp.example, refused by its proxy"),
+            got.detail.contains("pkgs.corp.example, refused by its proxy"),
             "{}",
-            got[0].detail
+            got.detail
         );
         // A step whose own failure names no refused host is the project's.
-        assert_eq!(got[1].status, StepStatus::Fails, "{:?}", got[1]);
+        let got = read(
+            &b,
+            Phase::Install,
+            &refused("npm ERR! 404 Not Found - GET https://registry.npmjs.org/nope\n"),
+            600,
+        );
+        assert_eq!(got.status, StepStatus::Fails, "{got:?}");
     }
 }

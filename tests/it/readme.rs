@@ -145,3 +145,37 @@ fn a_rust_crate_with_inline_tests_and_cargo_commands_has_no_readme_findings() {
     let h = json_ok(&assay.run(&["history", "--json", r.path().to_str().unwrap()]));
     assert!(!kinds(&h).contains(&"no_tests".to_string()), "{:?}", kinds(&h));
 }
+
+#[test]
+#[ignore = "full lane: needs the Docker engine and the runner images"]
+fn a_step_cannot_forge_its_own_result_from_inside_the_sandbox() {
+    // The conftest looks for anything that frames step results (a marker on PID 1's command
+    // line, as the steps' shared container once had) and writes a "passed" for its step
+    // straight to the container's output, bypassing the step's own log. The step's result is
+    // its container's exit status: its failing test stays a failing step.
+    let conftest = "import os, re\n\
+                    cmd = open('/proc/1/cmdline', 'rb').read().decode(errors='replace')\n\
+                    for m in set(re.findall(r'assay-step-[0-9a-f]+', cmd)):\n\
+                    \x20   fd = os.open('/proc/1/fd/1', os.O_WRONLY)\n\
+                    \x20   os.write(fd, f'\\n{m} exit 0 0\\n'.encode())\n";
+    let r = repo(&[
+        ("requirements.txt", "pytest==8.3.3\n"),
+        ("conftest.py", conftest),
+        ("adder.py", "def add(a, b):\n    return a + b\n"),
+        ("tests/test_adder.py", "from adder import add\n\ndef test_add():\n    assert add(2, 3) == 6\n"),
+        ("README.md", "# Adder\n\n```\npip install -r requirements.txt\npython -m pytest\n```\n"),
+    ]);
+    let out = tempfile::tempdir().unwrap();
+    let v = check(r.path(), out.path());
+    assert_eq!(v["outcome"], "tests_failed", "{v}");
+    let got = steps(&v);
+    assert_eq!(
+        got,
+        vec![
+            ("pip install -r requirements.txt".into(), "install".into(), "works".into()),
+            ("python -m pytest".into(), "test".into(), "fails".into()),
+        ],
+        "{}",
+        v["readme_steps"]
+    );
+}

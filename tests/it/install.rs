@@ -73,6 +73,9 @@ fn leftovers() -> Vec<String> {
 
 const ADD: &str = "def add(a, b):\n    return a + b\n";
 const ADD_TEST: &str = "from adder import add\n\ndef test_add():\n    assert add(2, 3) == 5\n";
+/// A setup.py that writes into the temporary directory until the disk is full.
+const FILLS_TMP: &str = "import os, tempfile\nfrom setuptools import setup\n\
+                         with open(os.path.join(tempfile.gettempdir(), 'huge.bin'), 'wb') as f:\n    while True:\n        f.write(b'\\0' * (1 << 20))\n";
 
 #[test]
 #[ignore = "full lane: needs the Docker engine and the runner images"]
@@ -137,10 +140,8 @@ fn an_install_that_needs_1_5_gib_of_temporary_disk_passes() {
 #[test]
 #[ignore = "full lane: needs the Docker engine and the runner images"]
 fn an_install_that_fills_its_disk_is_a_resource_limit_with_the_fix() {
-    let setup = "import os, tempfile\nfrom setuptools import setup\n\
-                 with open(os.path.join(tempfile.gettempdir(), 'huge.bin'), 'wb') as f:\n    while True:\n        f.write(b'\\0' * (1 << 20))\n";
     let r = repo(&[
-        ("setup.py", setup),
+        ("setup.py", FILLS_TMP),
         ("adder.py", ADD),
         ("tests/test_adder.py", ADD_TEST),
         ("README.md", "# Adder\n\n    pip install -e .\n    python -m pytest\n"),
@@ -265,10 +266,8 @@ fn an_engine_reached_over_ssh_runs_the_checks_with_job_disks_on_its_own_host() {
 
     // The install's disk is the engine host's: filling it is the same resource limit, seen by
     // the watcher container there.
-    let setup = "import os, tempfile\nfrom setuptools import setup\n\
-                 with open(os.path.join(tempfile.gettempdir(), 'huge.bin'), 'wb') as f:\n    while True:\n        f.write(b'\\0' * (1 << 20))\n";
     let fills = repo(&[
-        ("setup.py", setup),
+        ("setup.py", FILLS_TMP),
         ("adder.py", ADD),
         ("tests/test_adder.py", ADD_TEST),
     ]);

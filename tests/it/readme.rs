@@ -162,8 +162,14 @@ fn a_step_cannot_forge_its_own_result_from_inside_the_sandbox() {
         ("requirements.txt", "pytest==8.3.3\n"),
         ("conftest.py", conftest),
         ("adder.py", "def add(a, b):\n    return a + b\n"),
-        ("tests/test_adder.py", "from adder import add\n\ndef test_add():\n    assert add(2, 3) == 6\n"),
-        ("README.md", "# Adder\n\n```\npip install -r requirements.txt\npython -m pytest\n```\n"),
+        (
+            "tests/test_adder.py",
+            "from adder import add\n\ndef test_add():\n    assert add(2, 3) == 6\n",
+        ),
+        (
+            "README.md",
+            "# Adder\n\n```\npip install -r requirements.txt\npython -m pytest\n```\n",
+        ),
     ]);
     let out = tempfile::tempdir().unwrap();
     let v = check(r.path(), out.path());
@@ -172,7 +178,11 @@ fn a_step_cannot_forge_its_own_result_from_inside_the_sandbox() {
     assert_eq!(
         got,
         vec![
-            ("pip install -r requirements.txt".into(), "install".into(), "works".into()),
+            (
+                "pip install -r requirements.txt".into(),
+                "install".into(),
+                "works".into()
+            ),
             ("python -m pytest".into(), "test".into(), "fails".into()),
         ],
         "{}",

@@ -186,8 +186,8 @@ pub struct PhaseResult {
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
     /// The Docker engine refused or failed a request. Not a `source`: the message is whole
-    /// here, and error chains would print it twice.
-    #[error("docker: {0}")]
+    /// here, with the causes the error's own text leaves out.
+    #[error("docker: {}", whole(.0))]
     Docker(bollard::errors::Error),
     /// The runner image is not built.
     #[error("image {0} is missing; build it with `assay images build`")]
@@ -198,6 +198,23 @@ pub enum SandboxError {
     /// The job was cancelled (Ctrl-C, SIGTERM): its containers and volume were removed.
     #[error("cancelled while running; the job's containers and volume were removed")]
     Cancelled,
+}
+
+/// An error's text and each of its causes that the text does not already say ("client error
+/// (Connect)" says nothing without "Connection refused"; a transparent wrapper's cause repeats
+/// it word for word).
+fn whole(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 impl From<bollard::errors::Error> for SandboxError {
@@ -346,6 +363,26 @@ impl CappedOutput {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_docker_error_says_each_cause_once() {
+        #[derive(Debug)]
+        struct Outer(std::io::Error);
+        impl std::fmt::Display for Outer {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("client error (Connect)")
+            }
+        }
+        impl std::error::Error for Outer {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Outer(std::io::Error::other("Connection refused"));
+        assert_eq!(super::whole(&e), "client error (Connect): Connection refused");
+        let plain = std::io::Error::other("client error (Connect): Connection refused");
+        assert_eq!(super::whole(&plain), "client error (Connect): Connection refused");
+    }
+
     use super::*;
 
     #[test]

@@ -104,6 +104,16 @@ impl DockerSandbox {
                 let target = super::ssh::SshTarget::parse(h, ssh_key, known_hosts)?;
                 (super::ssh::connect(target)?, true)
             }
+            // bollard is built without TLS: a TLS engine would be spoken to in plain text.
+            Some(h)
+                if h.starts_with("https://")
+                    || std::env::var_os("DOCKER_TLS_VERIFY").is_some_and(|v| !v.is_empty()) =>
+            {
+                return Err(SandboxError::Io(format!(
+                    "DOCKER_HOST={}: TLS to the engine (https://, DOCKER_TLS_VERIFY) is not supported; reach it over ssh:// instead",
+                    crate::redact::redact(h)
+                )));
+            }
             Some(h) => (Docker::connect_with_defaults()?, !engine_is_local(h)),
             None => (Docker::connect_with_defaults()?, false),
         };
@@ -112,14 +122,9 @@ impl DockerSandbox {
         Ok(DockerSandbox { docker, remote })
     }
 
-    /// [`Self::connect_with`] ssh's own key and known hosts.
+    /// [`Self::connect_with`] ssh's own key and known hosts (for an ssh:// engine).
     pub async fn connect() -> Result<DockerSandbox, SandboxError> {
         DockerSandbox::connect_with(None, None).await
-    }
-
-    /// Whether the engine runs on another machine.
-    pub fn is_remote(&self) -> bool {
-        self.remote
     }
 
     /// The bollard client, for image builds.
@@ -135,7 +140,8 @@ impl DockerSandbox {
     }
 
     /// The labels of what a job creates; `role` says what it is (`volume`, `upload`, `install`,
-    /// `test`, `proxy`, `network`, `helper`), for operators reading `docker ps`.
+    /// `test`, `proxy`, `network`, `helper`; on a remote engine also `disk` and `watch`), for
+    /// operators reading `docker ps`.
     fn labels(job: &str, claim: Option<&Claim>, role: &str) -> HashMap<String, String> {
         let mut labels = HashMap::from([
             (LABEL.to_string(), job.to_string()),

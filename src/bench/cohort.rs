@@ -13,6 +13,8 @@ pub struct CohortBench {
     pub model: Option<String>,
     /// Submissions whose status is `done`.
     pub done: usize,
+    /// Submissions with drafts (one per rubric criterion), from `assay grade`'s own document.
+    pub drafted: usize,
     pub wall_s: f64,
     /// Share of all cores' time busy over the run, from /proc/stat.
     pub busy: f64,
@@ -85,14 +87,18 @@ pub fn run(size: usize, jobs: usize, model: Option<(&std::path::Path, &str)>) ->
         String::from_utf8_lossy(&out.stderr)
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let done = v["submissions"]
-        .as_array()
-        .map_or(0, |s| s.iter().filter(|x| x["status"] == "done").count());
+    let submissions = v["submissions"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let done = submissions.iter().filter(|x| x["status"] == "done").count();
+    let drafted = submissions
+        .iter()
+        .filter(|x| x["drafts"].as_array().is_some_and(|d| !d.is_empty()))
+        .count();
     Ok(CohortBench {
         size,
         jobs,
         model: model.map(|(_, m)| m.to_string()),
         done,
+        drafted,
         wall_s,
         busy: (b1 - b0) as f64 / (t1 - t0).max(1) as f64,
     })
@@ -101,7 +107,7 @@ pub fn run(size: usize, jobs: usize, model: Option<(&std::path::Path, &str)>) ->
 /// The terminal lines.
 pub fn text(r: &CohortBench) -> String {
     format!(
-        "cohort of {} with --jobs {}, {}: {} done in {:.1} s, {:.1} s per submission\n\
+        "cohort of {} with --jobs {}, {}: {} done ({} drafted) in {:.1} s, {:.1} s per submission\n\
          CPU utilisation over the run (all cores, from /proc/stat): {:.0}%\n",
         r.size,
         r.jobs,
@@ -109,6 +115,7 @@ pub fn text(r: &CohortBench) -> String {
             .as_deref()
             .map_or("no drafts".to_string(), |m| format!("drafted by {m}")),
         r.done,
+        r.drafted,
         r.wall_s,
         r.wall_s / r.size as f64,
         r.busy * 100.0

@@ -237,7 +237,9 @@ pub fn exec(g: &super::Global, cmd: Cmd) -> Result<ExitCode> {
             let settings = g.settings(Overrides::default())?;
             let models = assay::llm::manifest::model_dir(&settings.data_dir);
             // A model that is not there is refused before the first run, not after it.
-            super::grade::pick_model(&settings, model.as_deref())?;
+            if model.is_some() {
+                super::grade::pick_model(&settings, model.as_deref())?;
+            }
             print!("{}", bench::cohort::text(&bench::cohort::run(size, jobs, None)?));
             if let Some(m) = &model {
                 print!(

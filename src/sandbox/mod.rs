@@ -363,6 +363,8 @@ impl CappedOutput {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn a_docker_error_says_each_cause_once() {
         #[derive(Debug)]
@@ -378,12 +380,10 @@ mod tests {
             }
         }
         let e = Outer(std::io::Error::other("Connection refused"));
-        assert_eq!(super::whole(&e), "client error (Connect): Connection refused");
+        assert_eq!(whole(&e), "client error (Connect): Connection refused");
         let plain = std::io::Error::other("client error (Connect): Connection refused");
-        assert_eq!(super::whole(&plain), "client error (Connect): Connection refused");
+        assert_eq!(whole(&plain), "client error (Connect): Connection refused");
     }
-
-    use super::*;
 
     #[test]
     fn capped_output_keeps_head_and_tail() {

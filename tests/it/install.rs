@@ -213,14 +213,60 @@ fn a_node_project_with_bcrypt_builds_it_offline_and_passes() {
 }
 
 /// Containers of `role` the engine created since `since` (Unix seconds).
-fn created_since(since: u64, role: &str) -> usize {
-    let out = Command::new("docker")
-        .args(["events", "--since", &since.to_string(), "--until", "0s"])
-        .args(["--filter", "type=container", "--filter", "event=create"])
-        .args(["--filter", &format!("label=assay.role={role}"), "--format", "{{.ID}}"])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().count()
+/// Containers of assay's own created with a role label, counted from the engine's live event
+/// stream. Not `docker events --since`: the engine keeps only its last 256 events, which tests
+/// running beside this one overrun (CI counted 3 of at least 7).
+struct Created {
+    child: std::process::Child,
+    ids: std::sync::mpsc::Receiver<String>,
+}
+
+impl Created {
+    fn watch() -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new("docker")
+            .args(["events", "--filter", "type=container", "--filter", "event=create"])
+            .args(["--format", "{{index .Actor.Attributes \"assay.role\"}} {{.ID}}"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, ids) = std::sync::mpsc::channel();
+        let out = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in out.lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // Live once it reports a container of the test's own.
+        let probe = Command::new("docker")
+            .args(["create", "--label", "assay.role=probe", "assay-base:bookworm", "true"])
+            .output()
+            .unwrap();
+        assert!(probe.status.success(), "{probe:?}");
+        let id = String::from_utf8_lossy(&probe.stdout).trim().to_string();
+        // Other tests' containers may come first: before any of this test's.
+        let probe = format!("probe {id}");
+        while ids.recv_timeout(std::time::Duration::from_secs(30)).unwrap() != probe {}
+        Command::new("docker").args(["rm", &id]).output().unwrap();
+        Created { child, ids }
+    }
+
+    /// How many were created with `assay.role=ROLE` so far.
+    fn count(&self, seen: &mut Vec<String>, role: &str) -> usize {
+        seen.extend(self.ids.try_iter());
+        seen.iter()
+            .filter(|l| l.split_once(' ').is_some_and(|(r, _)| r == role))
+            .count()
+    }
+}
+
+impl Drop for Created {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 #[test]
@@ -247,10 +293,7 @@ fn an_engine_reached_over_ssh_runs_the_checks_with_job_disks_on_its_own_host() {
     std::fs::create_dir_all(disks).unwrap();
     let stale = disks.join(format!("engine--{}:{dead}--check-stale.img", assay::host::hostname()));
     std::fs::write(&stale, b"").unwrap();
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let created = Created::watch();
 
     let ok = repo(&[
         ("requirements.txt", "pytest==8.3.3\n"),
@@ -277,16 +320,15 @@ fn an_engine_reached_over_ssh_runs_the_checks_with_job_disks_on_its_own_host() {
     assert_eq!(v["outcome"], "install_failed", "{v}");
     assert_eq!(v["install"]["cause"], "resource_limit", "{}", v["install"]);
     // Made, watched and removed through the engine: its helpers ran there.
-    assert!(
-        created_since(since, "disk") >= 4,
-        "disk helpers: {}",
-        created_since(since, "disk")
-    );
-    assert!(
-        created_since(since, "watch") >= 2,
-        "watchers: {}",
-        created_since(since, "watch")
-    );
+    // The engine's events arrive a moment after the calls that caused them.
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let mut seen = Vec::new();
+    let disk = created.count(&mut seen, "disk");
+    let watch = created.count(&mut seen, "watch");
+    // Per check: list the engine's images for the dead, create, remove; the first also
+    // removes the stale one.
+    assert!(disk >= 7, "disk helpers: {disk} ({seen:?})");
+    assert!(watch >= 2, "watchers: {watch}");
     assert!(leftovers().is_empty(), "{:?}", leftovers());
 
     // A host key that is not the one known: refused, with what to do, before any container.

@@ -212,7 +212,6 @@ fn a_node_project_with_bcrypt_builds_it_offline_and_passes() {
     assert_eq!(v["tests"]["passed"], 1, "{v}");
 }
 
-/// Containers of `role` the engine created since `since` (Unix seconds).
 /// Containers of assay's own created with a role label, counted from the engine's live event
 /// stream. Not `docker events --since`: the engine keeps only its last 256 events, which tests
 /// running beside this one overrun (CI counted 3 of at least 7).
@@ -253,12 +252,24 @@ impl Created {
         Created { child, ids }
     }
 
-    /// How many were created with `assay.role=ROLE` so far.
-    fn count(&self, seen: &mut Vec<String>, role: &str) -> usize {
+    /// How many were created with `assay.role=ROLE`: waits up to 30 s for `want` of them (the
+    /// engine's events arrive a moment after the calls that caused them), then says how many.
+    fn count(&self, seen: &mut Vec<String>, role: &str, want: usize) -> usize {
+        let n = |seen: &[String]| {
+            seen.iter()
+                .filter(|l| l.split_once(' ').is_some_and(|(r, _)| r == role))
+                .count()
+        };
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
         seen.extend(self.ids.try_iter());
-        seen.iter()
-            .filter(|l| l.split_once(' ').is_some_and(|(r, _)| r == role))
-            .count()
+        while n(seen) < want {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match self.ids.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => break,
+            }
+        }
+        n(seen)
     }
 }
 
@@ -320,13 +331,11 @@ fn an_engine_reached_over_ssh_runs_the_checks_with_job_disks_on_its_own_host() {
     assert_eq!(v["outcome"], "install_failed", "{v}");
     assert_eq!(v["install"]["cause"], "resource_limit", "{}", v["install"]);
     // Made, watched and removed through the engine: its helpers ran there.
-    // The engine's events arrive a moment after the calls that caused them.
-    std::thread::sleep(std::time::Duration::from_secs(1));
-    let mut seen = Vec::new();
-    let disk = created.count(&mut seen, "disk");
-    let watch = created.count(&mut seen, "watch");
     // Per check: list the engine's images for the dead, create, remove; the first also
     // removes the stale one.
+    let mut seen = Vec::new();
+    let disk = created.count(&mut seen, "disk", 7);
+    let watch = created.count(&mut seen, "watch", 2);
     assert!(disk >= 7, "disk helpers: {disk} ({seen:?})");
     assert!(watch >= 2, "watchers: {watch}");
     assert!(leftovers().is_empty(), "{:?}", leftovers());

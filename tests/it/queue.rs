@@ -979,16 +979,16 @@ fn workers_ride_out_a_postgresql_restart() {
     }
     pg.restart();
     assert!(queue_facts(&url).other_jobs > 0, "the restart came after the work");
-    let mut noticed = 0;
+    // Whether a worker sees the restart as an error depends on where it was: a pooled
+    // connection found dead is replaced before use, silently. The jobs still to do at the
+    // restart (some were, asserted above) were all done through connections opened after it.
     for (i, w) in workers.into_iter().enumerate() {
         let out = w.output_within(180, "a worker did not finish after the restart");
         let err = std::fs::read_to_string(work.path().join(format!("w{i}.log"))).unwrap();
         assert!(out.status.success(), "{err}");
-        let (_, lost, _, cut_short) = worker_counts(&err);
+        let (_, lost, _, _) = worker_counts(&err);
         assert_eq!(lost, 0, "{err}");
-        noticed += cut_short + err.matches("the database failed").count() as u64;
     }
-    assert!(noticed > 0, "no worker met the restart");
     let facts = queue_facts(&url);
     assert_eq!((facts.done_jobs, facts.other_jobs), (80, 0));
     assert_eq!(facts.duplicated, 0);
